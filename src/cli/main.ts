@@ -1,0 +1,41 @@
+import { Command, CommanderError } from 'commander';
+import { exitCodeFor, ModelfetchError } from '../errors.js';
+import { redactText } from '../redact.js';
+
+export interface CliIo {
+  stdout: NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
+  stderr: NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
+  env: NodeJS.ProcessEnv;
+}
+
+/** Builds the command tree. Each command registers itself from its own file under src/cli/. */
+export function buildProgram(io: CliIo): Command {
+  const program = new Command('modelfetch')
+    .description('Fast, resumable, verified model downloads into the standard Hugging Face cache')
+    .exitOverride()
+    .configureOutput({ writeOut: (s) => io.stdout.write(s), writeErr: (s) => io.stderr.write(s) });
+  return program;
+}
+
+/** Runs the CLI and returns the process exit code. */
+export async function main(argv: string[], io: CliIo = { stdout: process.stdout, stderr: process.stderr, env: process.env }): Promise<number> {
+  const program = buildProgram(io);
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return 0;
+  } catch (error) {
+    if (error instanceof CommanderError) return error.exitCode === 0 ? 0 : 2;
+    reportError(error, io);
+    return exitCodeFor(error);
+  }
+}
+
+export function reportError(error: unknown, io: CliIo): void {
+  if (error instanceof ModelfetchError) {
+    io.stderr.write(`modelfetch: ${error.message} [${error.code}]\n`);
+    if (error.hint) io.stderr.write(`  ${error.hint}\n`);
+    return;
+  }
+  const message = error instanceof Error ? (error.stack ?? error.message) : String(error);
+  io.stderr.write(`modelfetch: unexpected error: ${redactText(message)}\n`);
+}

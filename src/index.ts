@@ -1,0 +1,5 @@
+/** modelfetch's public library API. */
+export { ModelfetchError, isModelfetchError, exitCodeFor, type ErrorCode } from './errors.js';
+export { redactUrl, redactText } from './redact.js';
+export type { Snapshot, RemoteFile, FileDigest, RepoType } from './source/types.js';
+export type { TransferJob, TransferResult, TransferOptions, ProgressEvent, Clock } from './transfer/types.js';

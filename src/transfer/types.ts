@@ -1,0 +1,74 @@
+import type { Dispatcher } from 'undici';
+import type { FileDigest } from '../source/types.js';
+
+/** The contract between the engine and everything that moves bytes through it (get, pull, serve). */
+
+export interface Clock {
+  now(): number;
+  sleep(ms: number, signal?: AbortSignal): Promise<void>;
+}
+
+export interface TransferJob {
+  /** Mirrors of the same bytes; all are used together. */
+  urls: string[];
+  /** Expected size when the caller knows it (hub listings do); otherwise learned from the probe. */
+  size?: number;
+  /** Expected digest; checked while streaming. Without it the SHA-256 is still computed and reported. */
+  digest?: FileDigest;
+  /** Where the partial file lives. The engine writes it and its journal (`tempPath + '.journal'`). */
+  tempPath: string;
+  /** Identifies the source for the resume journal (e.g. `hf:org/name@commit:path`); a change restarts. */
+  identity: string;
+  /** Extra request headers. Credential headers are sent only to the origin of `urls[i]`, never after a cross-origin redirect. */
+  headers?: Record<string, string>;
+  /** Called once when a signed URL has expired (403 after it worked): returns fresh URLs. */
+  reresolve?: () => Promise<string[]>;
+}
+
+export interface TransferResult {
+  tempPath: string;
+  size: number;
+  /** Hex digest of the bytes, in the job's algorithm (sha256 when none was given). */
+  digest: FileDigest;
+  /** Bytes received over the network in this run (resumed bytes not counted). */
+  bytesFetched: number;
+  /** Bytes taken from a previous run's journal. */
+  bytesResumed: number;
+  etag?: string;
+}
+
+export interface ProgressEvent {
+  /** Index of the job in the batch, and its temp path. */
+  job: number;
+  tempPath: string;
+  /** Bytes on disk for this job, resumed ones included. */
+  bytesDone: number;
+  totalBytes: number;
+  /** Totals over the whole batch. */
+  batchBytesDone: number;
+  batchTotalBytes: number;
+  /** Bytes per second over a short window, over the whole batch. */
+  speed: number;
+  /** Seconds remaining for the batch, or undefined when unknown. */
+  eta?: number;
+  /** Live connections over the whole batch. */
+  connections: number;
+  phase: 'probe' | 'download' | 'verify' | 'done';
+}
+
+export interface TransferOptions {
+  /** Connection budget per host, shared by every file in flight. Default 16. */
+  connections?: number;
+  /** Files below this size use one connection. Default 16 MiB. */
+  segmentThreshold?: number;
+  /** Segments are never split below this size. Default 1 MiB. */
+  minSegmentSize?: number;
+  /** A segment with no byte for this long is aborted and retried. Default 30 s. */
+  stallTimeoutMs?: number;
+  /** Attempts per segment before the file fails. Default 8. */
+  maxAttempts?: number;
+  dispatcher?: Dispatcher;
+  clock?: Clock;
+  signal?: AbortSignal;
+  onProgress?: (event: ProgressEvent) => void;
+}
