@@ -1,0 +1,142 @@
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { ModelfetchError } from '../errors.js';
+import type { FileDigest, RepoType } from '../source/types.js';
+import { assertCommit, assertDigest, assertSafeRelativePath, assertSafeRevision } from './validate.js';
+
+/**
+ * The on-disk layout huggingface_hub reads, and nothing else: where each thing lives.
+ *
+ *   {root}/models--{org}--{name}/blobs/{digest}
+ *   {root}/models--{org}--{name}/snapshots/{commit}/{path}  -> ../../blobs/{digest}
+ *   {root}/models--{org}--{name}/refs/{branch}
+ *   {root}/models--{org}--{name}/.no_exist/{commit}/{path}
+ *   {root}/.locks/models--{org}--{name}/{digest}.lock
+ *
+ * modelfetch's own state (partial downloads, resume journals, verification stamps, last use) lives in
+ * {root}/.locks/modelfetch/: same file system as the blobs, so a finished file is renamed, never
+ * copied, and in a folder that huggingface_hub's cache scan skips.
+ */
+
+/** Cache root: HF_HUB_CACHE, else HF_HOME/hub, else XDG_CACHE_HOME/huggingface/hub, else ~/.cache/huggingface/hub. */
+export function resolveCacheDir(env: NodeJS.ProcessEnv = process.env, home: string = homedir()): string {
+  if (env.HF_HUB_CACHE) return env.HF_HUB_CACHE;
+  if (env.HUGGINGFACE_HUB_CACHE) return env.HUGGINGFACE_HUB_CACHE;
+  return join(resolveHfHome(env, home), 'hub');
+}
+
+/** HF_HOME, else XDG_CACHE_HOME/huggingface, else ~/.cache/huggingface. */
+export function resolveHfHome(env: NodeJS.ProcessEnv = process.env, home: string = homedir()): string {
+  if (env.HF_HOME) return env.HF_HOME;
+  return join(env.XDG_CACHE_HOME || join(home, '.cache'), 'huggingface');
+}
+
+const REPO_PART = /^[A-Za-z0-9][A-Za-z0-9._-]{0,95}$/;
+
+/** `org/name` or `name`, as the Hub allows them; `--` and `..` are refused because they break the folder name. */
+export function assertRepoId(repoId: string): string {
+  const parts = repoId.split('/');
+  const ok = parts.length >= 1 && parts.length <= 2 && parts.every((p) => REPO_PART.test(p) && !p.includes('--') && !p.includes('..') && !p.endsWith('.'));
+  if (!ok) {
+    throw new ModelfetchError('ERR_USAGE', `Invalid repo id ${JSON.stringify(repoId.slice(0, 120))}`, {
+      hint: 'Use the form org/name (letters, digits, ".", "_", "-"), for example openai/whisper-tiny.',
+    });
+  }
+  return repoId;
+}
+
+/** `models--org--name`, exactly as huggingface_hub's repo_folder_name. */
+export function repoFolderName(repoType: RepoType, repoId: string): string {
+  return [`${repoType}s`, ...assertRepoId(repoId).split('/')].join('--');
+}
+
+/** Parses a folder name back into its repo, or undefined for anything that is not one. */
+export function parseRepoFolderName(folder: string): { repoType: RepoType; repoId: string } | undefined {
+  const match = /^(models|datasets|spaces)--(.+)$/.exec(folder);
+  if (!match) return undefined;
+  const repoType = match[1]!.slice(0, -1) as RepoType;
+  const repoId = match[2]!.split('--').join('/');
+  try {
+    assertRepoId(repoId);
+  } catch {
+    return undefined;
+  }
+  return { repoType, repoId };
+}
+
+/** Blob file name: the digest hex, validated. */
+export function blobName(digest: FileDigest): string {
+  return assertDigest(digest, 'blob name').hex;
+}
+
+export class RepoPaths {
+  readonly dir: string;
+  readonly folder: string;
+
+  constructor(
+    readonly root: string,
+    readonly repoType: RepoType,
+    readonly repoId: string,
+  ) {
+    this.folder = repoFolderName(repoType, repoId);
+    this.dir = join(root, this.folder);
+  }
+
+  get blobsDir(): string {
+    return join(this.dir, 'blobs');
+  }
+
+  blob(digest: FileDigest): string {
+    return join(this.blobsDir, blobName(digest));
+  }
+
+  snapshotDir(commit: string): string {
+    return join(this.dir, 'snapshots', assertCommitOrHash(commit));
+  }
+
+  snapshotFile(commit: string, path: string): string {
+    return join(this.snapshotDir(commit), assertSafeRelativePath(path, 'snapshot'));
+  }
+
+  /** The relative link target from a snapshot file to its blob, e.g. `../../blobs/{digest}` (deeper for nested paths). */
+  linkTarget(path: string, digest: FileDigest): string {
+    const depth = assertSafeRelativePath(path, 'snapshot').split('/').length - 1;
+    return `${'../'.repeat(depth + 2)}blobs/${blobName(digest)}`;
+  }
+
+  ref(revision: string): string {
+    return join(this.dir, 'refs', assertSafeRevision(revision));
+  }
+
+  noExist(commit: string, path: string): string {
+    return join(this.dir, '.no_exist', assertCommitOrHash(commit), assertSafeRelativePath(path, '.no_exist'));
+  }
+
+  lock(digest: FileDigest): string {
+    return join(this.root, '.locks', this.folder, `${blobName(digest)}.lock`);
+  }
+
+  /** modelfetch's own state for this repo. */
+  get stateDir(): string {
+    return join(this.root, '.locks', 'modelfetch', this.folder);
+  }
+
+  /** Partial download of a blob; its journal is `${partial}.journal`. */
+  partial(digest: FileDigest): string {
+    return join(this.stateDir, 'partial', `${blobName(digest)}.part`);
+  }
+
+  /** Verification stamp of a blob (stat fingerprint at the time it was hashed). */
+  stamp(digest: FileDigest): string {
+    return join(this.stateDir, 'stamps', blobName(digest));
+  }
+}
+
+/**
+ * Snapshot folder names are commits; ModelScope and URL sources use other stable ids (still hex),
+ * so any 40- or 64-hex id is accepted, nothing else.
+ */
+function assertCommitOrHash(commit: string): string {
+  if (/^[0-9a-f]{64}$/.test(commit)) return commit;
+  return assertCommit(commit, 'snapshot');
+}
