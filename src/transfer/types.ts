@@ -43,6 +43,8 @@ export interface ProgressEvent {
   tempPath: string;
   /** Bytes on disk for this job, resumed ones included. */
   bytesDone: number;
+  /** Bytes from offset 0 that are written without a gap (and hashed); a server may stream this prefix. */
+  contiguousBytes: number;
   totalBytes: number;
   /** Totals over the whole batch. */
   batchBytesDone: number;
