@@ -304,7 +304,18 @@ async function streamBody(res: ServerResponse, file: ServedFile, start: number, 
         const wait = due - Date.now();
         if (wait > 0) await sleep(wait);
       }
-      if (!ok && !aborted) await new Promise<void>((resolve) => { res.once('drain', resolve); res.once('close', resolve); });
+      // After a throttle sleep the drain may already have happened: wait only while it is still due.
+      if (!ok && res.writableNeedDrain && !aborted) {
+        await new Promise<void>((resolve) => {
+          const done = (): void => {
+            res.off('drain', done);
+            res.off('close', done);
+            resolve();
+          };
+          res.once('drain', done);
+          res.once('close', done);
+        });
+      }
     }
     if (aborted) return;
     if (sent >= limit && limit < total) {
