@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Installs the real third-party peers that tests and benchmarks drive (nginx, aria2c, Chromium, umoci, skopeo).
 # Needs root and apt-get; otherwise prints what is missing and leaves the tests that need them to skip.
+# With arguments (program names, e.g. `aria2c nginx`), only those are considered (the benchmark uses this).
 set -euo pipefail
 declare -A want=([nginx]=nginx-light [aria2c]=aria2 [chromium]=chromium [umoci]=umoci [skopeo]=skopeo [openssl]=openssl [unshare]=util-linux)
 missing=()
-for bin in "${!want[@]}"; do
+bins=("$@")
+[ ${#bins[@]} -eq 0 ] && bins=("${!want[@]}")
+for bin in "${bins[@]}"; do
   command -v "$bin" >/dev/null 2>&1 || missing+=("${want[$bin]}")
 done
 [ ${#missing[@]} -eq 0 ] && exit 0
