@@ -19,7 +19,8 @@ export class ModelfetchCli {
     this.bin = fromSource ? join(root, 'src/cli/run.ts') : join(root, 'bin/modelfetch.js');
   }
 
-  private nodeArgs(args: string[]): string[] {
+  /** Node arguments that run the CLI with `args`. */
+  nodeArgs(args: string[]): string[] {
     return this.fromSource ? ['--import', 'tsx', this.bin, ...args] : [this.bin, ...args];
   }
 
