@@ -257,6 +257,18 @@ async function readSlice(file: ServedFile, start: number, length: number): Promi
 
 const CHUNK = 256 * 1024;
 
+function waitForDrain(res: ServerResponse): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const done = (): void => {
+      res.off('drain', done);
+      res.off('close', done);
+      resolve();
+    };
+    res.on('drain', done);
+    res.on('close', done);
+  });
+}
+
 async function streamBody(res: ServerResponse, file: ServedFile, start: number, length: number, fault: Fault, onBody: (n: number) => void): Promise<void> {
   let handle: FileHandle | undefined;
   if ('path' in file.source) handle = await open(file.source.path, 'r');
@@ -296,7 +308,7 @@ async function streamBody(res: ServerResponse, file: ServedFile, start: number, 
       for (const at of fault.corruptOffsets ?? []) {
         if (at >= offset && at < offset + chunk.length) chunk[at - offset] = (chunk[at - offset] ?? 0) ^ 0xff;
       }
-      const ok = res.write(chunk);
+      res.write(chunk);
       sent += chunk.length;
       onBody(chunk.length);
       if (rate) {
@@ -304,7 +316,8 @@ async function streamBody(res: ServerResponse, file: ServedFile, start: number, 
         const wait = due - Date.now();
         if (wait > 0) await sleep(wait);
       }
-      if (!ok && !aborted) await new Promise<void>((resolve) => { res.once('drain', resolve); res.once('close', resolve); });
+      // Checked after the throttle's sleep: a 'drain' during the sleep must not be waited for again.
+      if (res.writableNeedDrain && !aborted) await waitForDrain(res);
     }
     if (aborted) return;
     if (sent >= limit && limit < total) {
