@@ -272,8 +272,16 @@ function sizeOf(value: unknown, what: string, url: string): number {
   return value;
 }
 
+/** A file as the tree listing describes it: `blobId` is the git blob (of the LFS pointer for LFS files). */
+export interface HfListedFile {
+  path: string;
+  size: number;
+  digest: FileDigest;
+  blobId: string;
+}
+
 /** One file from a tree entry, everything validated; undefined for folders. */
-function treeFile(entry: unknown, url: string): { path: string; size: number; digest: FileDigest } | undefined {
+function treeFile(entry: unknown, url: string): HfListedFile | undefined {
   const record = asRecord(entry, 'tree entry', url);
   if (record.type !== 'file') {
     if (record.type === 'directory') return undefined;
@@ -282,6 +290,7 @@ function treeFile(entry: unknown, url: string): { path: string; size: number; di
   if (typeof record.path !== 'string') throw new ModelfetchError('ERR_BAD_RESPONSE', 'Tree entry without a path', { url });
   const path = assertSafeRelativePath(record.path, 'the hub listing');
   const size = sizeOf(record.size, path, url);
+  const blobId = assertDigest({ algorithm: 'git-sha1', hex: typeof record.oid === 'string' ? record.oid : '' }, `${path} in the hub listing`).hex;
   if (record.lfs !== undefined && record.lfs !== null) {
     const lfs = asRecord(record.lfs, `LFS info of ${path}`, url);
     const hex = typeof lfs.oid === 'string' ? lfs.oid.replace(/^sha256:/, '') : '';
@@ -289,18 +298,17 @@ function treeFile(entry: unknown, url: string): { path: string; size: number; di
     if (lfs.size !== undefined && sizeOf(lfs.size, path, url) !== size) {
       throw new ModelfetchError('ERR_BAD_RESPONSE', `The hub listed two sizes for ${path}`, { url, expected: size, found: String(lfs.size) });
     }
-    return { path, size, digest };
+    return { path, size, digest, blobId };
   }
-  const digest = assertDigest({ algorithm: 'git-sha1', hex: typeof record.oid === 'string' ? record.oid : '' }, `${path} in the hub listing`);
-  return { path, size, digest };
+  return { path, size, digest: { algorithm: 'git-sha1', hex: blobId }, blobId };
 }
 
 /** Every file at `commit`, following `Link: rel="next"` pages within the endpoint's origin. */
-export async function listRepoFiles(repo: HfRepo, commit: string, options: HfClientOptions): Promise<Array<{ path: string; size: number; digest: FileDigest }>> {
+export async function listRepoFiles(repo: HfRepo, commit: string, options: HfClientOptions): Promise<HfListedFile[]> {
   assertCommit(commit, repo.repoId);
   const origin = new URL(options.endpoint).origin;
   const context = { ...repo, endpoint: options.endpoint, revision: commit, hadToken: !!options.token };
-  const files = new Map<string, { path: string; size: number; digest: FileDigest }>();
+  const files = new Map<string, HfListedFile>();
   let url: string | undefined = `${apiBase(options.endpoint, repo)}/tree/${commit}?recursive=true&expand=true`;
   const seen = new Set<string>();
   while (url) {
