@@ -101,7 +101,9 @@ function key(repoType: RepoType, repoId: string): string {
 export async function startFixtureHub(options: FixtureHubOptions): Promise<FixtureHub> {
   const dataDir = await mkdtemp(join(tmpdir(), 'mf-fixture-hub-'));
   const hub = await startFixtureServer();
-  const cdn = await startFixtureServer();
+  // A different host name, as a real CDN has: clients (huggingface_hub included) decide by host name
+  // whether a redirect leaves the hub. All of 127.0.0.0/8 is loopback on Linux.
+  const cdn = await startFixtureServer({ host: '127.0.0.2' }).catch(() => startFixtureServer({ host: 'localhost' }));
   const repos = new Map<string, FixtureHubRepo>();
   const pageSize = options.pageSize ?? 50;
   let counter = 0;
