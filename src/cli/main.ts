@@ -2,6 +2,7 @@ import { Command, CommanderError } from 'commander';
 import { exitCodeFor, ModelfetchError } from '../errors.js';
 import { redactText } from '../redact.js';
 import { registerGetCommand } from './get.js';
+import { registerPullCommand } from './pull.js';
 
 export interface CliIo {
   stdout: NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
@@ -16,6 +17,7 @@ export function buildProgram(io: CliIo): Command {
     .exitOverride()
     .configureOutput({ writeOut: (s) => io.stdout.write(s), writeErr: (s) => io.stderr.write(s) });
   registerGetCommand(program, io);
+  registerPullCommand(program, io);
   return program;
 }
 

@@ -66,7 +66,15 @@ export interface RequestRecord {
   bodyBytes: number;
 }
 
-export type RouteHandler = (req: IncomingMessage, res: ServerResponse, url: URL) => void | Promise<void>;
+/** What a route gets besides the request: the faults that apply to it, and a counter for the body bytes it sends. */
+export interface RouteContext {
+  /** Takes (and spends) the faults matching this request, as files served by `setFile` do. */
+  takeFault(): Fault;
+  /** Adds to this request's `bodyBytes` in the log; pass it to `serveFile`. */
+  onBody(n: number): void;
+}
+
+export type RouteHandler = (req: IncomingMessage, res: ServerResponse, url: URL, context: RouteContext) => void | Promise<void>;
 
 export interface FixtureServer {
   readonly origin: string;
@@ -122,7 +130,7 @@ export async function startFixtureServer(options: { host?: string } = {}): Promi
     const url = new URL(req.url ?? '/', 'http://fixture.invalid');
     for (const { prefix, handler } of routes) {
       if (url.pathname.startsWith(prefix)) {
-        await handler(req, res, url);
+        await handler(req, res, url, { takeFault: () => takeFault(req), onBody: (n) => (record.bodyBytes += n) });
         return;
       }
     }
