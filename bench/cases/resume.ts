@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import { GiB, MiB, missingCommands, ratioCheck, seconds, type BenchCase } from '../lib/bench-case.js';
 import { assertDownloaded, modelfetchGet } from '../lib/downloads.js';
+import { lastJson } from '../lib/modelfetch-cli.js';
 import { readBytesRead } from '../lib/proc.js';
 
 /**
@@ -37,6 +38,8 @@ export const resumeCase: BenchCase = {
     report.measurements.push({ label: 'first run until kill -9', value: seconds(first.ms), unit: 's' });
     report.measurements.push({ label: 'second run (resumed, verified)', value: seconds(second.ms), unit: 's' });
     report.measurements.push({ label: 'body bytes sent, both runs', value: sent / 1e6, unit: 'MB' });
+    const resumed = lastJson(second.result.stdout)?.bytesResumed;
+    if (typeof resumed === 'number') report.measurements.push({ label: 'bytes the second run took from the journal', value: resumed / 1e6, unit: 'MB' });
     report.checks.push(ratioCheck('bytes sent / file size', sent / size, '≤', 1.05));
   },
 };
