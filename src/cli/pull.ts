@@ -3,6 +3,7 @@ import { ModelfetchError } from '../errors.js';
 import type { PullOptions, PullPlan, PullResult } from '../pull.js';
 import type { RepoType } from '../source/types.js';
 import type { CliIo } from './main.js';
+import { createProgressRenderer, progressModeFor } from './progress.js';
 
 /** `modelfetch pull org/name[@rev] [FILES…]`: prints the snapshot path on stdout, progress on stderr. */
 
@@ -93,14 +94,18 @@ export function registerPullCommand(program: Command, io: CliIo): void {
       const options = toOptions(repo, files, flags, io);
       const chatty = !flags.quiet && !flags.json;
       if (chatty) options.onPlan = (plan) => void io.stderr.write(describePlan(plan));
+      const renderer = createProgressRenderer(io.stderr, progressModeFor(io.stderr, !chatty));
+      options.onProgress = renderer.onProgress;
       const { pull } = await import('../pull.js');
       let result: PullResult;
       try {
         result = await pull(options);
       } catch (error) {
+        renderer.finish();
         if (flags.json && error instanceof ModelfetchError) io.stdout.write(`${JSON.stringify({ ok: false, error: error.toJSON() })}\n`);
         throw error;
       }
+      renderer.finish();
       if (flags.json) {
         io.stdout.write(`${JSON.stringify({ ok: true, ...result })}\n`);
         return;
