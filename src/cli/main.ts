@@ -1,6 +1,7 @@
 import { Command, CommanderError } from 'commander';
 import { exitCodeFor, ModelfetchError } from '../errors.js';
 import { redactText } from '../redact.js';
+import { registerServeCommand } from './serve.js';
 
 export interface CliIo {
   stdout: NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
@@ -14,6 +15,7 @@ export function buildProgram(io: CliIo): Command {
     .description('Fast, resumable, verified model downloads into the standard Hugging Face cache')
     .exitOverride()
     .configureOutput({ writeOut: (s) => io.stdout.write(s), writeErr: (s) => io.stderr.write(s) });
+  registerServeCommand(program, io);
   return program;
 }
 
