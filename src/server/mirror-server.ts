@@ -4,7 +4,10 @@ import type { AddressInfo } from 'node:net';
 import { ModelfetchError } from '../errors.js';
 import { redactText } from '../redact.js';
 import { CacheView } from './cache-view.js';
-import { entryNotFound, resolveFromCache, type ResolvedRevision } from './catalog.js';
+import { linkSnapshotFile } from '../cache/snapshot.js';
+import { Catalog, entryNotFound, type ClientAuth, type ListingStore, type ResolvedRevision, type UpstreamHub } from './catalog.js';
+import { Flights, type FetchFile, type Flight } from './flights.js';
+import { streamFlight } from './stream-flight.js';
 import { HttpError, sendError, toHttpError } from './http-error.js';
 import { listTree, pathsInfo, repoInfo, type TreeEntry } from './hub-json.js';
 import { MirrorMetrics } from './metrics.js';
@@ -31,6 +34,25 @@ export interface MirrorServerOptions {
   graceMs?: number;
   /** Include Node.js process metrics in /metrics. Default false. */
   processMetrics?: boolean;
+  /** The hub to fill misses from; without it (or with `offline`) the mirror never asks upstream. */
+  upstream?: UpstreamHub;
+  /** Downloads one file into the cache (pull / the transfer engine). Needed for pull-through. */
+  fetchFile?: FetchFile;
+  /** Where upstream file listings are kept across restarts. */
+  listings?: ListingStore;
+  offline?: boolean;
+  /** Forward clients' tokens upstream; otherwise the server's own token is used. */
+  tokenPassthrough?: boolean;
+  /** The server's own token (HF_TOKEN). Never logged. */
+  token?: string;
+  /** Ask upstream again where a branch points after this long. Default 60 s. */
+  revalidateAfterMs?: number;
+  /** How long a client token's upstream access check is trusted. Default 60 s. */
+  accessTtlMs?: number;
+  /** Files below this size are answered after they are verified rather than streamed while downloading. Default 1 MiB. */
+  streamThreshold?: number;
+  /** Keeps a revision marked in use (so gc leaves it alone) while the server serves or pulls it. */
+  markInUse?: (repo: RepoRef, commit: string) => Promise<{ release(): Promise<void> }>;
 }
 
 interface ResolvedOptions {
@@ -40,6 +62,13 @@ interface ResolvedOptions {
   log: (line: string) => void;
   treePageSize: number;
   graceMs: number;
+  upstream: UpstreamHub | undefined;
+  fetchFile: FetchFile | undefined;
+  tokenPassthrough: boolean;
+  token: string | undefined;
+  revalidateAfterMs: number;
+  accessTtlMs: number;
+  streamThreshold: number;
 }
 
 export interface MirrorServer {
@@ -68,6 +97,13 @@ function normalise(options: MirrorServerOptions): ResolvedOptions {
     log: options.log ?? (() => {}),
     treePageSize: Math.max(1, options.treePageSize ?? 1000),
     graceMs: options.graceMs ?? 10_000,
+    upstream: options.offline ? undefined : options.upstream,
+    fetchFile: options.offline ? undefined : options.fetchFile,
+    tokenPassthrough: options.tokenPassthrough ?? false,
+    token: options.token || undefined,
+    revalidateAfterMs: options.revalidateAfterMs ?? 60_000,
+    accessTtlMs: options.accessTtlMs ?? 60_000,
+    streamThreshold: options.streamThreshold ?? 1 << 20,
   };
 }
 
@@ -79,6 +115,31 @@ export function createMirrorServer(userOptions: MirrorServerOptions): MirrorServ
   const startedAt = Date.now();
   const lastUsed = new Map<string, number>();
   const inFlight = new Set<ServerResponse>();
+  const catalog = new Catalog({
+    cache,
+    ...(options.upstream && { upstream: options.upstream }),
+    ...(userOptions.listings && { listings: userOptions.listings }),
+    revalidateAfterMs: options.revalidateAfterMs,
+    accessTtlMs: options.accessTtlMs,
+  });
+  const fetchFile = options.fetchFile;
+  const flights = fetchFile
+    ? new Flights({
+        fetchFile,
+        onUpstreamBytes: (n) => metrics.upstreamBytes.inc(n),
+        onStart: () => metrics.pullsInFlight.inc(),
+        onEnd: () => metrics.pullsInFlight.dec(),
+      })
+    : undefined;
+  const inUse = new InUseMarkers(userOptions.markInUse);
+
+  const authOf = (req: IncomingMessage): ClientAuth => {
+    const header = headerOf(req, 'authorization');
+    const match = header ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
+    const clientToken = match?.[1];
+    const upstreamToken = options.tokenPassthrough ? (clientToken ?? options.token) : options.token;
+    return { ...(clientToken && { clientToken }), ...(upstreamToken && { upstreamToken }) };
+  };
 
   const countBody = (record: RequestRecord) => (n: number) => {
     record.bytes += n;
@@ -100,8 +161,10 @@ export function createMirrorServer(userOptions: MirrorServerOptions): MirrorServ
     if (res.req.method !== 'HEAD') countBody(record)(body.length);
   };
 
-  const resolve = async (repo: RepoRef, revision: string): Promise<ResolvedRevision> => {
-    const resolved = await resolveFromCache(cache, repo, revision);
+  const resolve = async (req: IncomingMessage, repo: RepoRef, revision: string, path?: string): Promise<ResolvedRevision> => {
+    const auth = authOf(req);
+    await catalog.authorize(repo, revision, path, auth);
+    const resolved = await catalog.resolve(repo, revision, auth);
     lastUsed.set(`${repo.repoType}:${repo.repoId}`, Date.now());
     return resolved;
   };
@@ -111,8 +174,8 @@ export function createMirrorServer(userOptions: MirrorServerOptions): MirrorServ
     const repos = await cache.listRepos();
     return {
       startedAt,
-      upstream: null,
-      offline: true,
+      upstream: options.upstream?.origin ?? null,
+      offline: !options.upstream,
       repos: repos.map((r) => ({
         repoType: r.repoType,
         repoId: r.repoId,
@@ -121,7 +184,7 @@ export function createMirrorServer(userOptions: MirrorServerOptions): MirrorServ
         refs: r.refs,
         lastUsed: Math.max(lastUsed.get(`${r.repoType}:${r.repoId}`) ?? 0, r.lastModified),
       })),
-      downloads: [],
+      downloads: (flights?.list() ?? []).map((f) => ({ repoType: f.repo.repoType, repoId: f.repo.repoId, path: f.file.path, bytesDone: f.bytesDone, totalBytes: f.total, waiting: f.waiting })),
       hits: counters.hits,
       misses: counters.misses,
       hitRate: counters.hits + counters.misses === 0 ? null : counters.hits / (counters.hits + counters.misses),
@@ -149,31 +212,68 @@ export function createMirrorServer(userOptions: MirrorServerOptions): MirrorServ
     sendJson(res, record, page, headers);
   };
 
+  const fileHeaders = (route: RepoRef & { path: string }, commit: string, file: { size: number; digest: { hex: string } }): Record<string, string> => {
+    const etag = `"${file.digest.hex}"`;
+    return {
+      'Content-Type': 'application/octet-stream',
+      'Content-Disposition': contentDisposition(route.path),
+      'X-Repo-Commit': commit,
+      'X-Linked-Etag': etag,
+      'X-Linked-Size': String(file.size),
+    };
+  };
+
+  const serveCached = async (req: IncomingMessage, res: ServerResponse, record: RequestRecord, route: Extract<Route, { kind: 'resolve' }>, commit: string): Promise<boolean> => {
+    const file = await cache.locate(cache.repo(route.repoType, route.repoId), commit, route.path);
+    if (!file) return false;
+    // Counted before the body goes out: the access log line is written when the response closes.
+    if (record.cache !== 'miss') {
+      metrics.cacheHits.inc();
+      record.cache = 'hit';
+    }
+    await sendFile(req, res, { file: file.file, size: file.size, etag: `"${file.digest.hex}"`, headers: fileHeaders(route, commit, file), onBytes: countBody(record) });
+    return true;
+  };
+
   const handleResolve = async (req: IncomingMessage, res: ServerResponse, record: RequestRecord, route: Extract<Route, { kind: 'resolve' }>): Promise<void> => {
-    const resolved = await resolve(route, route.revision);
+    const resolved = await resolve(req, route, route.revision, route.path);
     const repo = cache.repo(route.repoType, route.repoId);
-    const file = await cache.locate(repo, resolved.commit, route.path);
-    if (!file) {
+    const release = await inUse.hold(route, resolved.commit);
+    try {
+      if (await serveCached(req, res, record, route, resolved.commit)) return;
+      const listed = resolved.files.find((f) => f.path === route.path);
+      if (!listed) throw entryNotFound(route, resolved.commit, route.path);
+      // The same bytes may already be stored for another path or commit: link and serve them.
+      if (await cache.insideRoot(repo.blob(listed.digest))) {
+        await linkSnapshotFile(repo, resolved.commit, route.path, listed.digest);
+        if (await serveCached(req, res, record, route, resolved.commit)) return;
+      }
       metrics.cacheMisses.inc();
       record.cache = 'miss';
-      throw entryNotFound(route, resolved.commit, route.path);
+      const headers = { ...fileHeaders(route, resolved.commit, listed), ETag: `"${listed.digest.hex}"`, 'Accept-Ranges': 'bytes' };
+      if (req.method === 'HEAD') {
+        // Metadata is known from the listing; a HEAD never starts a download.
+        res.writeHead(200, { ...headers, 'Content-Length': String(listed.size) });
+        res.end();
+        return;
+      }
+      if (!flights) throw new HttpError(504, 'Offline', `${route.path} of ${route.repoId} is not in the mirror's cache and the mirror is offline.`);
+      const flight = flights.start(route, resolved.commit, listed, authOf(req).upstreamToken);
+      const streamable = listed.size >= options.streamThreshold && req.headers.range === undefined;
+      if (streamable) {
+        for (const [name, value] of Object.entries(headers)) res.setHeader(name, value);
+        res.setHeader('Content-Length', String(listed.size));
+        res.statusCode = 200;
+        if ((await streamFlight(res, flight, countBody(record))) === 'streamed') return;
+      } else {
+        await waitFor(flight, res);
+      }
+      if (res.destroyed) return;
+      await linkSnapshotFile(repo, resolved.commit, route.path, listed.digest);
+      if (!(await serveCached(req, res, record, route, resolved.commit))) throw entryNotFound(route, resolved.commit, route.path);
+    } finally {
+      await release();
     }
-    metrics.cacheHits.inc();
-    record.cache = 'hit';
-    const etag = `"${file.digest.hex}"`;
-    await sendFile(req, res, {
-      file: file.file,
-      size: file.size,
-      etag,
-      headers: {
-        'Content-Type': 'application/octet-stream',
-        'Content-Disposition': contentDisposition(route.path),
-        'X-Repo-Commit': resolved.commit,
-        'X-Linked-Etag': etag,
-        'X-Linked-Size': String(file.size),
-      },
-      onBytes: countBody(record),
-    });
   };
 
   const handle = async (req: IncomingMessage, res: ServerResponse, record: RequestRecord): Promise<void> => {
@@ -190,7 +290,10 @@ export function createMirrorServer(userOptions: MirrorServerOptions): MirrorServ
         return sendText(res, record, 200, 'text/plain; charset=utf-8', 'ok\n');
       case 'ready': {
         const readable = await access(options.cacheDir).then(() => true, () => false);
-        return sendText(res, record, readable ? 200 : 503, 'text/plain; charset=utf-8', readable ? 'ready\n' : 'cache not readable\n');
+        const reachable = !options.upstream || (await options.upstream.ping().catch(() => false));
+        const ready = readable && reachable;
+        const why = !readable ? 'cache not readable\n' : !reachable ? 'upstream unreachable\n' : 'ready\n';
+        return sendText(res, record, ready ? 200 : 503, 'text/plain; charset=utf-8', why);
       }
       case 'metrics': {
         const rendered = await metrics.render();
@@ -201,14 +304,14 @@ export function createMirrorServer(userOptions: MirrorServerOptions): MirrorServ
       case 'status-json':
         return sendJson(res, record, await status(), { 'Cache-Control': 'no-store' });
       case 'info': {
-        const resolved = await resolve(route, route.revision);
+        const resolved = await resolve(req, route, route.revision);
         return sendJson(res, record, repoInfo({ ...route, commit: resolved.commit, files: resolved.files, lastModified: resolved.lastModified }));
       }
       case 'tree':
-        return handleTree(req, res, record, route, query, await resolve(route, route.revision));
+        return handleTree(req, res, record, route, query, await resolve(req, route, route.revision));
       case 'paths-info': {
         const paths = await readPathsInfoBody(req);
-        const resolved = await resolve(route, route.revision);
+        const resolved = await resolve(req, route, route.revision);
         const expand = paths.expand;
         return sendJson(res, record, pathsInfo(resolved.files, paths.paths).map((e) => (expand ? expandEntry(e, resolved) : e)));
       }
@@ -265,11 +368,60 @@ export function createMirrorServer(userOptions: MirrorServerOptions): MirrorServ
       });
       const grace = new Promise<void>((done) => setTimeout(done, options.graceMs).unref());
       await Promise.race([drained, grace]);
+      // Downloads still running stop here; the engine keeps their partial data and journals for the next start.
+      flights?.abortAll();
+      await flights?.settled();
       server.closeAllConnections();
       await closed;
+      await inUse.releaseAll();
     },
   };
   return mirror;
+}
+
+/** Waits until the flight is verified (resolves) or failed (throws), or the client went away. */
+async function waitFor(flight: Flight, res: ServerResponse): Promise<void> {
+  flight.waiting++;
+  try {
+    await Promise.race([flight.done, new Promise<void>((resolve) => res.once('close', () => resolve()))]);
+  } catch (error) {
+    // Whatever failed, it failed upstream of this mirror.
+    throw error instanceof HttpError || error instanceof ModelfetchError ? error : new HttpError(502, 'UpstreamUnavailable', `Upstream download failed: ${String(error)}`);
+  } finally {
+    flight.waiting--;
+  }
+}
+
+/** Reference-counted "in use" markers per revision, so gc never deletes what is being served or pulled. */
+class InUseMarkers {
+  private readonly held = new Map<string, { count: number; marker: Promise<{ release(): Promise<void> } | undefined> }>();
+
+  constructor(private readonly mark?: (repo: RepoRef, commit: string) => Promise<{ release(): Promise<void> }>) {}
+
+  async hold(repo: RepoRef, commit: string): Promise<() => Promise<void>> {
+    if (!this.mark) return async () => {};
+    const key = `${repo.repoType}:${repo.repoId}@${commit}`;
+    let entry = this.held.get(key);
+    if (!entry) {
+      entry = { count: 0, marker: this.mark(repo, commit).catch(() => undefined) };
+      this.held.set(key, entry);
+    }
+    entry.count++;
+    await entry.marker;
+    const current = entry;
+    return async () => {
+      current.count--;
+      if (current.count > 0 || this.held.get(key) !== current) return;
+      this.held.delete(key);
+      await (await current.marker)?.release();
+    };
+  }
+
+  async releaseAll(): Promise<void> {
+    const entries = [...this.held.values()];
+    this.held.clear();
+    await Promise.all(entries.map(async (e) => (await e.marker)?.release()));
+  }
 }
 
 function expandEntry(entry: TreeEntry, resolved: ResolvedRevision): TreeEntry & { lastCommit: { id: string; title: string; date: string } } {
