@@ -3,3 +3,6 @@ export { ModelfetchError, isModelfetchError, exitCodeFor, type ErrorCode } from 
 export { redactUrl, redactText } from './redact.js';
 export type { Snapshot, RemoteFile, FileDigest, RepoType } from './source/types.js';
 export type { TransferJob, TransferResult, TransferOptions, ProgressEvent, Clock } from './transfer/types.js';
+export { createMirrorServer, type MirrorServer, type MirrorServerOptions } from './server/mirror-server.js';
+export type { UpstreamHub, ListingStore } from './server/catalog.js';
+export type { FetchFile, FetchRequest } from './server/flights.js';
