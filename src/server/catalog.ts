@@ -63,10 +63,13 @@ export interface ClientAuth {
 
 export class Catalog {
   private readonly listings = new Map<string, ListedFile[]>();
-  private readonly validated = new Map<string, number>();
+  private readonly validated = new Map<string, { at: number; commit: string }>();
   private readonly restricted = new Map<string, { value: boolean; at: number }>();
   private readonly access = new Map<string, number>();
   private readonly now: () => number;
+  /** After upstream was found unreachable, it is not asked again for a few seconds: requests are served from the cache meanwhile instead of each waiting for retries. */
+  private downUntil = 0;
+  private lastDownError: unknown;
 
   constructor(private readonly options: CatalogOptions) {
     this.now = options.now ?? Date.now;
@@ -87,7 +90,7 @@ export class Catalog {
       return { commit, files: known, lastModified: await snapshotTime(repo, commit), source: 'upstream' };
     }
     try {
-      const files = await upstream.listFiles(repoRef, commit, auth.upstreamToken);
+      const files = await this.ask(() => upstream.listFiles(repoRef, commit, auth.upstreamToken));
       this.listings.set(listingKey(repoRef, commit), files);
       await this.options.listings?.write(repo, commit, files).catch(() => {});
       return { commit, files, lastModified: await snapshotTime(repo, commit), source: 'upstream' };
@@ -103,21 +106,31 @@ export class Catalog {
   private async commitOf(upstream: UpstreamHub, repoRef: RepoRef, repo: RepoPaths, revision: string, auth: ClientAuth): Promise<string> {
     if (/^[0-9a-f]{40}$/.test(revision)) return revision;
     const key = `${repoRef.repoType}:${repoRef.repoId}@${revision}`;
-    const checkedAt = this.validated.get(key);
-    if (checkedAt !== undefined && this.now() - checkedAt < this.options.revalidateAfterMs) {
-      const local = await this.options.cache.resolveCommit(repo, revision);
-      if (local) return local;
-    }
+    const checked = this.validated.get(key);
+    if (checked && this.now() - checked.at < this.options.revalidateAfterMs) return checked.commit;
     try {
-      const commit = await upstream.revisionCommit(repoRef, revision, auth.upstreamToken);
+      const commit = await this.ask(() => upstream.revisionCommit(repoRef, revision, auth.upstreamToken));
       if (revision !== 'HEAD') await writeRef(repo, revision, commit).catch(() => {});
-      this.validated.set(key, this.now());
+      this.validated.set(key, { at: this.now(), commit });
       return commit;
     } catch (error) {
       if (!isUnreachable(error)) throw error;
       const local = await this.options.cache.resolveCommit(repo, revision);
       if (local) return local;
       throw upstreamDown(error);
+    }
+  }
+
+  private async ask<T>(call: () => Promise<T>): Promise<T> {
+    if (this.now() < this.downUntil) throw this.lastDownError;
+    try {
+      return await call();
+    } catch (error) {
+      if (isUnreachable(error)) {
+        this.downUntil = this.now() + DOWN_BACKOFF_MS;
+        this.lastDownError = error;
+      }
+      throw error;
     }
   }
 
@@ -132,7 +145,7 @@ export class Catalog {
     let restricted = this.restricted.get(key);
     if (upstream && (!restricted || this.now() - restricted.at >= this.options.revalidateAfterMs)) {
       try {
-        restricted = { value: await upstream.isRestricted(repoRef), at: this.now() };
+        restricted = { value: await this.ask(() => upstream.isRestricted(repoRef)), at: this.now() };
         this.restricted.set(key, restricted);
       } catch (error) {
         if (!isUnreachable(error)) throw error;
@@ -155,6 +168,8 @@ export class Catalog {
     this.access.set(accessKey, this.now());
   }
 }
+
+const DOWN_BACKOFF_MS = 5_000;
 
 function listingKey(repo: RepoRef, commit: string): string {
   return `${repo.repoType}:${repo.repoId}@${commit}`;
