@@ -3,6 +3,7 @@ import { exitCodeFor, ModelfetchError } from '../errors.js';
 import { redactText } from '../redact.js';
 import { registerGetCommand } from './get.js';
 import { registerPullCommand } from './pull.js';
+import { registerServeCommand } from './serve.js';
 
 export interface CliIo {
   stdout: NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
@@ -18,6 +19,7 @@ export function buildProgram(io: CliIo): Command {
     .configureOutput({ writeOut: (s) => io.stdout.write(s), writeErr: (s) => io.stderr.write(s) });
   registerGetCommand(program, io);
   registerPullCommand(program, io);
+  registerServeCommand(program, io);
   return program;
 }
 
