@@ -130,6 +130,11 @@ export class RepoPaths {
   stamp(digest: FileDigest): string {
     return join(this.stateDir, 'stamps', blobName(digest));
   }
+
+  /** Last-use record of a revision: an empty file whose mtime is the last time pull/serve/run used it. */
+  lastUsed(commit: string): string {
+    return join(this.stateDir, 'used', assertCommitOrHash(commit));
+  }
 }
 
 /**
