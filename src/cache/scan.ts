@@ -185,7 +185,7 @@ async function scanRepo(paths: RepoPaths, issues: CacheIssue[]): Promise<RepoSca
   const note = (kind: CacheIssueKind, path: string, detail: string): void => void issues.push({ kind, path, folder, detail });
 
   for (const entry of await entries(paths.dir)) {
-    if (!['blobs', 'snapshots', 'refs', '.no_exist'].includes(entry.name)) note('foreign', join(paths.dir, entry.name), 'not part of the cache layout');
+    if (!['blobs', 'snapshots', 'refs', '.no_exist', 'trees'].includes(entry.name)) note('foreign', join(paths.dir, entry.name), 'not part of the cache layout');
   }
 
   const blobs = new Map<string, ScannedBlob>();
