@@ -8,3 +8,8 @@ export { get, type GetOptions, type GetResult } from './get.js';
 export { createMirrorServer, type MirrorServer, type MirrorServerOptions } from './server/mirror-server.js';
 export type { UpstreamHub, ListingStore } from './server/catalog.js';
 export type { FetchFile, FetchRequest } from './server/flights.js';
+export { scanCache, type CacheScan, type ScannedRepo, type ScannedRevision, type CacheIssue } from './cache/scan.js';
+export { verifyCache, type VerifyOptions, type VerifyReport, type VerifyProblem } from './cache/verify.js';
+export { gcCache, type GcOptions, type GcReport, type InUseCheck } from './cache/gc.js';
+export { removeFromCache, type RemoveOptions, type RemoveReport } from './cache/remove.js';
+export { touchRevision } from './cache/usage.js';

@@ -4,6 +4,8 @@ import { redactText } from '../redact.js';
 import { registerGetCommand } from './get.js';
 import { registerPullCommand } from './pull.js';
 import { registerServeCommand } from './serve.js';
+import { registerLsCommand } from './ls.js';
+import { registerVerifyCommand } from './verify.js';
 
 export interface CliIo {
   stdout: NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
@@ -20,6 +22,8 @@ export function buildProgram(io: CliIo): Command {
   registerGetCommand(program, io);
   registerPullCommand(program, io);
   registerServeCommand(program, io);
+  registerLsCommand(program, io);
+  registerVerifyCommand(program, io);
   return program;
 }
 
