@@ -1,0 +1,47 @@
+import { posix } from 'node:path';
+import { RepoPaths } from '../cache/layout.js';
+import { ModelfetchError } from '../errors.js';
+import type { FileDigest } from '../source/types.js';
+import { compareCodeUnits } from '../preload/canonical-json.js';
+import type { Lockfile } from '../preload/lockfile.js';
+
+/**
+ * The exact huggingface_hub cache tree a lockfile describes: blobs, relative snapshot symlinks and
+ * refs, and nothing else (no other commits, no partial downloads, no modelfetch state). Built from
+ * the lockfile, not by walking the disk, so the same lockfile always gives the same tree whatever
+ * else the cache holds and whether its snapshots are symlinks or copies.
+ */
+
+export type TreeEntry =
+  | { type: 'directory'; path: string }
+  /** Content read from `source` (a cache blob), checked against `digest` while it is copied. */
+  | { type: 'file'; path: string; size: number; source: string; digest: FileDigest }
+  | { type: 'data'; path: string; data: Buffer }
+  | { type: 'symlink'; path: string; target: string };
+
+/** Entries under `prefix` (a relative POSIX path, e.g. `opt/huggingface/hub`), sorted by path, parents first. */
+export function lockedCacheTree(lock: Lockfile, cacheDir: string, prefix = ''): TreeEntry[] {
+  const entries = new Map<string, TreeEntry>();
+  const under = (path: string): string => (prefix ? posix.join(prefix, path) : path);
+  const add = (entry: TreeEntry): void => {
+    for (let dir = posix.dirname(entry.path); dir !== '.' && dir !== '/' && !entries.has(dir); dir = posix.dirname(dir)) {
+      entries.set(dir, { type: 'directory', path: dir });
+    }
+    entries.set(entry.path, entry);
+  };
+  for (const model of lock.models) {
+    if (model.source !== 'hf') {
+      throw new ModelfetchError('ERR_USAGE', `Cannot bake ${model.identity}: only Hugging Face (hf) models have a huggingface_hub cache layout`, { hint: 'Bake hf models only, or let `modelfetch run` fetch the others at start.' });
+    }
+    const repo = new RepoPaths(cacheDir, model.repoType, model.repo);
+    const folder = repo.folder;
+    add({ type: 'directory', path: under(`${folder}/blobs`) });
+    for (const file of model.files) {
+      add({ type: 'file', path: under(`${folder}/blobs/${file.digest.hex}`), size: file.size, source: repo.blob(file.digest), digest: file.digest });
+      add({ type: 'symlink', path: under(`${folder}/snapshots/${model.commit}/${file.path}`), target: repo.linkTarget(file.path, file.digest) });
+    }
+    add({ type: 'directory', path: under(`${folder}/snapshots/${model.commit}`) });
+    if (model.revision !== model.commit) add({ type: 'data', path: under(`${folder}/refs/${model.revision}`), data: Buffer.from(model.commit) });
+  }
+  return [...entries.values()].sort((a, b) => compareCodeUnits(a.path, b.path));
+}
