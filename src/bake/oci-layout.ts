@@ -1,14 +1,14 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { createWriteStream } from 'node:fs';
+import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { PassThrough, Transform, type TransformCallback } from 'node:stream';
+import { Transform, type TransformCallback, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
 import { pack as createPack, type Pack } from 'tar-stream';
 import { ModelfetchError, fromSystemError } from '../errors.js';
 import type { FileDigest } from '../source/types.js';
-import type { TreeEntry } from './cache-tree.js';
+import { copyVerified, type TreeEntry } from './cache-tree.js';
 
 /**
  * Writes an OCI image layout (image-spec v1.1: `oci-layout`, `index.json`, `blobs/sha256/…`) holding
@@ -141,20 +141,8 @@ function addEntry(tar: Pack, header: Parameters<Pack['entry']>[0], data?: Buffer
   });
 }
 
-/** Streams a blob into the tar, hashing it on the way: a blob that changed on disk never enters an image. */
+/** Streams a blob into the tar, checked on the way: a blob that changed on disk never enters an image. */
 async function packVerifiedFile(tar: Pack, header: Parameters<Pack['entry']>[0], source: string, size: number, digest: FileDigest): Promise<void> {
-  const actual = await stat(source).catch((error: unknown) => {
-    throw new ModelfetchError('ERR_INCOMPLETE', `${source} is missing from the cache`, { hint: 'Run `modelfetch sync` with this lockfile first.', cause: error });
-  });
-  if (actual.size !== size) throw new ModelfetchError('ERR_SIZE', `${source} has ${actual.size} bytes, the lockfile says ${size}`, { expected: size, found: actual.size, hint: 'Run `modelfetch sync` to repair the cache, then bake again.' });
-  const hash = createHash(digest.algorithm === 'sha256' ? 'sha256' : 'sha1');
-  if (digest.algorithm === 'git-sha1') hash.update(`blob ${size}\0`);
-  const sink = tar.entry(header);
-  const tap = new PassThrough();
-  tap.on('data', (chunk: Buffer) => hash.update(chunk));
-  await pipeline(createReadStream(source), tap, sink);
-  const hex = hash.digest('hex');
-  if (hex !== digest.hex) {
-    throw new ModelfetchError('ERR_INTEGRITY', `${source} does not match the lockfile's ${digest.algorithm} digest`, { expected: digest.hex, found: hex, hint: 'The cache was modified. Run `modelfetch sync` to repair it, then bake again.' });
-  }
+  // tar-stream's entry is a streamx Writable; pipeline drives it like a Node one.
+  await copyVerified(source, size, digest, () => tar.entry(header) as unknown as Writable);
 }

@@ -44,7 +44,7 @@ describe('bake --oci layout', async () => {
     const { lock: lock2, repos } = await buildLockedCache(join(tampered, 'cache'), [spec]);
     const blob = repos[0]!.blob(lock2.models[0]!.files.find((f) => f.digest.algorithm === 'sha256')!.digest);
     const bytes = await readFile(blob);
-    bytes[10] ^= 0xff;
+    bytes[10] = bytes[10]! ^ 0xff;
     await writeFile(blob, bytes);
     await expect(writeOciLayout(lockedCacheTree(lock2, join(tampered, 'cache'), prefix), join(tampered, 'oci'), { tag: 'x' })).rejects.toMatchObject({ code: 'ERR_INTEGRITY' });
     expect(await readdir(join(tampered, 'oci', 'blobs', 'sha256'))).toEqual([]);
