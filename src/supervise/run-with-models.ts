@@ -11,13 +11,11 @@ import type { Clock } from '../transfer/types.js';
  */
 
 export interface RunWithModelsOptions {
-  /** The hub cache the models are synced into (HF_HUB_CACHE for the child). */
-  cacheDir: string;
   command: string;
   args: string[];
   env: NodeJS.ProcessEnv;
-  /** Brings the cache in line with the lockfile; throws (and nothing is started) when it cannot. */
-  ensureModels: () => Promise<void>;
+  /** Brings the cache in line with the lockfile and returns the hub cache dir (HF_HUB_CACHE for the child); throws, and nothing is started, when it cannot. */
+  ensureModels: () => Promise<string>;
   restarts: number;
   healthUrl?: string;
   healthIntervalMs?: number;
@@ -49,8 +47,8 @@ export function modelEnvironment(env: NodeJS.ProcessEnv, cacheDir: string, home:
 }
 
 export async function runWithModels(options: RunWithModelsOptions): Promise<SupervisorResult> {
-  await options.ensureModels();
-  const { ensureModels: _ensure, cacheDir, env, ...rest } = options;
+  const cacheDir = await options.ensureModels();
+  const { ensureModels: _ensure, env, ...rest } = options;
   options.log(`models ready in ${cacheDir}; starting ${[options.command, ...options.args].join(' ')}`);
   return supervise({ ...rest, env: modelEnvironment(env, cacheDir) });
 }
