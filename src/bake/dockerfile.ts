@@ -25,7 +25,7 @@ export function renderDockerfile(o: DockerfileOptions): string {
   const config = '/etc/modelfetch';
   const inputs = [o.manifestName, o.lockName, ...(o.signature ? [o.signature.signatureName, o.signature.publicKeyName] : [])];
   const verify = o.signature ? ` --verify-key ${o.signature.publicKeyName}` : '';
-  const check = ['modelfetch', 'sync', '--check', '--frozen', '--lock', `${config}/${o.lockName}`, '--manifest', `${config}/${o.manifestName}`];
+  const check = ['modelfetch', 'sync', '--check', '--frozen', '--lock', `${config}/${o.lockName}`, '--manifest', `${config}/${o.manifestName}`, ...(o.signature ? ['--verify-key', `${config}/${o.signature.publicKeyName}`] : [])];
   return `# syntax=docker/dockerfile:1.10
 # Written by \`modelfetch bake\` from ${o.lockName}. Build with BuildKit (docker buildx build / DOCKER_BUILDKIT=1):
 #   docker build -t my-models .                                # public models
@@ -51,7 +51,7 @@ FROM \${BASE_IMAGE}
 ARG MODELFETCH_PACKAGE=${o.modelfetchPackage}
 RUN npm install --global --no-audit --no-fund "\${MODELFETCH_PACKAGE}"
 COPY --from=models /out/hub/ ${hub}/
-COPY ${o.manifestName} ${o.lockName} ${config}/
+COPY ${inputs.join(' ')} ${config}/
 ENV HF_HOME=${o.hfHome} \\
     HF_HUB_CACHE=${hub} \\
     HF_HUB_OFFLINE=1 \\

@@ -79,7 +79,10 @@ describe('bake build context', () => {
     const result = await bake({ lockPath: join(dir, 'modelfetch.lock.json'), outDir: out, cacheDir: join(dir, 'cache'), verifyKey: keys.publicKeyPath });
     expect(result.files).toContain('modelfetch.lock.json.sig');
     expect(await readFile(join(out, 'modelfetch-lock.pub'), 'utf8')).toBe(await readFile(keys.publicKeyPath, 'utf8'));
-    expect(await readFile(join(out, 'Dockerfile'), 'utf8')).toContain('--verify-key modelfetch-lock.pub');
+    const dockerfile = await readFile(join(out, 'Dockerfile'), 'utf8');
+    expect(dockerfile).toContain('--verify-key modelfetch-lock.pub --cache-dir');
+    expect(dockerfile).toContain('COPY modelfetch.yaml modelfetch.lock.json modelfetch.lock.json.sig modelfetch-lock.pub /etc/modelfetch/');
+    expect(dockerfile).toContain('"--verify-key","/etc/modelfetch/modelfetch-lock.pub"]');
 
     const other = await writeKeyPair(join(dir, 'other'));
     await expect(bake({ lockPath: join(dir, 'modelfetch.lock.json'), outDir: join(dir, 'x'), cacheDir: join(dir, 'cache'), verifyKey: other.publicKeyPath })).rejects.toMatchObject({ code: 'ERR_SIGNATURE' });
