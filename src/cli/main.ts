@@ -6,11 +6,15 @@ import { registerPullCommand } from './pull.js';
 import { registerServeCommand } from './serve.js';
 import { registerLsCommand } from './ls.js';
 import { registerVerifyCommand } from './verify.js';
+import { registerKeygenCommand } from './keygen.js';
+import { registerSignCommand } from './sign.js';
 
 export interface CliIo {
   stdout: NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
   stderr: NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
   env: NodeJS.ProcessEnv;
+  /** Set by a command whose exit status is not 0 without an error (e.g. `run` passes on its child's). */
+  exitCode?: number;
 }
 
 /** Builds the command tree. Each command registers itself from its own file under src/cli/. */
@@ -24,6 +28,8 @@ export function buildProgram(io: CliIo): Command {
   registerServeCommand(program, io);
   registerLsCommand(program, io);
   registerVerifyCommand(program, io);
+  registerKeygenCommand(program, io);
+  registerSignCommand(program, io);
   return program;
 }
 
@@ -32,7 +38,7 @@ export async function main(argv: string[], io: CliIo = { stdout: process.stdout,
   const program = buildProgram(io);
   try {
     await program.parseAsync(argv, { from: 'user' });
-    return 0;
+    return io.exitCode ?? 0;
   } catch (error) {
     if (error instanceof CommanderError) return error.exitCode === 0 ? 0 : 2;
     reportError(error, io);
