@@ -148,6 +148,8 @@ export class RepoPaths {
   /** huggingface_hub's tree listing cache for a commit (`trees/{commit}.json`): which files the commit has. */
   treeListing(commit: string): string {
     return join(this.dir, 'trees', `${assertCommitOrHash(commit)}.json`);
+  }
+
   /** Last-use record of a revision: an empty file whose mtime is the last time pull/serve/run used it. */
   lastUsed(commit: string): string {
     return join(this.stateDir, 'used', assertCommitOrHash(commit));
