@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { exitCodeFor, ModelfetchError } from '../errors.js';
 import { redactText } from '../redact.js';
@@ -17,10 +18,21 @@ export interface CliIo {
   exitCode?: number;
 }
 
+/** The version in package.json (two levels up from both src/cli and dist/cli). */
+function packageVersion(): string {
+  try {
+    const manifest = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: string };
+    return manifest.version ?? '0.0.0';
+  } catch {
+    return '0.0.0';
+  }
+}
+
 /** Builds the command tree. Each command registers itself from its own file under src/cli/. */
 export function buildProgram(io: CliIo): Command {
   const program = new Command('modelfetch')
     .description('Fast, resumable, verified model downloads into the standard Hugging Face cache')
+    .version(packageVersion(), '-V, --version')
     .exitOverride()
     .configureOutput({ writeOut: (s) => io.stdout.write(s), writeErr: (s) => io.stderr.write(s) });
   registerGetCommand(program, io);
