@@ -19,7 +19,7 @@ export async function startPacedHub(repoId: string, files: FixtureFileSpec[], pa
 }
 
 /** `modelfetch pull` into `cacheDir`; returns the run and its --json result. */
-export async function modelfetchPull(ctx: BenchContext, hub: FixtureHub, repo: string, cacheDir: string, extra: string[] = []): Promise<{ run: RunResult; result: Record<string, unknown> }> {
+export async function modelfetchPull(ctx: BenchContext, hub: Pick<FixtureHub, 'endpoint'>, repo: string, cacheDir: string, extra: string[] = []): Promise<{ run: RunResult; result: Record<string, unknown> }> {
   const args = ['pull', repo, '--cache-dir', cacheDir, '--endpoint', hub.endpoint, '--json', ...extra];
   const run = assertOk(`modelfetch ${args.join(' ')}`, await ctx.cli.run(args, { env: { ...process.env, HF_HUB_OFFLINE: '' } }));
   const result = lastJson(run.stdout);
