@@ -124,12 +124,15 @@ export class FileTransfer {
     await removeIfPresent(journalPathFor(this.job.tempPath));
   }
 
-  /** Probes one URL, retrying what the policy retries, under the budget of its host. */
-  private async probeWithRetry(url: string): Promise<ProbeResult> {
+  /**
+   * Probes one URL, retrying what the policy retries, under the budget of its host — unless the
+   * caller already holds a slot for it (re-resolving from inside a segment, which would deadlock).
+   */
+  private async probeWithRetry(url: string, holdsSlot = false): Promise<ProbeResult> {
     for (let attempt = 1; ; attempt += 1) {
-      const release = await this.opts.budget.acquire(hostOf(url), this.controller.signal);
+      const release = holdsSlot ? () => undefined : await this.opts.budget.acquire(hostOf(url), this.controller.signal);
       try {
-        return await probe(this.opts.dispatcher, { url, ...(this.job.headers && { headers: this.job.headers }), signal: this.controller.signal, now: this.opts.clock.now() });
+        return await probe(this.opts.dispatcher, { url, ...(this.job.headers && { headers: this.job.headers }), signal: this.controller.signal, now: this.opts.clock.now(), stallTimeoutMs: this.opts.stallTimeoutMs });
       } catch (caught) {
         if (this.controller.signal.aborted) throw this.controller.signal.reason;
         const error = asModelfetchError(caught);
@@ -427,7 +430,7 @@ export class FileTransfer {
           const urls = await this.job.reresolve();
           mirror.url = urls[mirror.index] ?? urls[0] ?? mirror.url;
         }
-        const result = await this.probeWithRetry(mirror.url);
+        const result = await this.probeWithRetry(mirror.url, true);
         discardBody(result.stream);
         if (result.size !== size || !result.rangeSupported) {
           throw new ModelfetchError('ERR_ETAG_CHANGED', `${mirror.url} changed after its URL was renewed`, { url: mirror.url });

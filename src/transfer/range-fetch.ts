@@ -88,6 +88,8 @@ export async function fetchSegment(ctx: FetchContext, segment: Segment, target: 
   });
   ctx.writers.add(writer);
   let response: HttpResponse | undefined = reuse;
+  // A reused probe answer was requested under another signal: a stall or abort must end it too.
+  if (reuse) controller.signal.addEventListener('abort', () => discardBody(reuse), { once: true });
   let counted = false;
   const requestedEnd = segment.end;
   try {

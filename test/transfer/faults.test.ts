@@ -47,6 +47,18 @@ describe('fault handling', () => {
     expect(result.bytesFetched).toBe(s.info.size);
   });
 
+  it('stall before any header (probe) and in a plain stream: aborted and retried', async () => {
+    s = await scope.setup(2 * MiB);
+    s.server.addFault({ times: 1, fault: { stallAfterBytes: 0 } });
+    const first = await transferFile(s.job(), { stallTimeoutMs: 300, clock: fakeClock() });
+    expect(await sha256Of(first.tempPath)).toBe(s.info.sha256);
+    s.server.clearFaults();
+    s.server.addFault({ fault: { ignoreRange: true } });
+    s.server.addFault({ times: 1, fault: { stallAfterBytes: 100_000 } });
+    const second = await transferFile(s.job({ tempPath: join(s.dir, 'plain.part') }), { stallTimeoutMs: 300, clock: fakeClock() });
+    expect(await sha256Of(second.tempPath)).toBe(s.info.sha256);
+  });
+
   it('reset mid-body: retried from the byte where it broke', async () => {
     s = await scope.setup(4 * MiB);
     s.server.addFault({ match: isRange, times: 2, fault: { resetAfterBytes: 700_000 } });
@@ -261,5 +273,68 @@ describe('fault handling', () => {
     expect(lied).toBe(true);
     expect(await sha256Of(result.tempPath)).toBe(s.info.sha256);
     expect(ranges(s.server.requests).length).toBe(2);
+  });
+});
+
+describe('expired signed URLs', () => {
+  /** A hub that redirects to a CDN whose signature expires after `validFor` range requests. */
+  async function signedCdn(validFor: number): Promise<{ hubUrl: string; signed: () => string; forbidden: () => number }> {
+    const current = await scope.setup(4 * MiB);
+    s = current;
+    const file = servedPath(join(current.dir, 'source.bin'), current.info);
+    let sig = 1;
+    let served = 0;
+    let forbidden = 0;
+    const signed = (): string => `${current.server.origin}/cdn/model.bin?sig=${sig}`;
+    current.server.route('/resolve/', (_req, res) => {
+      res.statusCode = 302;
+      res.setHeader('Location', signed());
+      res.end();
+    });
+    current.server.route('/cdn/', async (req, res, url) => {
+      if (url.searchParams.get('sig') !== String(sig)) {
+        forbidden += 1;
+        res.statusCode = 403;
+        res.end('expired');
+        return;
+      }
+      served += 1;
+      if (served === validFor) sig += 1; // this one still works, the next ones are refused
+      await serveFile(req, res, file);
+    });
+    return { hubUrl: `${current.server.origin}/resolve/model.bin`, signed, forbidden: () => forbidden };
+  }
+
+  it('re-follows the original redirects once when the CDN starts answering 403', async () => {
+    const cdn = await signedCdn(3);
+    const result = await transferFile(s!.job({ urls: [cdn.hubUrl] }), { segmentThreshold: MiB, minSegmentSize: 256 * 1024, connections: 1, clock: fakeClock() });
+    expect(await sha256Of(result.tempPath)).toBe(s!.info.sha256);
+    expect(cdn.forbidden()).toBeGreaterThanOrEqual(1);
+  });
+
+  it('asks job.reresolve for fresh URLs when it is given', async () => {
+    const cdn = await signedCdn(2);
+    let asked = 0;
+    const result = await transferFile(
+      s!.job({
+        urls: [cdn.signed()],
+        reresolve: async () => {
+          asked += 1;
+          return [cdn.signed()];
+        },
+      }),
+      { segmentThreshold: MiB, minSegmentSize: 256 * 1024, connections: 1, clock: fakeClock() },
+    );
+    expect(asked).toBe(1);
+    expect(await sha256Of(result.tempPath)).toBe(s!.info.sha256);
+  });
+
+  it('a 403 from the start is not an expired URL: ERR_GATED, no re-resolve', async () => {
+    s = await scope.setup(MiB);
+    s.server.addFault({ fault: { status: 403 } });
+    let asked = 0;
+    const error = await transferFile(s.job({ reresolve: async () => (asked += 1, [s?.url ?? '']) })).catch((e: unknown) => e);
+    expect(isModelfetchError(error, 'ERR_GATED')).toBe(true);
+    expect(asked).toBe(0);
   });
 });
