@@ -5,3 +5,5 @@ export type { Snapshot, RemoteFile, FileDigest, RepoType } from './source/types.
 export type { TransferJob, TransferResult, TransferOptions, ProgressEvent, Clock } from './transfer/types.js';
 export { transferFiles, transferFile, createConnectionBudget, type ConnectionBudget, type EngineOptions } from './transfer/index.js';
 export { get, type GetOptions, type GetResult } from './get.js';
+export { pull, type PullOptions, type PullResult, type PullPlan } from './pull.js';
+export { markRevisionInUse, isRevisionInUse } from './cache/lock.js';

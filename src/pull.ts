@@ -309,9 +309,8 @@ function uniqueByDigest(files: ListedFile[]): ListedFile[] {
  * it ourselves if that process failed).
  */
 async function fetchBlobs(store: FileStore, files: ListedFile[], commit: string, hub: HubClient, options: PullOptions): Promise<{ bytesFetched: number; bytesResumed: number }> {
-  // The engine lands beside this module as ./transfer/index.js; loaded only when bytes must move.
-  const engine = './transfer/index.js';
-  const transferFiles = options.transferFiles ?? ((await import(engine)) as { transferFiles: TransferFilesFn }).transferFiles;
+  // Loaded only when bytes must move, so a cache hit never pays for the engine (or undici).
+  const transferFiles = options.transferFiles ?? (await import('./transfer/index.js')).transferFiles;
   const totals = { bytesFetched: 0, bytesResumed: 0 };
   let pending = files;
   let wait = false;
