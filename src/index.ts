@@ -5,6 +5,8 @@ export type { Snapshot, RemoteFile, FileDigest, RepoType } from './source/types.
 export type { TransferJob, TransferResult, TransferOptions, ProgressEvent, Clock } from './transfer/types.js';
 export { transferFiles, transferFile, createConnectionBudget, type ConnectionBudget, type EngineOptions } from './transfer/index.js';
 export { get, type GetOptions, type GetResult } from './get.js';
+export { pull, type PullOptions, type PullResult, type PullPlan } from './pull.js';
+export { markRevisionInUse, isRevisionInUse } from './cache/lock.js';
 export { createMirrorServer, type MirrorServer, type MirrorServerOptions } from './server/mirror-server.js';
 export type { UpstreamHub, ListingStore } from './server/catalog.js';
 export type { FetchFile, FetchRequest } from './server/flights.js';

@@ -6,6 +6,7 @@ import { acquireLock, markRevisionInUse, tryAcquireLock, type HeldLock } from '.
 import { cacheStore, type FileStore } from './cache/file-store.js';
 import { LocalDir } from './cache/local-dir.js';
 import { markNoExist, readRef, writeRef } from './cache/snapshot.js';
+import { touchRevision } from './cache/usage.js';
 import { readRepoTreeListing, type ListedFile } from './cache/tree-listing.js';
 import { assertSafeRelativePath, isSha1Hex } from './cache/validate.js';
 import { ModelfetchError } from './errors.js';
@@ -168,6 +169,7 @@ export async function pull(options: PullOptions): Promise<PullResult> {
     }
     for (const file of plan.unlinked) await store.link(file);
     if (resolved.fromHub) await store.writeListing(resolved.listing);
+    if (!local) await touchRevision(repo, resolved.commit); // gc's last-use record
   } finally {
     await inUse?.release();
   }
@@ -309,9 +311,8 @@ function uniqueByDigest(files: ListedFile[]): ListedFile[] {
  * it ourselves if that process failed).
  */
 async function fetchBlobs(store: FileStore, files: ListedFile[], commit: string, hub: HubClient, options: PullOptions): Promise<{ bytesFetched: number; bytesResumed: number }> {
-  // The engine lands beside this module as ./transfer/index.js; loaded only when bytes must move.
-  const engine = './transfer/index.js';
-  const transferFiles = options.transferFiles ?? ((await import(engine)) as { transferFiles: TransferFilesFn }).transferFiles;
+  // Loaded only when bytes must move, so a cache hit never pays for the engine (or undici).
+  const transferFiles = options.transferFiles ?? (await import('./transfer/index.js')).transferFiles;
   const totals = { bytesFetched: 0, bytesResumed: 0 };
   let pending = files;
   let wait = false;
