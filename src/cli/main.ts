@@ -1,6 +1,8 @@
 import { Command, CommanderError } from 'commander';
 import { exitCodeFor, ModelfetchError } from '../errors.js';
 import { redactText } from '../redact.js';
+import { registerGetCommand } from './get.js';
+import { registerPullCommand } from './pull.js';
 import { registerServeCommand } from './serve.js';
 
 export interface CliIo {
@@ -15,6 +17,8 @@ export function buildProgram(io: CliIo): Command {
     .description('Fast, resumable, verified model downloads into the standard Hugging Face cache')
     .exitOverride()
     .configureOutput({ writeOut: (s) => io.stdout.write(s), writeErr: (s) => io.stderr.write(s) });
+  registerGetCommand(program, io);
+  registerPullCommand(program, io);
   registerServeCommand(program, io);
   return program;
 }
