@@ -171,6 +171,39 @@ describe('pull-through from an upstream hub', () => {
     }
   });
 
+  it("sends the server's token upstream, or with --token-passthrough the client's own", async () => {
+    const server = await startMirror('server-token');
+    hub.resetLogs();
+    const res = await fetch(`${server.url}/org/model/resolve/main/tokenizer/vocab.txt`, { headers: { authorization: 'Bearer hf_clientownertoken01' } });
+    expect(res.status).toBe(200);
+    // The server's token, or none for the anonymous visibility check; never the client's.
+    const sent = new Set(hub.hub.requests.map((r) => r.headers.authorization));
+    expect(sent.has(`Bearer ${GOOD_TOKEN}`)).toBe(true);
+    expect([...sent].every((v) => v === undefined || v === `Bearer ${GOOD_TOKEN}`)).toBe(true);
+    await server.close();
+    mirror = undefined;
+
+    const passthrough = await startMirror('passthrough', { tokenPassthrough: true, token: undefined });
+    hub.resetLogs();
+    const gated = await fetch(`${passthrough.url}/org/gated/resolve/main/secret.bin`, { headers: { authorization: `Bearer ${GOOD_TOKEN}` } });
+    expect(gated.status).toBe(200);
+    expect(sha256(Buffer.from(await gated.arrayBuffer()))).toBe(hub.file('org/gated', 'secret.bin').sha256);
+    // Only the anonymous visibility check goes without a token; everything else carries the client's.
+    expect(hub.hub.requests.filter((r) => r.headers.authorization === undefined).every((r) => r.url.includes('/api/models/org/gated/revision/'))).toBe(true);
+    expect(hub.hub.requests.some((r) => r.headers.authorization === `Bearer ${GOOD_TOKEN}` && r.url.includes('/resolve/'))).toBe(true);
+    // Without a token of its own, the passthrough mirror cannot fetch the gated repo for an anonymous client.
+    expect((await fetch(`${passthrough.url}/org/gated/resolve/main/secret.bin`)).status).toBe(401);
+  });
+
+  it('is not ready while upstream is unreachable', async () => {
+    const server = await startMirror('unready', { upstream: 'http://127.0.0.1:9' });
+    await mkdir(join(work, 'unready'), { recursive: true });
+    const ready = await fetch(`${server.url}/readyz`);
+    expect(ready.status).toBe(503);
+    expect(await ready.text()).toContain('upstream unreachable');
+    expect((await fetch(`${server.url}/healthz`)).status).toBe(200);
+  });
+
   it('--offline never asks upstream', async () => {
     const server = await startMirror('offline', { offline: true });
     await mkdir(join(work, 'offline'), { recursive: true });
