@@ -490,3 +490,10 @@ async function readPathsInfoBody(req: IncomingMessage): Promise<{ paths: string[
   const expand = (form.get('expand') ?? '').toLowerCase();
   return { paths: form.getAll('paths'), expand: expand === 'true' || expand === '1' };
 }
+
+/** Creates the mirror and starts listening: the library's one-call entry. */
+export async function serve(options: MirrorServerOptions): Promise<MirrorServer> {
+  const mirror = createMirrorServer(options);
+  await mirror.listen();
+  return mirror;
+}

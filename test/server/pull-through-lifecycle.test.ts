@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RepoPaths } from '../../src/cache/layout.js';
+import { isRevisionInUse } from '../../src/cache/lock.js';
 import { createMirrorServer } from '../../src/server/mirror-server.js';
 import { startFixtureHub, type FixtureHub } from '../support/fixture-hub.js';
 import { hasTool } from '../support/tools.js';
@@ -46,7 +47,10 @@ describe('pull-through downloads in flight', () => {
     await first.listen();
     const client = fetch(`${first.url}/org/slow/resolve/main/big.bin`).then((r) => r.arrayBuffer()).then((b) => b.byteLength, () => -1);
     await until(async () => (await first.status()).downloads.some((d) => d.bytesDone >= 2 * 1024 * 1024), 'a partial download');
+    // gc must leave a revision alone while the mirror pulls it.
+    expect(await isRevisionInUse(repo, hub.commitOf('org/slow'))).toBe(true);
     await first.close();
+    expect(await isRevisionInUse(repo, hub.commitOf('org/slow'))).toBe(false);
     hub.cdn.clearFaults();
     // The client got a short response; nothing became visible as a blob or snapshot file.
     expect(await client).toBeLessThan(SIZE);
