@@ -7,7 +7,6 @@ export { transferFiles, transferFile, createConnectionBudget, type ConnectionBud
 export { get, type GetOptions, type GetResult } from './get.js';
 export { pull, type PullOptions, type PullResult, type PullPlan } from './pull.js';
 export { markRevisionInUse, isRevisionInUse } from './cache/lock.js';
-export { createMirrorServer, type MirrorServer, type MirrorServerOptions } from './server/mirror-server.js';
 export type { UpstreamHub, ListingStore } from './server/catalog.js';
 export type { FetchFile, FetchRequest } from './server/flights.js';
 export { scanCache, type CacheScan, type ScannedRepo, type ScannedRevision, type CacheIssue } from './cache/scan.js';
@@ -24,3 +23,4 @@ export { bake, exportLockedTree, type BakeOptions, type BakeResult } from './bak
 export { writeOciLayout, type OciImageOptions, type OciImageResult } from './bake/oci-layout.js';
 export { supervise, type SuperviseOptions, type SupervisorResult } from './supervise/supervisor.js';
 export { runWithModels, modelEnvironment, type RunWithModelsOptions } from './supervise/run-with-models.js';
+export { createMirrorServer, serve, type MirrorServer, type MirrorServerOptions } from './server/mirror-server.js';
