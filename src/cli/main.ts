@@ -3,6 +3,10 @@ import { exitCodeFor, ModelfetchError } from '../errors.js';
 import { redactText } from '../redact.js';
 import { registerLsCommand } from './ls.js';
 import { registerVerifyCommand } from './verify.js';
+import { registerGcCommand } from './gc.js';
+import { registerRmCommand } from './rm.js';
+import { registerGetCommand } from './get.js';
+import { registerPullCommand } from './pull.js';
 
 export interface CliIo {
   stdout: NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
@@ -18,6 +22,10 @@ export function buildProgram(io: CliIo): Command {
     .configureOutput({ writeOut: (s) => io.stdout.write(s), writeErr: (s) => io.stderr.write(s) });
   registerLsCommand(program, io);
   registerVerifyCommand(program, io);
+  registerGcCommand(program, io);
+  registerRmCommand(program, io);
+  registerGetCommand(program, io);
+  registerPullCommand(program, io);
   return program;
 }
 

@@ -1,0 +1,81 @@
+import type { Command } from 'commander';
+import { ModelfetchError } from '../errors.js';
+import { get } from '../get.js';
+import type { CliIo } from './main.js';
+import { createProgressRenderer, progressModeFor } from './progress.js';
+
+interface GetFlags {
+  output?: string;
+  sha256?: string;
+  sha256Url?: string;
+  connections?: string;
+  header: string[];
+  json?: boolean;
+  quiet?: boolean;
+  force?: boolean;
+}
+
+/** Parses `Name: value` into a header pair. */
+export function parseHeaderFlag(text: string): [string, string] {
+  const at = text.indexOf(':');
+  const name = at > 0 ? text.slice(0, at).trim() : '';
+  if (!name || !/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(name)) {
+    throw new ModelfetchError('ERR_USAGE', `--header must look like "Name: value"`, { hint: 'e.g. --header "Authorization: Bearer $HF_TOKEN"' });
+  }
+  return [name, text.slice(at + 1).trim()];
+}
+
+export function registerGetCommand(program: Command, io: CliIo): void {
+  program
+    .command('get')
+    .description('download a file from one or more URLs (mirrors of the same file), in parallel, resumable and verified')
+    .argument('<url...>', 'URLs of the same file; several are used together as mirrors')
+    .option('-o, --output <file>', 'where to write the file (default: the name in the URL)')
+    .option('--sha256 <hex>', 'expected SHA-256; a mismatch fails and nothing is written')
+    .option('--sha256-url <url>', 'take the expected SHA-256 from a checksum file ("hex" or "hex  filename")')
+    .option('--connections <n>', 'connections per host (default 16)')
+    .option('--header <header>', 'request header "Name: value", sent only to the URL\'s own origin (repeatable)', (value: string, all: string[]) => [...all, value], [] as string[])
+    .option('--json', 'print one JSON object with the result on stdout')
+    .option('--quiet', 'no progress output')
+    .option('--force', 'replace an existing output file that does not match')
+    .action(async (urls: string[], flags: GetFlags) => {
+      let connections: number | undefined;
+      if (flags.connections !== undefined) {
+        connections = Number(flags.connections);
+        if (!Number.isInteger(connections) || connections < 1 || connections > 256) {
+          throw new ModelfetchError('ERR_USAGE', `--connections must be a whole number from 1 to 256, got ${JSON.stringify(flags.connections)}`);
+        }
+      }
+      const headers = Object.fromEntries(flags.header.map(parseHeaderFlag));
+      const renderer = createProgressRenderer(io.stderr, progressModeFor(io.stderr, flags.quiet === true));
+      const controller = new AbortController();
+      const onSignal = (): void => controller.abort(new ModelfetchError('ERR_ABORTED', 'Interrupted; run the same command again to resume'));
+      process.once('SIGINT', onSignal);
+      process.once('SIGTERM', onSignal);
+      try {
+        const result = await get({
+          urls,
+          ...(flags.output !== undefined && { output: flags.output }),
+          ...(flags.sha256 !== undefined && { sha256: flags.sha256 }),
+          ...(flags.sha256Url !== undefined && { sha256Url: flags.sha256Url }),
+          ...(connections !== undefined && { connections }),
+          ...(Object.keys(headers).length > 0 && { headers }),
+          ...(flags.force && { force: true }),
+          signal: controller.signal,
+          onProgress: renderer.onProgress,
+        });
+        renderer.finish();
+        if (flags.json) {
+          const { path, size, sha256, bytesFetched, bytesResumed, elapsedMs, connections: used } = result;
+          const peakRssBytes = process.resourceUsage().maxRSS * 1024;
+          io.stdout.write(`${JSON.stringify({ path, size, sha256, bytesFetched, bytesResumed, elapsedMs, connections: used, peakRssBytes })}\n`);
+        } else {
+          io.stdout.write(`${result.path}\n`);
+        }
+      } finally {
+        renderer.finish();
+        process.off('SIGINT', onSignal);
+        process.off('SIGTERM', onSignal);
+      }
+    });
+}

@@ -1,0 +1,447 @@
+import { setMaxListeners } from 'node:events';
+import type { FileHandle } from 'node:fs/promises';
+import { isModelfetchError, ModelfetchError, type ErrorCode } from '../errors.js';
+import type { FileDigest } from '../source/types.js';
+import { Checkpointer } from './checkpointer.js';
+import { HashCursor } from './hash-cursor.js';
+import { retryAfterOf, type HttpResponse } from './http.js';
+import { journalPathFor, JournalWriter, readJournal, type JournalKey } from './journal.js';
+import type { ResolvedOptions } from './options.js';
+import { probe, type ProbeResult } from './probe.js';
+import type { BatchProgress } from './progress.js';
+import { fetchSegment, type FetchContext, type FetchTarget } from './range-fetch.js';
+import { retryDecision } from './retry-policy.js';
+import { missingRanges, type ByteRange } from './segment-plan.js';
+import { SegmentTable, type Segment } from './segment-table.js';
+import { createTempFile, removeIfPresent, reopenTempFile } from './temp-file.js';
+import type { TransferJob, TransferResult } from './types.js';
+
+/** One mirror of the file, after its redirects were followed. */
+interface Mirror {
+  index: number;
+  /** The URL as given (re-followed when a signed CDN URL expires). */
+  url: string;
+  target: FetchTarget;
+  /** Budget key: host:port that segment connections go to. */
+  host: string;
+  alive: boolean;
+  /** Had a good response: a later 403 means an expired signed URL, not a lack of access. */
+  worked: boolean;
+  reresolved: boolean;
+  reresolving?: Promise<void>;
+  stream?: HttpResponse;
+}
+
+/** Errors that end this attempt at the file at once, whatever the mirrors. */
+const FATAL: ReadonlySet<ErrorCode> = new Set(['ERR_ETAG_CHANGED', 'ERR_RANGE_IGNORED', 'ERR_NO_SPACE', 'ERR_IO', 'ERR_ABORTED', 'ERR_SIZE']);
+/** Restarts from zero after the file changed upstream (or a server stopped honouring Range). */
+const MAX_CHANGE_RESTARTS = 2;
+const MAX_CHUNK = 16 * 1024 * 1024;
+
+function hostOf(url: string): string {
+  return new URL(url).host;
+}
+
+function asModelfetchError(error: unknown): ModelfetchError {
+  if (isModelfetchError(error)) return error;
+  if (error instanceof Error && error.name === 'AbortError') return new ModelfetchError('ERR_ABORTED', 'Download aborted', { cause: error });
+  return new ModelfetchError('ERR_NETWORK', error instanceof Error ? error.message : String(error), { cause: error });
+}
+
+/** Downloads one job into its temp file: probe, plan, parallel range fetches, journal, hash, verify. */
+export class FileTransfer {
+  private fatal: ModelfetchError | undefined;
+  private controller = new AbortController();
+  private waiters: Array<() => void> = [];
+  private bytesFetched = 0;
+  private lastError: ModelfetchError | undefined;
+  /** Set when a whole-body stream (no Range support) failed: only a restart from zero helps. */
+  private streamFailed = false;
+
+  constructor(
+    private readonly job: TransferJob,
+    private readonly index: number,
+    private readonly opts: ResolvedOptions,
+    private readonly progress: BatchProgress,
+  ) {}
+
+  private get algorithm(): FileDigest['algorithm'] {
+    return this.job.digest?.algorithm ?? 'sha256';
+  }
+
+  async run(): Promise<TransferResult> {
+    if (this.job.urls.length === 0) throw new ModelfetchError('ERR_USAGE', `No URL given for ${this.job.tempPath}`);
+    const all = this.job.urls.map((_, i) => i);
+    // After a digest mismatch: once more from zero, and with several mirrors, each mirror alone in turn.
+    const rounds: number[][] = this.job.urls.length === 1 ? [all, all] : [all, ...all.map((i) => [i])];
+    let round = 0;
+    let changes = 0;
+    let streamAttempts = 0;
+    for (;;) {
+      const mirrors = rounds[round] ?? all;
+      try {
+        return await this.attempt(mirrors);
+      } catch (caught) {
+        const error = this.opts.signal?.aborted ? asModelfetchError(this.opts.signal.reason ?? caught) : asModelfetchError(caught);
+        if (this.opts.signal?.aborted) {
+          throw error.code === 'ERR_ABORTED' ? error : new ModelfetchError('ERR_ABORTED', 'Download aborted; run again to resume', { cause: caught });
+        }
+        if ((error.code === 'ERR_ETAG_CHANGED' || error.code === 'ERR_RANGE_IGNORED') && changes < MAX_CHANGE_RESTARTS) {
+          changes += 1;
+          await this.discardPartial();
+          continue;
+        }
+        if (error.code === 'ERR_INTEGRITY') {
+          await this.discardPartial();
+          if (round + 1 < rounds.length) {
+            round += 1;
+            continue;
+          }
+          throw error;
+        }
+        if (this.streamFailed) {
+          streamAttempts += 1;
+          const decision = retryDecision({ attempt: streamAttempts, maxAttempts: this.opts.maxAttempts, code: error.code, ...(error.status !== undefined && { status: error.status }), ...this.retryAfter(error), random: this.opts.random() });
+          if (decision.retry) {
+            await this.opts.clock.sleep(decision.delayMs, this.opts.signal);
+            continue;
+          }
+        }
+        if (error.code === 'ERR_NO_SPACE') await this.discardPartial();
+        throw error;
+      }
+    }
+  }
+
+  private retryAfter(error: ModelfetchError): { retryAfterMs?: number } {
+    const ms = retryAfterOf(error);
+    return ms === undefined ? {} : { retryAfterMs: ms };
+  }
+
+  private async discardPartial(): Promise<void> {
+    await removeIfPresent(this.job.tempPath);
+    await removeIfPresent(journalPathFor(this.job.tempPath));
+  }
+
+  /** Probes one URL, retrying what the policy retries, under the budget of its host. */
+  private async probeWithRetry(url: string): Promise<ProbeResult> {
+    for (let attempt = 1; ; attempt += 1) {
+      const release = await this.opts.budget.acquire(hostOf(url), this.controller.signal);
+      try {
+        return await probe(this.opts.dispatcher, { url, ...(this.job.headers && { headers: this.job.headers }), signal: this.controller.signal, now: this.opts.clock.now() });
+      } catch (caught) {
+        if (this.controller.signal.aborted) throw this.controller.signal.reason;
+        const error = asModelfetchError(caught);
+        const decision = retryDecision({ attempt, maxAttempts: this.opts.maxAttempts, code: error.code, ...(error.status !== undefined && { status: error.status }), ...this.retryAfter(error), random: this.opts.random() });
+        if (!decision.retry) throw error;
+        release();
+        await this.opts.clock.sleep(decision.delayMs, this.controller.signal);
+      } finally {
+        release();
+      }
+    }
+  }
+
+  private mirrorFrom(index: number, url: string, result: ProbeResult): Mirror {
+    return {
+      index,
+      url,
+      target: { url: result.url, credentialOrigin: new URL(url).origin, credentialed: result.credentialed, headers: this.job.headers, etag: result.etag },
+      host: hostOf(result.url),
+      alive: true,
+      worked: false,
+      reresolved: false,
+      ...(result.stream && { stream: result.stream }),
+    };
+  }
+
+  private async probeMirrors(indices: number[]): Promise<{ mirrors: Mirror[]; results: ProbeResult[] }> {
+    const settled = await Promise.allSettled(indices.map((i) => this.probeWithRetry(this.job.urls[i] ?? '')));
+    const mirrors: Mirror[] = [];
+    const results: ProbeResult[] = [];
+    let firstError: unknown;
+    settled.forEach((outcome, k) => {
+      const i = indices[k] ?? 0;
+      if (outcome.status === 'rejected') {
+        firstError ??= outcome.reason;
+        return;
+      }
+      const result = outcome.value;
+      const expected = this.job.size ?? results[0]?.size;
+      if (expected !== undefined && result.size !== undefined && result.size !== expected) {
+        result.stream?.body.destroy();
+        firstError ??= new ModelfetchError('ERR_SIZE', `${this.job.urls[i] ?? ''} serves ${result.size} bytes, expected ${expected}`, { url: this.job.urls[i] ?? '', expected, found: result.size, hint: 'The file changed upstream or the mirror is stale; check the URL.' });
+        return;
+      }
+      mirrors.push(this.mirrorFrom(i, this.job.urls[i] ?? '', result));
+      results.push(result);
+    });
+    if (mirrors.length === 0) throw firstError;
+    return { mirrors, results };
+  }
+
+  private async attempt(indices: number[]): Promise<TransferResult> {
+    this.controller = new AbortController();
+    setMaxListeners(0, this.controller.signal); // one listener per live request and waiter
+    this.fatal = undefined;
+    this.streamFailed = false;
+    this.lastError = undefined;
+    const onAbort = (): void => this.controller.abort(this.opts.signal?.reason);
+    this.opts.signal?.addEventListener('abort', onAbort, { once: true });
+    if (this.opts.signal?.aborted) onAbort();
+    let file: FileHandle | undefined;
+    let journal: JournalWriter | undefined;
+    let checkpointer: Checkpointer | undefined;
+    let hasher: HashCursor | undefined;
+    let mirrors: Mirror[] = [];
+    try {
+      this.progress.update(this.index, { phase: 'probe' });
+      const probed = await this.probeMirrors(indices);
+      const size = this.job.size ?? probed.results.find((r) => r.size !== undefined)?.size;
+      const rangeMirrors = probed.mirrors.filter((m, k) => probed.results[k]?.rangeSupported);
+      const ranged = size !== undefined && rangeMirrors.length > 0;
+      mirrors = ranged ? rangeMirrors : probed.mirrors.slice(0, 1);
+      for (const m of probed.mirrors) {
+        if (m.stream && (ranged || m !== mirrors[0])) {
+          m.stream.body.destroy();
+          delete m.stream;
+        }
+      }
+
+      // Resume only what a valid journal for this very download vouches for.
+      const journalPath = journalPathFor(this.job.tempPath);
+      const key: JournalKey = { identity: this.job.identity, size: size ?? -1, etag: mirrors.map((m) => m.target.etag ?? '').join(',') };
+      const canResume = ranged && (mirrors.some((m) => m.target.etag) || this.job.digest !== undefined);
+      let done: ByteRange[] | undefined = canResume ? await readJournal(journalPath, key) : undefined;
+      if (done && size !== undefined) {
+        file = await reopenTempFile(this.job.tempPath, size);
+        if (!file) done = undefined;
+      }
+      if (!file) {
+        file = await createTempFile(this.job.tempPath, size);
+        if (ranged) journal = await JournalWriter.create(journalPath, key);
+        else await removeIfPresent(journalPath);
+      } else {
+        journal = await JournalWriter.append(journalPath, key);
+      }
+      const total = size ?? Infinity;
+      const table = new SegmentTable(total, done ?? [], missingRanges(total, done ?? []));
+      const bytesResumed = table.bytesWritten();
+      hasher = HashCursor.open(this.job.tempPath, this.algorithm, size);
+      hasher.advance(table.contiguous());
+      if (journal) checkpointer = new Checkpointer(file, journal, table);
+      this.progress.update(this.index, { phase: 'download', totalBytes: size ?? 0, bytesDone: bytesResumed, contiguousBytes: table.contiguous() });
+
+      const activeHasher = hasher;
+      const activeCheckpointer = checkpointer;
+      const ctx: FetchContext = {
+        dispatcher: this.opts.dispatcher,
+        file,
+        size,
+        ranged,
+        stallTimeoutMs: this.opts.stallTimeoutMs,
+        signal: this.controller.signal,
+        now: () => this.opts.clock.now(),
+        onReceived: (n) => {
+          this.bytesFetched += n;
+          this.progress.addReceived(n);
+        },
+        onWritten: () => {
+          const contiguous = table.contiguous();
+          activeHasher.advance(contiguous);
+          activeCheckpointer?.request();
+          this.progress.update(this.index, { bytesDone: table.bytesWritten(), contiguousBytes: contiguous });
+        },
+        onConnection: (delta) => this.progress.connection(delta),
+      };
+
+      await this.runLanes(ctx, table, mirrors, size, ranged);
+      if (this.fatal) throw this.fatal;
+      if (!table.complete()) throw this.lastError ?? new ModelfetchError('ERR_NETWORK', `Could not download ${this.job.urls[0] ?? ''}`);
+
+      const finalSize = table.segments.reduce((end, s) => Math.max(end, s.end), 0);
+      if (this.job.size !== undefined && finalSize !== this.job.size) {
+        throw new ModelfetchError('ERR_SIZE', `Received ${finalSize} bytes, expected ${this.job.size}`, { expected: this.job.size, found: finalSize });
+      }
+      await checkpointer?.stop();
+      this.progress.update(this.index, { phase: 'verify', bytesDone: finalSize, contiguousBytes: finalSize, totalBytes: finalSize });
+      const hex = await hasher.finish(finalSize);
+      hasher = undefined;
+      if (this.job.digest && hex !== this.job.digest.hex) {
+        throw new ModelfetchError('ERR_INTEGRITY', `${this.job.urls[0] ?? ''}: ${this.algorithm} of the downloaded bytes is ${hex}, expected ${this.job.digest.hex}`, {
+          url: this.job.urls[0] ?? '',
+          expected: this.job.digest.hex,
+          found: hex,
+          hint: 'The server sent different bytes than the expected digest names; the partial download was discarded. Run again, or use another mirror.',
+        });
+      }
+      await file.sync();
+      await file.close();
+      file = undefined;
+      await journal?.close();
+      journal = undefined;
+      await removeIfPresent(journalPath);
+      this.progress.update(this.index, { phase: 'done' }, true);
+      const etag = mirrors[0]?.target.etag;
+      return {
+        tempPath: this.job.tempPath,
+        size: finalSize,
+        digest: { algorithm: this.algorithm, hex },
+        bytesFetched: this.bytesFetched,
+        bytesResumed,
+        ...(etag !== undefined && { etag }),
+      };
+    } finally {
+      this.opts.signal?.removeEventListener('abort', onAbort);
+      for (const m of mirrors) m.stream?.body.destroy();
+      hasher?.dispose();
+      if (checkpointer) {
+        // Record what did arrive, so the next run resumes from there.
+        await checkpointer.flush().catch(() => undefined);
+        await checkpointer.stop();
+      }
+      await journal?.close().catch(() => undefined);
+      await file?.close().catch(() => undefined);
+    }
+  }
+
+  private chunkSize(size: number | undefined): number {
+    if (size === undefined) return Infinity;
+    const { connections, minSegmentSize } = this.opts;
+    return Math.max(minSegmentSize, Math.min(MAX_CHUNK, Math.ceil(size / (connections * 4))));
+  }
+
+  private async runLanes(ctx: FetchContext, table: SegmentTable, mirrors: Mirror[], size: number | undefined, ranged: boolean): Promise<void> {
+    const single = !ranged || (size ?? 0) < this.opts.segmentThreshold;
+    const remaining = table.segments.reduce((sum, s) => sum + (s.end - s.pos), 0);
+    const perMirror = single ? 1 : Math.max(1, Math.min(this.opts.connections, Math.ceil(remaining / this.opts.minSegmentSize)));
+    const chunk = single ? Infinity : this.chunkSize(size);
+    const lanes: Array<Promise<void>> = [];
+    const laneMirrors = single ? mirrors.slice(0, 1) : mirrors;
+    for (const mirror of laneMirrors) {
+      for (let k = 0; k < perMirror; k += 1) lanes.push(this.lane(ctx, table, mirrors, mirror, chunk));
+    }
+    await Promise.all(lanes);
+  }
+
+  private changed(): Promise<void> {
+    return new Promise((resolve) => this.waiters.push(resolve));
+  }
+
+  private notify(): void {
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const wake of waiters) wake();
+  }
+
+  private fail(error: ModelfetchError): void {
+    this.fatal ??= error;
+    this.controller.abort(error);
+    this.notify();
+  }
+
+  /** One connection's worth of work: claim a segment, fetch it, repeat; wait while others may still split. */
+  private async lane(ctx: FetchContext, table: SegmentTable, mirrors: Mirror[], preferred: Mirror, chunk: number): Promise<void> {
+    while (!this.fatal) {
+      const mirror = preferred.alive ? preferred : mirrors.find((m) => m.alive);
+      if (!mirror) return;
+      let release: () => void;
+      try {
+        release = await this.opts.budget.acquire(mirror.host, this.controller.signal);
+      } catch {
+        return;
+      }
+      let segment: Segment | undefined;
+      try {
+        if (this.fatal) return;
+        segment = table.claim(chunk, this.opts.minSegmentSize);
+        if (!segment && table.activeCount() === 0) return;
+        if (segment) await this.runSegment(ctx, segment, mirror);
+      } finally {
+        release();
+      }
+      if (segment) {
+        table.release(segment);
+        this.notify();
+      } else {
+        await this.changed();
+      }
+    }
+  }
+
+  private async runSegment(ctx: FetchContext, segment: Segment, mirror: Mirror): Promise<void> {
+    let attempt = 0;
+    while (!this.fatal && mirror.alive) {
+      const before = segment.pos;
+      const reuse = mirror.stream;
+      delete mirror.stream;
+      try {
+        await fetchSegment(ctx, segment, mirror.target, reuse);
+        mirror.worked = true;
+        return;
+      } catch (caught) {
+        if (this.controller.signal.aborted) return;
+        const error = asModelfetchError(caught);
+        if (segment.pos > before) {
+          mirror.worked = true;
+          attempt = 0; // progress was made: this is a new failure, not a repeat
+        }
+        if (!ctx.ranged) {
+          this.streamFailed = true;
+          this.fail(error);
+          return;
+        }
+        if (FATAL.has(error.code)) {
+          this.fail(error);
+          return;
+        }
+        if (error.code === 'ERR_GATED' && mirror.worked && !mirror.reresolved) {
+          await this.reresolve(mirror, ctx.size);
+          continue;
+        }
+        attempt += 1;
+        const decision = retryDecision({ attempt, maxAttempts: this.opts.maxAttempts, code: error.code, ...(error.status !== undefined && { status: error.status }), ...this.retryAfter(error), random: this.opts.random() });
+        if (!decision.retry) {
+          mirror.alive = false;
+          this.lastError = error;
+          return;
+        }
+        try {
+          await this.opts.clock.sleep(decision.delayMs, this.controller.signal);
+        } catch {
+          return;
+        }
+      }
+    }
+  }
+
+  /** A signed CDN URL expired (403 after it had worked): ask for fresh URLs once, or follow the original redirects again. */
+  private async reresolve(mirror: Mirror, size: number | undefined): Promise<void> {
+    mirror.reresolving ??= (async () => {
+      mirror.reresolved = true;
+      try {
+        if (this.job.reresolve) {
+          const urls = await this.job.reresolve();
+          mirror.url = urls[mirror.index] ?? urls[0] ?? mirror.url;
+        }
+        const result = await this.probeWithRetry(mirror.url);
+        result.stream?.body.destroy();
+        if (result.size !== size || !result.rangeSupported) {
+          throw new ModelfetchError('ERR_ETAG_CHANGED', `${mirror.url} changed after its URL was renewed`, { url: mirror.url });
+        }
+        if (mirror.target.etag && result.etag && result.etag !== mirror.target.etag) {
+          throw new ModelfetchError('ERR_ETAG_CHANGED', `${mirror.url} now serves ETag "${result.etag}" instead of "${mirror.target.etag}"`, { url: mirror.url });
+        }
+        const fresh = this.mirrorFrom(mirror.index, mirror.url, result);
+        mirror.target = fresh.target;
+        mirror.host = fresh.host;
+      } catch (caught) {
+        const error = asModelfetchError(caught);
+        if (FATAL.has(error.code)) this.fail(error);
+        mirror.alive = false;
+        this.lastError = error;
+      }
+    })();
+    await mirror.reresolving;
+  }
+}

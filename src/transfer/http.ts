@@ -1,0 +1,137 @@
+import type { Dispatcher } from 'undici';
+import { ModelfetchError } from '../errors.js';
+import { isCredentialHeader, redactUrl } from '../redact.js';
+import { parseRetryAfter } from './retry-policy.js';
+
+/** Requests with redirects followed by hand, so credentials never leave the origin they were given for. */
+
+export const MAX_REDIRECTS = 10;
+const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
+
+export type ResponseHeaders = Dispatcher.ResponseData['headers'];
+
+export interface HttpResponse {
+  status: number;
+  headers: ResponseHeaders;
+  body: Dispatcher.ResponseData['body'];
+  /** The URL that answered, after redirects. */
+  url: string;
+  /** Whether credential headers were still being sent to `url` (same origin as the first request). */
+  credentialed: boolean;
+}
+
+export interface HttpRequest {
+  url: string;
+  method?: 'GET' | 'HEAD';
+  /** Caller headers; credential headers go only to `credentialOrigin` (default: the origin of `url`). */
+  headers?: Record<string, string>;
+  credentialOrigin?: string;
+  /** False when `url` is already past a cross-origin redirect (credentials stay dropped). Default true. */
+  credentialed?: boolean;
+  /** Engine headers (Range, If-Range…), sent everywhere and overriding caller headers. */
+  extraHeaders?: Record<string, string>;
+  signal?: AbortSignal;
+}
+
+export function headerValue(headers: ResponseHeaders, name: string): string | undefined {
+  const value = headers[name.toLowerCase()];
+  return Array.isArray(value) ? value[0] : value;
+}
+
+/** The headers to send to `url`: caller headers minus credentials off-origin, then engine headers. */
+export function headersFor(url: string, request: Pick<HttpRequest, 'headers' | 'credentialOrigin' | 'extraHeaders'>, credentialed: boolean): Record<string, string> {
+  const out: Record<string, string> = {};
+  const sameOrigin = credentialed && new URL(url).origin === (request.credentialOrigin ?? new URL(url).origin);
+  for (const [name, value] of Object.entries(request.headers ?? {})) {
+    const lower = name.toLowerCase();
+    if (lower === 'host' || lower === 'range' || lower === 'if-range' || lower === 'accept-encoding' || lower === 'connection') continue;
+    if (!sameOrigin && isCredentialHeader(lower)) continue;
+    out[lower] = value;
+  }
+  out['accept-encoding'] = 'identity';
+  for (const [name, value] of Object.entries(request.extraHeaders ?? {})) out[name.toLowerCase()] = value;
+  return out;
+}
+
+function assertHttpUrl(url: URL, from: string): void {
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new ModelfetchError('ERR_REDIRECT', `Refusing to follow a redirect from ${from} to a ${url.protocol} URL`, {
+      url: from,
+      hint: 'Only http and https downloads are supported; check the URL or the server.',
+    });
+  }
+}
+
+/**
+ * One request, with up to MAX_REDIRECTS redirects followed by hand (undici 7's `request` never
+ * follows them itself). Credential headers are dropped for good once a redirect leaves the origin
+ * they were given for (other host, port or scheme, https→http included). Loops and non-http(s)
+ * targets are refused with ERR_REDIRECT.
+ */
+export async function requestFollowingRedirects(dispatcher: Dispatcher, request: HttpRequest): Promise<HttpResponse> {
+  let url = new URL(request.url);
+  assertHttpUrl(url, request.url);
+  const credentialOrigin = request.credentialOrigin ?? url.origin;
+  let credentialed = request.credentialed ?? true;
+  let method = request.method ?? 'GET';
+  const seen = new Set<string>();
+  for (let hop = 0; ; hop += 1) {
+    seen.add(url.href);
+    credentialed &&= url.origin === credentialOrigin;
+    const response = await dispatcher.request({
+      origin: url.origin,
+      path: `${url.pathname}${url.search}`,
+      method,
+      headers: headersFor(url.href, { ...request, credentialOrigin }, credentialed),
+      ...(request.signal && { signal: request.signal }),
+    });
+    const location = headerValue(response.headers, 'location');
+    if (!REDIRECT_STATUSES.has(response.statusCode) || location === undefined) {
+      return { status: response.statusCode, headers: response.headers, body: response.body, url: url.href, credentialed };
+    }
+    await response.body.dump().catch(() => undefined);
+    if (hop + 1 > MAX_REDIRECTS) {
+      throw new ModelfetchError('ERR_REDIRECT', `More than ${MAX_REDIRECTS} redirects starting at ${request.url}`, { url: request.url, hint: 'The server redirects in circles or too deep; check the URL.' });
+    }
+    let next: URL;
+    try {
+      next = new URL(location, url);
+    } catch {
+      throw new ModelfetchError('ERR_REDIRECT', `Malformed redirect target from ${url.href}`, { url: url.href });
+    }
+    assertHttpUrl(next, url.href);
+    if (seen.has(next.href)) {
+      throw new ModelfetchError('ERR_REDIRECT', `Redirect loop at ${redactUrl(next.href)}`, { url: request.url, hint: 'The server redirects in circles; check the URL.' });
+    }
+    if (response.statusCode === 303) method = 'GET';
+    url = next;
+  }
+}
+
+const retryAfterByError = new WeakMap<ModelfetchError, number>();
+
+/** The Retry-After the server sent with the response behind `error`, in ms. */
+export function retryAfterOf(error: ModelfetchError): number | undefined {
+  return retryAfterByError.get(error);
+}
+
+const AUTH_HINT = 'Set HF_TOKEN (or pass --header "Authorization: Bearer …") with a token that can read this file.';
+
+/** Maps a non-success status to an error with a stable code and a hint. Consumes nothing. */
+export function statusError(status: number, url: string, headers: ResponseHeaders, now: number): ModelfetchError {
+  let error: ModelfetchError;
+  if (status === 404 || status === 410) {
+    error = new ModelfetchError('ERR_NOT_FOUND', `${url} answered ${status}`, { url, status, hint: 'Check the URL, repository, revision and file name.' });
+  } else if (status === 401) {
+    error = new ModelfetchError('ERR_AUTH', `${url} answered 401 Unauthorized`, { url, status, hint: AUTH_HINT });
+  } else if (status === 403) {
+    error = new ModelfetchError('ERR_GATED', `${url} answered 403 Forbidden`, { url, status, hint: `${AUTH_HINT} Gated models also need their terms accepted on the model page.` });
+  } else if (status === 416) {
+    error = new ModelfetchError('ERR_BAD_RANGE', `${url} answered 416 Range Not Satisfiable`, { url, status });
+  } else {
+    error = new ModelfetchError('ERR_HTTP', `${url} answered ${status}`, { url, status, hint: status === 429 || status >= 500 ? 'The server is busy or failing; try again later.' : 'Check the URL.' });
+  }
+  const retryAfter = parseRetryAfter(headerValue(headers, 'retry-after'), now);
+  if (retryAfter !== undefined) retryAfterByError.set(error, retryAfter);
+  return error;
+}

@@ -1,0 +1,116 @@
+import type { Dispatcher } from 'undici';
+import { ModelfetchError } from '../errors.js';
+import { strongEtag } from '../cache/validate.js';
+import { headerValue, requestFollowingRedirects, statusError, type HttpResponse, type ResponseHeaders } from './http.js';
+
+/** What one request tells us about a file before we cut it into segments. */
+export interface ProbeResult {
+  /** Total size, when the server said (Content-Range total, or Content-Length of a full 200). */
+  size: number | undefined;
+  /** Strong ETag, unquoted. */
+  etag: string | undefined;
+  rangeSupported: boolean;
+  /** The URL that answered after redirects; segment requests go there. */
+  url: string;
+  /** Whether `url` is still the origin the credentials were given for. */
+  credentialed: boolean;
+  /** A server that ignored Range answered 200 with the whole body: this is that body, to be used as the one stream. */
+  stream?: HttpResponse;
+}
+
+export interface ProbeRequest {
+  url: string;
+  headers?: Record<string, string>;
+  signal?: AbortSignal;
+  now: number;
+}
+
+/** Refuses any Content-Encoding but identity: the bytes on disk must be the bytes the digest names. */
+export function assertIdentityEncoding(headers: ResponseHeaders, url: string): void {
+  const encoding = headerValue(headers, 'content-encoding')?.trim().toLowerCase();
+  if (encoding && encoding !== 'identity') {
+    throw new ModelfetchError('ERR_BAD_RESPONSE', `${url} sent Content-Encoding: ${encoding} although only identity was accepted`, {
+      url,
+      hint: 'The server or a proxy compresses downloads; fetch from a server that honours Accept-Encoding: identity.',
+    });
+  }
+}
+
+/** Parses a Content-Range: `bytes a-b/total` (total may be a star) or the unsatisfied form with a star range. */
+export function parseContentRange(header: string | undefined): { start?: number; end?: number; total?: number } | undefined {
+  if (!header) return undefined;
+  const full = /^bytes\s+(\d+)-(\d+)\/(\d+|\*)$/.exec(header.trim());
+  if (full) {
+    const [, a, b, t] = full;
+    return { start: Number(a), end: Number(b), ...(t !== '*' && { total: Number(t) }) };
+  }
+  const unsatisfied = /^bytes\s+\*\/(\d+)$/.exec(header.trim());
+  if (unsatisfied) return { total: Number(unsatisfied[1]) };
+  return undefined;
+}
+
+function contentLength(headers: ResponseHeaders): number | undefined {
+  const value = headerValue(headers, 'content-length');
+  return value !== undefined && /^\d+$/.test(value.trim()) ? Number(value) : undefined;
+}
+
+/**
+ * Learns size, strong ETag and Range support with `Range: bytes=0-0`, falling back to HEAD for
+ * servers that refuse that GET. A 200 answer (Range ignored) is handed back as the stream to use.
+ */
+export async function probe(dispatcher: Dispatcher, request: ProbeRequest): Promise<ProbeResult> {
+  const response = await requestFollowingRedirects(dispatcher, {
+    url: request.url,
+    method: 'GET',
+    ...(request.headers && { headers: request.headers }),
+    extraHeaders: { range: 'bytes=0-0' },
+    ...(request.signal && { signal: request.signal }),
+  });
+  const base = { etag: strongEtag(headerValue(response.headers, 'etag')), url: response.url, credentialed: response.credentialed };
+  if (response.status === 206) {
+    await response.body.dump().catch(() => undefined);
+    assertIdentityEncoding(response.headers, response.url);
+    const range = parseContentRange(headerValue(response.headers, 'content-range'));
+    if (!range || range.start !== 0 || range.end !== 0) {
+      throw new ModelfetchError('ERR_BAD_RANGE', `${response.url} answered bytes=0-0 with Content-Range ${JSON.stringify(headerValue(response.headers, 'content-range') ?? null)}`, { url: response.url });
+    }
+    return { ...base, size: range.total, rangeSupported: true };
+  }
+  if (response.status === 416) {
+    await response.body.dump().catch(() => undefined);
+    const range = parseContentRange(headerValue(response.headers, 'content-range'));
+    if (range?.total === 0) return { ...base, size: 0, rangeSupported: true };
+    throw statusError(416, response.url, response.headers, request.now);
+  }
+  if (response.status === 200) {
+    try {
+      assertIdentityEncoding(response.headers, response.url);
+    } catch (error) {
+      response.body.destroy();
+      throw error;
+    }
+    return { ...base, size: contentLength(response.headers), rangeSupported: false, stream: response };
+  }
+  await response.body.dump().catch(() => undefined);
+  if (response.status === 405 || response.status === 501 || response.status === 400) return probeWithHead(dispatcher, request);
+  throw statusError(response.status, response.url, response.headers, request.now);
+}
+
+async function probeWithHead(dispatcher: Dispatcher, request: ProbeRequest): Promise<ProbeResult> {
+  const response = await requestFollowingRedirects(dispatcher, {
+    url: request.url,
+    method: 'HEAD',
+    ...(request.headers && { headers: request.headers }),
+    ...(request.signal && { signal: request.signal }),
+  });
+  await response.body.dump().catch(() => undefined);
+  if (response.status !== 200) throw statusError(response.status, response.url, response.headers, request.now);
+  assertIdentityEncoding(response.headers, response.url);
+  return {
+    size: contentLength(response.headers),
+    etag: strongEtag(headerValue(response.headers, 'etag')),
+    rangeSupported: headerValue(response.headers, 'accept-ranges')?.toLowerCase() === 'bytes',
+    url: response.url,
+    credentialed: response.credentialed,
+  };
+}

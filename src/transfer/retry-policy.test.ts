@@ -1,0 +1,57 @@
+import { describe, expect, it } from 'vitest';
+import { BACKOFF, parseRetryAfter, retryDecision } from './retry-policy.js';
+
+describe('retryDecision', () => {
+  const base = { attempt: 1, maxAttempts: 8, random: 0.5 } as const;
+
+  it('retries 429, 5xx, resets, stalls and bad ranges', () => {
+    for (const input of [
+      { code: 'ERR_HTTP', status: 429 },
+      { code: 'ERR_HTTP', status: 503 },
+      { code: 'ERR_HTTP', status: 500 },
+      { code: 'ERR_NETWORK' },
+      { code: 'ERR_STALL' },
+      { code: 'ERR_BAD_RANGE' },
+    ] as const) {
+      expect(retryDecision({ ...base, ...input }).retry).toBe(true);
+    }
+  });
+
+  it('never retries 404, auth, gated, no space, integrity, redirects or bad encodings', () => {
+    for (const code of ['ERR_NOT_FOUND', 'ERR_AUTH', 'ERR_GATED', 'ERR_NO_SPACE', 'ERR_INTEGRITY', 'ERR_REDIRECT', 'ERR_BAD_RESPONSE', 'ERR_ABORTED', 'ERR_IO'] as const) {
+      expect(retryDecision({ ...base, code })).toEqual({ retry: false });
+    }
+    expect(retryDecision({ ...base, code: 'ERR_HTTP', status: 400 })).toEqual({ retry: false });
+  });
+
+  it('stops after maxAttempts', () => {
+    expect(retryDecision({ ...base, attempt: 8, code: 'ERR_NETWORK' })).toEqual({ retry: false });
+  });
+
+  it('backs off exponentially with jitter, capped', () => {
+    const delay = (attempt: number, random: number): number => {
+      const d = retryDecision({ attempt, maxAttempts: 100, code: 'ERR_NETWORK', random });
+      return d.retry ? d.delayMs : -1;
+    };
+    expect(delay(1, 0)).toBe(BACKOFF.baseMs / 2);
+    expect(delay(1, 1)).toBe(BACKOFF.baseMs);
+    expect(delay(3, 0)).toBe(BACKOFF.baseMs * 2);
+    expect(delay(50, 1)).toBe(BACKOFF.capMs);
+  });
+
+  it('honours Retry-After, and gives up when it is absurdly long', () => {
+    expect(retryDecision({ ...base, code: 'ERR_HTTP', status: 429, retryAfterMs: 7000 })).toEqual({ retry: true, delayMs: 7000 });
+    expect(retryDecision({ ...base, code: 'ERR_HTTP', status: 429, retryAfterMs: 24 * 3600_000 })).toEqual({ retry: false });
+  });
+});
+
+describe('parseRetryAfter', () => {
+  it('reads seconds and HTTP dates', () => {
+    const now = Date.parse('2026-01-01T00:00:00Z');
+    expect(parseRetryAfter('3', now)).toBe(3000);
+    expect(parseRetryAfter('Thu, 01 Jan 2026 00:00:10 GMT', now)).toBe(10_000);
+    expect(parseRetryAfter('Wed, 31 Dec 2025 00:00:10 GMT', now)).toBe(0);
+    expect(parseRetryAfter('soon', now)).toBeUndefined();
+    expect(parseRetryAfter(undefined, now)).toBeUndefined();
+  });
+});

@@ -1,0 +1,154 @@
+import { createHash } from 'node:crypto';
+import { readFile, stat } from 'node:fs/promises';
+import { afterEach, describe, expect, it } from 'vitest';
+import { transferFile } from '../../src/transfer/index.js';
+import { isModelfetchError } from '../../src/errors.js';
+import { serveFile, servedPath, startFixtureServer, type FixtureServer } from '../support/fixture-server.js';
+import { MiB, rangeRequests, setup, type Setup } from './helpers.js';
+
+async function sha256Of(path: string): Promise<string> {
+  return createHash('sha256').update(await readFile(path)).digest('hex');
+}
+
+async function exists(path: string): Promise<boolean> {
+  return stat(path).then(
+    () => true,
+    () => false,
+  );
+}
+
+let s: Setup | undefined;
+const others: FixtureServer[] = [];
+afterEach(async () => {
+  await s?.close();
+  s = undefined;
+  for (const o of others.splice(0)) await o.close();
+});
+
+describe('transfer engine', () => {
+  it('splits a large file over many connections and verifies it', async () => {
+    s = await setup(24 * MiB + 7);
+    const file = servedPath(`${s.dir}/source.bin`, s.info);
+    let live = 0;
+    let peak = 0;
+    s.server.route('/files/', async (req, res) => {
+      live += 1;
+      peak = Math.max(peak, live);
+      res.on('close', () => (live -= 1));
+      await serveFile(req, res, file, { throttleBytesPerSec: 8 * MiB });
+    });
+    const events: number[] = [];
+    const result = await transferFile(s.job(), { segmentThreshold: 4 * MiB, onProgress: (e) => events.push(e.contiguousBytes) });
+    expect(result.size).toBe(s.info.size);
+    expect(result.digest).toEqual({ algorithm: 'sha256', hex: s.info.sha256 });
+    expect(result.bytesFetched).toBe(s.info.size);
+    expect(await sha256Of(result.tempPath)).toBe(s.info.sha256);
+    expect(await exists(`${result.tempPath}.journal`)).toBe(false);
+    expect(peak).toBeGreaterThanOrEqual(8);
+    expect(rangeRequests(s.server).length).toBeGreaterThanOrEqual(8);
+    // the contiguous prefix only grows
+    expect(events).toEqual([...events].sort((a, b) => a - b));
+  });
+
+  it('fetches a small file over one connection and computes a git blob SHA-1', async () => {
+    s = await setup(300_000);
+    const result = await transferFile(s.job({ digest: { algorithm: 'git-sha1', hex: s.info.gitSha1 } }));
+    expect(result.digest.hex).toBe(s.info.gitSha1);
+    expect(rangeRequests(s.server)).toEqual(['bytes=0-299999']);
+  });
+
+  it('learns the size from the probe when the job does not give it', async () => {
+    s = await setup(5 * MiB + 1);
+    const job = s.job();
+    delete job.size;
+    const result = await transferFile(job, { segmentThreshold: MiB });
+    expect(result.size).toBe(5 * MiB + 1);
+    expect(await sha256Of(result.tempPath)).toBe(s.info.sha256);
+  });
+
+  it('fails with ERR_INTEGRITY on corrupt bytes and leaves nothing behind', async () => {
+    s = await setup(3 * MiB);
+    s.server.addFault({ fault: { corruptOffsets: [12345] } });
+    const error = await transferFile(s.job()).catch((e: unknown) => e);
+    expect(isModelfetchError(error, 'ERR_INTEGRITY')).toBe(true);
+    expect(isModelfetchError(error) && error.expected).toBe(s.info.sha256);
+    expect(await exists(s.job().tempPath)).toBe(false);
+    expect(await exists(`${s.job().tempPath}.journal`)).toBe(false);
+  });
+
+  it('completes when the corruption was a one-off: the file is fetched again from zero', async () => {
+    s = await setup(3 * MiB);
+    s.server.addFault({ times: 2, fault: { corruptOffsets: [0, 2 * MiB + 5] } });
+    const result = await transferFile(s.job(), { segmentThreshold: MiB });
+    expect(await sha256Of(result.tempPath)).toBe(s.info.sha256);
+  });
+
+  it('does not retry 404, 401 or 403', async () => {
+    for (const [status, code] of [
+      [404, 'ERR_NOT_FOUND'],
+      [401, 'ERR_AUTH'],
+      [403, 'ERR_GATED'],
+    ] as const) {
+      s = await setup(1000);
+      s.server.addFault({ fault: { status } });
+      const error = await transferFile(s.job()).catch((e: unknown) => e);
+      expect(isModelfetchError(error, code)).toBe(true);
+      expect(s.server.requests.length).toBe(1);
+      if (status !== 404) expect(isModelfetchError(error) && error.hint).toMatch(/HF_TOKEN/);
+      await s.close();
+      s = undefined;
+    }
+  });
+
+  it('retries 503', async () => {
+    s = await setup(2 * MiB);
+    s.server.addFault({ times: 2, fault: { status: 503 } });
+    const result = await transferFile(s.job(), { random: () => 0, clock: { now: () => Date.now(), sleep: async () => {} } });
+    expect(await sha256Of(result.tempPath)).toBe(s.info.sha256);
+    expect(s.server.requests.filter((r) => r.status === 503).length).toBe(2);
+  });
+
+  it('sends credentials to their origin only, never after a cross-origin redirect', async () => {
+    s = await setup(2 * MiB);
+    const front = await startFixtureServer();
+    others.push(front);
+    const target = s.url;
+    front.route('/resolve/', (_req, res) => {
+      res.statusCode = 302;
+      res.setHeader('Location', target);
+      res.end();
+    });
+    const result = await transferFile(s.job({ urls: [`${front.origin}/resolve/model.bin`], headers: { Authorization: 'Bearer hf_secretsecret', 'X-Trace': 'keep' } }), { segmentThreshold: MiB });
+    expect(await sha256Of(result.tempPath)).toBe(s.info.sha256);
+    expect(front.requests.every((r) => r.headers.authorization === 'Bearer hf_secretsecret')).toBe(true);
+    expect(s.server.requests.length).toBeGreaterThan(1);
+    for (const r of s.server.requests) {
+      expect(r.headers.authorization).toBeUndefined();
+      expect(r.headers['x-trace']).toBe('keep');
+      expect(r.headers['accept-encoding']).toBe('identity');
+    }
+  });
+
+  it('refuses a redirect loop and non-http targets', async () => {
+    s = await setup(1000);
+    s.server.route('/loop/a', (_req, res) => {
+      res.statusCode = 302;
+      res.setHeader('Location', '/loop/b');
+      res.end();
+    });
+    s.server.route('/loop/b', (_req, res) => {
+      res.statusCode = 301;
+      res.setHeader('Location', '/loop/a');
+      res.end();
+    });
+    s.server.route('/file-scheme', (_req, res) => {
+      res.statusCode = 302;
+      res.setHeader('Location', 'file:///etc/passwd');
+      res.end();
+    });
+    const loop = await transferFile(s.job({ urls: [`${s.server.origin}/loop/a`] })).catch((e: unknown) => e);
+    expect(isModelfetchError(loop, 'ERR_REDIRECT')).toBe(true);
+    const scheme = await transferFile(s.job({ urls: [`${s.server.origin}/file-scheme`] })).catch((e: unknown) => e);
+    expect(isModelfetchError(scheme, 'ERR_REDIRECT')).toBe(true);
+  });
+});
