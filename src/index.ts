@@ -8,5 +8,6 @@ export { verifyCache, type VerifyOptions, type VerifyReport, type VerifyProblem 
 export { gcCache, type GcOptions, type GcReport, type InUseCheck } from './cache/gc.js';
 export { removeFromCache, type RemoveOptions, type RemoveReport } from './cache/remove.js';
 export { touchRevision } from './cache/usage.js';
+export { repairCache, type RepairOptions } from './repair.js';
 export { transferFiles, transferFile, createConnectionBudget, type ConnectionBudget, type EngineOptions } from './transfer/index.js';
 export { get, type GetOptions, type GetResult } from './get.js';
