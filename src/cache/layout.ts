@@ -132,11 +132,6 @@ export class RepoPaths {
     return join(this.stateDir, 'stamps', blobName(digest));
   }
 
-  /** Last-use record of a revision: an empty file whose mtime is the last time pull/serve/run used it. */
-  lastUsed(commit: string): string {
-    return join(this.stateDir, 'used', assertCommitOrHash(commit));
-  }
-
   /**
    * modelfetch's cross-process lock for downloading one blob. Not huggingface_hub's `{digest}.lock`
    * (flock'd by Python and left behind): an exclusive-create file with holder info and a heartbeat.
@@ -163,6 +158,11 @@ export class RepoPaths {
   /** huggingface_hub's tree listing cache for a commit (`trees/{commit}.json`): which files the commit has. */
   treeListing(commit: string): string {
     return join(this.dir, 'trees', `${assertCommitOrHash(commit)}.json`);
+  }
+
+  /** Last-use record of a revision: an empty file whose mtime is the last time pull/serve/run used it. */
+  lastUsed(commit: string): string {
+    return join(this.stateDir, 'used', assertCommitOrHash(commit));
   }
 }
 
