@@ -5,6 +5,9 @@ import { ModelfetchError } from '../errors.js';
 import { redactText } from '../redact.js';
 import { CacheView } from './cache-view.js';
 import { linkSnapshotFile } from '../cache/snapshot.js';
+import { RepoPaths } from '../cache/layout.js';
+import { markRevisionInUse } from '../cache/lock.js';
+import { touchRevision } from '../cache/usage.js';
 import { Catalog, entryNotFound, type ClientAuth, type ListingStore, type ResolvedRevision, type UpstreamHub } from './catalog.js';
 import { Flights, type FetchFile, type Flight } from './flights.js';
 import { streamFlight } from './stream-flight.js';
@@ -51,7 +54,10 @@ export interface MirrorServerOptions {
   accessTtlMs?: number;
   /** Files below this size are answered after they are verified rather than streamed while downloading. Default 1 MiB. */
   streamThreshold?: number;
-  /** Keeps a revision marked in use (so gc leaves it alone) while the server serves or pulls it. */
+  /**
+   * Keeps a revision marked in use (so gc leaves it alone) while the server serves or pulls it.
+   * Default: the cache's in-use markers, and a last-use record for gc's LRU order.
+   */
   markInUse?: (repo: RepoRef, commit: string) => Promise<{ release(): Promise<void> }>;
 }
 
@@ -131,7 +137,14 @@ export function createMirrorServer(userOptions: MirrorServerOptions): MirrorServ
         onEnd: () => metrics.pullsInFlight.dec(),
       })
     : undefined;
-  const inUse = new InUseMarkers(userOptions.markInUse);
+  const inUse = new InUseMarkers(
+    userOptions.markInUse ??
+      (async (repo, commit) => {
+        const paths = new RepoPaths(options.cacheDir, repo.repoType, repo.repoId);
+        await touchRevision(paths, commit);
+        return markRevisionInUse(paths, commit);
+      }),
+  );
 
   const authOf = (req: IncomingMessage): ClientAuth => {
     const header = headerOf(req, 'authorization');
