@@ -14,6 +14,7 @@ export { verifyCache, type VerifyOptions, type VerifyReport, type VerifyProblem 
 export { gcCache, type GcOptions, type GcReport, type InUseCheck } from './cache/gc.js';
 export { removeFromCache, type RemoveOptions, type RemoveReport } from './cache/remove.js';
 export { touchRevision } from './cache/usage.js';
+export { repairCache, type RepairOptions } from './repair.js';
 export { parseManifest, readManifest, type Manifest, type ManifestModel } from './preload/manifest.js';
 export { parseLockfile, readLockfile, serialiseLockfile, diffManifestAndLock, type Lockfile, type LockedModel, type LockedFile } from './preload/lockfile.js';
 export { lockManifest, writeLockfile, type ResolveRevision } from './preload/lock.js';
