@@ -8,6 +8,10 @@ import { registerLsCommand } from './ls.js';
 import { registerVerifyCommand } from './verify.js';
 import { registerKeygenCommand } from './keygen.js';
 import { registerSignCommand } from './sign.js';
+import { registerLockCommand } from './lock.js';
+import { registerSyncCommand } from './sync.js';
+import { registerBakeCommand } from './bake.js';
+import { registerRunCommand } from './run-command.js';
 
 export interface CliIo {
   stdout: NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
@@ -30,6 +34,10 @@ export function buildProgram(io: CliIo): Command {
   registerVerifyCommand(program, io);
   registerKeygenCommand(program, io);
   registerSignCommand(program, io);
+  registerLockCommand(program, io);
+  registerSyncCommand(program, io);
+  registerBakeCommand(program, io);
+  registerRunCommand(program, io);
   return program;
 }
 

@@ -14,7 +14,7 @@ import type { RepoType } from '../source/types.js';
  *       revision: main            # branch, tag or commit; default main
  *       include: ["*.json", "*.safetensors"]
  *       exclude: ["*.onnx"]
- *       local-dir: checkpoints    # optional: also place the files here, relative to the manifest
+ *       local-dir: checkpoints    # optional: also link the files here (relative to where sync/run runs)
  *       repo-type: model          # model | dataset | space; default model
  *       source: hf                # hf | modelscope | url; default hf
  *
@@ -32,7 +32,7 @@ export interface ManifestModel {
   revision: string;
   include: string[];
   exclude: string[];
-  /** Relative to the manifest's folder, POSIX separators. */
+  /** Relative to the directory sync/run runs in, POSIX separators. */
   localDir?: string;
 }
 
