@@ -4,6 +4,7 @@ import { assertRepoId } from '../cache/layout.js';
 import { assertSafeRelativePath, assertSafeRevision } from '../cache/validate.js';
 import { ModelfetchError } from '../errors.js';
 import type { RepoType } from '../source/types.js';
+import { modelKey } from './model-key.js';
 
 /**
  * `modelfetch.yaml`: the models a service needs, before they are pinned by `modelfetch lock`.
@@ -135,10 +136,6 @@ export function parseManifest(text: string, fileName = 'modelfetch.yaml'): Manif
   return { version: 1, models: parsed };
 }
 
-/** What makes two manifest entries the same preload. */
-export function modelKey(model: Pick<ManifestModel, 'source' | 'repoType' | 'repo' | 'revision' | 'localDir'>): string {
-  return [model.source, model.repoType, model.repo, model.revision, model.localDir ?? ''].join('\0');
-}
 
 function checkKeys(map: YAMLMap, allowed: readonly string[], where: string, fail: (node: Node | null | undefined, message: string) => never): void {
   for (const pair of map.items) {

@@ -9,7 +9,6 @@ import { pull, type PullOptions, type PullResult } from '../pull.js';
 import type { Clock, ProgressEvent } from '../transfer/types.js';
 import { readVerifiedLockfile } from './lock-signature.js';
 import { assertLockMatchesManifest, type LockedModel } from './lockfile.js';
-import { readManifest } from './manifest.js';
 
 /**
  * `modelfetch sync`: make the cache hold exactly what the lockfile pins, checked in this order:
@@ -60,6 +59,7 @@ export async function syncLockfile(options: SyncOptions): Promise<SyncReport> {
   const { lock } = await readVerifiedLockfile(options.lockPath, options.verifyKey);
   if (options.frozen) {
     const manifestPath = options.manifestPath ?? join(dirname(options.lockPath), 'modelfetch.yaml');
+    const { readManifest } = await import('./manifest.js'); // yaml is loaded only for --frozen
     assertLockMatchesManifest(await readManifest(manifestPath), lock, manifestPath, options.lockPath);
   }
   const report: SyncReport = { models: lock.models.length, files: 0, present: 0, fetched: 0, bytesFetched: 0 };
