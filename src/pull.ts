@@ -30,6 +30,11 @@ export interface PullOptions {
   repoType?: RepoType;
   /** Exact repo paths to pull (default: every file). */
   files?: string[];
+  /**
+   * A trusted listing of `revision`, which must then be a commit (e.g. from a lockfile): no hub call
+   * resolves or lists it, and only these sizes and digests are accepted, whatever the hub says.
+   */
+  listing?: ListedFile[];
   /** Globs; a pattern without `/` matches the file name at any depth. */
   include?: string[];
   exclude?: string[];
@@ -130,7 +135,7 @@ export async function pull(options: PullOptions): Promise<PullResult> {
   let client: Remote | undefined;
   const online = async () => (client ??= modelscope ? await modelScopeRemote(options, env, offline, reference.repoId) : await hubClient(options, env, offline, reference.repoId, repoType));
 
-  const resolved = await resolveListing({ repo, local, revision, offline, online });
+  const resolved = options.listing ? pinnedListing(revision, options.listing) : await resolveListing({ repo, local, revision, offline, online });
   const selection = selectFiles(resolved.listing, requested, options.include, options.exclude);
   if (selection.missing.length) {
     if (resolved.authoritative && !local) for (const path of selection.missing) await markNoExist(repo, resolved.commit, path);
@@ -258,6 +263,12 @@ interface ResolveInput {
   revision: string;
   offline: boolean;
   online: () => Promise<Remote>;
+}
+
+/** A listing the caller vouches for (a lockfile's): not written as the commit's tree listing, which it may only be part of. */
+function pinnedListing(revision: string, listing: ListedFile[]): Resolved {
+  if (!isSha1Hex(revision)) throw new ModelfetchError('ERR_USAGE', `A pinned listing needs a commit as revision, not ${JSON.stringify(revision)}`);
+  return { commit: revision, listing, authoritative: false, fromHub: false };
 }
 
 /** The commit and its file listing, from the cache when it can answer, else from the hub. */
