@@ -53,7 +53,6 @@ export function registerGetCommand(program: Command, io: CliIo): void {
       process.once('SIGTERM', onSignal);
       try {
         // Imported here so other commands' start-up never loads the engine (undici alone costs ~100 ms).
-        // Loaded here, not at the top: the engine (undici) would slow every other command's start.
         const { get } = await import('../get.js');
         const result = await get({
           urls,

@@ -1,6 +1,5 @@
 import { InvalidArgumentError, type Command } from 'commander';
 import { resolveCacheDir } from '../cache/layout.js';
-import { createMirrorServer } from '../server/mirror-server.js';
 import { readHfToken, resolveHfEndpoint } from '../source/hf.js';
 import type { CliIo } from './main.js';
 
