@@ -94,7 +94,7 @@ function lfsPointer(sha256: string, size: number): Buffer {
   return Buffer.from(`version https://git-lfs.github.com/spec/v1\noid sha256:${sha256}\nsize ${size}\n`);
 }
 
-/** A file as the Hub's tree and paths-info APIs describe it. */
+/** A file as the Hub's tree and paths-info endpoints describe it. */
 function treeEntry(file: FixtureHubFile): Record<string, unknown> {
   return { type: 'file', oid: file.oid, size: file.size, path: file.path, ...(file.lfs && { lfs: { oid: file.sha256, size: file.size, pointerSize: lfsPointer(file.sha256, file.size).length } }) };
 }
@@ -213,23 +213,29 @@ export async function startFixtureHub(options: FixtureHubOptions): Promise<Fixtu
     if (await applyFault(res, context)) return;
     const repo = accessRepo(req, res, repoType, split.repoId);
     if (!repo) return;
-    const kind = segments[split.repoId.split('/').length];
-    const isTree = kind === 'tree';
+    const endpoint = segments[split.repoId.split('/').length];
+    const isTree = endpoint === 'tree';
     // A revision is one URL segment (slashes encoded); a tree path may follow it.
     const [revision = '', ...under] = split.rest.map(decodeURIComponent);
     const commit = resolveRevision(res, repo, revision);
     if (!commit) return;
     res.setHeader('Content-Type', 'application/json');
-    if (kind === 'paths-info') {
-      // POST {paths: [...]} (what @huggingface/hub sends before each download): the entries that exist.
+    if (endpoint === 'paths-info') {
+      // POST {paths, expand}: the entries for those paths (as @huggingface/hub asks before a download).
       const chunks: Buffer[] = [];
       for await (const chunk of req) chunks.push(chunk as Buffer);
-      const body = JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}') as { paths?: unknown };
-      const paths = Array.isArray(body.paths) ? body.paths.filter((p): p is string => typeof p === 'string') : [];
-      res.end(JSON.stringify(paths.flatMap((path) => {
+      const body = Buffer.concat(chunks).toString();
+      let paths: string[] = [];
+      try {
+        paths = (JSON.parse(body) as { paths?: string[] }).paths ?? [];
+      } catch {
+        paths = new URLSearchParams(body).getAll('paths');
+      }
+      const found = paths.flatMap((path) => {
         const file = commit.files.get(path);
-        return file ? [treeEntry(file)] : [];
-      })));
+        return file ? [{ ...treeEntry(file), lastCommit: { id: commit.commit, title: 'fixture', date: new Date(0).toISOString() } }] : [];
+      });
+      res.end(JSON.stringify(found));
       return;
     }
     if (!isTree) {
