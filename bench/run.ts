@@ -14,7 +14,7 @@ import { hasTool } from '../test/support/tools.js';
 /**
  * `npm run bench [-- --only throttled,resume] [-- --quick] [-- --keep]`: measures the built CLI against
  * reference tools on loopback in one run, prints a table of times, ratios and PASS/FAIL per target,
- * and writes `.bench/results.json`. Env: BENCH_ONLY, BENCH_QUICK=1, BENCH_TMPDIR.
+ * and writes `.bench/results.json`. Env: BENCH_ONLY, BENCH_QUICK=1, BENCH_TMPDIR, BENCH_NO_INSTALL=1 (never apt-get).
  */
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -43,7 +43,7 @@ function parseArgs(argv: string[]): { only?: Set<string>; quick: boolean; keep: 
 
 function ensureTools(): Set<string> {
   const wanted = ['aria2c', 'nginx'];
-  if (wanted.some((t) => !hasTool(t))) {
+  if (process.env.BENCH_NO_INSTALL !== '1' && wanted.some((t) => !hasTool(t))) {
     // As root this apt-installs them; otherwise it says what is missing and those comparisons skip.
     spawnSync('bash', [join(root, 'scripts/install-system-deps.sh'), ...wanted], { stdio: 'inherit' });
   }
