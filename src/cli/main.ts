@@ -1,11 +1,14 @@
+import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { exitCodeFor, ModelfetchError } from '../errors.js';
 import { redactText } from '../redact.js';
+import { registerLsCommand } from './ls.js';
+import { registerVerifyCommand } from './verify.js';
+import { registerGcCommand } from './gc.js';
+import { registerRmCommand } from './rm.js';
 import { registerGetCommand } from './get.js';
 import { registerPullCommand } from './pull.js';
 import { registerServeCommand } from './serve.js';
-import { registerLsCommand } from './ls.js';
-import { registerVerifyCommand } from './verify.js';
 import { registerKeygenCommand } from './keygen.js';
 import { registerSignCommand } from './sign.js';
 import { registerLockCommand } from './lock.js';
@@ -21,17 +24,30 @@ export interface CliIo {
   exitCode?: number;
 }
 
+/** The version in package.json (two levels up from both src/cli and dist/cli). */
+function packageVersion(): string {
+  try {
+    const manifest = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: string };
+    return manifest.version ?? '0.0.0';
+  } catch {
+    return '0.0.0';
+  }
+}
+
 /** Builds the command tree. Each command registers itself from its own file under src/cli/. */
 export function buildProgram(io: CliIo): Command {
   const program = new Command('modelfetch')
     .description('Fast, resumable, verified model downloads into the standard Hugging Face cache')
+    .version(packageVersion(), '-V, --version')
     .exitOverride()
     .configureOutput({ writeOut: (s) => io.stdout.write(s), writeErr: (s) => io.stderr.write(s) });
+  registerLsCommand(program, io);
+  registerVerifyCommand(program, io);
+  registerGcCommand(program, io);
+  registerRmCommand(program, io);
   registerGetCommand(program, io);
   registerPullCommand(program, io);
   registerServeCommand(program, io);
-  registerLsCommand(program, io);
-  registerVerifyCommand(program, io);
   registerKeygenCommand(program, io);
   registerSignCommand(program, io);
   registerLockCommand(program, io);
