@@ -29,10 +29,12 @@ async function waitForFile(path: string): Promise<string> {
 
 describe('modelfetch run (real processes)', () => {
   it('gives the command an offline environment pointing at the synced cache', async () => {
-    const { dir, cache, args } = await lockedProject();
+    const { dir, cache } = await lockedProject();
     const out = join(dir, 'env.json');
     const script = `require('fs').writeFileSync(${JSON.stringify(out)}, JSON.stringify(process.env))`;
-    const result = await runCli([...args, '--', process.execPath, '-e', script]);
+    // The lockfile named by MODELFETCH_LOCK, as in the baked image.
+    const result = await runCli(['run', '--cache-dir', cache, '--', process.execPath, '-e', script], { env: { MODELFETCH_LOCK: join(dir, 'modelfetch.lock.json') } });
+    expect(result.stderr).toContain('1 file of 1 model in place');
     expect(result.code, result.stderr).toBe(0);
     const env = JSON.parse(await readFile(out, 'utf8'));
     expect(env).toMatchObject({ HF_HUB_CACHE: cache, HF_HOME: dir, HF_HUB_OFFLINE: '1' });
