@@ -259,6 +259,7 @@ export class FileTransfer {
         },
         onConnection: (delta) => this.progress.connection(delta),
         writers,
+        fast: this.opts.fastHttp,
       };
 
       await this.runLanes(ctx, table, mirrors, size, ranged);

@@ -10,10 +10,19 @@ const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
 
 export type ResponseHeaders = Dispatcher.ResponseData['headers'];
 
+/** What the engine needs of a response body: undici's, or the fast path's. */
+export interface ResponseBody extends AsyncIterable<Buffer> {
+  readonly destroyed: boolean;
+  readonly readableEnded: boolean;
+  destroy(): void;
+  on(event: 'error', listener: () => void): unknown;
+  dump(): Promise<unknown>;
+}
+
 export interface HttpResponse {
   status: number;
   headers: ResponseHeaders;
-  body: Dispatcher.ResponseData['body'];
+  body: ResponseBody;
   /** The URL that answered, after redirects. */
   url: string;
   /** Whether credential headers were still being sent to `url` (same origin as the first request). */

@@ -1,6 +1,7 @@
 import { Agent, type Dispatcher } from 'undici';
 import type { Clock, ProgressEvent, TransferOptions } from './types.js';
 import { createConnectionBudget, type ConnectionBudget } from './budget.js';
+import { FastHttpPool } from './fast-http.js';
 
 /** Every engine default, written down once. */
 export const DEFAULTS = {
@@ -24,6 +25,8 @@ export interface ResolvedOptions {
   onProgress: ((event: ProgressEvent) => void) | undefined;
   budget: ConnectionBudget;
   random: () => number;
+  /** The plain-http fast path for segment bodies; undefined when a caller's dispatcher must carry everything. */
+  fastHttp: FastHttpPool | undefined;
 }
 
 /** Engine options plus what only the engine's own callers (the server, tests) pass. */
@@ -32,6 +35,8 @@ export interface EngineOptions extends TransferOptions {
   budget?: ConnectionBudget;
   /** Source of jitter for retry delays; injectable for tests. */
   random?: () => number;
+  /** Use the built-in fast client for plain-http segment requests (default: yes, unless a dispatcher is given). */
+  fastHttp?: boolean;
 }
 
 export const systemClock: Clock = {
@@ -55,6 +60,7 @@ export const systemClock: Clock = {
 };
 
 let sharedAgent: Agent | undefined;
+let sharedFastPool: FastHttpPool | undefined;
 
 /** One keep-alive agent per process; the connection budget, not the agent, limits parallelism. */
 function defaultDispatcher(): Dispatcher {
@@ -82,5 +88,6 @@ export function resolveOptions(options: EngineOptions = {}): ResolvedOptions {
     onProgress: options.onProgress,
     budget: options.budget ?? createConnectionBudget(connections),
     random: options.random ?? Math.random,
+    fastHttp: (options.fastHttp ?? options.dispatcher === undefined) ? (sharedFastPool ??= new FastHttpPool()) : undefined,
   };
 }
