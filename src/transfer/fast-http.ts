@@ -3,12 +3,11 @@ import { ModelfetchError } from '../errors.js';
 
 /**
  * A small HTTP/1.1 client for the engine's hot path: plain-http GETs of byte ranges, the bulk of
- * every download. Each connection reads with one reusable 512 KiB buffer (`onread`), so the kernel
+ * every download (and, since it is already here, every other plain-http request). Each connection reads with one reusable 512 KiB buffer (`onread`), so the kernel
  * hands over up to 512 KiB per read with no allocation, and the body is passed on as views into it
  * while the socket is paused — several times less CPU per byte than a general client, which
  * matters when network, writes and hashing must share two cores. Keep-alive, Content-Length and
- * chunked bodies are handled; redirects are returned to the caller (which follows them with
- * undici, as it does for https and everything that is not a segment).
+ * chunked bodies are handled; redirects are returned to the caller. https goes through undici.
  */
 
 const READ_BUFFER_SIZE = 512 * 1024;
@@ -347,7 +346,7 @@ export class FastHttpPool {
   }
 
   /** Sends a GET for `url` (http: only) and resolves once the status line and headers are in. */
-  async request(url: URL, headers: Record<string, string>, signal: AbortSignal): Promise<FastResponse> {
+  async request(url: URL, headers: Record<string, string>, signal?: AbortSignal, method: 'GET' | 'HEAD' = 'GET'): Promise<FastResponse> {
     if (url.protocol !== 'http:') throw new Error('the fast path serves plain http only');
     for (const [name, value] of Object.entries(headers)) {
       if (/[\r\n\0]/.test(name) || /[\r\n\0]/.test(value)) throw new ModelfetchError('ERR_USAGE', `Header ${JSON.stringify(name)} contains a line break`);
@@ -359,16 +358,16 @@ export class FastHttpPool {
       const reused = fresh ? undefined : this.take(key);
       const connection = reused ?? new Connection(key, url.hostname.replace(/^\[|\]$/g, ''), Number(url.port || 80), this);
       const onAbort = (): void => connection.destroy();
-      signal.addEventListener('abort', onAbort, { once: true });
-      if (signal.aborted) connection.destroy();
+      signal?.addEventListener('abort', onAbort, { once: true });
+      if (signal?.aborted) connection.destroy();
       try {
-        return await connection.send('GET', path, all);
+        return await connection.send(method, path, all);
       } catch (error) {
         // A kept-alive socket the server had already closed: try once more on a new one.
-        if (reused && connection.received === 0 && !signal.aborted) continue;
+        if (reused && connection.received === 0 && !signal?.aborted) continue;
         throw error;
       } finally {
-        signal.removeEventListener('abort', onAbort);
+        signal?.removeEventListener('abort', onAbort);
       }
     }
   }

@@ -1,7 +1,7 @@
-import { Agent, type Dispatcher } from 'undici';
 import type { Clock, ProgressEvent, TransferOptions } from './types.js';
 import { createConnectionBudget, type ConnectionBudget } from './budget.js';
 import { FastHttpPool } from './fast-http.js';
+import type { Transport } from './http.js';
 
 /** Every engine default, written down once. */
 export const DEFAULTS = {
@@ -19,14 +19,13 @@ export interface ResolvedOptions {
   minSegmentSize: number;
   stallTimeoutMs: number;
   maxAttempts: number;
-  dispatcher: Dispatcher;
+  /** How requests go out: the caller's dispatcher, or the fast path for plain http and undici (loaded on first use) for the rest. */
+  transport: Transport;
   clock: Clock;
   signal: AbortSignal | undefined;
   onProgress: ((event: ProgressEvent) => void) | undefined;
   budget: ConnectionBudget;
   random: () => number;
-  /** The plain-http fast path for segment bodies; undefined when a caller's dispatcher must carry everything. */
-  fastHttp: FastHttpPool | undefined;
 }
 
 /** Engine options plus what only the engine's own callers (the server, tests) pass. */
@@ -35,7 +34,7 @@ export interface EngineOptions extends TransferOptions {
   budget?: ConnectionBudget;
   /** Source of jitter for retry delays; injectable for tests. */
   random?: () => number;
-  /** Use the built-in fast client for plain-http segment requests (default: yes, unless a dispatcher is given). */
+  /** Use the built-in fast client for plain-http requests (default: yes, unless a dispatcher is given). */
   fastHttp?: boolean;
 }
 
@@ -59,14 +58,7 @@ export const systemClock: Clock = {
     }),
 };
 
-let sharedAgent: Agent | undefined;
 let sharedFastPool: FastHttpPool | undefined;
-
-/** One keep-alive agent per process; the connection budget, not the agent, limits parallelism. */
-function defaultDispatcher(): Dispatcher {
-  sharedAgent ??= new Agent({ keepAliveTimeout: 10_000, connect: { timeout: 30_000 }, headersTimeout: 60_000, bodyTimeout: 0 });
-  return sharedAgent;
-}
 
 function positiveInt(value: number | undefined, fallback: number, name: string): number {
   if (value === undefined) return fallback;
@@ -82,12 +74,14 @@ export function resolveOptions(options: EngineOptions = {}): ResolvedOptions {
     minSegmentSize: positiveInt(options.minSegmentSize, DEFAULTS.minSegmentSize, 'minSegmentSize'),
     stallTimeoutMs: positiveInt(options.stallTimeoutMs, DEFAULTS.stallTimeoutMs, 'stallTimeoutMs'),
     maxAttempts: positiveInt(options.maxAttempts, DEFAULTS.maxAttempts, 'maxAttempts'),
-    dispatcher: options.dispatcher ?? defaultDispatcher(),
+    transport: {
+      dispatcher: options.dispatcher,
+      fast: (options.fastHttp ?? options.dispatcher === undefined) ? (sharedFastPool ??= new FastHttpPool()) : undefined,
+    },
     clock: options.clock ?? systemClock,
     signal: options.signal,
     onProgress: options.onProgress,
     budget: options.budget ?? createConnectionBudget(connections),
     random: options.random ?? Math.random,
-    fastHttp: (options.fastHttp ?? options.dispatcher === undefined) ? (sharedFastPool ??= new FastHttpPool()) : undefined,
   };
 }

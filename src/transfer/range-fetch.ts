@@ -1,9 +1,7 @@
-import type { Dispatcher } from 'undici';
 import type { FileHandle } from 'node:fs/promises';
 import { isModelfetchError, ModelfetchError } from '../errors.js';
 import { strongEtag } from '../cache/validate.js';
-import type { FastHttpPool } from './fast-http.js';
-import { discardBody, headersFor, headerValue, requestFollowingRedirects, statusError, type HttpResponse } from './http.js';
+import { discardBody, headerValue, requestFollowingRedirects, statusError, type HttpResponse, type Transport } from './http.js';
 import { assertIdentityEncoding, parseContentRange } from './probe.js';
 import { SegmentWriter } from './segment-writer.js';
 import type { Segment } from './segment-table.js';
@@ -22,7 +20,7 @@ export interface FetchTarget {
 }
 
 export interface FetchContext {
-  dispatcher: Dispatcher;
+  transport: Transport;
   file: FileHandle;
   /** Total size, or undefined for a stream of unknown length (whole-body mode only). */
   size: number | undefined;
@@ -39,22 +37,6 @@ export interface FetchContext {
   onConnection: (delta: 1 | -1) => void;
   /** Live writers, so a checkpoint can flush partly filled buffers. */
   writers: Set<SegmentWriter>;
-  /** Fast client for plain-http segment requests, when enabled. */
-  fast: FastHttpPool | undefined;
-}
-
-const REDIRECTS = new Set([301, 302, 303, 307, 308]);
-
-/** Sends one segment request: over the fast path for plain http, else (or on a redirect) through undici. */
-async function sendRequest(ctx: FetchContext, target: FetchTarget, extraHeaders: Record<string, string>, signal: AbortSignal): Promise<HttpResponse> {
-  const url = new URL(target.url);
-  const request = { url: target.url, method: 'GET' as const, ...(target.headers && { headers: target.headers }), credentialOrigin: target.credentialOrigin, credentialed: target.credentialed, extraHeaders, signal };
-  if (ctx.fast && url.protocol === 'http:') {
-    const fast = await ctx.fast.request(url, headersFor(target.url, request, target.credentialed), signal);
-    if (!REDIRECTS.has(fast.status)) return { status: fast.status, headers: fast.headers, body: fast.body, url: target.url, credentialed: target.credentialed };
-    fast.body.destroy();
-  }
-  return requestFollowingRedirects(ctx.dispatcher, request);
 }
 
 function shortBody(url: string, reached: number, expected: number): ModelfetchError {
@@ -115,7 +97,15 @@ export async function fetchSegment(ctx: FetchContext, segment: Segment, target: 
         extraHeaders.range = `bytes=${segment.pos}-${requestedEnd - 1}`;
         if (target.etag) extraHeaders['if-range'] = `"${target.etag}"`;
       }
-      response = await sendRequest(ctx, target, extraHeaders, controller.signal);
+      response = await requestFollowingRedirects(ctx.transport, {
+        url: target.url,
+        method: 'GET',
+        ...(target.headers && { headers: target.headers }),
+        credentialOrigin: target.credentialOrigin,
+        credentialed: target.credentialed,
+        extraHeaders,
+        signal: controller.signal,
+      });
     }
     const started = response;
     controller.signal.addEventListener('abort', () => discardBody(started), { once: true });
