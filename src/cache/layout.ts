@@ -149,6 +149,11 @@ export class RepoPaths {
   treeListing(commit: string): string {
     return join(this.dir, 'trees', `${assertCommitOrHash(commit)}.json`);
   }
+
+  /** Last-use record of a revision: an empty file whose mtime is the last time pull/serve/run used it. */
+  lastUsed(commit: string): string {
+    return join(this.stateDir, 'used', assertCommitOrHash(commit));
+  }
 }
 
 /**

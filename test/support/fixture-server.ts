@@ -45,6 +45,8 @@ export interface Fault {
   forceGzip?: boolean;
   /** Send a 206 whose Content-Range is shifted by this many bytes (a lying server). */
   wrongRangeShift?: number;
+  /** Send a 206 whose Content-Range claims this total size instead of the real one. */
+  wrongRangeTotal?: number;
   /** Keep sending bytes past the end of the range (an endless body), up to this many extra. */
   extraBytes?: number;
 }
@@ -230,7 +232,7 @@ export async function serveFile(req: IncomingMessage, res: ServerResponse, file:
   res.statusCode = range ? 206 : 200;
   if (range) {
     const shift = fault.wrongRangeShift ?? 0;
-    res.setHeader('Content-Range', `bytes ${start + shift}-${end + shift}/${file.size}`);
+    res.setHeader('Content-Range', `bytes ${start + shift}-${end + shift}/${fault.wrongRangeTotal ?? file.size}`);
   }
   if (fault.forceGzip) res.setHeader('Content-Encoding', 'gzip');
   if (!fault.noContentLength && !fault.forceGzip && !fault.extraBytes) res.setHeader('Content-Length', String(length));
