@@ -1,6 +1,5 @@
 import { InvalidArgumentError, type Command } from 'commander';
 import { resolveCacheDir } from '../cache/layout.js';
-import { createMirrorServer } from '../server/mirror-server.js';
 import { readHfToken, resolveHfEndpoint } from '../source/hf.js';
 import type { CliIo } from './main.js';
 
@@ -44,6 +43,8 @@ export function registerServeCommand(program: Command, io: CliIo): void {
       const cacheDir = flags.cacheDir ?? resolveCacheDir(io.env);
       const upstream = resolveHfEndpoint(flags.upstream, io.env);
       const token = await readHfToken(undefined, io.env);
+      // Loaded here, not at the top: undici and prom-client would slow every other command's start.
+      const { createMirrorServer } = await import('../server/mirror-server.js');
       const mirror = createMirrorServer({
         cacheDir,
         host: flags.host,

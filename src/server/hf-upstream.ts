@@ -1,3 +1,4 @@
+import { touchRevision } from '../cache/usage.js';
 import type { Dispatcher } from 'undici';
 import { markRevisionInUse } from '../cache/lock.js';
 import { readRepoTreeListing, writeTreeListing } from '../cache/tree-listing.js';
@@ -89,5 +90,9 @@ export function createPullFetcher(options: PullFetcherOptions): FetchFile {
 
 /** "In use" markers for gc, on the cache the view reads. */
 export function cacheInUseMarker(cache: CacheView): (repo: RepoRef, commit: string) => Promise<{ release(): Promise<void> }> {
-  return (repo, commit) => markRevisionInUse(cache.repo(repo.repoType, repo.repoId), commit);
+  return async (repo, commit) => {
+    const paths = cache.repo(repo.repoType, repo.repoId);
+    await touchRevision(paths, commit); // gc's last-use record
+    return markRevisionInUse(paths, commit);
+  };
 }

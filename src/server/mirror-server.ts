@@ -59,7 +59,10 @@ export interface MirrorServerOptions {
   accessTtlMs?: number;
   /** Files below this size are answered after they are verified rather than streamed while downloading. Default 1 MiB. */
   streamThreshold?: number;
-  /** Keeps a revision marked in use (so gc leaves it alone) while the server serves or pulls it. */
+  /**
+   * Keeps a revision marked in use (so gc leaves it alone) while the server serves or pulls it.
+   * Default: the cache's in-use markers, and a last-use record for gc's LRU order.
+   */
   markInUse?: (repo: RepoRef, commit: string) => Promise<{ release(): Promise<void> }>;
 }
 
