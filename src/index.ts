@@ -5,7 +5,8 @@ export type { Snapshot, RemoteFile, FileDigest, RepoType } from './source/types.
 export type { TransferJob, TransferResult, TransferOptions, ProgressEvent, Clock } from './transfer/types.js';
 export { transferFiles, transferFile, createConnectionBudget, type ConnectionBudget, type EngineOptions } from './transfer/index.js';
 export { get, type GetOptions, type GetResult } from './get.js';
-export { createMirrorServer, type MirrorServer, type MirrorServerOptions } from './server/mirror-server.js';
+export { pull, type PullOptions, type PullResult, type PullPlan } from './pull.js';
+export { markRevisionInUse, isRevisionInUse } from './cache/lock.js';
 export type { UpstreamHub, ListingStore } from './server/catalog.js';
 export type { FetchFile, FetchRequest } from './server/flights.js';
 export { scanCache, type CacheScan, type ScannedRepo, type ScannedRevision, type CacheIssue } from './cache/scan.js';
@@ -23,3 +24,4 @@ export { bake, exportLockedTree, type BakeOptions, type BakeResult } from './bak
 export { writeOciLayout, type OciImageOptions, type OciImageResult } from './bake/oci-layout.js';
 export { supervise, type SuperviseOptions, type SupervisorResult } from './supervise/supervisor.js';
 export { runWithModels, modelEnvironment, type RunWithModelsOptions } from './supervise/run-with-models.js';
+export { createMirrorServer, serve, type MirrorServer, type MirrorServerOptions } from './server/mirror-server.js';

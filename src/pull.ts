@@ -5,8 +5,8 @@ import { resolveCacheDir, RepoPaths } from './cache/layout.js';
 import { acquireLock, markRevisionInUse, tryAcquireLock, type HeldLock } from './cache/lock.js';
 import { cacheStore, type FileStore } from './cache/file-store.js';
 import { LocalDir } from './cache/local-dir.js';
-import { touchRevision } from './cache/usage.js';
 import { markNoExist, readRef, writeRef } from './cache/snapshot.js';
+import { touchRevision } from './cache/usage.js';
 import { readRepoTreeListing, type ListedFile } from './cache/tree-listing.js';
 import { assertSafeRelativePath, isSha1Hex } from './cache/validate.js';
 import { ModelfetchError } from './errors.js';
@@ -30,6 +30,11 @@ export interface PullOptions {
   repoType?: RepoType;
   /** Exact repo paths to pull (default: every file). */
   files?: string[];
+  /**
+   * A trusted listing of `revision`, which must then be a commit (e.g. from a lockfile): no hub call
+   * resolves or lists it, and only these sizes and digests are accepted, whatever the hub says.
+   */
+  listing?: ListedFile[];
   /** Globs; a pattern without `/` matches the file name at any depth. */
   include?: string[];
   exclude?: string[];
@@ -130,7 +135,7 @@ export async function pull(options: PullOptions): Promise<PullResult> {
   let client: Remote | undefined;
   const online = async () => (client ??= modelscope ? await modelScopeRemote(options, env, offline, reference.repoId) : await hubClient(options, env, offline, reference.repoId, repoType));
 
-  const resolved = await resolveListing({ repo, local, revision, offline, online });
+  const resolved = options.listing ? pinnedListing(revision, options.listing) : await resolveListing({ repo, local, revision, offline, online });
   const selection = selectFiles(resolved.listing, requested, options.include, options.exclude);
   if (selection.missing.length) {
     if (resolved.authoritative && !local) for (const path of selection.missing) await markNoExist(repo, resolved.commit, path);
@@ -179,7 +184,7 @@ export async function pull(options: PullOptions): Promise<PullResult> {
     }
     for (const file of plan.unlinked) await store.link(file);
     if (resolved.fromHub) await store.writeListing(resolved.listing);
-    if (!local) await touchRevision(repo, resolved.commit);
+    if (!local) await touchRevision(repo, resolved.commit); // gc's last-use record
   } finally {
     await inUse?.release();
   }
@@ -258,6 +263,12 @@ interface ResolveInput {
   revision: string;
   offline: boolean;
   online: () => Promise<Remote>;
+}
+
+/** A listing the caller vouches for (a lockfile's): not written as the commit's tree listing, which it may only be part of. */
+function pinnedListing(revision: string, listing: ListedFile[]): Resolved {
+  if (!isSha1Hex(revision)) throw new ModelfetchError('ERR_USAGE', `A pinned listing needs a commit as revision, not ${JSON.stringify(revision)}`);
+  return { commit: revision, listing, authoritative: false, fromHub: false };
 }
 
 /** The commit and its file listing, from the cache when it can answer, else from the hub. */
@@ -361,9 +372,8 @@ function uniqueByDigest(files: ListedFile[]): ListedFile[] {
  * it ourselves if that process failed).
  */
 async function fetchBlobs(store: FileStore, files: ListedFile[], commit: string, hub: Remote, options: PullOptions): Promise<{ bytesFetched: number; bytesResumed: number }> {
-  // The engine lands beside this module as ./transfer/index.js; loaded only when bytes must move.
-  const engine = './transfer/index.js';
-  const transferFiles = options.transferFiles ?? ((await import(engine)) as { transferFiles: TransferFilesFn }).transferFiles;
+  // Loaded only when bytes must move, so a cache hit never pays for the engine (or undici).
+  const transferFiles = options.transferFiles ?? (await import('./transfer/index.js')).transferFiles;
   const totals = { bytesFetched: 0, bytesResumed: 0 };
   let pending = files;
   let wait = false;

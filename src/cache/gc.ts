@@ -1,7 +1,7 @@
 import { ModelfetchError } from '../errors.js';
 import type { RepoType } from '../source/types.js';
 import { RepoPaths } from './layout.js';
-import { isRepoInUse, isRevisionInUse } from './lock.js';
+import { isRevisionInUse } from './lock.js';
 import { applyPrune, RepoPruner, type PrunePlan } from './prune.js';
 import { scanCache, type ScanOptions, type ScannedRepo } from './scan.js';
 
@@ -16,7 +16,7 @@ import { scanCache, type ScanOptions, type ScannedRepo } from './scan.js';
 export type InUseCheck = (repo: RepoPaths, commit?: string) => Promise<boolean>;
 
 /** The in-use markers and download locks that pull and serve hold (cache/lock.ts). */
-export const inUseByLocks: InUseCheck = (repo, commit) => (commit === undefined ? isRepoInUse(repo) : isRevisionInUse(repo, commit));
+export const inUseByLocks: InUseCheck = (repo, commit) => isRevisionInUse(repo, commit);
 
 export interface GcOptions extends Omit<ScanOptions, 'repos'> {
   /** Remove revisions whose last use is older than this (ms). */

@@ -174,28 +174,25 @@ export async function markRevisionInUse(repo: RepoPaths, commit: string, options
   };
 }
 
-/** Whether a live process (fresh heartbeat, and a live pid when on this host) holds `commit` of `repo`. */
-export async function isRevisionInUse(repo: RepoPaths, commit: string, options: Pick<LockOptions, 'staleMs'> = {}): Promise<boolean> {
-  const dir = repo.inUseDir(commit);
-  const entries = await readdir(dir).catch(() => [] as string[]);
-  for (const entry of entries) {
-    const path = join(dir, entry);
-    if ((await stat(path).catch(() => undefined)) && !(await isHolderStale(path, options.staleMs))) return true;
+/**
+ * Whether a live process (fresh heartbeat, and a live pid when on this host) holds `commit` of `repo`;
+ * without `commit`, whether it holds any revision or is downloading any blob of the repo. Matches
+ * gc's `InUseCheck`.
+ */
+export async function isRevisionInUse(repo: RepoPaths, commit?: string, options: Pick<LockOptions, 'staleMs'> = {}): Promise<boolean> {
+  const dirs = commit ? [repo.inUseDir(commit)] : await subdirectories(repo.inUseRoot);
+  if (!commit) dirs.push(repo.blobLocksDir);
+  for (const dir of dirs) {
+    const entries = await readdir(dir).catch(() => [] as string[]);
+    for (const entry of entries) {
+      const path = join(dir, entry);
+      if ((await stat(path).catch(() => undefined)) && !(await isHolderStale(path, options.staleMs))) return true;
+    }
   }
   return false;
 }
 
-/**
- * Whether a live process holds any revision of `repo` or is downloading any of its blobs: a pull
- * that has committed a blob but not yet linked it counts, so gc keeps that blob.
- */
-export async function isRepoInUse(repo: RepoPaths, options: Pick<LockOptions, 'staleMs'> = {}): Promise<boolean> {
-  for (const commit of await readdir(repo.inUseRoot).catch(() => [] as string[])) {
-    if (/^[0-9a-f]{40}([0-9a-f]{24})?$/.test(commit) && (await isRevisionInUse(repo, commit, options))) return true;
-  }
-  for (const entry of await readdir(repo.blobLocksDir).catch(() => [] as string[])) {
-    const path = join(repo.blobLocksDir, entry);
-    if (entry.endsWith('.lock') && (await stat(path).catch(() => undefined)) && !(await isHolderStale(path, options.staleMs))) return true;
-  }
-  return false;
+async function subdirectories(dir: string): Promise<string[]> {
+  const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
+  return entries.filter((e) => e.isDirectory()).map((e) => join(dir, e.name));
 }

@@ -52,7 +52,7 @@ export function registerGetCommand(program: Command, io: CliIo): void {
       process.once('SIGINT', onSignal);
       process.once('SIGTERM', onSignal);
       try {
-        // The engine (and undici) load only when this command runs: every other command starts faster.
+        // Imported here so other commands' start-up never loads the engine (undici alone costs ~100 ms).
         const { get } = await import('../get.js');
         const result = await get({
           urls,

@@ -11,6 +11,10 @@ import { registerPullCommand } from './pull.js';
 import { registerServeCommand } from './serve.js';
 import { registerKeygenCommand } from './keygen.js';
 import { registerSignCommand } from './sign.js';
+import { registerLockCommand } from './lock.js';
+import { registerSyncCommand } from './sync.js';
+import { registerBakeCommand } from './bake.js';
+import { registerRunCommand } from './run-command.js';
 
 export interface CliIo {
   stdout: NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
@@ -46,6 +50,10 @@ export function buildProgram(io: CliIo): Command {
   registerServeCommand(program, io);
   registerKeygenCommand(program, io);
   registerSignCommand(program, io);
+  registerLockCommand(program, io);
+  registerSyncCommand(program, io);
+  registerBakeCommand(program, io);
+  registerRunCommand(program, io);
   return program;
 }
 

@@ -3,6 +3,7 @@ import { ModelfetchError } from '../errors.js';
 import type { PullOptions, PullPlan, PullResult } from '../pull.js';
 import type { RepoType } from '../source/types.js';
 import type { CliIo } from './main.js';
+import { createProgressRenderer, formatBytes, progressModeFor } from './progress.js';
 
 /** `modelfetch pull org/name[@rev] [FILES…]`: prints the snapshot path on stdout, progress on stderr. */
 
@@ -56,17 +57,6 @@ function toOptions(repo: string, files: string[], flags: PullFlags, io: CliIo): 
   };
 }
 
-function formatBytes(n: number): string {
-  const units = ['B', 'kB', 'MB', 'GB', 'TB'];
-  let value = n;
-  let unit = 0;
-  while (value >= 1000 && unit < units.length - 1) {
-    value /= 1000;
-    unit += 1;
-  }
-  return `${unit === 0 ? value : value.toFixed(1)} ${units[unit]}`;
-}
-
 function describePlan(plan: PullPlan): string {
   if (plan.toFetch === 0) return `${plan.repoId}@${plan.commit.slice(0, 12)}: all ${plan.files} files cached\n`;
   return `${plan.repoId}@${plan.commit.slice(0, 12)}: fetching ${plan.toFetch} of ${plan.files} files (${formatBytes(plan.bytesToFetch)})\n`;
@@ -100,15 +90,21 @@ export function registerPullCommand(program: Command, io: CliIo): void {
     .action(async (repo: string, files: string[], flags: PullFlags) => {
       const options = toOptions(repo, files, flags, io);
       const chatty = !flags.quiet && !flags.json;
-      if (chatty) options.onPlan = (plan) => void io.stderr.write(describePlan(plan));
+      const renderer = createProgressRenderer(io.stderr, progressModeFor(io.stderr, !chatty));
+      if (chatty) {
+        options.onPlan = (plan) => void io.stderr.write(describePlan(plan));
+        options.onProgress = renderer.onProgress;
+      }
       const { pull } = await import('../pull.js');
       let result: PullResult;
       try {
         result = await pull(options);
       } catch (error) {
+        renderer.finish();
         if (flags.json && error instanceof ModelfetchError) io.stdout.write(`${JSON.stringify({ ok: false, error: error.toJSON() })}\n`);
         throw error;
       }
+      renderer.finish();
       if (flags.json) {
         io.stdout.write(`${JSON.stringify({ ok: true, ...result })}\n`);
         return;
