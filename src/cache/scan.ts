@@ -290,7 +290,8 @@ async function scanRevision(
       files.push({ path, size: stats.size, copy: true });
       continue;
     }
-    const target = await readlink(file);
+    const target = await readlink(file).catch(() => undefined);
+    if (target === undefined) continue; // replaced while scanning
     const resolved = resolve(dirname(file), target);
     if (dirname(resolved) !== paths.blobsDir) {
       note('outside', file, `links to ${target}, outside ${paths.folder}/blobs`);
