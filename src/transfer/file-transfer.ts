@@ -4,7 +4,7 @@ import { isModelfetchError, ModelfetchError, type ErrorCode } from '../errors.js
 import type { FileDigest } from '../source/types.js';
 import { Checkpointer } from './checkpointer.js';
 import { HashCursor } from './hash-cursor.js';
-import { retryAfterOf, type HttpResponse } from './http.js';
+import { discardBody, retryAfterOf, type HttpResponse } from './http.js';
 import { journalPathFor, JournalWriter, readJournal, type JournalKey } from './journal.js';
 import type { ResolvedOptions } from './options.js';
 import { probe, type ProbeResult } from './probe.js';
@@ -169,7 +169,7 @@ export class FileTransfer {
       const result = outcome.value;
       const expected = this.job.size ?? results[0]?.size;
       if (expected !== undefined && result.size !== undefined && result.size !== expected) {
-        result.stream?.body.destroy();
+        if (result.stream) discardBody(result.stream.body);
         firstError ??= new ModelfetchError('ERR_SIZE', `${this.job.urls[i] ?? ''} serves ${result.size} bytes, expected ${expected}`, { url: this.job.urls[i] ?? '', expected, found: result.size, hint: 'The file changed upstream or the mirror is stale; check the URL.' });
         return;
       }
@@ -203,7 +203,7 @@ export class FileTransfer {
       mirrors = ranged ? rangeMirrors : probed.mirrors.slice(0, 1);
       for (const m of probed.mirrors) {
         if (m.stream && (ranged || m !== mirrors[0])) {
-          m.stream.body.destroy();
+          discardBody(m.stream.body);
           delete m.stream;
         }
       }
@@ -293,7 +293,7 @@ export class FileTransfer {
       };
     } finally {
       this.opts.signal?.removeEventListener('abort', onAbort);
-      for (const m of mirrors) m.stream?.body.destroy();
+      for (const m of mirrors) if (m.stream) discardBody(m.stream.body);
       hasher?.dispose();
       if (checkpointer) {
         // Record what did arrive, so the next run resumes from there.
@@ -425,7 +425,7 @@ export class FileTransfer {
           mirror.url = urls[mirror.index] ?? urls[0] ?? mirror.url;
         }
         const result = await this.probeWithRetry(mirror.url);
-        result.stream?.body.destroy();
+        if (result.stream) discardBody(result.stream.body);
         if (result.size !== size || !result.rangeSupported) {
           throw new ModelfetchError('ERR_ETAG_CHANGED', `${mirror.url} changed after its URL was renewed`, { url: mirror.url });
         }

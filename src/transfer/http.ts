@@ -20,6 +20,16 @@ export interface HttpResponse {
   credentialed: boolean;
 }
 
+/**
+ * Drops a response body we no longer want. undici reports an unfinished body's destruction as an
+ * 'error' event (RequestAbortedError); without a listener that event is an uncaught exception
+ * that would take down a long-running process (the mirror server, a library user).
+ */
+export function discardBody(body: HttpResponse['body']): void {
+  body.on('error', () => {});
+  body.destroy();
+}
+
 export interface HttpRequest {
   url: string;
   method?: 'GET' | 'HEAD';

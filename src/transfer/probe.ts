@@ -1,7 +1,7 @@
 import type { Dispatcher } from 'undici';
 import { ModelfetchError } from '../errors.js';
 import { strongEtag } from '../cache/validate.js';
-import { headerValue, requestFollowingRedirects, statusError, type HttpResponse, type ResponseHeaders } from './http.js';
+import { discardBody, headerValue, requestFollowingRedirects, statusError, type HttpResponse, type ResponseHeaders } from './http.js';
 
 /** What one request tells us about a file before we cut it into segments. */
 export interface ProbeResult {
@@ -86,7 +86,7 @@ export async function probe(dispatcher: Dispatcher, request: ProbeRequest): Prom
     try {
       assertIdentityEncoding(response.headers, response.url);
     } catch (error) {
-      response.body.destroy();
+      discardBody(response.body);
       throw error;
     }
     return { ...base, size: contentLength(response.headers), rangeSupported: false, stream: response };

@@ -2,7 +2,7 @@ import type { Dispatcher } from 'undici';
 import type { FileHandle } from 'node:fs/promises';
 import { isModelfetchError, ModelfetchError } from '../errors.js';
 import { strongEtag } from '../cache/validate.js';
-import { headerValue, requestFollowingRedirects, statusError, type HttpResponse } from './http.js';
+import { discardBody, headerValue, requestFollowingRedirects, statusError, type HttpResponse } from './http.js';
 import { assertIdentityEncoding, parseContentRange } from './probe.js';
 import { SegmentWriter } from './segment-writer.js';
 import type { Segment } from './segment-table.js';
@@ -141,7 +141,7 @@ export async function fetchSegment(ctx: FetchContext, segment: Segment, target: 
     ctx.signal.removeEventListener('abort', onAbort);
     if (counted) ctx.onConnection(-1);
     // Dropping an unfinished body closes its connection; a finished one goes back to the pool.
-    if (response && !response.body.readableEnded) response.body.destroy();
+    if (response && !response.body.readableEnded) discardBody(response.body);
     writer.dispose();
   }
 }
