@@ -2,6 +2,7 @@
 # Installs the real third-party peers that tests and benchmarks drive (nginx, aria2c, Chromium, umoci, skopeo),
 # and a Python venv (.venv-interop/, gitignored) with huggingface_hub + transformers from the offline wheel index
 # for the cache interop tests. apt needs root; otherwise it prints what is missing and those tests skip.
+# With arguments (program names, e.g. `aria2c nginx`), only those are installed, and no venv (the benchmark uses this).
 set -euo pipefail
 
 install_interop_venv() {
@@ -20,10 +21,12 @@ install_interop_venv() {
   python3 -m venv "$venv"
   "$venv/bin/pip" install -q --disable-pip-version-check --index-url "$index" huggingface_hub transformers >&2
 }
-install_interop_venv
+[ $# -eq 0 ] && install_interop_venv
 declare -A want=([nginx]=nginx-light [aria2c]=aria2 [chromium]=chromium [umoci]=umoci [skopeo]=skopeo [openssl]=openssl [unshare]=util-linux)
 missing=()
-for bin in "${!want[@]}"; do
+bins=("$@")
+[ ${#bins[@]} -eq 0 ] && bins=("${!want[@]}")
+for bin in "${bins[@]}"; do
   command -v "$bin" >/dev/null 2>&1 || missing+=("${want[$bin]}")
 done
 [ ${#missing[@]} -eq 0 ] && exit 0

@@ -80,11 +80,19 @@ describe('revisions in use', () => {
     const a = await markRevisionInUse(repo, commit);
     const b = await markRevisionInUse(repo, commit);
     expect(await isRevisionInUse(repo, commit)).toBe(true);
+    expect(await isRevisionInUse(repo)).toBe(true);
+    expect(await isRevisionInUse(repo, 'd'.repeat(40))).toBe(false);
     await a.release();
     expect(await isRevisionInUse(repo, commit)).toBe(true);
     await b.release();
     expect(await isRevisionInUse(repo, commit)).toBe(false);
     await writeForeignLock(join(repo.inUseDir(commit), 'ghost'), deadPid());
     expect(await isRevisionInUse(repo, commit)).toBe(false);
+    expect(await isRevisionInUse(repo)).toBe(false);
+    // A blob being downloaded makes the repo busy, though no revision is complete yet.
+    const blob = await tryAcquireLock(repo.blobLock({ algorithm: 'sha256', hex: 'a'.repeat(64) }));
+    expect(await isRevisionInUse(repo)).toBe(true);
+    await blob!.release();
+    expect(await isRevisionInUse(repo)).toBe(false);
   });
 });

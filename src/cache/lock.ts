@@ -174,13 +174,25 @@ export async function markRevisionInUse(repo: RepoPaths, commit: string, options
   };
 }
 
-/** Whether a live process (fresh heartbeat, and a live pid when on this host) holds `commit` of `repo`. */
-export async function isRevisionInUse(repo: RepoPaths, commit: string, options: Pick<LockOptions, 'staleMs'> = {}): Promise<boolean> {
-  const dir = repo.inUseDir(commit);
-  const entries = await readdir(dir).catch(() => [] as string[]);
-  for (const entry of entries) {
-    const path = join(dir, entry);
-    if ((await stat(path).catch(() => undefined)) && !(await isHolderStale(path, options.staleMs))) return true;
+/**
+ * Whether a live process (fresh heartbeat, and a live pid when on this host) holds `commit` of `repo`;
+ * without `commit`, whether it holds any revision or is downloading any blob of the repo. Matches
+ * gc's `InUseCheck`.
+ */
+export async function isRevisionInUse(repo: RepoPaths, commit?: string, options: Pick<LockOptions, 'staleMs'> = {}): Promise<boolean> {
+  const dirs = commit ? [repo.inUseDir(commit)] : await subdirectories(repo.inUseRoot);
+  if (!commit) dirs.push(repo.blobLocksDir);
+  for (const dir of dirs) {
+    const entries = await readdir(dir).catch(() => [] as string[]);
+    for (const entry of entries) {
+      const path = join(dir, entry);
+      if ((await stat(path).catch(() => undefined)) && !(await isHolderStale(path, options.staleMs))) return true;
+    }
   }
   return false;
+}
+
+async function subdirectories(dir: string): Promise<string[]> {
+  const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
+  return entries.filter((e) => e.isDirectory()).map((e) => join(dir, e.name));
 }

@@ -20,16 +20,6 @@ export interface HttpResponse {
   credentialed: boolean;
 }
 
-/**
- * Drops a response body we no longer want. undici reports an unfinished body's destruction as an
- * 'error' event (RequestAbortedError); without a listener that event is an uncaught exception
- * that would take down a long-running process (the mirror server, a library user).
- */
-export function discardBody(body: HttpResponse['body']): void {
-  body.on('error', () => {});
-  body.destroy();
-}
-
 export interface HttpRequest {
   url: string;
   method?: 'GET' | 'HEAD';
@@ -41,6 +31,16 @@ export interface HttpRequest {
   /** Engine headers (Range, If-Range…), sent everywhere and overriding caller headers. */
   extraHeaders?: Record<string, string>;
   signal?: AbortSignal;
+}
+
+/**
+ * Drops a response body we will not read to the end; its connection is closed rather than reused.
+ * undici reports an unfinished destroyed body as an 'error' event, which nobody else listens to.
+ */
+export function discardBody(response: Pick<HttpResponse, 'body'> | undefined): void {
+  if (!response || response.body.destroyed) return;
+  response.body.on('error', () => undefined);
+  response.body.destroy();
 }
 
 export function headerValue(headers: ResponseHeaders, name: string): string | undefined {

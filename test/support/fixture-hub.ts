@@ -8,7 +8,7 @@ import { generateFile, serveFile, startFixtureServer, type FixtureServer, type R
 
 /**
  * A loopback Hugging Face Hub: repos generated on disk at test time, served through the same HTTP API
- * the real Hub speaks (revision info, paginated recursive tree, resolve with X-Repo-Commit /
+ * the real Hub speaks (revision info, paginated recursive tree, paths-info, resolve with X-Repo-Commit /
  * X-Linked-* headers), LFS files redirected (302) to a second server acting as the CDN, gated repos,
  * and X-Error-Code answers for what does not exist. Faults added to `hub` or `cdn` apply as usual.
  */
@@ -92,6 +92,11 @@ function gitBlobSha1(data: Buffer): string {
 
 function lfsPointer(sha256: string, size: number): Buffer {
   return Buffer.from(`version https://git-lfs.github.com/spec/v1\noid sha256:${sha256}\nsize ${size}\n`);
+}
+
+/** A file as the Hub's tree and paths-info endpoints describe it. */
+function treeEntry(file: FixtureHubFile): Record<string, unknown> {
+  return { type: 'file', oid: file.oid, size: file.size, path: file.path, ...(file.lfs && { lfs: { oid: file.sha256, size: file.size, pointerSize: lfsPointer(file.sha256, file.size).length } }) };
 }
 
 function key(repoType: RepoType, repoId: string): string {
@@ -203,17 +208,36 @@ export async function startFixtureHub(options: FixtureHubOptions): Promise<Fixtu
     const typeSegment = segments.shift();
     const repoType = ({ models: 'model', datasets: 'dataset', spaces: 'space' } as const)[typeSegment as 'models'];
     if (!repoType) return sendError(res, 404, undefined, 'Not found');
-    const split = splitRepo(segments, 'revision') ?? splitRepo(segments, 'tree');
+    const split = splitRepo(segments, 'revision') ?? splitRepo(segments, 'tree') ?? splitRepo(segments, 'paths-info');
     if (!split) return sendError(res, 404, undefined, 'Not found');
     if (await applyFault(res, context)) return;
     const repo = accessRepo(req, res, repoType, split.repoId);
     if (!repo) return;
-    const isTree = segments[split.repoId.split('/').length] === 'tree';
+    const endpoint = segments[split.repoId.split('/').length];
+    const isTree = endpoint === 'tree';
     // A revision is one URL segment (slashes encoded); a tree path may follow it.
     const [revision = '', ...under] = split.rest.map(decodeURIComponent);
     const commit = resolveRevision(res, repo, revision);
     if (!commit) return;
     res.setHeader('Content-Type', 'application/json');
+    if (endpoint === 'paths-info') {
+      // POST {paths, expand}: the entries for those paths (as @huggingface/hub asks before a download).
+      const chunks: Buffer[] = [];
+      for await (const chunk of req) chunks.push(chunk as Buffer);
+      const body = Buffer.concat(chunks).toString();
+      let paths: string[] = [];
+      try {
+        paths = (JSON.parse(body) as { paths?: string[] }).paths ?? [];
+      } catch {
+        paths = new URLSearchParams(body).getAll('paths');
+      }
+      const found = paths.flatMap((path) => {
+        const file = commit.files.get(path);
+        return file ? [{ ...treeEntry(file), lastCommit: { id: commit.commit, title: 'fixture', date: new Date(0).toISOString() } }] : [];
+      });
+      res.end(JSON.stringify(found));
+      return;
+    }
     if (!isTree) {
       res.end(JSON.stringify({ id: repo.repoId, sha: commit.commit, private: false, gated: repo.gatedToken ? 'manual' : false, siblings: [...commit.files.keys()].map((rfilename) => ({ rfilename })) }));
       return;
@@ -227,7 +251,7 @@ export async function startFixtureHub(options: FixtureHubOptions): Promise<Fixtu
       const rest = file.path.slice(prefix.length).split('/');
       for (let i = 1; i < rest.length && (recursive || i === 1); i++) folders.add(prefix + rest.slice(0, i).join('/'));
       if (!recursive && rest.length > 1) continue;
-      entries.push({ type: 'file', oid: file.oid, size: file.size, path: file.path, ...(file.lfs && { lfs: { oid: file.sha256, size: file.size, pointerSize: lfsPointer(file.sha256, file.size).length } }) });
+      entries.push(treeEntry(file));
     }
     for (const folder of folders) entries.push({ type: 'directory', oid: createHash('sha1').update(folder).digest('hex'), size: 0, path: folder });
     const cursor = Number(url.searchParams.get('cursor') ?? 0);
