@@ -58,6 +58,8 @@ export class FileTransfer {
   private lastError: ModelfetchError | undefined;
   /** Set when a whole-body stream (no Range support) failed: only a restart from zero helps. */
   private streamFailed = false;
+  /** Set after a restart caused by the server's answers: always probe from then on. */
+  private mustProbe = false;
 
   constructor(
     private readonly job: TransferJob,
@@ -89,6 +91,7 @@ export class FileTransfer {
         }
         if ((error.code === 'ERR_ETAG_CHANGED' || error.code === 'ERR_RANGE_IGNORED') && changes < MAX_CHANGE_RESTARTS) {
           changes += 1;
+          this.mustProbe = true; // the server is not what a probe-less start assumed
           await this.discardPartial();
           continue;
         }
@@ -159,6 +162,11 @@ export class FileTransfer {
     };
   }
 
+  private unprobedMirrors(indices: number[]): { mirrors: Mirror[]; results: ProbeResult[] } {
+    const results = indices.map((i): ProbeResult => ({ size: this.job.size, etag: undefined, rangeSupported: true, url: this.job.urls[i] ?? '', credentialed: true }));
+    return { mirrors: results.map((r, k) => this.mirrorFrom(indices[k] ?? 0, r.url, r)), results };
+  }
+
   private async probeMirrors(indices: number[]): Promise<{ mirrors: Mirror[]; results: ProbeResult[] }> {
     const settled = await Promise.allSettled(indices.map((i) => this.probeWithRetry(this.job.urls[i] ?? '')));
     const mirrors: Mirror[] = [];
@@ -200,7 +208,9 @@ export class FileTransfer {
     let mirrors: Mirror[] = [];
     try {
       this.progress.update(this.index, { phase: 'probe' });
-      const probed = await this.probeMirrors(indices);
+      // A small file of known size needs no probe: its one range request learns what a probe would.
+      const small = !this.mustProbe && this.job.size !== undefined && this.job.size > 0 && this.job.size < this.opts.segmentThreshold;
+      const probed = small ? this.unprobedMirrors(indices) : await this.probeMirrors(indices);
       const size = this.job.size ?? probed.results.find((r) => r.size !== undefined)?.size;
       const rangeMirrors = probed.mirrors.filter((m, k) => probed.results[k]?.rangeSupported);
       const ranged = size !== undefined && rangeMirrors.length > 0;
