@@ -38,6 +38,8 @@ const FATAL: ReadonlySet<ErrorCode> = new Set(['ERR_ETAG_CHANGED', 'ERR_RANGE_IG
 /** Restarts from zero after the file changed upstream (or a server stopped honouring Range). */
 const MAX_CHANGE_RESTARTS = 2;
 const MAX_CHUNK = 16 * 1024 * 1024;
+/** Files up to this size keep no journal: refetching them costs less than journaling them. */
+const JOURNAL_MIN_SIZE = 1024 * 1024;
 
 function hostOf(url: string): string {
   return new URL(url).host;
@@ -225,15 +227,16 @@ export class FileTransfer {
       // Resume only what a valid journal for this very download vouches for.
       const journalPath = journalPathFor(this.job.tempPath);
       const key: JournalKey = { identity: this.job.identity, size: size ?? -1, etag: mirrors.map((m) => m.target.etag ?? '').join(',') };
-      const canResume = ranged && (mirrors.some((m) => m.target.etag) || this.job.digest !== undefined);
-      let done: ByteRange[] | undefined = canResume ? await readJournal(journalPath, key) : undefined;
+      // Without an ETag or a digest a resumed file could not be told from a changed one; tiny files are cheaper to refetch.
+      const resumable = ranged && (size ?? 0) > JOURNAL_MIN_SIZE && (mirrors.some((m) => m.target.etag) || this.job.digest !== undefined);
+      let done: ByteRange[] | undefined = resumable ? await readJournal(journalPath, key) : undefined;
       if (done && size !== undefined) {
         file = await reopenTempFile(this.job.tempPath, size);
         if (!file) done = undefined;
       }
       if (!file) {
         file = await createTempFile(this.job.tempPath, size);
-        if (ranged) journal = await JournalWriter.create(journalPath, key);
+        if (resumable) journal = await JournalWriter.create(journalPath, key);
         else await removeIfPresent(journalPath);
       } else {
         journal = await JournalWriter.append(journalPath, key);
