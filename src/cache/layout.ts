@@ -11,6 +11,7 @@ import { assertCommit, assertDigest, assertSafeRelativePath, assertSafeRevision 
  *   {root}/models--{org}--{name}/snapshots/{commit}/{path}  -> ../../blobs/{digest}
  *   {root}/models--{org}--{name}/refs/{branch}
  *   {root}/models--{org}--{name}/.no_exist/{commit}/{path}
+ *   {root}/models--{org}--{name}/trees/{commit}.json      (huggingface_hub's tree listing cache)
  *   {root}/.locks/models--{org}--{name}/{digest}.lock
  *
  * modelfetch's own state (partial downloads, resume journals, verification stamps, last use) lives in
@@ -129,6 +130,44 @@ export class RepoPaths {
   /** Verification stamp of a blob (stat fingerprint at the time it was hashed). */
   stamp(digest: FileDigest): string {
     return join(this.stateDir, 'stamps', blobName(digest));
+  }
+
+  /**
+   * modelfetch's cross-process lock for downloading one blob. Not huggingface_hub's `{digest}.lock`
+   * (flock'd by Python and left behind): an exclusive-create file with holder info and a heartbeat.
+   */
+  blobLock(digest: FileDigest): string {
+    return join(this.blobLocksDir, `${blobName(digest)}.lock`);
+  }
+
+  /** One heartbeat file per process (pull, server) holding a revision, so gc leaves it alone. */
+  inUseDir(commit: string): string {
+    return join(this.inUseRoot, assertCommitOrHash(commit));
+  }
+
+  /** The in-use markers of every revision of this repo. */
+  get inUseRoot(): string {
+    return join(this.stateDir, 'in-use');
+  }
+
+  /** The download locks of every blob of this repo (see blobLock). */
+  get blobLocksDir(): string {
+    return join(this.stateDir, 'locks');
+  }
+
+  /** huggingface_hub's tree listing cache for a commit (`trees/{commit}.json`): which files the commit has. */
+  treeListing(commit: string): string {
+    return join(this.dir, 'trees', `${assertCommitOrHash(commit)}.json`);
+  }
+
+  /** Last-use record of a revision: an empty file whose mtime is the last time pull/serve/run used it. */
+  lastUsed(commit: string): string {
+    return join(this.stateDir, 'used', assertCommitOrHash(commit));
+  }
+
+  /** Present while upstream says the repo is gated or private, so an offline mirror keeps it gated. */
+  get restrictedMarker(): string {
+    return join(this.stateDir, 'restricted');
   }
 }
 

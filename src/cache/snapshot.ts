@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { copyFile, mkdir, open, readFile, readlink, rename, symlink, unlink } from 'node:fs/promises';
+import { copyFile, lstat, mkdir, open, readFile, readlink, rename, symlink, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { fromSystemError } from '../errors.js';
 import type { FileDigest } from '../source/types.js';
@@ -92,4 +92,15 @@ export async function markNoExist(repo: RepoPaths, commit: string, path: string)
   const marker = repo.noExist(commit, path);
   await mkdir(dirname(marker), { recursive: true });
   await (await open(marker, 'a')).close();
+}
+
+/**
+ * Whether `snapshots/{commit}/{path}` already points at its blob: the expected relative symlink, or a
+ * regular file of the right size where links are copies. A cheap check for cache hits.
+ */
+export async function isSnapshotLinked(repo: RepoPaths, commit: string, path: string, digest: FileDigest, size: number): Promise<boolean> {
+  const target = repo.snapshotFile(commit, path);
+  const current = await readlink(target).catch((error: NodeJS.ErrnoException) => (error.code === 'EINVAL' ? null : undefined));
+  if (current === null) return (await lstat(target).catch(() => undefined))?.size === size;
+  return current === repo.linkTarget(path, digest);
 }

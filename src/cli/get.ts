@@ -1,6 +1,5 @@
 import type { Command } from 'commander';
 import { ModelfetchError } from '../errors.js';
-import { get } from '../get.js';
 import type { CliIo } from './main.js';
 import { createProgressRenderer, progressModeFor } from './progress.js';
 
@@ -53,6 +52,8 @@ export function registerGetCommand(program: Command, io: CliIo): void {
       process.once('SIGINT', onSignal);
       process.once('SIGTERM', onSignal);
       try {
+        // Imported here so other commands' start-up never loads the engine (undici alone costs ~100 ms).
+        const { get } = await import('../get.js');
         const result = await get({
           urls,
           ...(flags.output !== undefined && { output: flags.output }),

@@ -1,21 +1,59 @@
+import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { exitCodeFor, ModelfetchError } from '../errors.js';
 import { redactText } from '../redact.js';
+import { registerLsCommand } from './ls.js';
+import { registerVerifyCommand } from './verify.js';
+import { registerGcCommand } from './gc.js';
+import { registerRmCommand } from './rm.js';
 import { registerGetCommand } from './get.js';
+import { registerPullCommand } from './pull.js';
+import { registerServeCommand } from './serve.js';
+import { registerKeygenCommand } from './keygen.js';
+import { registerSignCommand } from './sign.js';
+import { registerLockCommand } from './lock.js';
+import { registerSyncCommand } from './sync.js';
+import { registerBakeCommand } from './bake.js';
+import { registerRunCommand } from './run-command.js';
 
 export interface CliIo {
   stdout: NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
   stderr: NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
   env: NodeJS.ProcessEnv;
+  /** Set by a command whose exit status is not 0 without an error (e.g. `run` passes on its child's). */
+  exitCode?: number;
+}
+
+/** The version in package.json (two levels up from both src/cli and dist/cli). */
+function packageVersion(): string {
+  try {
+    const manifest = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: string };
+    return manifest.version ?? '0.0.0';
+  } catch {
+    return '0.0.0';
+  }
 }
 
 /** Builds the command tree. Each command registers itself from its own file under src/cli/. */
 export function buildProgram(io: CliIo): Command {
   const program = new Command('modelfetch')
     .description('Fast, resumable, verified model downloads into the standard Hugging Face cache')
+    .version(packageVersion(), '-V, --version')
     .exitOverride()
     .configureOutput({ writeOut: (s) => io.stdout.write(s), writeErr: (s) => io.stderr.write(s) });
+  registerLsCommand(program, io);
+  registerVerifyCommand(program, io);
+  registerGcCommand(program, io);
+  registerRmCommand(program, io);
   registerGetCommand(program, io);
+  registerPullCommand(program, io);
+  registerServeCommand(program, io);
+  registerKeygenCommand(program, io);
+  registerSignCommand(program, io);
+  registerLockCommand(program, io);
+  registerSyncCommand(program, io);
+  registerBakeCommand(program, io);
+  registerRunCommand(program, io);
   return program;
 }
 
@@ -24,7 +62,7 @@ export async function main(argv: string[], io: CliIo = { stdout: process.stdout,
   const program = buildProgram(io);
   try {
     await program.parseAsync(argv, { from: 'user' });
-    return 0;
+    return io.exitCode ?? 0;
   } catch (error) {
     if (error instanceof CommanderError) return error.exitCode === 0 ? 0 : 2;
     reportError(error, io);

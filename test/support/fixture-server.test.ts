@@ -43,6 +43,15 @@ describe('fixture server', () => {
     expect(corrupt.subarray(0, 500)).toEqual(data.subarray(0, 500));
   });
 
+  it('finishes a throttled body larger than the socket buffer', async () => {
+    server = await startFixtureServer();
+    const data = randomBytes(3 * 1024 * 1024);
+    server.setFile('/f.bin', servedBuffer(data));
+    server.addFault({ fault: { throttleBytesPerSec: 20 * 1024 * 1024 } });
+    const body = Buffer.from(await (await fetch(`${server.origin}/f.bin`)).arrayBuffer());
+    expect(body.equals(data)).toBe(true);
+  });
+
   it('resets a connection mid-body', async () => {
     server = await startFixtureServer();
     server.setFile('/f.bin', servedBuffer(randomBytes(100_000)));

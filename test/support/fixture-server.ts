@@ -45,6 +45,8 @@ export interface Fault {
   forceGzip?: boolean;
   /** Send a 206 whose Content-Range is shifted by this many bytes (a lying server). */
   wrongRangeShift?: number;
+  /** Send a 206 whose Content-Range claims this total size instead of the real one. */
+  wrongRangeTotal?: number;
   /** Keep sending bytes past the end of the range (an endless body), up to this many extra. */
   extraBytes?: number;
 }
@@ -66,7 +68,15 @@ export interface RequestRecord {
   bodyBytes: number;
 }
 
-export type RouteHandler = (req: IncomingMessage, res: ServerResponse, url: URL) => void | Promise<void>;
+/** What a route gets besides the request: the faults that apply to it, and a counter for the body bytes it sends. */
+export interface RouteContext {
+  /** Takes (and spends) the faults matching this request, as files served by `setFile` do. */
+  takeFault(): Fault;
+  /** Adds to this request's `bodyBytes` in the log; pass it to `serveFile`. */
+  onBody(n: number): void;
+}
+
+export type RouteHandler = (req: IncomingMessage, res: ServerResponse, url: URL, context: RouteContext) => void | Promise<void>;
 
 export interface FixtureServer {
   readonly origin: string;
@@ -122,7 +132,7 @@ export async function startFixtureServer(options: { host?: string } = {}): Promi
     const url = new URL(req.url ?? '/', 'http://fixture.invalid');
     for (const { prefix, handler } of routes) {
       if (url.pathname.startsWith(prefix)) {
-        await handler(req, res, url);
+        await handler(req, res, url, { takeFault: () => takeFault(req), onBody: (n) => (record.bodyBytes += n) });
         return;
       }
     }
@@ -222,7 +232,7 @@ export async function serveFile(req: IncomingMessage, res: ServerResponse, file:
   res.statusCode = range ? 206 : 200;
   if (range) {
     const shift = fault.wrongRangeShift ?? 0;
-    res.setHeader('Content-Range', `bytes ${start + shift}-${end + shift}/${file.size}`);
+    res.setHeader('Content-Range', `bytes ${start + shift}-${end + shift}/${fault.wrongRangeTotal ?? file.size}`);
   }
   if (fault.forceGzip) res.setHeader('Content-Encoding', 'gzip');
   if (!fault.noContentLength && !fault.forceGzip && !fault.extraBytes) res.setHeader('Content-Length', String(length));

@@ -1,0 +1,101 @@
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { mkdir, readFile, stat, unlink } from 'node:fs/promises';
+import { fromSystemError } from '../errors.js';
+import type { FileDigest } from '../source/types.js';
+import { commitTempFile, type CommitFs, type CommitOutcome } from './atomic.js';
+import type { RepoPaths } from './layout.js';
+import { writeFileAtomic } from './snapshot.js';
+
+/**
+ * Blobs are named by their digest and never change. Once a blob has been hashed, a stamp records its
+ * stat fingerprint; while the fingerprint matches, the blob counts as verified without re-hashing.
+ * A blob without a stamp (e.g. written by huggingface_hub) is hashed once, then stamped.
+ */
+
+interface Fingerprint {
+  size: number;
+  mtimeMs: number;
+  ino: number;
+  dev: number;
+}
+
+interface Stamp extends Fingerprint {
+  algorithm: FileDigest['algorithm'];
+  hex: string;
+  verifiedAt: number;
+}
+
+function fingerprintOf(info: Fingerprint): Fingerprint {
+  return { size: info.size, mtimeMs: info.mtimeMs, ino: info.ino, dev: info.dev };
+}
+
+/** Records the blob's current stat fingerprint as verified. Call only after its bytes were checked. */
+export async function stampBlob(repo: RepoPaths, digest: FileDigest): Promise<void> {
+  try {
+    const info = await stat(repo.blob(digest));
+    const stamp: Stamp = { ...fingerprintOf(info), algorithm: digest.algorithm, hex: digest.hex, verifiedAt: Date.now() };
+    await writeFileAtomic(repo.stamp(digest), JSON.stringify(stamp));
+  } catch (error) {
+    throw fromSystemError(error, `stamping blob ${digest.hex}`);
+  }
+}
+
+/** True when the blob exists, has the expected size, and its stat matches its stamp: no re-hash needed. */
+export async function isBlobStamped(repo: RepoPaths, digest: FileDigest, expectedSize?: number): Promise<boolean> {
+  const [info, raw] = await Promise.all([stat(repo.blob(digest)).catch(() => undefined), readFile(repo.stamp(digest), 'utf8').catch(() => undefined)]);
+  if (!info || !raw || (expectedSize !== undefined && info.size !== expectedSize)) return false;
+  try {
+    const stamp = JSON.parse(raw) as Partial<Stamp>;
+    const now = fingerprintOf(info);
+    return stamp.hex === digest.hex && stamp.algorithm === digest.algorithm && stamp.size === now.size && stamp.mtimeMs === now.mtimeMs && stamp.ino === now.ino && stamp.dev === now.dev;
+  } catch {
+    return false;
+  }
+}
+
+/** Hashes a file the way its digest names it: SHA-256, or git's blob SHA-1 (`blob {size}\0` + bytes). */
+export async function hashFile(path: string, algorithm: FileDigest['algorithm']): Promise<{ hex: string; size: number }> {
+  const { size } = await stat(path);
+  const hash = algorithm === 'sha256' ? createHash('sha256') : createHash('sha1').update(`blob ${size}\0`);
+  let read = 0;
+  for await (const chunk of createReadStream(path, { highWaterMark: 1024 * 1024 })) {
+    hash.update(chunk as Buffer);
+    read += (chunk as Buffer).length;
+  }
+  return { hex: hash.digest('hex'), size: read };
+}
+
+export type BlobState = 'stamped' | 'verified' | 'missing';
+
+/**
+ * Whether the blob is present and right: stamped (free), or hashed now and stamped. A blob whose bytes
+ * do not match its name is removed, so the next download replaces it, and reported 'missing'.
+ */
+export async function verifyBlob(repo: RepoPaths, digest: FileDigest, expectedSize?: number): Promise<BlobState> {
+  if (await isBlobStamped(repo, digest, expectedSize)) return 'stamped';
+  const path = repo.blob(digest);
+  let actual: { hex: string; size: number };
+  try {
+    actual = await hashFile(path, digest.algorithm);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return 'missing';
+    throw fromSystemError(error, `verifying blob ${digest.hex}`);
+  }
+  if (actual.hex !== digest.hex || (expectedSize !== undefined && actual.size !== expectedSize)) {
+    await unlink(path).catch(() => {});
+    return 'missing';
+  }
+  await stampBlob(repo, digest);
+  return 'verified';
+}
+
+/** Moves a transferred, verified temp file into `blobs/{digest}` (never overwriting) and stamps it. */
+export async function commitBlob(repo: RepoPaths, digest: FileDigest, tempPath: string, fs?: CommitFs): Promise<CommitOutcome> {
+  await mkdir(repo.blobsDir, { recursive: true }).catch((error: unknown) => {
+    throw fromSystemError(error, 'creating the blobs folder');
+  });
+  const outcome = await commitTempFile(tempPath, repo.blob(digest), fs);
+  if (outcome === 'committed') await stampBlob(repo, digest);
+  return outcome;
+}

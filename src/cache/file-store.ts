@@ -1,0 +1,50 @@
+import { commitBlob, verifyBlob } from './blob-store.js';
+import type { RepoPaths } from './layout.js';
+import { isSnapshotLinked, linkSnapshotFile } from './snapshot.js';
+import { readRepoTreeListing, writeTreeListing, type ListedFile } from './tree-listing.js';
+
+/**
+ * Where pulled files go: the hub cache (content-addressed blobs + snapshot links), or a local dir
+ * (real files + huggingface_hub's download metadata). `pull` drives either through this interface.
+ */
+export interface FileStore {
+  /** Whether files with the same digest share one download (true for blobs). */
+  readonly sharesContent: boolean;
+  /** 'present' (complete, verified, in place), 'unlinked' (content there, entry missing) or 'missing'. */
+  state(file: ListedFile): Promise<'present' | 'unlinked' | 'missing'>;
+  /** Partial download (the engine keeps its journal beside it) and the cross-process lock for it. */
+  tempPath(file: ListedFile): string;
+  lockPath(file: ListedFile): string;
+  /** Whether the content is complete now (another process may have just finished it). */
+  hasContent(file: ListedFile): Promise<boolean>;
+  /** Moves a transferred, verified temp file into place. */
+  commit(file: ListedFile, tempPath: string): Promise<void>;
+  /** Makes the file visible at its path once its content is in place. */
+  link(file: ListedFile): Promise<void>;
+  /** Records the commit's full listing (huggingface_hub's `trees/{commit}.json`). */
+  writeListing(listing: ListedFile[]): Promise<void>;
+}
+
+/** The hub cache for one commit of one repo. */
+export function cacheStore(repo: RepoPaths, commit: string): FileStore {
+  const hasContent = async (file: ListedFile): Promise<boolean> => (await verifyBlob(repo, file.digest, file.size)) !== 'missing';
+  return {
+    sharesContent: true,
+    async state(file) {
+      if (!file.digest.hex) return 'present'; // a copied snapshot file from an older cache, taken as it is
+      if (!(await hasContent(file))) return 'missing';
+      return (await isSnapshotLinked(repo, commit, file.path, file.digest, file.size)) ? 'present' : 'unlinked';
+    },
+    tempPath: (file) => repo.partial(file.digest),
+    lockPath: (file) => repo.blobLock(file.digest),
+    hasContent,
+    async commit(file, tempPath) {
+      await commitBlob(repo, file.digest, tempPath);
+      await verifyBlob(repo, file.digest, file.size); // stamps a blob another process committed first
+    },
+    link: async (file) => void (await linkSnapshotFile(repo, commit, file.path, file.digest)),
+    async writeListing(listing) {
+      if (!(await readRepoTreeListing(repo, commit))) await writeTreeListing(repo.treeListing(commit), listing);
+    },
+  };
+}

@@ -1,0 +1,119 @@
+import { constants } from 'node:fs';
+import { mkdir, open, readdir, readFile, rename, stat } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
+import { fromSystemError } from '../errors.js';
+import { hashFile } from './blob-store.js';
+import type { FileStore } from './file-store.js';
+import { writeFileAtomic } from './snapshot.js';
+import { readTreeListing, writeTreeListing, type ListedFile } from './tree-listing.js';
+import { assertCommit, assertSafeRelativePath, isSha1Hex } from './validate.js';
+
+/**
+ * huggingface_hub's `local_dir` mode: real files at `{dir}/{path}`, and for each one
+ * `{dir}/.cache/huggingface/download/{path}.metadata` = "{commit}\n{etag}\n{timestamp}\n", where the
+ * etag is the file's digest (SHA-256 for LFS, git blob SHA-1 otherwise). A file whose metadata names
+ * its digest and whose mtime is not newer than the metadata is complete, as huggingface_hub decides.
+ * modelfetch's partial files and locks live in `{dir}/.cache/huggingface/modelfetch/`.
+ */
+export class LocalDir {
+  readonly root: string;
+  private readonly meta: string;
+
+  constructor(root: string) {
+    this.root = resolve(root);
+    this.meta = join(this.root, '.cache', 'huggingface');
+  }
+
+  file(path: string): string {
+    return join(this.root, assertSafeRelativePath(path, 'local dir'));
+  }
+
+  metadata(path: string): string {
+    return join(this.meta, 'download', `${assertSafeRelativePath(path, 'local dir')}.metadata`);
+  }
+
+  treeListing(commit: string): string {
+    return join(this.meta, 'trees', `${assertCommit(commit, 'local dir')}.json`);
+  }
+
+  readListing(commit: string): Promise<ListedFile[] | undefined> {
+    return readTreeListing(this.treeListing(commit));
+  }
+
+  /** Offline with a branch name: the commit of the only listing in this dir, if there is exactly one. */
+  async onlyCommit(): Promise<string | undefined> {
+    const names = (await readdir(join(this.meta, 'trees')).catch(() => [] as string[])).filter((n) => n.endsWith('.json')).map((n) => n.slice(0, -5));
+    return names.length === 1 && isSha1Hex(names[0]!) ? names[0] : undefined;
+  }
+
+  private async readMetadata(path: string): Promise<{ commit: string; etag: string; timestamp: number } | undefined> {
+    const raw = await readFile(this.metadata(path), 'utf8').catch(() => undefined);
+    const [commit = '', etag = '', timestamp = ''] = raw?.split('\n') ?? [];
+    const time = Number(timestamp.trim());
+    return raw && Number.isFinite(time) ? { commit: commit.trim(), etag: etag.trim(), timestamp: time } : undefined;
+  }
+
+  private async writeMetadata(path: string, commit: string, etag: string): Promise<void> {
+    await mkdir(this.meta, { recursive: true });
+    // huggingface_hub keeps .cache/huggingface out of git.
+    await writeFileIfAbsent(join(this.meta, '.gitignore'), '*');
+    await writeFileAtomic(this.metadata(path), `${commit}\n${etag}\n${Date.now() / 1000}\n`);
+  }
+
+  /** The store for one commit. */
+  store(commit: string): FileStore {
+    const state = async (file: ListedFile): Promise<'present' | 'missing'> => {
+      const info = await stat(this.file(file.path)).catch(() => undefined);
+      if (!info?.isFile() || info.size !== file.size) return 'missing';
+      const metadata = await this.readMetadata(file.path);
+      if (metadata && metadata.etag === file.digest.hex && info.mtimeMs / 1000 - 1 <= metadata.timestamp) return 'present';
+      // No (or outdated) metadata: the bytes decide, once.
+      const actual = await hashFile(this.file(file.path), file.digest.algorithm);
+      if (actual.hex !== file.digest.hex) return 'missing';
+      await this.writeMetadata(file.path, commit, file.digest.hex);
+      return 'present';
+    };
+    const work = join(this.meta, 'modelfetch');
+    return {
+      sharesContent: false,
+      state,
+      tempPath: (file) => join(work, 'partial', `${file.digest.hex}-${encodeURIComponent(file.path)}.part`.slice(-240)),
+      lockPath: (file) => join(work, 'locks', `${file.digest.hex}-${encodeURIComponent(file.path)}.lock`.slice(-240)),
+      hasContent: async (file) => (await state(file)) === 'present',
+      commit: async (file, tempPath) => {
+        const target = this.file(file.path);
+        try {
+          await mkdir(dirname(target), { recursive: true });
+          await rename(tempPath, target);
+          await fsyncDir(dirname(target));
+        } catch (error) {
+          throw fromSystemError(error, `moving ${file.path} into ${this.root}`);
+        }
+        await this.writeMetadata(file.path, commit, file.digest.hex);
+      },
+      link: async () => {},
+      writeListing: async (listing) => {
+        if (!(await this.readListing(commit))) await writeTreeListing(this.treeListing(commit), listing);
+      },
+    };
+  }
+}
+
+async function writeFileIfAbsent(path: string, content: string): Promise<void> {
+  const handle = await open(path, 'wx').catch(() => undefined);
+  if (!handle) return;
+  try {
+    await handle.writeFile(content);
+  } finally {
+    await handle.close();
+  }
+}
+
+async function fsyncDir(path: string): Promise<void> {
+  const handle = await open(path, constants.O_RDONLY | constants.O_DIRECTORY);
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}

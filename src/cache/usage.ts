@@ -1,0 +1,31 @@
+import { open, stat, utimes } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import type { RepoPaths } from './layout.js';
+
+/**
+ * When a revision was last used, as modelfetch records it: one empty file per revision whose mtime
+ * is the time of last use. Touching it is one utimes (atomic, no torn content), so pull, serve and
+ * run can afford it on every use; gc reads it next to the blobs' atime.
+ */
+export async function touchRevision(repo: RepoPaths, commit: string, options: { now?: number } = {}): Promise<void> {
+  const path = repo.lastUsed(commit);
+  const when = new Date(options.now ?? Date.now());
+  try {
+    await utimes(path, when, when);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+    await mkdir(dirname(path), { recursive: true });
+    await (await open(path, 'a')).close();
+    await utimes(path, when, when);
+  }
+}
+
+/** The recorded last use of a revision in ms since the epoch, or undefined when none is recorded. */
+export async function readLastUsed(repo: RepoPaths, commit: string): Promise<number | undefined> {
+  try {
+    return (await stat(repo.lastUsed(commit))).mtimeMs;
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,115 @@
+import type { Command } from 'commander';
+import { ModelfetchError } from '../errors.js';
+import type { PullOptions, PullPlan, PullResult } from '../pull.js';
+import type { RepoType } from '../source/types.js';
+import type { CliIo } from './main.js';
+import { createProgressRenderer, formatBytes, progressModeFor } from './progress.js';
+
+/** `modelfetch pull org/name[@rev] [FILES…]`: prints the snapshot path on stdout, progress on stderr. */
+
+interface PullFlags {
+  include?: string[];
+  exclude?: string[];
+  repoType: string;
+  cacheDir?: string;
+  localDir?: string;
+  connections?: string;
+  offline?: boolean;
+  check?: boolean;
+  endpoint?: string;
+  token?: string;
+  json?: boolean;
+  quiet?: boolean;
+  source?: string;
+  layout?: string;
+}
+
+function usage(message: string, hint: string): ModelfetchError {
+  return new ModelfetchError('ERR_USAGE', message, { hint });
+}
+
+function toOptions(repo: string, files: string[], flags: PullFlags, io: CliIo): PullOptions {
+  if (!['model', 'dataset', 'space'].includes(flags.repoType)) throw usage(`Unknown --repo-type ${JSON.stringify(flags.repoType)}`, 'Use model, dataset or space.');
+  if (flags.cacheDir && flags.localDir) throw usage('--cache-dir and --local-dir exclude each other', 'Pick the cache (shared, deduplicated) or a plain folder of real files.');
+  let connections: number | undefined;
+  if (flags.connections !== undefined) {
+    connections = Number(flags.connections);
+    if (!Number.isInteger(connections) || connections < 1 || connections > 256) throw usage(`Invalid --connections ${JSON.stringify(flags.connections)}`, 'Use a whole number from 1 to 256.');
+  }
+  if (flags.source !== undefined && flags.source !== 'hf' && flags.source !== 'modelscope') throw usage(`Unknown --source ${JSON.stringify(flags.source)}`, 'Use hf or modelscope (or write the repo as ms://org/name).');
+  if (flags.layout !== undefined && flags.layout !== 'hf' && flags.layout !== 'modelscope') throw usage(`Unknown --layout ${JSON.stringify(flags.layout)}`, 'Use modelscope (where the modelscope library reads) or hf (the hub cache).');
+  return {
+    repo,
+    repoType: flags.repoType as RepoType,
+    ...(flags.source && { source: flags.source as 'hf' | 'modelscope' }),
+    ...(flags.layout && { layout: flags.layout as 'hf' | 'modelscope' }),
+    env: io.env,
+    ...(files.length && { files }),
+    ...(flags.include && { include: flags.include }),
+    ...(flags.exclude && { exclude: flags.exclude }),
+    ...(flags.cacheDir && { cacheDir: flags.cacheDir }),
+    ...(flags.localDir && { localDir: flags.localDir }),
+    ...(connections !== undefined && { connections }),
+    ...(flags.offline && { offline: true }),
+    ...(flags.check && { check: true }),
+    ...(flags.endpoint && { endpoint: flags.endpoint }),
+    ...(flags.token && { token: flags.token }),
+  };
+}
+
+function describePlan(plan: PullPlan): string {
+  if (plan.toFetch === 0) return `${plan.repoId}@${plan.commit.slice(0, 12)}: all ${plan.files} files cached\n`;
+  return `${plan.repoId}@${plan.commit.slice(0, 12)}: fetching ${plan.toFetch} of ${plan.files} files (${formatBytes(plan.bytesToFetch)})\n`;
+}
+
+function describeResult(result: PullResult): string {
+  const seconds = (result.elapsedMs / 1000).toFixed(1);
+  return `${result.files} files ready (${result.cacheHits} cached, ${result.downloaded} fetched, ${formatBytes(result.bytesFetched)}) in ${seconds}s\n`;
+}
+
+export function registerPullCommand(program: Command, io: CliIo): void {
+  program
+    .command('pull')
+    .description('Pull a Hugging Face repo into the standard cache, verified and ready offline; prints the snapshot path')
+    .argument('<repo>', 'org/name, optionally @branch, @tag or @commit; ms://org/name[@rev] for ModelScope')
+    .argument('[files...]', 'only these files (repo-relative paths)')
+    .option('--include <glob...>', 'only files matching these globs (a glob without "/" matches the file name at any depth)')
+    .option('--exclude <glob...>', 'skip files matching these globs')
+    .option('--repo-type <type>', 'model, dataset or space', 'model')
+    .option('--cache-dir <dir>', 'hub cache root (default: HF_HUB_CACHE, HF_HOME/hub, ~/.cache/huggingface/hub)')
+    .option('--local-dir <dir>', 'write real files into DIR instead of the cache (huggingface_hub local_dir layout)')
+    .option('--connections <n>', 'connection budget per host')
+    .option('--offline', 'make no request; everything must be cached (also HF_HUB_OFFLINE=1)')
+    .option('--check', 'download nothing; exit non-zero (ERR_INCOMPLETE) if something is missing')
+    .option('--endpoint <url>', 'hub endpoint (default: HF_ENDPOINT or https://huggingface.co; for ModelScope MODELSCOPE_DOMAIN or https://www.modelscope.cn)')
+    .option('--token <token>', 'access token (default: HF_TOKEN, HF_TOKEN_PATH, HF_HOME/token; for ModelScope MODELSCOPE_API_TOKEN)')
+    .option('--source <source>', 'hf (default) or modelscope (implied by ms://)')
+    .option('--layout <layout>', 'ModelScope only: modelscope (default, MODELSCOPE_CACHE) or hf (the hub cache)')
+    .option('--json', 'print one JSON object with the result')
+    .option('--quiet', 'print only the path')
+    .action(async (repo: string, files: string[], flags: PullFlags) => {
+      const options = toOptions(repo, files, flags, io);
+      const chatty = !flags.quiet && !flags.json;
+      const renderer = createProgressRenderer(io.stderr, progressModeFor(io.stderr, !chatty));
+      if (chatty) {
+        options.onPlan = (plan) => void io.stderr.write(describePlan(plan));
+        options.onProgress = renderer.onProgress;
+      }
+      const { pull } = await import('../pull.js');
+      let result: PullResult;
+      try {
+        result = await pull(options);
+      } catch (error) {
+        renderer.finish();
+        if (flags.json && error instanceof ModelfetchError) io.stdout.write(`${JSON.stringify({ ok: false, error: error.toJSON() })}\n`);
+        throw error;
+      }
+      renderer.finish();
+      if (flags.json) {
+        io.stdout.write(`${JSON.stringify({ ok: true, ...result })}\n`);
+        return;
+      }
+      if (chatty) io.stderr.write(describeResult(result));
+      io.stdout.write(`${result.path}\n`);
+    });
+}

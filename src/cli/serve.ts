@@ -1,0 +1,76 @@
+import { InvalidArgumentError, type Command } from 'commander';
+import { resolveCacheDir } from '../cache/layout.js';
+import { readHfToken, resolveHfEndpoint } from '../source/hf.js';
+import type { CliIo } from './main.js';
+
+function parsePort(value: string): number {
+  const port = Number(value);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new InvalidArgumentError('expected a port number 0-65535');
+  return port;
+}
+
+function parseSeconds(value: string): number {
+  const seconds = Number(value);
+  if (!Number.isFinite(seconds) || seconds < 0) throw new InvalidArgumentError('expected a number of seconds');
+  return seconds;
+}
+
+interface ServeFlags {
+  cacheDir?: string;
+  upstream?: string;
+  host: string;
+  port: number;
+  offline?: boolean;
+  tokenPassthrough?: boolean;
+  revalidateAfter: number;
+  grace: number;
+}
+
+/** `modelfetch serve`: runs the mirror until SIGTERM / SIGINT, then shuts down gracefully. */
+export function registerServeCommand(program: Command, io: CliIo): void {
+  program
+    .command('serve')
+    .description('Serve the cache over the Hugging Face Hub API (point HF_ENDPOINT at it), filling misses from upstream')
+    .option('--cache-dir <dir>', 'cache root (default: HF_HUB_CACHE, HF_HOME/hub, ~/.cache/huggingface/hub)')
+    .option('--upstream <url>', 'hub to fill misses from (default: HF_ENDPOINT, else https://huggingface.co)')
+    .option('--host <host>', 'address to listen on', '127.0.0.1')
+    .option('--port <port>', 'port to listen on (0 picks a free one)', parsePort, 8080)
+    .option('--offline', 'never contact upstream; serve only what is cached')
+    .option('--token-passthrough', "forward clients' tokens upstream instead of the server's HF_TOKEN")
+    .option('--revalidate-after <seconds>', 'ask upstream again where a branch points after this long', parseSeconds, 60)
+    .option('--grace <seconds>', 'on SIGTERM, let responses in flight finish for this long', parseSeconds, 10)
+    .action(async (flags: ServeFlags) => {
+      const cacheDir = flags.cacheDir ?? resolveCacheDir(io.env);
+      const upstream = resolveHfEndpoint(flags.upstream, io.env);
+      const token = await readHfToken(undefined, io.env);
+      // Loaded here, not at the top: undici and prom-client would slow every other command's start.
+      const { createMirrorServer } = await import('../server/mirror-server.js');
+      const mirror = createMirrorServer({
+        cacheDir,
+        host: flags.host,
+        port: flags.port,
+        upstream,
+        offline: flags.offline === true,
+        tokenPassthrough: flags.tokenPassthrough === true,
+        ...(token && { token }),
+        revalidateAfterMs: flags.revalidateAfter * 1000,
+        graceMs: flags.grace * 1000,
+        processMetrics: true,
+        log: (line) => io.stdout.write(`${line}\n`),
+      });
+      const url = await mirror.listen();
+      io.stderr.write(`modelfetch mirror listening on ${url} (cache ${cacheDir}, ${flags.offline ? 'offline' : `upstream ${upstream}`})\n`);
+      await new Promise<void>((done) => {
+        const stop = (signal: string): void => {
+          process.off('SIGTERM', onTerm);
+          process.off('SIGINT', onInt);
+          io.stderr.write(`modelfetch mirror: ${signal}, finishing responses in flight\n`);
+          mirror.close().then(done, done);
+        };
+        const onTerm = (): void => stop('SIGTERM');
+        const onInt = (): void => stop('SIGINT');
+        process.on('SIGTERM', onTerm);
+        process.on('SIGINT', onInt);
+      });
+    });
+}

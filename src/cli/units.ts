@@ -1,0 +1,59 @@
+import { ModelfetchError } from '../errors.js';
+import type { RepoType } from '../source/types.js';
+
+/** Human units for the CLI: sizes (binary, as `du -h`), durations and ages. */
+
+const SIZE_UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
+
+export function formatBytes(bytes: number): string {
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < SIZE_UNITS.length - 1) {
+    value /= 1024;
+    unit += 1;
+  }
+  return unit === 0 ? `${value} B` : `${value.toFixed(value < 10 ? 2 : value < 100 ? 1 : 0)} ${SIZE_UNITS[unit]}`;
+}
+
+/** `200G`, `1.5T`, `500MiB`, `1024` (bytes). K/M/G/T are powers of 1024, as in `du`. */
+export function parseSize(text: string): number {
+  const match = /^\s*(\d+(?:\.\d+)?)\s*([kmgtp]?)(i?b)?\s*$/i.exec(text);
+  if (!match) throw new ModelfetchError('ERR_USAGE', `Cannot read size ${JSON.stringify(text)}`, { hint: 'Use a number with an optional unit, for example 500M, 200G or 1.5T.' });
+  const power = ' kmgtp'.indexOf((match[2] || ' ').toLowerCase());
+  return Math.floor(Number(match[1]) * 1024 ** power);
+}
+
+const DURATION_MS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
+
+/** `7d`, `12h`, `30m`, `2w`, `90s`. */
+export function parseDuration(text: string): number {
+  const match = /^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$/i.exec(text);
+  if (!match) throw new ModelfetchError('ERR_USAGE', `Cannot read duration ${JSON.stringify(text)}`, { hint: 'Use a number and a unit: s, m, h, d or w (for example 7d).' });
+  return Number(match[1]) * DURATION_MS[match[2]!.toLowerCase()]!;
+}
+
+export function formatAge(thenMs: number, nowMs: number = Date.now()): string {
+  if (!thenMs) return 'never';
+  const seconds = Math.max(0, Math.round((nowMs - thenMs) / 1000));
+  if (seconds < 60) return `${seconds}s ago`;
+  if (seconds < 3600) return `${Math.round(seconds / 60)}m ago`;
+  if (seconds < 86_400) return `${Math.round(seconds / 3600)}h ago`;
+  if (seconds < 86_400 * 60) return `${Math.round(seconds / 86_400)}d ago`;
+  return new Date(thenMs).toISOString().slice(0, 10);
+}
+
+/** Left-aligned text columns, right-aligned numbers, two spaces apart. */
+export function renderTable(header: string[], rows: string[][], rightAligned: number[] = []): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: string[]): string =>
+    cells
+      .map((cell, i) => (rightAligned.includes(i) ? cell.padStart(widths[i]!) : cell.padEnd(widths[i]!)))
+      .join('  ')
+      .trimEnd();
+  return [line(header), ...rows.map(line)].join('\n') + '\n';
+}
+
+export function parseRepoType(text: string): RepoType {
+  if (text === 'model' || text === 'dataset' || text === 'space') return text;
+  throw new ModelfetchError('ERR_USAGE', `Unknown repo type ${JSON.stringify(text)}`, { hint: 'Use model, dataset or space.' });
+}

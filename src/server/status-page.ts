@@ -1,0 +1,122 @@
+/**
+ * The status page at `/`: rendered on the server with what is known at request time, then kept
+ * current by a few lines of script that poll `/api/_status` once a second. No framework, no
+ * external assets, so it works on an air-gapped cluster.
+ */
+
+export interface StatusRepo {
+  repoType: string;
+  repoId: string;
+  size: number;
+  commits: number;
+  refs: Record<string, string>;
+  /** ms since the epoch. */
+  lastUsed: number;
+}
+
+export interface StatusDownload {
+  repoType: string;
+  repoId: string;
+  path: string;
+  bytesDone: number;
+  totalBytes: number;
+  /** Clients waiting on it. */
+  waiting: number;
+}
+
+export interface MirrorStatus {
+  startedAt: number;
+  upstream: string | null;
+  offline: boolean;
+  repos: StatusRepo[];
+  downloads: StatusDownload[];
+  hits: number;
+  misses: number;
+  /** hits / (hits + misses), or null before the first file request. */
+  hitRate: number | null;
+  bytesServed: number;
+  upstreamBytes: number;
+  /** Bytes per second served over the last few seconds. */
+  throughput: number;
+}
+
+function escapeHtml(text: string): string {
+  return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+export function formatBytes(n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let value = n;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return `${unit === 0 ? value : value.toFixed(1)} ${units[unit]}`;
+}
+
+function repoRow(repo: StatusRepo): string {
+  const refs = Object.keys(repo.refs).join(', ');
+  return `<tr data-repo="${escapeHtml(`${repo.repoType}:${repo.repoId}`)}"><td class="repo">${escapeHtml(repo.repoId)}</td><td>${escapeHtml(repo.repoType)}</td><td class="size" data-bytes="${repo.size}">${formatBytes(repo.size)}</td><td>${repo.commits}</td><td>${escapeHtml(refs)}</td><td class="last-used">${repo.lastUsed ? new Date(repo.lastUsed).toISOString() : ''}</td></tr>`;
+}
+
+function downloadRow(d: StatusDownload): string {
+  const percent = d.totalBytes > 0 ? Math.floor((d.bytesDone / d.totalBytes) * 100) : 0;
+  return `<tr data-download="${escapeHtml(`${d.repoId}/${d.path}`)}"><td>${escapeHtml(d.repoId)}</td><td>${escapeHtml(d.path)}</td><td><progress max="${d.totalBytes}" value="${d.bytesDone}"></progress> <span class="percent">${percent}%</span></td><td>${formatBytes(d.bytesDone)} / ${formatBytes(d.totalBytes)}</td><td>${d.waiting}</td></tr>`;
+}
+
+function summary(status: MirrorStatus): string {
+  const rate = status.hitRate === null ? '–' : `${(status.hitRate * 100).toFixed(1)}%`;
+  return `<span id="hit-rate">${rate}</span> hit rate · <span id="throughput">${formatBytes(status.throughput)}/s</span> · <span id="served">${formatBytes(status.bytesServed)}</span> served · <span id="upstream-bytes">${formatBytes(status.upstreamBytes)}</span> from upstream`;
+}
+
+/** Client script: the same row renderers, serialised, so server and browser draw identical rows. */
+const script = `
+// Bundlers that keep function names wrap them in __name(); make that a no-op in the page.
+var __name = (f) => f;
+const escapeHtml = ${escapeHtml.toString()};
+const formatBytes = ${formatBytes.toString()};
+const repoRow = ${repoRow.toString()};
+const downloadRow = ${downloadRow.toString()};
+const summary = ${summary.toString()};
+async function refresh() {
+  try {
+    const status = await (await fetch('api/_status', { cache: 'no-store' })).json();
+    document.querySelector('#repos tbody').innerHTML = status.repos.map(repoRow).join('');
+    document.querySelector('#downloads tbody').innerHTML = status.downloads.map(downloadRow).join('');
+    document.querySelector('#no-downloads').hidden = status.downloads.length > 0;
+    document.querySelector('#summary').innerHTML = summary(status);
+    document.body.dataset.updated = String(Date.now());
+  } catch (error) {
+    document.body.dataset.error = String(error);
+  }
+}
+setInterval(refresh, 1000);
+`;
+
+export function renderStatusPage(status: MirrorStatus): string {
+  const upstream = status.offline ? 'offline' : escapeHtml(status.upstream ?? '');
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>modelfetch mirror</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>
+body{font:14px/1.4 system-ui,sans-serif;margin:2em;color:#222}
+table{border-collapse:collapse;width:100%;margin-bottom:2em}
+th,td{text-align:left;padding:.3em .6em;border-bottom:1px solid #ddd}
+th{background:#f4f4f4} .size{text-align:right;font-variant-numeric:tabular-nums}
+progress{width:12em}
+</style></head>
+<body>
+<h1>modelfetch mirror</h1>
+<p>Upstream: <code id="upstream">${upstream}</code> · up since ${new Date(status.startedAt).toISOString()}</p>
+<p id="summary">${summary(status)}</p>
+<h2>Downloads in flight</h2>
+<p id="no-downloads"${status.downloads.length > 0 ? ' hidden' : ''}>None.</p>
+<table id="downloads"><thead><tr><th>Repo</th><th>File</th><th>Progress</th><th>Bytes</th><th>Clients waiting</th></tr></thead>
+<tbody>${status.downloads.map(downloadRow).join('')}</tbody></table>
+<h2>Cached repositories</h2>
+<table id="repos"><thead><tr><th>Repo</th><th>Type</th><th>Size</th><th>Snapshots</th><th>Refs</th><th>Last used</th></tr></thead>
+<tbody>${status.repos.map(repoRow).join('')}</tbody></table>
+<script>${script}</script>
+</body></html>`;
+}
