@@ -5,7 +5,7 @@ import { basename, resolve } from 'node:path';
 import { commitTempFile } from './cache/atomic.js';
 import { isSha256Hex } from './cache/validate.js';
 import { ModelfetchError } from './errors.js';
-import { requestFollowingRedirects, statusError } from './transfer/http.js';
+import { discardBody, requestFollowingRedirects, statusError } from './transfer/http.js';
 import { transferFile, type EngineOptions } from './transfer/index.js';
 import { resolveOptions } from './transfer/options.js';
 import { removeIfPresent } from './transfer/temp-file.js';
@@ -87,7 +87,7 @@ async function fetchChecksum(url: string, options: GetOptions): Promise<string> 
   for await (const chunk of response.body as AsyncIterable<Buffer>) {
     length += chunk.length;
     if (length > 64 * 1024) {
-      response.body.destroy();
+      discardBody(response);
       throw new ModelfetchError('ERR_BAD_RESPONSE', `${url} is too large to be a checksum file`, { url });
     }
     chunks.push(chunk);

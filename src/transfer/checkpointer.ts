@@ -2,12 +2,14 @@ import type { FileHandle } from 'node:fs/promises';
 import { fromSystemError } from '../errors.js';
 import type { JournalWriter } from './journal.js';
 import type { Segment, SegmentTable } from './segment-table.js';
+import type { SegmentWriter } from './segment-writer.js';
 
 /**
- * Makes written bytes durable and records them: one fdatasync covers every segment, then one
- * journal append lists everything finished since the last checkpoint. Requests are coalesced: at
- * most one checkpoint runs and one more is queued, and they run no more often than `minGapMs`.
- * A kill -9 therefore loses only what arrived during the last sync, a few MiB, never whole segments.
+ * Makes received bytes durable and records them: partly filled write buffers are flushed, one
+ * fdatasync covers every segment, then one journal append lists everything written since the last
+ * checkpoint. Requests are coalesced (at most one runs, one more queued, at least `minGapMs`
+ * apart) and a slow trickle is still checkpointed every `idleMs`. A kill -9 therefore loses only
+ * what arrived during the last cycle (tens of milliseconds of data), never whole segments.
  */
 export class Checkpointer {
   private running: Promise<void> | undefined;
@@ -16,12 +18,19 @@ export class Checkpointer {
   private lastStart = 0;
   private failure: unknown;
 
+  private readonly ticker: ReturnType<typeof setInterval>;
+
   constructor(
     private readonly file: FileHandle,
     private readonly journal: JournalWriter,
     private readonly table: SegmentTable,
-    private readonly minGapMs = 100,
-  ) {}
+    private readonly writers: ReadonlySet<SegmentWriter>,
+    private readonly minGapMs = 25,
+    idleMs = 500,
+  ) {
+    this.ticker = setInterval(() => this.request(), idleMs);
+    this.ticker.unref();
+  }
 
   /** Asks for a checkpoint soon. */
   request(): void {
@@ -47,6 +56,7 @@ export class Checkpointer {
 
   /** Stops scheduling; a running checkpoint finishes. */
   async stop(): Promise<void> {
+    clearInterval(this.ticker);
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
     this.queued = false;
@@ -71,6 +81,7 @@ export class Checkpointer {
 
   private async checkpoint(): Promise<void> {
     if (this.failure !== undefined) throw this.failure;
+    await Promise.all([...this.writers].map((w) => w.flush()));
     const upTo = new Map<Segment, number>();
     for (const s of this.table.segments) if (s.written > s.journaled) upTo.set(s, s.written);
     if (upTo.size === 0) return;

@@ -4,7 +4,7 @@ import { isModelfetchError, ModelfetchError, type ErrorCode } from '../errors.js
 import type { FileDigest } from '../source/types.js';
 import { Checkpointer } from './checkpointer.js';
 import { HashCursor } from './hash-cursor.js';
-import { retryAfterOf, type HttpResponse } from './http.js';
+import { discardBody, retryAfterOf, type HttpResponse } from './http.js';
 import { journalPathFor, JournalWriter, readJournal, type JournalKey } from './journal.js';
 import type { ResolvedOptions } from './options.js';
 import { probe, type ProbeResult } from './probe.js';
@@ -13,6 +13,7 @@ import { fetchSegment, type FetchContext, type FetchTarget } from './range-fetch
 import { retryDecision } from './retry-policy.js';
 import { missingRanges, type ByteRange } from './segment-plan.js';
 import { SegmentTable, type Segment } from './segment-table.js';
+import type { SegmentWriter } from './segment-writer.js';
 import { createTempFile, removeIfPresent, reopenTempFile } from './temp-file.js';
 import type { TransferJob, TransferResult } from './types.js';
 
@@ -123,12 +124,15 @@ export class FileTransfer {
     await removeIfPresent(journalPathFor(this.job.tempPath));
   }
 
-  /** Probes one URL, retrying what the policy retries, under the budget of its host. */
-  private async probeWithRetry(url: string): Promise<ProbeResult> {
+  /**
+   * Probes one URL, retrying what the policy retries, under the budget of its host — unless the
+   * caller already holds a slot for it (re-resolving from inside a segment, which would deadlock).
+   */
+  private async probeWithRetry(url: string, holdsSlot = false): Promise<ProbeResult> {
     for (let attempt = 1; ; attempt += 1) {
-      const release = await this.opts.budget.acquire(hostOf(url), this.controller.signal);
+      const release = holdsSlot ? () => undefined : await this.opts.budget.acquire(hostOf(url), this.controller.signal);
       try {
-        return await probe(this.opts.dispatcher, { url, ...(this.job.headers && { headers: this.job.headers }), signal: this.controller.signal, now: this.opts.clock.now() });
+        return await probe(this.opts.dispatcher, { url, ...(this.job.headers && { headers: this.job.headers }), signal: this.controller.signal, now: this.opts.clock.now(), stallTimeoutMs: this.opts.stallTimeoutMs });
       } catch (caught) {
         if (this.controller.signal.aborted) throw this.controller.signal.reason;
         const error = asModelfetchError(caught);
@@ -169,7 +173,7 @@ export class FileTransfer {
       const result = outcome.value;
       const expected = this.job.size ?? results[0]?.size;
       if (expected !== undefined && result.size !== undefined && result.size !== expected) {
-        result.stream?.body.destroy();
+        discardBody(result.stream);
         firstError ??= new ModelfetchError('ERR_SIZE', `${this.job.urls[i] ?? ''} serves ${result.size} bytes, expected ${expected}`, { url: this.job.urls[i] ?? '', expected, found: result.size, hint: 'The file changed upstream or the mirror is stale; check the URL.' });
         return;
       }
@@ -203,7 +207,7 @@ export class FileTransfer {
       mirrors = ranged ? rangeMirrors : probed.mirrors.slice(0, 1);
       for (const m of probed.mirrors) {
         if (m.stream && (ranged || m !== mirrors[0])) {
-          m.stream.body.destroy();
+          discardBody(m.stream);
           delete m.stream;
         }
       }
@@ -229,7 +233,8 @@ export class FileTransfer {
       const bytesResumed = table.bytesWritten();
       hasher = HashCursor.open(this.job.tempPath, this.algorithm, size);
       hasher.advance(table.contiguous());
-      if (journal) checkpointer = new Checkpointer(file, journal, table);
+      const writers = new Set<SegmentWriter>();
+      if (journal) checkpointer = new Checkpointer(file, journal, table, writers);
       this.progress.update(this.index, { phase: 'download', totalBytes: size ?? 0, bytesDone: bytesResumed, contiguousBytes: table.contiguous() });
 
       const activeHasher = hasher;
@@ -253,6 +258,7 @@ export class FileTransfer {
           this.progress.update(this.index, { bytesDone: table.bytesWritten(), contiguousBytes: contiguous });
         },
         onConnection: (delta) => this.progress.connection(delta),
+        writers,
       };
 
       await this.runLanes(ctx, table, mirrors, size, ranged);
@@ -293,7 +299,7 @@ export class FileTransfer {
       };
     } finally {
       this.opts.signal?.removeEventListener('abort', onAbort);
-      for (const m of mirrors) m.stream?.body.destroy();
+      for (const m of mirrors) discardBody(m.stream);
       hasher?.dispose();
       if (checkpointer) {
         // Record what did arrive, so the next run resumes from there.
@@ -424,8 +430,8 @@ export class FileTransfer {
           const urls = await this.job.reresolve();
           mirror.url = urls[mirror.index] ?? urls[0] ?? mirror.url;
         }
-        const result = await this.probeWithRetry(mirror.url);
-        result.stream?.body.destroy();
+        const result = await this.probeWithRetry(mirror.url, true);
+        discardBody(result.stream);
         if (result.size !== size || !result.rangeSupported) {
           throw new ModelfetchError('ERR_ETAG_CHANGED', `${mirror.url} changed after its URL was renewed`, { url: mirror.url });
         }

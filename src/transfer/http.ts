@@ -33,6 +33,16 @@ export interface HttpRequest {
   signal?: AbortSignal;
 }
 
+/**
+ * Drops a response body we will not read to the end; its connection is closed rather than reused.
+ * undici reports an unfinished destroyed body as an 'error' event, which nobody else listens to.
+ */
+export function discardBody(response: Pick<HttpResponse, 'body'> | undefined): void {
+  if (!response || response.body.destroyed) return;
+  response.body.on('error', () => undefined);
+  response.body.destroy();
+}
+
 export function headerValue(headers: ResponseHeaders, name: string): string | undefined {
   const value = headers[name.toLowerCase()];
   return Array.isArray(value) ? value[0] : value;

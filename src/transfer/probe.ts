@@ -1,7 +1,8 @@
 import type { Dispatcher } from 'undici';
 import { ModelfetchError } from '../errors.js';
 import { strongEtag } from '../cache/validate.js';
-import { headerValue, requestFollowingRedirects, statusError, type HttpResponse, type ResponseHeaders } from './http.js';
+import { StallWatch } from './stall-watch.js';
+import { discardBody, headerValue, requestFollowingRedirects, statusError, type HttpResponse, type ResponseHeaders } from './http.js';
 
 /** What one request tells us about a file before we cut it into segments. */
 export interface ProbeResult {
@@ -23,6 +24,8 @@ export interface ProbeRequest {
   headers?: Record<string, string>;
   signal?: AbortSignal;
   now: number;
+  /** Give up (ERR_STALL, retried) when no answer came for this long. */
+  stallTimeoutMs: number;
 }
 
 /** Refuses any Content-Encoding but identity: the bytes on disk must be the bytes the digest names. */
@@ -59,6 +62,23 @@ function contentLength(headers: ResponseHeaders): number | undefined {
  * servers that refuse that GET. A 200 answer (Range ignored) is handed back as the stream to use.
  */
 export async function probe(dispatcher: Dispatcher, request: ProbeRequest): Promise<ProbeResult> {
+  const controller = new AbortController();
+  const onAbort = (): void => controller.abort(request.signal?.reason);
+  if (request.signal?.aborted) onAbort();
+  request.signal?.addEventListener('abort', onAbort, { once: true });
+  const watch = new StallWatch(request.stallTimeoutMs, () => controller.abort(new Error('stall')));
+  try {
+    return await probeOnce(dispatcher, { ...request, signal: controller.signal });
+  } catch (error) {
+    if (watch.stalled) throw new ModelfetchError('ERR_STALL', `No answer from ${request.url} for ${request.stallTimeoutMs} ms`, { url: request.url, cause: error });
+    throw error;
+  } finally {
+    watch.stop();
+    request.signal?.removeEventListener('abort', onAbort);
+  }
+}
+
+async function probeOnce(dispatcher: Dispatcher, request: ProbeRequest): Promise<ProbeResult> {
   const response = await requestFollowingRedirects(dispatcher, {
     url: request.url,
     method: 'GET',
@@ -86,7 +106,7 @@ export async function probe(dispatcher: Dispatcher, request: ProbeRequest): Prom
     try {
       assertIdentityEncoding(response.headers, response.url);
     } catch (error) {
-      response.body.destroy();
+      discardBody(response);
       throw error;
     }
     return { ...base, size: contentLength(response.headers), rangeSupported: false, stream: response };

@@ -2,7 +2,7 @@ import type { Dispatcher } from 'undici';
 import type { FileHandle } from 'node:fs/promises';
 import { isModelfetchError, ModelfetchError } from '../errors.js';
 import { strongEtag } from '../cache/validate.js';
-import { headerValue, requestFollowingRedirects, statusError, type HttpResponse } from './http.js';
+import { discardBody, headerValue, requestFollowingRedirects, statusError, type HttpResponse } from './http.js';
 import { assertIdentityEncoding, parseContentRange } from './probe.js';
 import { SegmentWriter } from './segment-writer.js';
 import type { Segment } from './segment-table.js';
@@ -36,6 +36,8 @@ export interface FetchContext {
   onWritten: (segment: Segment) => void;
   /** A response started (+1) or ended (-1). */
   onConnection: (delta: 1 | -1) => void;
+  /** Live writers, so a checkpoint can flush partly filled buffers. */
+  writers: Set<SegmentWriter>;
 }
 
 function shortBody(url: string, reached: number, expected: number): ModelfetchError {
@@ -84,7 +86,10 @@ export async function fetchSegment(ctx: FetchContext, segment: Segment, target: 
     segment.written = end;
     ctx.onWritten(segment);
   });
+  ctx.writers.add(writer);
   let response: HttpResponse | undefined = reuse;
+  // A reused probe answer was requested under another signal: a stall or abort must end it too.
+  if (reuse) controller.signal.addEventListener('abort', () => discardBody(reuse), { once: true });
   let counted = false;
   const requestedEnd = segment.end;
   try {
@@ -127,7 +132,12 @@ export async function fetchSegment(ctx: FetchContext, segment: Segment, target: 
     if (segment.end === Infinity) segment.end = segment.pos; // a body of unknown length ended cleanly
     if (segment.pos < segment.end) throw shortBody(response.url, segment.pos, segment.end);
   } catch (error) {
-    await writer.flush().catch(() => undefined);
+    // Keep what did arrive; a failing write (disk full) outranks the network error.
+    const writeError: unknown = await writer.flush().then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    if (writeError !== undefined) throw writeError;
     if (ctx.signal.aborted) throw ctx.signal.reason;
     if (watch.stalled) {
       throw new ModelfetchError('ERR_STALL', `No data from ${target.url} for ${ctx.stallTimeoutMs} ms`, { url: target.url, cause: error });
@@ -135,13 +145,14 @@ export async function fetchSegment(ctx: FetchContext, segment: Segment, target: 
     if (isModelfetchError(error)) throw error;
     const code = (error as { code?: string } | undefined)?.code;
     const detail = error instanceof Error ? error.message : String(error);
-    throw new ModelfetchError('ERR_NETWORK', `Connection to ${target.url} failed: ${detail}${code ? ` (${code})` : ''}`, { url: target.url, cause: error });
+    throw new ModelfetchError('ERR_NETWORK', `Connection to ${target.url} failed at byte ${segment.pos}: ${detail}${code ? ` (${code})` : ''}`, { url: target.url, cause: error });
   } finally {
     watch.stop();
     ctx.signal.removeEventListener('abort', onAbort);
     if (counted) ctx.onConnection(-1);
     // Dropping an unfinished body closes its connection; a finished one goes back to the pool.
-    if (response && !response.body.readableEnded) response.body.destroy();
+    if (response && !response.body.readableEnded) discardBody(response);
+    ctx.writers.delete(writer);
     writer.dispose();
   }
 }

@@ -3,12 +3,13 @@ import { fromSystemError } from '../errors.js';
 
 /**
  * Coalesces a connection's network chunks (often 16–64 KiB) into ~1 MiB positional writes, so a
- * 2 GiB file costs ~2,000 write calls, not 40,000. One buffer per live connection bounds memory;
- * the read loop awaits each full write, so back-pressure reaches the socket.
+ * 2 GiB file costs ~2,000 write calls, not 40,000. At most two buffers per live connection (one
+ * filling, one being written) bound memory; the read loop awaits each full write, so
+ * back-pressure reaches the socket. A checkpoint may flush a partly filled buffer at any time.
  */
 
 export const WRITE_BUFFER_SIZE = 1024 * 1024;
-const POOL_LIMIT = 32;
+const POOL_LIMIT = 64;
 const pool: Buffer[] = [];
 
 function takeBuffer(): Buffer {
@@ -20,10 +21,12 @@ function giveBack(buffer: Buffer): void {
 }
 
 export class SegmentWriter {
-  private buffer: Buffer | undefined = takeBuffer();
+  private buffer: Buffer | undefined;
   private fill = 0;
   /** File offset of buffer[0]. */
   private at: number;
+  /** Writes complete in order; this settles when the last queued one has. */
+  private tail: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly file: FileHandle,
@@ -32,6 +35,11 @@ export class SegmentWriter {
     private readonly onWritten: (end: number) => void,
   ) {
     this.at = start;
+  }
+
+  /** Bytes received but not yet handed to the file system. */
+  get buffered(): number {
+    return this.fill;
   }
 
   /** Appends bytes that belong right after everything pushed so far. */
@@ -47,22 +55,31 @@ export class SegmentWriter {
     }
   }
 
-  /** Writes what is buffered. */
-  async flush(): Promise<void> {
+  /** Writes what is buffered; resolves when every write queued so far has completed. */
+  flush(): Promise<void> {
     const buffer = this.buffer;
-    if (!buffer || this.fill === 0) return;
-    let done = 0;
-    try {
-      while (done < this.fill) {
-        const { bytesWritten } = await this.file.write(buffer, done, this.fill - done, this.at + done);
-        done += bytesWritten;
-      }
-    } catch (error) {
-      throw fromSystemError(error, 'writing the download');
+    if (buffer && this.fill > 0) {
+      const length = this.fill;
+      const at = this.at;
+      this.buffer = undefined;
+      this.fill = 0;
+      this.at += length;
+      this.tail = this.tail.then(async () => {
+        try {
+          let done = 0;
+          while (done < length) {
+            const { bytesWritten } = await this.file.write(buffer, done, length - done, at + done);
+            done += bytesWritten;
+          }
+        } catch (error) {
+          throw fromSystemError(error, 'writing the download');
+        } finally {
+          giveBack(buffer);
+        }
+        this.onWritten(at + length);
+      });
     }
-    this.at += this.fill;
-    this.fill = 0;
-    this.onWritten(this.at);
+    return this.tail;
   }
 
   /** Returns the buffer to the pool; call after the final flush. */

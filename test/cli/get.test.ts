@@ -3,8 +3,8 @@ import { createHash } from 'node:crypto';
 import { readFile, stat, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
-import { afterEach, describe, expect, it } from 'vitest';
-import { MiB, setup, type Setup } from '../transfer/helpers.js';
+import { describe, expect, it } from 'vitest';
+import { MiB, type Setup, testScope } from '../transfer/helpers.js';
 
 const run = promisify(execFile);
 const root = resolve(import.meta.dirname, '../..');
@@ -20,14 +20,11 @@ async function cli(args: string[]): Promise<{ code: number; stdout: string; stde
 }
 
 let s: Setup | undefined;
-afterEach(async () => {
-  await s?.close();
-  s = undefined;
-});
+const scope = testScope();
 
 describe('modelfetch get', () => {
   it('downloads, verifies and prints JSON; a second run finds the file in place', async () => {
-    s = await setup(6 * MiB + 3);
+    s = await scope.setup(6 * MiB + 3);
     const out = join(s.dir, 'model.bin');
     const first = await cli(['get', s.url, '-o', out, '--sha256', s.info.sha256, '--json']);
     expect(first.code).toBe(0);
@@ -44,7 +41,7 @@ describe('modelfetch get', () => {
   });
 
   it('takes the digest from --sha256-url and exits 3 on a mismatch, writing nothing', async () => {
-    s = await setup(MiB);
+    s = await scope.setup(MiB);
     s.server.route('/sums/good', (_req, res) => void res.end(`${s?.info.sha256}  model.bin\n`));
     s.server.route('/sums/bad', (_req, res) => void res.end(`${"0".repeat(64)}\n`));
     const good = await cli(['get', s.url, '-o', join(s.dir, 'a.bin'), '--sha256-url', `${s.server.origin}/sums/good`, '--quiet']);
@@ -56,7 +53,7 @@ describe('modelfetch get', () => {
   });
 
   it('refuses to overwrite a different existing file unless --force', async () => {
-    s = await setup(1000);
+    s = await scope.setup(1000);
     const out = join(s.dir, 'x.bin');
     await writeFile(out, 'something else');
     const refused = await cli(['get', s.url, '-o', out, '--quiet']);
@@ -69,7 +66,7 @@ describe('modelfetch get', () => {
   });
 
   it('exits 4 on 404 and 2 on bad usage', async () => {
-    s = await setup(1000);
+    s = await scope.setup(1000);
     const missing = await cli(['get', `${s.server.origin}/nope.bin`, '-o', join(s.dir, 'n.bin'), '--quiet']);
     expect(missing.code).toBe(4);
     expect(missing.stderr).toContain('ERR_NOT_FOUND');

@@ -1,33 +1,16 @@
-import { createHash } from 'node:crypto';
-import { readFile, stat } from 'node:fs/promises';
-import { afterEach, describe, expect, it } from 'vitest';
+
+import { describe, expect, it } from 'vitest';
 import { transferFile } from '../../src/transfer/index.js';
 import { isModelfetchError } from '../../src/errors.js';
-import { serveFile, servedPath, startFixtureServer, type FixtureServer } from '../support/fixture-server.js';
-import { MiB, rangeRequests, setup, type Setup } from './helpers.js';
-
-async function sha256Of(path: string): Promise<string> {
-  return createHash('sha256').update(await readFile(path)).digest('hex');
-}
-
-async function exists(path: string): Promise<boolean> {
-  return stat(path).then(
-    () => true,
-    () => false,
-  );
-}
+import { serveFile, servedPath } from '../support/fixture-server.js';
+import { exists, MiB, rangeRequests, type Setup, sha256Of, testScope } from './helpers.js';
 
 let s: Setup | undefined;
-const others: FixtureServer[] = [];
-afterEach(async () => {
-  await s?.close();
-  s = undefined;
-  for (const o of others.splice(0)) await o.close();
-});
+const scope = testScope();
 
 describe('transfer engine', () => {
   it('splits a large file over many connections and verifies it', async () => {
-    s = await setup(24 * MiB + 7);
+    s = await scope.setup(24 * MiB + 7);
     const file = servedPath(`${s.dir}/source.bin`, s.info);
     let live = 0;
     let peak = 0;
@@ -51,14 +34,14 @@ describe('transfer engine', () => {
   });
 
   it('fetches a small file over one connection and computes a git blob SHA-1', async () => {
-    s = await setup(300_000);
+    s = await scope.setup(300_000);
     const result = await transferFile(s.job({ digest: { algorithm: 'git-sha1', hex: s.info.gitSha1 } }));
     expect(result.digest.hex).toBe(s.info.gitSha1);
     expect(rangeRequests(s.server)).toEqual(['bytes=0-299999']);
   });
 
   it('learns the size from the probe when the job does not give it', async () => {
-    s = await setup(5 * MiB + 1);
+    s = await scope.setup(5 * MiB + 1);
     const job = s.job();
     delete job.size;
     const result = await transferFile(job, { segmentThreshold: MiB });
@@ -67,7 +50,7 @@ describe('transfer engine', () => {
   });
 
   it('fails with ERR_INTEGRITY on corrupt bytes and leaves nothing behind', async () => {
-    s = await setup(3 * MiB);
+    s = await scope.setup(3 * MiB);
     s.server.addFault({ fault: { corruptOffsets: [12345] } });
     const error = await transferFile(s.job()).catch((e: unknown) => e);
     expect(isModelfetchError(error, 'ERR_INTEGRITY')).toBe(true);
@@ -77,7 +60,7 @@ describe('transfer engine', () => {
   });
 
   it('completes when the corruption was a one-off: the file is fetched again from zero', async () => {
-    s = await setup(3 * MiB);
+    s = await scope.setup(3 * MiB);
     s.server.addFault({ times: 2, fault: { corruptOffsets: [0, 2 * MiB + 5] } });
     const result = await transferFile(s.job(), { segmentThreshold: MiB });
     expect(await sha256Of(result.tempPath)).toBe(s.info.sha256);
@@ -89,7 +72,7 @@ describe('transfer engine', () => {
       [401, 'ERR_AUTH'],
       [403, 'ERR_GATED'],
     ] as const) {
-      s = await setup(1000);
+      s = await scope.setup(1000);
       s.server.addFault({ fault: { status } });
       const error = await transferFile(s.job()).catch((e: unknown) => e);
       expect(isModelfetchError(error, code)).toBe(true);
@@ -101,7 +84,7 @@ describe('transfer engine', () => {
   });
 
   it('retries 503', async () => {
-    s = await setup(2 * MiB);
+    s = await scope.setup(2 * MiB);
     s.server.addFault({ times: 2, fault: { status: 503 } });
     const result = await transferFile(s.job(), { random: () => 0, clock: { now: () => Date.now(), sleep: async () => {} } });
     expect(await sha256Of(result.tempPath)).toBe(s.info.sha256);
@@ -109,9 +92,8 @@ describe('transfer engine', () => {
   });
 
   it('sends credentials to their origin only, never after a cross-origin redirect', async () => {
-    s = await setup(2 * MiB);
-    const front = await startFixtureServer();
-    others.push(front);
+    s = await scope.setup(2 * MiB);
+    const front = await scope.server();
     const target = s.url;
     front.route('/resolve/', (_req, res) => {
       res.statusCode = 302;
@@ -130,7 +112,7 @@ describe('transfer engine', () => {
   });
 
   it('refuses a redirect loop and non-http targets', async () => {
-    s = await setup(1000);
+    s = await scope.setup(1000);
     s.server.route('/loop/a', (_req, res) => {
       res.statusCode = 302;
       res.setHeader('Location', '/loop/b');

@@ -1,6 +1,8 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { afterEach } from 'vitest';
 import { generateFile, servedPath, startFixtureServer, type FixtureServer } from '../support/fixture-server.js';
 import type { TransferJob } from '../../src/transfer/types.js';
 
@@ -33,9 +35,42 @@ export async function setup(size: number, urlPath = '/files/model.bin'): Promise
   };
 }
 
-/** Most requests for `urlPath` that were in flight at once, from the server log's order (a lower bound is enough). */
+/** The Range headers the server received, the probe's excluded. */
 export function rangeRequests(server: FixtureServer): string[] {
   return server.requests.map((r) => r.headers.range).filter((r): r is string => typeof r === 'string' && r !== 'bytes=0-0');
 }
 
 export const MiB = 1024 * 1024;
+
+export async function sha256Of(path: string): Promise<string> {
+  return createHash('sha256').update(await readFile(path)).digest('hex');
+}
+
+export async function exists(path: string): Promise<boolean> {
+  return stat(path).then(
+    () => true,
+    () => false,
+  );
+}
+
+/** Setups and extra servers made through it are closed after each test. Call once per test file. */
+export function testScope(): { setup: typeof setup; server: () => Promise<FixtureServer> } {
+  const setups: Setup[] = [];
+  const servers: FixtureServer[] = [];
+  afterEach(async () => {
+    for (const x of setups.splice(0)) await x.close();
+    for (const x of servers.splice(0)) await x.close();
+  });
+  return {
+    setup: async (size, urlPath) => {
+      const made = await setup(size, urlPath);
+      setups.push(made);
+      return made;
+    },
+    server: async () => {
+      const made = await startFixtureServer();
+      servers.push(made);
+      return made;
+    },
+  };
+}
