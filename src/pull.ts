@@ -9,9 +9,9 @@ import { LocalDir } from './cache/local-dir.js';
 import { markNoExist, readRef, writeRef } from './cache/snapshot.js';
 import { touchRevision } from './cache/usage.js';
 import { readRepoTreeListing, type ListedFile } from './cache/tree-listing.js';
-import { assertSafeRelativePath, isSha1Hex } from './cache/validate.js';
+import { assertDigest, assertSafeRelativePath, isSha1Hex } from './cache/validate.js';
 import { ModelfetchError } from './errors.js';
-import type { FileDigest, RepoType } from './source/types.js';
+import type { FileDigest, RepoType, Snapshot } from './source/types.js';
 import type { Clock, ProgressEvent, TransferJob, TransferOptions, TransferResult } from './transfer/types.js';
 
 /**
@@ -55,6 +55,13 @@ export interface PullOptions {
   onPlan?: (plan: PullPlan) => void;
   /** Engine overrides (segment sizes, timeouts) for tests and tuning. */
   transfer?: Omit<TransferOptions, 'connections' | 'dispatcher' | 'clock' | 'signal' | 'onProgress'>;
+  /**
+   * A snapshot already resolved by another source (e.g. `source/modelscope.ts`): pulled into the
+   * Hugging Face layout as it is, from its own URLs; `repo`, `revision` and `repoType` come from it.
+   */
+  snapshot?: Snapshot;
+  /** Request headers for a given `snapshot`'s URLs (its credentials; kept to their origin by the engine). */
+  headers?: Record<string, string>;
   /** The transfer engine; default `transferFiles` from ./transfer/index.js. */
   transferFiles?: TransferFilesFn;
 }
@@ -107,9 +114,10 @@ function parseReference(reference: string): { repoId: string; revision?: string 
 export async function pull(options: PullOptions): Promise<PullResult> {
   const started = Date.now();
   const env = options.env ?? process.env;
-  const repoType = options.repoType ?? 'model';
-  const reference = parseReference(options.repo);
-  const revision = options.revision ?? reference.revision ?? 'main';
+  const given = options.snapshot;
+  const repoType = given?.repoType ?? options.repoType ?? 'model';
+  const reference = given ? { repoId: given.repoId, revision: given.revision } : parseReference(options.repo);
+  const revision = given?.revision ?? options.revision ?? reference.revision ?? 'main';
   const offline = options.offline === true || isOfflineEnv(env);
   if (options.localDir && options.cacheDir) throw new ModelfetchError('ERR_USAGE', 'Use either --cache-dir or --local-dir, not both');
   const repo = new RepoPaths(options.cacheDir ?? resolveCacheDir(env), repoType, reference.repoId);
@@ -121,7 +129,7 @@ export async function pull(options: PullOptions): Promise<PullResult> {
   let client: Awaited<ReturnType<typeof hubClient>> | undefined;
   const online = async () => (client ??= await hubClient(options, env, offline, reference.repoId, repoType));
 
-  const resolved = await resolveListing({ repo, local, revision, offline, online });
+  const resolved = given ? fromSnapshot(given) : await resolveListing({ repo, local, revision, offline, online });
   const selection = selectFiles(resolved.listing, requested, options.include, options.exclude);
   if (selection.missing.length) {
     if (resolved.authoritative && !local) for (const path of selection.missing) await markNoExist(repo, resolved.commit, path);
@@ -129,7 +137,7 @@ export async function pull(options: PullOptions): Promise<PullResult> {
       hint: 'Check the file names (they are case-sensitive and relative to the repo root) and the revision.',
     });
   }
-  if (resolved.fromHub && !local && revision !== resolved.commit) await writeRef(repo, revision, resolved.commit);
+  if (resolved.fromHub && !local && revision !== resolved.commit && isSha1Hex(resolved.commit)) await writeRef(repo, revision, resolved.commit);
 
   const store = local ? local.store(resolved.commit) : cacheStore(repo, resolved.commit);
   const plan = await planFiles(store, selection.files);
@@ -162,8 +170,8 @@ export async function pull(options: PullOptions): Promise<PullResult> {
   const inUse = local ? undefined : await markRevisionInUse(repo, resolved.commit);
   try {
     if (plan.missing.length) {
-      const hub = await online();
-      const fetched = await fetchBlobs(store, unique, resolved.commit, hub, options);
+      const origin = given ? snapshotOrigin(given, options.headers) : hubOrigin(await online(), resolved.commit);
+      const fetched = await fetchBlobs(store, unique, origin, options);
       result.downloaded = plan.missing.length;
       result.bytesFetched = fetched.bytesFetched;
       result.bytesResumed = fetched.bytesResumed;
@@ -176,6 +184,34 @@ export async function pull(options: PullOptions): Promise<PullResult> {
   }
   result.elapsedMs = Date.now() - started;
   return result;
+}
+
+/** Where a file's bytes come from: URLs, the headers they need, and a name for resume journals. */
+interface FileOrigin {
+  name: string;
+  urls(file: ListedFile): string[];
+  headers: Record<string, string>;
+}
+
+/** The Hub: every URL pinned to the commit; the token goes as a header the engine keeps on the endpoint's origin. */
+function hubOrigin(hub: HubClient, commit: string): FileOrigin {
+  return {
+    name: `hf:${hub.repo.repoType}:${hub.repo.repoId}`,
+    urls: (file) => [hub.hf.hfResolveUrl(hub.endpoint, hub.repo, commit, file.path)],
+    headers: hub.hf.hfAuthHeaders(hub.token),
+  };
+}
+
+/** A snapshot from another source: its own URLs. */
+function snapshotOrigin(snapshot: Snapshot, headers: Record<string, string> = {}): FileOrigin {
+  const byPath = new Map(snapshot.files.map((f) => [f.path, f.urls]));
+  return { name: `${snapshot.source}:${snapshot.repoType}:${snapshot.repoId}`, urls: (file) => byPath.get(file.path) ?? [], headers };
+}
+
+/** A given snapshot's listing, validated like any listing before it names a file. */
+function fromSnapshot(snapshot: Snapshot): Resolved {
+  const listing = snapshot.files.map((f) => ({ path: assertSafeRelativePath(f.path, `the ${snapshot.source} listing`), size: f.size, digest: assertDigest(f.digest, f.path) }));
+  return { commit: snapshot.commit, listing, authoritative: true, fromHub: true };
 }
 
 interface HubClient {
@@ -311,7 +347,7 @@ function uniqueByDigest(files: ListedFile[]): ListedFile[] {
  * one batch; for blobs another process is fetching, wait for its lock, then use its result (or fetch
  * it ourselves if that process failed).
  */
-async function fetchBlobs(store: FileStore, files: ListedFile[], commit: string, hub: HubClient, options: PullOptions): Promise<{ bytesFetched: number; bytesResumed: number; adopted: number }> {
+async function fetchBlobs(store: FileStore, files: ListedFile[], origin: FileOrigin, options: PullOptions): Promise<{ bytesFetched: number; bytesResumed: number; adopted: number }> {
   // Loaded only when bytes must move, so a cache hit never pays for the engine (or undici).
   const transferFiles = options.transferFiles ?? (await import('./transfer/index.js')).transferFiles;
   const totals = { bytesFetched: 0, bytesResumed: 0, adopted: 0 };
@@ -337,12 +373,12 @@ async function fetchBlobs(store: FileStore, files: ListedFile[], commit: string,
       if (held.length) {
         for (const { file } of held) await mkdir(dirname(store.tempPath(file)), { recursive: true });
         const jobs: TransferJob[] = held.map(({ file }) => ({
-          urls: [hub.hf.hfResolveUrl(hub.endpoint, hub.repo, commit, file.path)],
+          urls: origin.urls(file),
           size: file.size,
           digest: file.digest,
           tempPath: store.tempPath(file),
-          identity: `hf:${hub.repo.repoType}:${hub.repo.repoId}:${file.digest.algorithm}:${file.digest.hex}`,
-          headers: hub.hf.hfAuthHeaders(hub.token),
+          identity: `${origin.name}:${file.digest.algorithm}:${file.digest.hex}`,
+          headers: origin.headers,
         }));
         const results = await transferFiles(jobs, {
           ...options.transfer,
