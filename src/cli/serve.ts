@@ -1,6 +1,5 @@
 import { InvalidArgumentError, type Command } from 'commander';
 import { resolveCacheDir } from '../cache/layout.js';
-import { createMirrorServer } from '../server/mirror-server.js';
 import type { CliIo } from './main.js';
 
 function parsePort(value: string): number {
@@ -40,6 +39,8 @@ export function registerServeCommand(program: Command, io: CliIo): void {
     .option('--revalidate-after <seconds>', 'ask upstream again where a branch points after this long', parseSeconds, 60)
     .option('--grace <seconds>', 'on SIGTERM, let responses in flight finish for this long', parseSeconds, 10)
     .action(async (flags: ServeFlags) => {
+      // Imported here so other commands' start-up (a cache-hit pull) never loads the server stack.
+      const { createMirrorServer } = await import('../server/mirror-server.js');
       const mirror = createMirrorServer({
         cacheDir: flags.cacheDir ?? resolveCacheDir(io.env),
         host: flags.host,
