@@ -351,7 +351,8 @@ async function fetchBlobs(store: FileStore, files: ListedFile[], origin: FileOri
   // Loaded only when bytes must move, so a cache hit never pays for the engine (or undici).
   const transferFiles = options.transferFiles ?? (await import('./transfer/index.js')).transferFiles;
   const totals = { bytesFetched: 0, bytesResumed: 0, adopted: 0 };
-  let pending = files;
+  // Locks are taken in one global order, so processes waiting while holding some cannot wait in a cycle.
+  let pending = [...files].sort((a, b) => (store.lockPath(a) < store.lockPath(b) ? -1 : 1));
   let wait = false;
   while (pending.length) {
     const held: Array<{ file: ListedFile; lock: HeldLock }> = [];

@@ -151,6 +151,18 @@ describe('pull', () => {
     expect(hub.hub.requests).toHaveLength(0);
   });
 
+  it('follows a relative LFS redirect on the hub itself', async () => {
+    const relative = await startFixtureHub({ lfsRedirect: 'relative', repos: [{ repoId: 'org/rel', files: [{ path: 'w.bin', size: 1024 * 1024 + 1, lfs: true }] }] });
+    try {
+      const result = await pull({ ...options({ repo: 'org/rel' }), endpoint: relative.endpoint });
+      expect(result.downloaded).toBe(1);
+      expect((await readFile(join(result.path, 'w.bin'))).length).toBe(1024 * 1024 + 1);
+      expect(relative.hub.requests.some((r) => r.url.startsWith('/cdn-relative/'))).toBe(true);
+    } finally {
+      await relative.close();
+    }
+  });
+
   it('pulls other branches and datasets', async () => {
     const v2 = await pull(options({ repo: 'org/model@v2' }));
     expect(v2.commit).toBe(hub.commitOf('org/model', 'v2'));
