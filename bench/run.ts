@@ -5,7 +5,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { generateFile } from '../test/support/fixture-server.js';
 import { allCases } from './cases/index.js';
-import { MiB, type BenchContext, type CaseOutcome, type CaseReport } from './lib/bench-case.js';
+import { FeatureMissing, MiB, type BenchContext, type CaseOutcome, type CaseReport } from './lib/bench-case.js';
 import { ModelfetchCli } from './lib/modelfetch-cli.js';
 import { startFixtureReference, startNginx, type ReferenceServer } from './lib/reference-server.js';
 import { renderReport } from './lib/report.js';
@@ -106,9 +106,9 @@ async function main(): Promise<void> {
         try {
           await bench.run(ctx, report);
         } catch (error) {
-          outcome.status = 'failed';
+          outcome.status = error instanceof FeatureMissing ? 'skipped' : 'failed';
           outcome.reason = error instanceof Error ? error.message : String(error);
-          process.stderr.write(`${bench.id}: failed: ${outcome.reason}\n`);
+          process.stderr.write(`${bench.id}: ${outcome.status}: ${outcome.reason}\n`);
         }
       }
       outcome.seconds = (Date.now() - t0) / 1000;
@@ -128,7 +128,7 @@ async function main(): Promise<void> {
   await mkdir(resultsDir, { recursive: true });
   const commit = (() => {
     try {
-      return execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: root, encoding: 'utf8' }).trim();
+      return execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
     } catch {
       return undefined;
     }

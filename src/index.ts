@@ -7,7 +7,6 @@ export { transferFiles, transferFile, createConnectionBudget, type ConnectionBud
 export { get, type GetOptions, type GetResult } from './get.js';
 export { pull, type PullOptions, type PullResult, type PullPlan } from './pull.js';
 export { markRevisionInUse, isRevisionInUse } from './cache/lock.js';
-export { createMirrorServer, type MirrorServer, type MirrorServerOptions } from './server/mirror-server.js';
 export type { UpstreamHub, ListingStore } from './server/catalog.js';
 export type { FetchFile, FetchRequest } from './server/flights.js';
 export { scanCache, type CacheScan, type ScannedRepo, type ScannedRevision, type CacheIssue } from './cache/scan.js';
@@ -15,6 +14,7 @@ export { verifyCache, type VerifyOptions, type VerifyReport, type VerifyProblem 
 export { gcCache, type GcOptions, type GcReport, type InUseCheck } from './cache/gc.js';
 export { removeFromCache, type RemoveOptions, type RemoveReport } from './cache/remove.js';
 export { touchRevision } from './cache/usage.js';
+export { repairCache, type RepairOptions } from './repair.js';
 export { parseManifest, readManifest, type Manifest, type ManifestModel } from './preload/manifest.js';
 export { parseLockfile, readLockfile, serialiseLockfile, diffManifestAndLock, type Lockfile, type LockedModel, type LockedFile } from './preload/lockfile.js';
 export { lockManifest, writeLockfile, type ResolveRevision } from './preload/lock.js';
@@ -24,3 +24,4 @@ export { bake, exportLockedTree, type BakeOptions, type BakeResult } from './bak
 export { writeOciLayout, type OciImageOptions, type OciImageResult } from './bake/oci-layout.js';
 export { supervise, type SuperviseOptions, type SupervisorResult } from './supervise/supervisor.js';
 export { runWithModels, modelEnvironment, type RunWithModelsOptions } from './supervise/run-with-models.js';
+export { createMirrorServer, serve, type MirrorServer, type MirrorServerOptions } from './server/mirror-server.js';

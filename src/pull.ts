@@ -9,9 +9,9 @@ import { LocalDir } from './cache/local-dir.js';
 import { markNoExist, readRef, writeRef } from './cache/snapshot.js';
 import { touchRevision } from './cache/usage.js';
 import { readRepoTreeListing, type ListedFile } from './cache/tree-listing.js';
-import { assertDigest, assertSafeRelativePath, isSha1Hex } from './cache/validate.js';
+import { assertSafeRelativePath, isSha1Hex } from './cache/validate.js';
 import { ModelfetchError } from './errors.js';
-import type { FileDigest, RepoType, Snapshot } from './source/types.js';
+import type { FileDigest, RepoType } from './source/types.js';
 import type { Clock, ProgressEvent, TransferJob, TransferOptions, TransferResult } from './transfer/types.js';
 
 /**
@@ -31,6 +31,11 @@ export interface PullOptions {
   repoType?: RepoType;
   /** Exact repo paths to pull (default: every file). */
   files?: string[];
+  /**
+   * A trusted listing of `revision`, which must then be a commit (e.g. from a lockfile): no hub call
+   * resolves or lists it, and only these sizes and digests are accepted, whatever the hub says.
+   */
+  listing?: ListedFile[];
   /** Globs; a pattern without `/` matches the file name at any depth. */
   include?: string[];
   exclude?: string[];
@@ -55,15 +60,15 @@ export interface PullOptions {
   onPlan?: (plan: PullPlan) => void;
   /** Engine overrides (segment sizes, timeouts) for tests and tuning. */
   transfer?: Omit<TransferOptions, 'connections' | 'dispatcher' | 'clock' | 'signal' | 'onProgress'>;
-  /**
-   * A snapshot already resolved by another source (e.g. `source/modelscope.ts`): pulled into the
-   * Hugging Face layout as it is, from its own URLs; `repo`, `revision` and `repoType` come from it.
-   */
-  snapshot?: Snapshot;
-  /** Request headers for a given `snapshot`'s URLs (its credentials; kept to their origin by the engine). */
-  headers?: Record<string, string>;
   /** The transfer engine; default `transferFiles` from ./transfer/index.js. */
   transferFiles?: TransferFilesFn;
+  /** Where files are listed and fetched: the Hugging Face Hub (default) or ModelScope (`ms://org/name` implies it). */
+  source?: 'hf' | 'modelscope';
+  /**
+   * ModelScope only: 'modelscope' (default) writes where the modelscope library reads
+   * (MODELSCOPE_CACHE, or --cache-dir); 'hf' writes the hub cache like any Hub pull.
+   */
+  layout?: 'hf' | 'modelscope';
 }
 
 export interface PullPlan {
@@ -114,22 +119,24 @@ function parseReference(reference: string): { repoId: string; revision?: string 
 export async function pull(options: PullOptions): Promise<PullResult> {
   const started = Date.now();
   const env = options.env ?? process.env;
-  const given = options.snapshot;
-  const repoType = given?.repoType ?? options.repoType ?? 'model';
-  const reference = given ? { repoId: given.repoId, revision: given.revision } : parseReference(options.repo);
-  const revision = given?.revision ?? options.revision ?? reference.revision ?? 'main';
+  const repoType = options.repoType ?? 'model';
+  const modelscope = options.source === 'modelscope' || options.repo.startsWith('ms://');
+  const reference = parseReference(modelscope ? options.repo.replace(/^ms:\/\//, '') : options.repo);
+  const revision = options.revision ?? reference.revision ?? (modelscope ? 'master' : 'main');
+  if (modelscope && repoType !== 'model') throw new ModelfetchError('ERR_USAGE', 'ModelScope pulls are models only', { hint: 'Drop --repo-type.' });
   const offline = options.offline === true || isOfflineEnv(env);
   if (options.localDir && options.cacheDir) throw new ModelfetchError('ERR_USAGE', 'Use either --cache-dir or --local-dir, not both');
-  const repo = new RepoPaths(options.cacheDir ?? resolveCacheDir(env), repoType, reference.repoId);
+  const msLayout = modelscope && (options.layout ?? 'modelscope') === 'modelscope';
+  const repo = new RepoPaths(msLayout ? resolveCacheDir(env) : (options.cacheDir ?? resolveCacheDir(env)), repoType, reference.repoId);
   if (!revision) throw new ModelfetchError('ERR_USAGE', `Empty revision in ${JSON.stringify(options.repo)}`, { hint: 'Write org/name@main or org/name@<commit>.' });
   const requested = (options.files ?? []).map((path) => assertSafeRelativePath(path.replace(/^\.\//, ''), 'the command line'));
-  const local = options.localDir ? new LocalDir(options.localDir) : undefined;
+  const local = options.localDir ? new LocalDir(options.localDir) : msLayout ? await modelScopeFolder(options, env, reference.repoId, revision) : undefined;
   if (options.include?.length || options.exclude?.length) await loadGlobSupport();
 
-  let client: Awaited<ReturnType<typeof hubClient>> | undefined;
-  const online = async () => (client ??= await hubClient(options, env, offline, reference.repoId, repoType));
+  let client: Remote | undefined;
+  const online = async () => (client ??= modelscope ? await modelScopeRemote(options, env, offline, reference.repoId) : await hubClient(options, env, offline, reference.repoId, repoType));
 
-  const resolved = given ? fromSnapshot(given) : await resolveListing({ repo, local, revision, offline, online });
+  const resolved = options.listing ? pinnedListing(revision, options.listing) : await resolveListing({ repo, local, revision, offline, online });
   const selection = selectFiles(resolved.listing, requested, options.include, options.exclude);
   if (selection.missing.length) {
     if (resolved.authoritative && !local) for (const path of selection.missing) await markNoExist(repo, resolved.commit, path);
@@ -137,7 +144,7 @@ export async function pull(options: PullOptions): Promise<PullResult> {
       hint: 'Check the file names (they are case-sensitive and relative to the repo root) and the revision.',
     });
   }
-  if (resolved.fromHub && !local && revision !== resolved.commit && isSha1Hex(resolved.commit)) await writeRef(repo, revision, resolved.commit);
+  if (resolved.fromHub && !local && revision !== resolved.commit) await writeRef(repo, revision, resolved.commit);
 
   const store = local ? local.store(resolved.commit) : cacheStore(repo, resolved.commit);
   const plan = await planFiles(store, selection.files);
@@ -170,8 +177,8 @@ export async function pull(options: PullOptions): Promise<PullResult> {
   const inUse = local ? undefined : await markRevisionInUse(repo, resolved.commit);
   try {
     if (plan.missing.length) {
-      const origin = given ? snapshotOrigin(given, options.headers) : hubOrigin(await online(), resolved.commit);
-      const fetched = await fetchBlobs(store, unique, origin, options);
+      const hub = await online();
+      const fetched = await fetchBlobs(store, unique, resolved.commit, hub, options);
       result.downloaded = plan.missing.length;
       result.bytesFetched = fetched.bytesFetched;
       result.bytesResumed = fetched.bytesResumed;
@@ -186,65 +193,83 @@ export async function pull(options: PullOptions): Promise<PullResult> {
   return result;
 }
 
-/** Where a file's bytes come from: URLs, the headers they need, and a name for resume journals. */
-interface FileOrigin {
-  name: string;
-  urls(file: ListedFile): string[];
-  headers: Record<string, string>;
+/** What pull needs from a source: the commit of a revision, the files of a commit, and where each file's bytes are. */
+interface Remote {
+  fetchCommit(revision: string): Promise<string>;
+  listFiles(commit: string): Promise<ListedFile[]>;
+  job(commit: string, file: ListedFile): Pick<TransferJob, 'urls' | 'identity' | 'headers'>;
 }
 
-/** The Hub: every URL pinned to the commit; the token goes as a header the engine keeps on the endpoint's origin. */
-function hubOrigin(hub: HubClient, commit: string): FileOrigin {
-  return {
-    name: `hf:${hub.repo.repoType}:${hub.repo.repoId}`,
-    urls: (file) => [hub.hf.hfResolveUrl(hub.endpoint, hub.repo, commit, file.path)],
-    headers: hub.hf.hfAuthHeaders(hub.token),
-  };
-}
-
-/** A snapshot from another source: its own URLs. */
-function snapshotOrigin(snapshot: Snapshot, headers: Record<string, string> = {}): FileOrigin {
-  const byPath = new Map(snapshot.files.map((f) => [f.path, f.urls]));
-  return { name: `${snapshot.source}:${snapshot.repoType}:${snapshot.repoId}`, urls: (file) => byPath.get(file.path) ?? [], headers };
-}
-
-/** A given snapshot's listing, validated like any listing before it names a file. */
-function fromSnapshot(snapshot: Snapshot): Resolved {
-  const listing = snapshot.files.map((f) => ({ path: assertSafeRelativePath(f.path, `the ${snapshot.source} listing`), size: f.size, digest: assertDigest(f.digest, f.path) }));
-  return { commit: snapshot.commit, listing, authoritative: true, fromHub: true };
-}
-
-interface HubClient {
-  endpoint: string;
-  token?: string;
-  hf: typeof import('./source/hf.js');
-  client: import('./source/hf.js').HfClientOptions;
-  repo: { repoType: RepoType; repoId: string };
-}
-
-/** Loads the hub client only when the network is needed; refuses in offline mode. */
-async function hubClient(options: PullOptions, env: NodeJS.ProcessEnv, offline: boolean, repoId: string, repoType: RepoType): Promise<HubClient> {
+function refuseOffline(offline: boolean, repoId: string): void {
   if (offline) {
     throw new ModelfetchError('ERR_OFFLINE', `${repoId} is not fully cached and offline mode is on`, { hint: 'Run the same pull once without --offline / HF_HUB_OFFLINE=1.' });
   }
+}
+
+/** Loads the hub client only when the network is needed; refuses in offline mode. */
+async function hubClient(options: PullOptions, env: NodeJS.ProcessEnv, offline: boolean, repoId: string, repoType: RepoType): Promise<Remote> {
+  refuseOffline(offline, repoId);
   const hf = await import('./source/hf.js');
   const endpoint = hf.resolveHfEndpoint(options.endpoint, env);
   const token = await hf.readHfToken(options.token, env);
+  const client = { endpoint, ...(token && { token }), ...(options.dispatcher && { dispatcher: options.dispatcher }), ...(options.signal && { signal: options.signal }) };
+  const repo = { repoType, repoId: hf.parseRepoReference(repoId).repoId };
   return {
-    endpoint,
-    ...(token && { token }),
-    hf,
-    client: { endpoint, ...(token && { token }), ...(options.dispatcher && { dispatcher: options.dispatcher }), ...(options.signal && { signal: options.signal }) },
-    repo: { repoType, repoId: hf.parseRepoReference(repoId).repoId },
+    fetchCommit: (revision) => hf.fetchRevisionCommit(repo, revision, client),
+    listFiles: (commit) => hf.listRepoFiles(repo, commit, client),
+    job: (commit, file) => ({
+      urls: [hf.hfResolveUrl(endpoint, repo, commit, file.path)],
+      identity: `hf:${repo.repoType}:${repo.repoId}:${file.digest.algorithm}:${file.digest.hex}`,
+      headers: hf.hfAuthHeaders(token),
+    }),
   };
 }
 
+/** ModelScope: one listing gives both the commit and the files; downloads are pinned to that commit. */
+async function modelScopeRemote(options: PullOptions, env: NodeJS.ProcessEnv, offline: boolean, repoId: string): Promise<Remote> {
+  refuseOffline(offline, repoId);
+  const ms = await import('./source/modelscope.js');
+  const endpoint = ms.resolveModelScopeEndpoint(options.endpoint, env);
+  const token = ms.readModelScopeToken(options.token, env);
+  const client = { endpoint, ...(token && { token }), ...(options.dispatcher && { dispatcher: options.dispatcher }), ...(options.signal && { signal: options.signal }) };
+  const listed = new Map<string, Awaited<ReturnType<typeof ms.resolveModelScopeSnapshot>>>();
+  const list = async (revision: string) => {
+    const snapshot = listed.get(revision) ?? (await ms.resolveModelScopeSnapshot(repoId, revision, client));
+    listed.set(revision, snapshot).set(snapshot.commit, snapshot);
+    return snapshot;
+  };
+  return {
+    fetchCommit: async (revision) => (await list(revision)).commit,
+    listFiles: async (commit) => (await list(commit)).files.map(({ path, size, digest }) => ({ path, size, digest })),
+    job: (commit, file) => ({
+      urls: listed.get(commit)?.files.find((f) => f.path === file.path)?.urls ?? [ms.modelScopeFileUrl(endpoint, repoId, commit, file.path)],
+      identity: `ms:${repoId}:${file.digest.hex}`,
+      headers: ms.modelScopeAuthHeaders(token),
+    }),
+  };
+}
+
+/** The modelscope-layout folder of a model (MODELSCOPE_CACHE, or --cache-dir). */
+async function modelScopeFolder(options: PullOptions, env: NodeJS.ProcessEnv, repoId: string, revision: string): Promise<import('./cache/modelscope-layout.js').ModelScopeFolder> {
+  const layout = await import('./cache/modelscope-layout.js');
+  return new layout.ModelScopeFolder(new layout.ModelScopePaths(options.cacheDir ?? layout.resolveModelScopeCache(env), repoId), revision);
+}
+
+/** A folder of real files instead of the hub cache: a local dir, or a model in the modelscope layout. */
+type FolderOfFiles = Pick<LocalDir, 'root' | 'onlyCommit' | 'readListing' | 'store'>;
+
 interface ResolveInput {
   repo: RepoPaths;
-  local: LocalDir | undefined;
+  local: FolderOfFiles | undefined;
   revision: string;
   offline: boolean;
-  online: () => Promise<HubClient>;
+  online: () => Promise<Remote>;
+}
+
+/** A listing the caller vouches for (a lockfile's): not written as the commit's tree listing, which it may only be part of. */
+function pinnedListing(revision: string, listing: ListedFile[]): Resolved {
+  if (!isSha1Hex(revision)) throw new ModelfetchError('ERR_USAGE', `A pinned listing needs a commit as revision, not ${JSON.stringify(revision)}`);
+  return { commit: revision, listing, authoritative: false, fromHub: false };
 }
 
 /** The commit and its file listing, from the cache when it can answer, else from the hub. */
@@ -256,10 +281,10 @@ async function resolveListing({ repo, local, revision, offline, online }: Resolv
       hint: 'Pull it once online, or pass the commit hash as @<commit>.',
     });
   }
-  let hub: HubClient | undefined;
+  let hub: Remote | undefined;
   if (!commit) {
     hub = await online();
-    commit = await hub.hf.fetchRevisionCommit(hub.repo, revision, hub.client);
+    commit = await hub.fetchCommit(revision);
   }
   const cached = local ? await local.readListing(commit) : await readRepoTreeListing(repo, commit);
   if (cached) return { commit, listing: cached, authoritative: true, fromHub: !!hub };
@@ -269,7 +294,7 @@ async function resolveListing({ repo, local, revision, offline, online }: Resolv
     return { commit, listing: scanned, authoritative: false, fromHub: false };
   }
   hub ??= await online();
-  return { commit, listing: await hub.hf.listRepoFiles(hub.repo, commit, hub.client), authoritative: true, fromHub: true };
+  return { commit, listing: await hub.listFiles(commit), authoritative: true, fromHub: true };
 }
 
 /**
@@ -347,10 +372,10 @@ function uniqueByDigest(files: ListedFile[]): ListedFile[] {
  * one batch; for blobs another process is fetching, wait for its lock, then use its result (or fetch
  * it ourselves if that process failed).
  */
-async function fetchBlobs(store: FileStore, files: ListedFile[], origin: FileOrigin, options: PullOptions): Promise<{ bytesFetched: number; bytesResumed: number; adopted: number }> {
+async function fetchBlobs(store: FileStore, files: ListedFile[], commit: string, hub: Remote, options: PullOptions): Promise<{ bytesFetched: number; bytesResumed: number }> {
   // Loaded only when bytes must move, so a cache hit never pays for the engine (or undici).
   const transferFiles = options.transferFiles ?? (await import('./transfer/index.js')).transferFiles;
-  const totals = { bytesFetched: 0, bytesResumed: 0, adopted: 0 };
+  const totals = { bytesFetched: 0, bytesResumed: 0 };
   // Locks are taken in one global order, so processes waiting while holding some cannot wait in a cycle.
   let pending = [...files].sort((a, b) => (store.lockPath(a) < store.lockPath(b) ? -1 : 1));
   let wait = false;
@@ -364,22 +389,16 @@ async function fetchBlobs(store: FileStore, files: ListedFile[], origin: FileOri
           later.push(file);
           continue;
         }
-        if ((await store.hasContent(file)) || (await adoptFinishedTemp(store, file))) {
-          await lock.release();
-          totals.adopted += 1;
-        } else {
-          held.push({ file, lock });
-        }
+        if ((await store.hasContent(file)) || (await adoptFinishedTemp(store, file))) await lock.release();
+        else held.push({ file, lock });
       }
       if (held.length) {
         for (const { file } of held) await mkdir(dirname(store.tempPath(file)), { recursive: true });
         const jobs: TransferJob[] = held.map(({ file }) => ({
-          urls: origin.urls(file),
+          ...hub.job(commit, file),
           size: file.size,
           digest: file.digest,
           tempPath: store.tempPath(file),
-          identity: `${origin.name}:${file.digest.algorithm}:${file.digest.hex}`,
-          headers: origin.headers,
         }));
         const results = await transferFiles(jobs, {
           ...options.transfer,

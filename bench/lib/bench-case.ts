@@ -67,6 +67,9 @@ export interface BenchCase {
   run(ctx: BenchContext, report: CaseReport): Promise<void>;
 }
 
+/** Thrown by a case that finds, once running, that the feature it measures is not there yet. */
+export class FeatureMissing extends Error {}
+
 export function ratioCheck(label: string, actual: number, op: '≤' | '≥' | '<', threshold: number): Check {
   const pass = op === '≤' ? actual <= threshold : op === '≥' ? actual >= threshold : actual < threshold;
   return { label, actual, unit: 'x', target: `${op} ${threshold}`, pass };

@@ -31,7 +31,7 @@ export function renderReport(outcomes: CaseOutcome[], header: string): string {
   const rows: string[][] = [['case', 'measurement', 'value']];
   for (const o of outcomes) {
     if (o.status !== 'ran') {
-      rows.push([o.id, `${o.status}: ${o.reason ?? ''}`, '']);
+      rows.push([o.id, `${o.status}: ${(o.reason ?? '').split('\n')[0]}`, '']);
       continue;
     }
     for (const m of o.measurements) rows.push([o.id, m.label, formatValue(m.value, m.unit)]);

@@ -1,6 +1,7 @@
 import { ModelfetchError } from '../errors.js';
 import type { RepoType } from '../source/types.js';
 import { RepoPaths } from './layout.js';
+import { isRevisionInUse } from './lock.js';
 import { applyPrune, RepoPruner, type PrunePlan } from './prune.js';
 import { scanCache, type ScanOptions, type ScannedRepo } from './scan.js';
 
@@ -14,6 +15,9 @@ import { scanCache, type ScanOptions, type ScannedRepo } from './scan.js';
 /** Whether a running pull or server holds a revision (`commit`), or anything of the repo (no commit). */
 export type InUseCheck = (repo: RepoPaths, commit?: string) => Promise<boolean>;
 
+/** The in-use markers and download locks that pull and serve hold (cache/lock.ts). */
+export const inUseByLocks: InUseCheck = (repo, commit) => isRevisionInUse(repo, commit);
+
 export interface GcOptions extends Omit<ScanOptions, 'repos'> {
   /** Remove revisions whose last use is older than this (ms). */
   unusedForMs?: number;
@@ -23,8 +27,8 @@ export interface GcOptions extends Omit<ScanOptions, 'repos'> {
   keep?: string[];
   /** Plan only; change nothing. */
   dryRun?: boolean;
-  /** The in-use markers / locks of running pulls and servers. */
-  isInUse: InUseCheck;
+  /** Whether a running pull or server holds a revision; default: their in-use markers and locks. */
+  isInUse?: InUseCheck;
   now?: number;
   /** Blobs nothing links to are removed once older than this (ms); default one hour. */
   orphanGraceMs?: number;
@@ -68,6 +72,7 @@ export async function gcCache(options: GcOptions): Promise<GcReport> {
     throw new ModelfetchError('ERR_USAGE', 'gc needs --unused-for and/or --max-size', { hint: 'For example: modelfetch gc --unused-for 7d --max-size 200G --dry-run' });
   }
   const now = options.now ?? Date.now();
+  const isInUse = options.isInUse ?? inUseByLocks;
   const scan = await scanCache(options);
   const keep = new Set(options.keep ?? []);
   const skipped: GcSkipped[] = [];
@@ -77,11 +82,11 @@ export async function gcCache(options: GcOptions): Promise<GcReport> {
   for (const repo of scan.repos) {
     const paths = new RepoPaths(scan.root, repo.repoType, repo.repoId);
     const kept = keep.has(repo.repoId) || keep.has(repo.folder);
-    const repoBusy = !kept && (await options.isInUse(paths));
+    const repoBusy = !kept && (await isInUse(paths));
     const pruner = new RepoPruner(repo, kept || repoBusy ? undefined : now - (options.orphanGraceMs ?? 3_600_000));
     pruners.push(pruner);
     for (const revision of repo.revisions) {
-      const skip = kept ? 'keep' : (await options.isInUse(paths, revision.commit)) ? 'in-use' : undefined;
+      const skip = kept ? 'keep' : (await isInUse(paths, revision.commit)) ? 'in-use' : undefined;
       if (skip) skipped.push({ repoType: repo.repoType, repoId: repo.repoId, commit: revision.commit, reason: skip });
       else candidates.push({ repo, pruner, commit: revision.commit, lastUsed: revision.lastUsed, refs: revision.refs });
     }
@@ -109,7 +114,7 @@ export async function gcCache(options: GcOptions): Promise<GcReport> {
   const plans: PrunePlan[] = [];
   for (const plan of pruners.map((p) => p.plan()).filter((p) => p.revisions.length > 0 || p.blobs.length > 0)) {
     // A pull may have started since the plan was made: such a repo is left alone this time.
-    if (!options.dryRun && (await claimedSince(plan, scan.root, options.isInUse))) {
+    if (!options.dryRun && (await claimedSince(plan, scan.root, isInUse))) {
       for (const r of plan.revisions) skipped.push({ repoType: plan.repo.repoType, repoId: plan.repo.repoId, commit: r.commit, reason: 'in-use' });
       removed.splice(0, removed.length, ...removed.filter((r) => r.repoId !== plan.repo.repoId || r.repoType !== plan.repo.repoType));
       continue;

@@ -137,12 +137,22 @@ export class RepoPaths {
    * (flock'd by Python and left behind): an exclusive-create file with holder info and a heartbeat.
    */
   blobLock(digest: FileDigest): string {
-    return join(this.stateDir, 'locks', `${blobName(digest)}.lock`);
+    return join(this.blobLocksDir, `${blobName(digest)}.lock`);
   }
 
   /** One heartbeat file per process (pull, server) holding a revision, so gc leaves it alone. */
   inUseDir(commit: string): string {
-    return join(this.stateDir, 'in-use', assertCommitOrHash(commit));
+    return join(this.inUseRoot, assertCommitOrHash(commit));
+  }
+
+  /** The in-use markers of every revision of this repo. */
+  get inUseRoot(): string {
+    return join(this.stateDir, 'in-use');
+  }
+
+  /** The download locks of every blob of this repo (see blobLock). */
+  get blobLocksDir(): string {
+    return join(this.stateDir, 'locks');
   }
 
   /** huggingface_hub's tree listing cache for a commit (`trees/{commit}.json`): which files the commit has. */

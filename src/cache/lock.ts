@@ -180,8 +180,8 @@ export async function markRevisionInUse(repo: RepoPaths, commit: string, options
  * gc's `InUseCheck`.
  */
 export async function isRevisionInUse(repo: RepoPaths, commit?: string, options: Pick<LockOptions, 'staleMs'> = {}): Promise<boolean> {
-  const dirs = commit ? [repo.inUseDir(commit)] : await subdirectories(join(repo.stateDir, 'in-use'));
-  if (!commit) dirs.push(join(repo.stateDir, 'locks'));
+  const dirs = commit ? [repo.inUseDir(commit)] : await subdirectories(repo.inUseRoot);
+  if (!commit) dirs.push(repo.blobLocksDir);
   for (const dir of dirs) {
     const entries = await readdir(dir).catch(() => [] as string[]);
     for (const entry of entries) {

@@ -1,8 +1,14 @@
+import { constants } from 'node:fs';
+import { mkdir, open, readFile, rename, stat } from 'node:fs/promises';
 import { homedir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fromSystemError } from '../errors.js';
+import { hashFile } from './blob-store.js';
+import type { FileStore } from './file-store.js';
 import { assertRepoId } from './layout.js';
-import { assertSafeRelativePath } from './validate.js';
 import { writeFileAtomic } from './snapshot.js';
+import { readTreeListing, writeTreeListing, type ListedFile } from './tree-listing.js';
+import { assertSafeRelativePath, isSha1Hex } from './validate.js';
 
 /**
  * The cache layout the `modelscope` library reads, and the one place that knows it:
@@ -14,8 +20,9 @@ import { writeFileAtomic } from './snapshot.js';
  *
  * modelscope treats a file as cached when `.msc` lists its path at the commit it asks for and the
  * file is there (newer versions also compare its SHA-256), so `.msc` is written last.
- * modelfetch's partial downloads live in {MODELSCOPE_CACHE}/.modelfetch/, outside `models/`, on the
- * same file system, so a finished file is renamed into place.
+ * modelfetch's own state (partial downloads, locks, stamps, listings) lives in
+ * {MODELSCOPE_CACHE}/.modelfetch/{org}/{name}/, outside `models/`, on the same file system, so a
+ * finished file is renamed into place.
  */
 
 /** MODELSCOPE_CACHE, else ~/.cache/modelscope/hub. */
@@ -25,6 +32,7 @@ export function resolveModelScopeCache(env: NodeJS.ProcessEnv = process.env, hom
 
 export class ModelScopePaths {
   readonly dir: string;
+  readonly stateDir: string;
 
   constructor(
     readonly root: string,
@@ -32,7 +40,9 @@ export class ModelScopePaths {
   ) {
     const [org, name] = assertRepoId(repoId).split('/');
     // modelscope stores `Qwen2.5` as `Qwen2___5` (a dot in a folder name breaks Python imports).
-    this.dir = join(root, 'models', org!, name!.replaceAll('.', '___'));
+    const folder = name!.replaceAll('.', '___');
+    this.dir = join(root, 'models', org!, folder);
+    this.stateDir = join(root, '.modelfetch', org!, folder);
   }
 
   /** The id `.mdl` records: org and the folder name, as modelscope writes it. */
@@ -56,9 +66,111 @@ export class ModelScopePaths {
     return join(this.dir, '.mv');
   }
 
-  /** A partial download of the file with this SHA-256 (the engine's journal sits beside it). */
-  partial(sha256: string): string {
-    return join(this.root, '.modelfetch', 'partial', `${sha256}.part`);
+  /** A partial download of one file (the engine's journal sits beside it). */
+  partial(file: ListedFile): string {
+    return join(this.stateDir, 'partial', `${fileKey(file)}.part`);
+  }
+
+  /** The cross-process download lock of one file. */
+  lock(file: ListedFile): string {
+    return join(this.stateDir, 'locks', `${fileKey(file)}.lock`);
+  }
+
+  /** Stat fingerprint of a file at the time its bytes were checked. */
+  stamp(path: string): string {
+    return join(this.stateDir, 'stamps', `${encodeURIComponent(assertSafeRelativePath(path, 'ModelScope file'))}.json`.slice(-240));
+  }
+
+  /** The full listing of a commit (huggingface_hub's tree format), so a later pull knows it offline. */
+  treeListing(commit: string): string {
+    return join(this.stateDir, 'trees', `${isSha1Hex(commit) ? commit : 'invalid'}.json`);
+  }
+}
+
+function fileKey(file: ListedFile): string {
+  return `${file.digest.hex}-${encodeURIComponent(assertSafeRelativePath(file.path, 'ModelScope file'))}`.slice(0, 240);
+}
+
+interface FileStamp {
+  sha256: string;
+  size: number;
+  mtimeMs: number;
+  ino: number;
+}
+
+/**
+ * One model in the modelscope layout, as `pull` drives it (the same surface as a local dir): real
+ * files at their paths, verified once and then known by a stat stamp, and the metadata that makes
+ * modelscope treat them as complete written after every file is in place.
+ */
+export class ModelScopeFolder {
+  constructor(
+    readonly paths: ModelScopePaths,
+    private readonly revision: string,
+  ) {}
+
+  get root(): string {
+    return this.paths.dir;
+  }
+
+  /** Offline, a branch name cannot be resolved here: pass the commit. */
+  async onlyCommit(): Promise<string | undefined> {
+    return undefined;
+  }
+
+  readListing(commit: string): Promise<ListedFile[] | undefined> {
+    return readTreeListing(this.paths.treeListing(commit));
+  }
+
+  store(commit: string): FileStore {
+    const paths = this.paths;
+    const stampNow = async (file: ListedFile): Promise<void> => {
+      const info = await stat(paths.file(file.path));
+      const stamp: FileStamp = { sha256: file.digest.hex, size: info.size, mtimeMs: info.mtimeMs, ino: info.ino };
+      await writeFileAtomic(paths.stamp(file.path), JSON.stringify(stamp));
+    };
+    /** Whether the file is there with the size and stamp of this content (no hashing). */
+    const stamped = async (file: ListedFile): Promise<boolean | 'unstamped'> => {
+      const info = await stat(paths.file(file.path)).catch(() => undefined);
+      if (!info?.isFile() || info.size !== file.size) return false;
+      const stamp = JSON.parse((await readFile(paths.stamp(file.path), 'utf8').catch(() => undefined)) ?? 'null') as FileStamp | null;
+      return (stamp && stamp.sha256 === file.digest.hex && stamp.size === info.size && stamp.mtimeMs === info.mtimeMs && stamp.ino === info.ino) || 'unstamped';
+    };
+    const state = async (file: ListedFile): Promise<'present' | 'missing'> => {
+      const known = await stamped(file);
+      if (known !== 'unstamped') return known ? 'present' : 'missing';
+      // Written by the modelscope library, or changed since: the bytes decide, once.
+      if ((await hashFile(paths.file(file.path), file.digest.algorithm)).hex !== file.digest.hex) return 'missing';
+      await stampNow(file);
+      return 'present';
+    };
+    return {
+      sharesContent: false,
+      state,
+      tempPath: (file) => paths.partial(file),
+      lockPath: (file) => paths.lock(file),
+      hasContent: async (file) => (await state(file)) === 'present',
+      commit: async (file, tempPath) => {
+        const target = paths.file(file.path);
+        try {
+          await mkdir(dirname(target), { recursive: true });
+          // modelscope keeps one version per path: a newer revision's file replaces the old one.
+          await rename(tempPath, target);
+          const dir = await open(dirname(target), constants.O_RDONLY | constants.O_DIRECTORY);
+          await dir.sync().finally(() => dir.close());
+        } catch (error) {
+          throw fromSystemError(error, `moving ${file.path} into ${paths.dir}`);
+        }
+        await stampNow(file);
+      },
+      link: async () => {},
+      writeListing: async (listing) => {
+        if (!(await this.readListing(commit))) await writeTreeListing(paths.treeListing(commit), listing);
+        // Only files known to hold this commit's bytes; a same-named file of another revision is not listed.
+        const present = await Promise.all(listing.map(async (f) => (await stamped(f)) === true));
+        await writeModelScopeMetadata(paths, this.revision, commit, listing.filter((_, i) => present[i]).map((f) => f.path));
+      },
+    };
   }
 }
 

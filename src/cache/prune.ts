@@ -85,8 +85,8 @@ function copyBytes(revision: ScannedRevision): number {
 }
 
 /**
- * Deletes what the plan lists: for each revision its refs, snapshot folder, `.no_exist` entries and
- * last-use record; then the freed blobs and their stamps; then the repo folder when nothing is left.
+ * Deletes what the plan lists: for each revision its refs, snapshot folder, `.no_exist` entries,
+ * tree listing and last-use record; then the freed blobs and their stamps; then the repo folder when nothing is left.
  */
 export async function applyPrune(root: string, plan: PrunePlan): Promise<void> {
   const paths = new RepoPaths(root, plan.repo.repoType, plan.repo.repoId);
@@ -99,6 +99,7 @@ export async function applyPrune(root: string, plan: PrunePlan): Promise<void> {
       await rm(revision.path, { recursive: true, force: true });
       await rm(join(paths.dir, '.no_exist', revision.commit), { recursive: true, force: true });
       await unlink(paths.lastUsed(revision.commit)).catch(ignoreMissing);
+      await unlink(paths.treeListing(revision.commit)).catch(ignoreMissing);
     }
     for (const blob of plan.blobs) {
       await unlink(blob.path).catch(ignoreMissing);

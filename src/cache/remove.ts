@@ -1,6 +1,6 @@
 import { ModelfetchError } from '../errors.js';
 import type { RepoType } from '../source/types.js';
-import type { InUseCheck } from './gc.js';
+import { inUseByLocks, type InUseCheck } from './gc.js';
 import { RepoPaths, resolveCacheDir } from './layout.js';
 import { applyPrune, RepoPruner, type PrunePlan } from './prune.js';
 import { scanCache } from './scan.js';
@@ -15,7 +15,8 @@ export interface RemoveOptions {
   /** A commit (or a unique prefix of at least 7 characters) or a ref name; the whole repo when absent. */
   revision?: string;
   dryRun?: boolean;
-  isInUse: InUseCheck;
+  /** Default: the in-use markers and locks of running pulls and servers. */
+  isInUse?: InUseCheck;
 }
 
 export interface RemoveReport {
@@ -32,6 +33,7 @@ export interface RemoveReport {
 export async function removeFromCache(options: RemoveOptions): Promise<RemoveReport> {
   const root = options.cacheDir ?? resolveCacheDir(options.env);
   const repoType = options.repoType ?? 'model';
+  const isInUse = options.isInUse ?? inUseByLocks;
   const scan = await scanCache({ cacheDir: root, repos: [options.repoId], repoType });
   const repo = scan.repos[0];
   if (!repo) {
@@ -42,7 +44,7 @@ export async function removeFromCache(options: RemoveOptions): Promise<RemoveRep
   let commits: string[];
   if (options.revision === undefined) {
     commits = repo.revisions.map((r) => r.commit);
-    if (await options.isInUse(paths)) throw locked(`${options.repoId} is in use by a running pull or server`);
+    if (await isInUse(paths)) throw locked(`${options.repoId} is in use by a running pull or server`);
   } else {
     const revision = findRevision(repo.revisions, repo.refs, options.revision);
     if (!revision) {
@@ -51,7 +53,7 @@ export async function removeFromCache(options: RemoveOptions): Promise<RemoveRep
     commits = [revision];
   }
   for (const commit of commits) {
-    if (await options.isInUse(paths, commit)) throw locked(`${options.repoId}@${commit.slice(0, 12)} is in use by a running pull or server`);
+    if (await isInUse(paths, commit)) throw locked(`${options.repoId}@${commit.slice(0, 12)} is in use by a running pull or server`);
     pruner.remove(commit);
   }
   const plan: PrunePlan = options.revision === undefined ? { ...pruner.plan(), wholeRepo: true } : pruner.plan();

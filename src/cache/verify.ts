@@ -2,6 +2,7 @@ import { lstat, unlink } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { isModelfetchError, ModelfetchError } from '../errors.js';
 import type { RepoType } from '../source/types.js';
+import { stampBlob } from './blob-store.js';
 import { HashPool } from './hash-pool.js';
 import { RepoPaths } from './layout.js';
 import { scanCache, type CacheIssueKind, type CacheScan, type ScanOptions, type ScannedBlob, type ScannedRepo } from './scan.js';
@@ -50,7 +51,7 @@ export interface VerifyOptions extends ScanOptions {
   fix?: boolean;
   /** Fetches a revision again (normally `pull`). Without it, `fix` only removes what is bad. */
   refetch?: (target: RefetchTarget) => Promise<void>;
-  /** Called after each verified blob (the hook that refreshes its stamp). */
+  /** Called after each verified blob; default: refresh its stamp, so pulls skip re-hashing it. */
   onVerified?: (repo: RepoPaths, blob: ScannedBlob) => Promise<void>;
   /** Hash workers; default: one per core. */
   workers?: number;
@@ -107,7 +108,7 @@ async function checkScan(scan: CacheScan, options: VerifyOptions): Promise<Verif
           if (outcome.hex !== digest.hex) {
             problems.push({ kind: 'broken', path: blob.path, folder: repo.folder, detail: `content does not match its ${digest.algorithm} name`, expected: digest.hex, found: outcome.hex });
           } else {
-            await options.onVerified?.(new RepoPaths(scan.root, repo.repoType, repo.repoId), blob);
+            await (options.onVerified ?? refreshStamp)(new RepoPaths(scan.root, repo.repoType, repo.repoId), blob);
           }
         } catch (error) {
           if (!isModelfetchError(error, 'ERR_NOT_FOUND')) throw error;
@@ -180,6 +181,10 @@ async function fixProblems(scan: CacheScan, problems: VerifyProblem[], options: 
     fixes.push({ action: 'removed-link', path: issue.path });
   }
   return fixes;
+}
+
+async function refreshStamp(repo: RepoPaths, blob: ScannedBlob): Promise<void> {
+  await stampBlob(repo, blob.digest!);
 }
 
 function ignoreMissing(error: unknown): void {

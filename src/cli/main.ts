@@ -2,13 +2,19 @@ import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { exitCodeFor, ModelfetchError } from '../errors.js';
 import { redactText } from '../redact.js';
+import { registerLsCommand } from './ls.js';
+import { registerVerifyCommand } from './verify.js';
+import { registerGcCommand } from './gc.js';
+import { registerRmCommand } from './rm.js';
 import { registerGetCommand } from './get.js';
 import { registerPullCommand } from './pull.js';
 import { registerServeCommand } from './serve.js';
-import { registerLsCommand } from './ls.js';
-import { registerVerifyCommand } from './verify.js';
 import { registerKeygenCommand } from './keygen.js';
 import { registerSignCommand } from './sign.js';
+import { registerLockCommand } from './lock.js';
+import { registerSyncCommand } from './sync.js';
+import { registerBakeCommand } from './bake.js';
+import { registerRunCommand } from './run-command.js';
 
 export interface CliIo {
   stdout: NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
@@ -35,13 +41,19 @@ export function buildProgram(io: CliIo): Command {
     .version(packageVersion(), '-V, --version')
     .exitOverride()
     .configureOutput({ writeOut: (s) => io.stdout.write(s), writeErr: (s) => io.stderr.write(s) });
+  registerLsCommand(program, io);
+  registerVerifyCommand(program, io);
+  registerGcCommand(program, io);
+  registerRmCommand(program, io);
   registerGetCommand(program, io);
   registerPullCommand(program, io);
   registerServeCommand(program, io);
-  registerLsCommand(program, io);
-  registerVerifyCommand(program, io);
   registerKeygenCommand(program, io);
   registerSignCommand(program, io);
+  registerLockCommand(program, io);
+  registerSyncCommand(program, io);
+  registerBakeCommand(program, io);
+  registerRunCommand(program, io);
   return program;
 }
 

@@ -21,6 +21,8 @@ interface PullFlags {
   token?: string;
   json?: boolean;
   quiet?: boolean;
+  source?: string;
+  layout?: string;
 }
 
 function usage(message: string, hint: string): ModelfetchError {
@@ -35,9 +37,13 @@ function toOptions(repo: string, files: string[], flags: PullFlags, io: CliIo): 
     connections = Number(flags.connections);
     if (!Number.isInteger(connections) || connections < 1 || connections > 256) throw usage(`Invalid --connections ${JSON.stringify(flags.connections)}`, 'Use a whole number from 1 to 256.');
   }
+  if (flags.source !== undefined && flags.source !== 'hf' && flags.source !== 'modelscope') throw usage(`Unknown --source ${JSON.stringify(flags.source)}`, 'Use hf or modelscope (or write the repo as ms://org/name).');
+  if (flags.layout !== undefined && flags.layout !== 'hf' && flags.layout !== 'modelscope') throw usage(`Unknown --layout ${JSON.stringify(flags.layout)}`, 'Use modelscope (where the modelscope library reads) or hf (the hub cache).');
   return {
     repo,
     repoType: flags.repoType as RepoType,
+    ...(flags.source && { source: flags.source as 'hf' | 'modelscope' }),
+    ...(flags.layout && { layout: flags.layout as 'hf' | 'modelscope' }),
     env: io.env,
     ...(files.length && { files }),
     ...(flags.include && { include: flags.include }),
@@ -66,7 +72,7 @@ export function registerPullCommand(program: Command, io: CliIo): void {
   program
     .command('pull')
     .description('Pull a Hugging Face repo into the standard cache, verified and ready offline; prints the snapshot path')
-    .argument('<repo>', 'org/name, optionally @branch, @tag or @commit')
+    .argument('<repo>', 'org/name, optionally @branch, @tag or @commit; ms://org/name[@rev] for ModelScope')
     .argument('[files...]', 'only these files (repo-relative paths)')
     .option('--include <glob...>', 'only files matching these globs (a glob without "/" matches the file name at any depth)')
     .option('--exclude <glob...>', 'skip files matching these globs')
@@ -76,8 +82,10 @@ export function registerPullCommand(program: Command, io: CliIo): void {
     .option('--connections <n>', 'connection budget per host')
     .option('--offline', 'make no request; everything must be cached (also HF_HUB_OFFLINE=1)')
     .option('--check', 'download nothing; exit non-zero (ERR_INCOMPLETE) if something is missing')
-    .option('--endpoint <url>', 'hub endpoint (default: HF_ENDPOINT or https://huggingface.co)')
-    .option('--token <token>', 'access token (default: HF_TOKEN, HF_TOKEN_PATH, HF_HOME/token)')
+    .option('--endpoint <url>', 'hub endpoint (default: HF_ENDPOINT or https://huggingface.co; for ModelScope MODELSCOPE_DOMAIN or https://www.modelscope.cn)')
+    .option('--token <token>', 'access token (default: HF_TOKEN, HF_TOKEN_PATH, HF_HOME/token; for ModelScope MODELSCOPE_API_TOKEN)')
+    .option('--source <source>', 'hf (default) or modelscope (implied by ms://)')
+    .option('--layout <layout>', 'ModelScope only: modelscope (default, MODELSCOPE_CACHE) or hf (the hub cache)')
     .option('--json', 'print one JSON object with the result')
     .option('--quiet', 'print only the path')
     .action(async (repo: string, files: string[], flags: PullFlags) => {

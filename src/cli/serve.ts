@@ -1,5 +1,6 @@
 import { InvalidArgumentError, type Command } from 'commander';
 import { resolveCacheDir } from '../cache/layout.js';
+import { readHfToken, resolveHfEndpoint } from '../source/hf.js';
 import type { CliIo } from './main.js';
 
 function parsePort(value: string): number {
@@ -39,18 +40,26 @@ export function registerServeCommand(program: Command, io: CliIo): void {
     .option('--revalidate-after <seconds>', 'ask upstream again where a branch points after this long', parseSeconds, 60)
     .option('--grace <seconds>', 'on SIGTERM, let responses in flight finish for this long', parseSeconds, 10)
     .action(async (flags: ServeFlags) => {
-      // Imported here so other commands' start-up (a cache-hit pull) never loads the server stack.
+      const cacheDir = flags.cacheDir ?? resolveCacheDir(io.env);
+      const upstream = resolveHfEndpoint(flags.upstream, io.env);
+      const token = await readHfToken(undefined, io.env);
+      // Loaded here, not at the top: undici and prom-client would slow every other command's start.
       const { createMirrorServer } = await import('../server/mirror-server.js');
       const mirror = createMirrorServer({
-        cacheDir: flags.cacheDir ?? resolveCacheDir(io.env),
+        cacheDir,
         host: flags.host,
         port: flags.port,
+        upstream,
+        offline: flags.offline === true,
+        tokenPassthrough: flags.tokenPassthrough === true,
+        ...(token && { token }),
+        revalidateAfterMs: flags.revalidateAfter * 1000,
         graceMs: flags.grace * 1000,
         processMetrics: true,
         log: (line) => io.stdout.write(`${line}\n`),
       });
       const url = await mirror.listen();
-      io.stderr.write(`modelfetch mirror listening on ${url} (cache ${flags.cacheDir ?? resolveCacheDir(io.env)})\n`);
+      io.stderr.write(`modelfetch mirror listening on ${url} (cache ${cacheDir}, ${flags.offline ? 'offline' : `upstream ${upstream}`})\n`);
       await new Promise<void>((done) => {
         const stop = (signal: string): void => {
           process.off('SIGTERM', onTerm);

@@ -6,7 +6,7 @@ import type { CliIo } from './main.js';
 import { formatBytes, parseRepoType } from './units.js';
 
 /** `modelfetch verify [REPO…] [--fix] [--json]`: re-hash every blob and check every link. */
-export function registerVerifyCommand(program: Command, io: CliIo, extra: Pick<VerifyOptions, 'refetch' | 'onVerified'> = {}): void {
+export function registerVerifyCommand(program: Command, io: CliIo): void {
   program
     .command('verify')
     .description('Re-hash every cached blob against its digest and check every snapshot link; exits non-zero on any problem')
@@ -14,21 +14,23 @@ export function registerVerifyCommand(program: Command, io: CliIo, extra: Pick<V
     .option('--cache-dir <dir>', 'hub cache folder (default: HF_HUB_CACHE, HF_HOME/hub, ~/.cache/huggingface/hub)')
     .option('--repo-type <type>', 'model, dataset or space', parseRepoType)
     .option('--fix', 'remove bad blobs and pull them again; remove links that cannot be restored; verify again')
+    .option('--endpoint <url>', 'with --fix: hub to pull from (default: HF_ENDPOINT or https://huggingface.co)')
+    .option('--token <token>', 'with --fix: access token (default: HF_TOKEN, HF_TOKEN_PATH, HF_HOME/token)')
     .option('--json', 'machine-readable report on stdout')
-    .action(async (repos: string[], opts: { cacheDir?: string; repoType?: RepoType; fix?: boolean; json?: boolean }) => {
+    .action(async (repos: string[], opts: { cacheDir?: string; repoType?: RepoType; fix?: boolean; endpoint?: string; token?: string; json?: boolean }) => {
       const bar = io.stderr.isTTY && !opts.json ? progressBar(io) : undefined;
       const started = Date.now();
       let report: VerifyReport;
       try {
-        report = await verifyCache({
+        const options: VerifyOptions = {
           env: io.env,
           repos,
-          ...extra,
           ...(opts.cacheDir && { cacheDir: opts.cacheDir }),
           ...(opts.repoType && { repoType: opts.repoType }),
-          ...(opts.fix && { fix: true }),
           ...(bar && { onProgress: bar.update }),
-        });
+        };
+        // The puller is loaded only when something may have to be fetched again.
+        report = opts.fix ? await (await import('../repair.js')).repairCache({ ...options, ...(opts.endpoint && { endpoint: opts.endpoint }), ...(opts.token && { token: opts.token }) }) : await verifyCache(options);
       } finally {
         bar?.done();
       }

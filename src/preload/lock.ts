@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { writeFileAtomic } from '../cache/snapshot.js';
 import { ModelfetchError } from '../errors.js';
 import type { FileDigest } from '../source/types.js';
-import { fileFilter } from './file-globs.js';
+import { globMatch, loadGlobSupport } from '../pull.js';
 import { modelIdentity, normaliseLockfile, serialiseLockfile, type LockedModel, type Lockfile } from './lockfile.js';
 import type { Manifest, ManifestModel } from './manifest.js';
 
@@ -21,13 +21,15 @@ export type ResolveRevision = (model: ManifestModel) => Promise<ResolvedRevision
  */
 export async function lockManifest(manifest: Manifest, resolve: ResolveRevision): Promise<Lockfile> {
   const models: LockedModel[] = [];
+  await loadGlobSupport();
   for (const model of manifest.models) {
     const resolved = await resolve(model);
-    const keep = fileFilter(model.include, model.exclude);
+    // The same selection `pull --include/--exclude` makes.
+    const keep = (path: string): boolean => (model.include.length === 0 || model.include.some((p) => globMatch(p, path))) && !model.exclude.some((p) => globMatch(p, path));
     const files = resolved.files.filter((f) => keep(f.path)).map((f) => ({ path: f.path, size: f.size, digest: { algorithm: f.digest.algorithm, hex: f.digest.hex } }));
     if (files.length === 0) {
       throw new ModelfetchError('ERR_NOT_FOUND', `No file of ${model.repo}@${model.revision} matches include ${JSON.stringify(model.include)} / exclude ${JSON.stringify(model.exclude)}`, {
-        hint: 'Check the globs in the manifest: `*` also matches across folders, a pattern ending in `/` selects a folder.',
+        hint: 'Check the globs in the manifest: a pattern without `/` matches the file name at any depth, a pattern ending in `/` selects a folder.',
       });
     }
     const entry: LockedModel = { ...model, commit: resolved.commit, identity: modelIdentity({ ...model, commit: resolved.commit }), files };

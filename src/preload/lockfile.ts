@@ -4,7 +4,8 @@ import { assertCommit, assertDigest, assertSafeRelativePath, assertSafeRevision 
 import { ModelfetchError } from '../errors.js';
 import type { FileDigest, RepoType } from '../source/types.js';
 import { canonicalJson, compareCodeUnits } from './canonical-json.js';
-import { modelKey, type Manifest, type ManifestModel, type PreloadSource } from './manifest.js';
+import type { Manifest, ManifestModel, PreloadSource } from './manifest.js';
+import { modelKey } from './model-key.js';
 
 /**
  * `modelfetch.lock.json`: the manifest resolved to exact commits and, for every file, its size and

@@ -4,6 +4,7 @@ import { assertRepoId } from '../cache/layout.js';
 import { assertSafeRelativePath, assertSafeRevision } from '../cache/validate.js';
 import { ModelfetchError } from '../errors.js';
 import type { RepoType } from '../source/types.js';
+import { modelKey } from './model-key.js';
 
 /**
  * `modelfetch.yaml`: the models a service needs, before they are pinned by `modelfetch lock`.
@@ -14,7 +15,7 @@ import type { RepoType } from '../source/types.js';
  *       revision: main            # branch, tag or commit; default main
  *       include: ["*.json", "*.safetensors"]
  *       exclude: ["*.onnx"]
- *       local-dir: checkpoints    # optional: also place the files here, relative to the manifest
+ *       local-dir: checkpoints    # optional: also link the files here (relative to where sync/run runs)
  *       repo-type: model          # model | dataset | space; default model
  *       source: hf                # hf | modelscope | url; default hf
  *
@@ -32,7 +33,7 @@ export interface ManifestModel {
   revision: string;
   include: string[];
   exclude: string[];
-  /** Relative to the manifest's folder, POSIX separators. */
+  /** Relative to the directory sync/run runs in, POSIX separators. */
   localDir?: string;
 }
 
@@ -135,10 +136,6 @@ export function parseManifest(text: string, fileName = 'modelfetch.yaml'): Manif
   return { version: 1, models: parsed };
 }
 
-/** What makes two manifest entries the same preload. */
-export function modelKey(model: Pick<ManifestModel, 'source' | 'repoType' | 'repo' | 'revision' | 'localDir'>): string {
-  return [model.source, model.repoType, model.repo, model.revision, model.localDir ?? ''].join('\0');
-}
 
 function checkKeys(map: YAMLMap, allowed: readonly string[], where: string, fail: (node: Node | null | undefined, message: string) => never): void {
   for (const pair of map.items) {

@@ -30,7 +30,7 @@ export interface UpstreamHub {
   /** Every file at `commit`. */
   listFiles(repo: RepoRef, commit: string, token: string | undefined): Promise<ListedFile[]>;
   /** Whether the repo is gated or private: asked without any token. */
-  isRestricted(repo: RepoRef): Promise<boolean>;
+  isRestricted(repo: RepoRef, revision: string): Promise<boolean>;
   /** Whether `token` may download `path` (or, without a path, read the repo at `revision`). */
   canRead(repo: RepoRef, revision: string, path: string | undefined, token: string): Promise<boolean>;
   /** Whether upstream answers at all (readiness). */
@@ -145,7 +145,7 @@ export class Catalog {
     let restricted = this.restricted.get(key);
     if (upstream && (!restricted || this.now() - restricted.at >= this.options.revalidateAfterMs)) {
       try {
-        restricted = { value: await this.ask(() => upstream.isRestricted(repoRef)), at: this.now() };
+        restricted = { value: await this.ask(() => upstream.isRestricted(repoRef, revision)), at: this.now() };
         this.restricted.set(key, restricted);
       } catch (error) {
         if (!isUnreachable(error)) throw error;

@@ -1,7 +1,10 @@
 import { access } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { Dispatcher } from 'undici';
 import { ModelfetchError } from '../errors.js';
+import { resolveHfEndpoint } from '../source/hf.js';
+import { cacheInUseMarker, createHfUpstream, createPullFetcher, treeListingStore } from './hf-upstream.js';
 import { redactText } from '../redact.js';
 import { CacheView } from './cache-view.js';
 import { linkSnapshotFile } from '../cache/snapshot.js';
@@ -34,12 +37,17 @@ export interface MirrorServerOptions {
   graceMs?: number;
   /** Include Node.js process metrics in /metrics. Default false. */
   processMetrics?: boolean;
-  /** The hub to fill misses from; without it (or with `offline`) the mirror never asks upstream. */
-  upstream?: UpstreamHub;
-  /** Downloads one file into the cache (pull / the transfer engine). Needed for pull-through. */
+  /**
+   * The hub to fill misses from: its URL (then pull-through runs on the Hub source and `pull`), or
+   * an UpstreamHub of your own. Without it (or with `offline`) the mirror never asks upstream.
+   */
+  upstream?: string | UpstreamHub;
+  /** Downloads one file into the cache. Default with a URL upstream: through `pull`. */
   fetchFile?: FetchFile;
-  /** Where upstream file listings are kept across restarts. */
+  /** Where upstream file listings are kept across restarts. Default with a URL upstream: `trees/{commit}.json`. */
   listings?: ListingStore;
+  /** HTTP dispatcher for upstream requests (tests, proxies). */
+  dispatcher?: Dispatcher;
   offline?: boolean;
   /** Forward clients' tokens upstream; otherwise the server's own token is used. */
   tokenPassthrough?: boolean;
@@ -51,7 +59,10 @@ export interface MirrorServerOptions {
   accessTtlMs?: number;
   /** Files below this size are answered after they are verified rather than streamed while downloading. Default 1 MiB. */
   streamThreshold?: number;
-  /** Keeps a revision marked in use (so gc leaves it alone) while the server serves or pulls it. */
+  /**
+   * Keeps a revision marked in use (so gc leaves it alone) while the server serves or pulls it.
+   * Default: the cache's in-use markers, and a last-use record for gc's LRU order.
+   */
   markInUse?: (repo: RepoRef, commit: string) => Promise<{ release(): Promise<void> }>;
 }
 
@@ -89,16 +100,23 @@ interface RequestRecord {
   route: Route['kind'] | 'bad';
 }
 
-function normalise(options: MirrorServerOptions): ResolvedOptions {
+function normalise(options: MirrorServerOptions): ResolvedOptions & { listings: ListingStore | undefined; markInUse: MirrorServerOptions['markInUse'] } {
+  const cache = new CacheView(options.cacheDir);
+  const byUrl = typeof options.upstream === 'string' ? resolveHfEndpoint(options.upstream, {}) : undefined;
+  const client = { ...(byUrl && { endpoint: byUrl }), ...(options.dispatcher && { dispatcher: options.dispatcher }) };
+  const upstream = byUrl ? createHfUpstream({ endpoint: byUrl, ...client }) : (options.upstream as UpstreamHub | undefined);
+  const fetchFile = options.fetchFile ?? (byUrl ? createPullFetcher({ cacheDir: options.cacheDir, endpoint: byUrl, ...client }) : undefined);
   return {
+    listings: options.listings ?? (byUrl ? treeListingStore() : undefined),
+    markInUse: options.markInUse ?? (byUrl ? cacheInUseMarker(cache) : undefined),
     cacheDir: options.cacheDir,
     host: options.host ?? '127.0.0.1',
     port: options.port ?? 0,
     log: options.log ?? (() => {}),
     treePageSize: Math.max(1, options.treePageSize ?? 1000),
     graceMs: options.graceMs ?? 10_000,
-    upstream: options.offline ? undefined : options.upstream,
-    fetchFile: options.offline ? undefined : options.fetchFile,
+    upstream: options.offline ? undefined : upstream,
+    fetchFile: options.offline ? undefined : fetchFile,
     tokenPassthrough: options.tokenPassthrough ?? false,
     token: options.token || undefined,
     revalidateAfterMs: options.revalidateAfterMs ?? 60_000,
@@ -118,7 +136,7 @@ export function createMirrorServer(userOptions: MirrorServerOptions): MirrorServ
   const catalog = new Catalog({
     cache,
     ...(options.upstream && { upstream: options.upstream }),
-    ...(userOptions.listings && { listings: userOptions.listings }),
+    ...(options.listings && { listings: options.listings }),
     revalidateAfterMs: options.revalidateAfterMs,
     accessTtlMs: options.accessTtlMs,
   });
@@ -131,7 +149,7 @@ export function createMirrorServer(userOptions: MirrorServerOptions): MirrorServ
         onEnd: () => metrics.pullsInFlight.dec(),
       })
     : undefined;
-  const inUse = new InUseMarkers(userOptions.markInUse);
+  const inUse = new InUseMarkers(options.markInUse);
 
   const authOf = (req: IncomingMessage): ClientAuth => {
     const header = headerOf(req, 'authorization');
@@ -163,8 +181,9 @@ export function createMirrorServer(userOptions: MirrorServerOptions): MirrorServ
 
   const resolve = async (req: IncomingMessage, repo: RepoRef, revision: string, path?: string): Promise<ResolvedRevision> => {
     const auth = authOf(req);
-    await catalog.authorize(repo, revision, path, auth);
+    // Resolving first lets a repo that does not exist answer 404 rather than "gated".
     const resolved = await catalog.resolve(repo, revision, auth);
+    await catalog.authorize(repo, resolved.commit, path, auth);
     lastUsed.set(`${repo.repoType}:${repo.repoId}`, Date.now());
     return resolved;
   };
@@ -473,4 +492,11 @@ async function readPathsInfoBody(req: IncomingMessage): Promise<{ paths: string[
   const form = new URLSearchParams(text);
   const expand = (form.get('expand') ?? '').toLowerCase();
   return { paths: form.getAll('paths'), expand: expand === 'true' || expand === '1' };
+}
+
+/** Creates the mirror and starts listening: the library's one-call entry. */
+export async function serve(options: MirrorServerOptions): Promise<MirrorServer> {
+  const mirror = createMirrorServer(options);
+  await mirror.listen();
+  return mirror;
 }

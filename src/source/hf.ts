@@ -372,3 +372,64 @@ export function snapshotFromListing(repo: HfRepo, revision: string, commit: stri
   }));
   return { source: 'hf', repoType: repo.repoType, repoId: repo.repoId, revision, commit: assertCommit(commit, repo.repoId), files: remote };
 }
+
+/**
+ * Whether a repo is gated or private, asked WITHOUT a token (what an anonymous client would see):
+ * restricted when the hub says `gated`/`private`, or refuses or hides the repo. Used by the mirror
+ * to keep such repos' files from clients whose token it has not checked.
+ */
+export async function fetchRepoRestricted(repo: HfRepo, revision: string, options: HfClientOptions): Promise<boolean> {
+  const anonymous: HfClientOptions = { endpoint: options.endpoint, ...(options.dispatcher && { dispatcher: options.dispatcher }), ...(options.signal && { signal: options.signal }) };
+  const url = `${apiBase(options.endpoint, repo)}/revision/${encodeURIComponent(assertSafeRevision(revision))}`;
+  try {
+    const { body } = await getJson(url, anonymous, { ...repo, endpoint: options.endpoint, revision, hadToken: false });
+    const info = asRecord(body, 'repo info', url);
+    return info.private === true || (info.gated !== undefined && info.gated !== false && info.gated !== null);
+  } catch (error) {
+    if (error instanceof ModelfetchError && (error.code === 'ERR_GATED' || error.code === 'ERR_AUTH' || error.code === 'ERR_NOT_FOUND')) return true;
+    throw error;
+  }
+}
+
+/**
+ * Whether `token` may download `path` at `revision`: a HEAD of the resolve URL that follows no
+ * redirect (a redirect to the CDN means yes). A missing file still means the token can read the repo.
+ */
+export async function probeFileAccess(repo: HfRepo, revision: string, path: string, options: HfClientOptions): Promise<boolean> {
+  const { request } = await import('undici');
+  const url = hfResolveUrl(options.endpoint, repo, revision, path);
+  let response: Dispatcher.ResponseData;
+  try {
+    response = await request(url, {
+      method: 'HEAD',
+      headers: { 'user-agent': 'modelfetch', ...hfAuthHeaders(options.token) },
+      ...(options.dispatcher && { dispatcher: options.dispatcher }),
+      ...(options.signal && { signal: options.signal }),
+    });
+  } catch (cause) {
+    throw new ModelfetchError('ERR_NETWORK', `Could not reach the hub at ${redactUrl(options.endpoint)}: ${(cause as Error).message}`, { url, cause });
+  }
+  await response.body.dump();
+  const { statusCode, headers } = response;
+  if (statusCode < 400) return true;
+  if (statusCode === 404 && header(headers, 'x-error-code') === 'EntryNotFound') return true;
+  if (statusCode === 401 || statusCode === 403 || statusCode === 404) return false;
+  throw hubError(statusCode, headers, url, { ...repo, endpoint: options.endpoint, revision, path, hadToken: !!options.token });
+}
+
+/** Whether the hub answers HTTP at all within `timeoutMs` (any status counts): readiness of a mirror. */
+export async function hubReachable(options: Pick<HfClientOptions, 'endpoint' | 'dispatcher'>, timeoutMs = 5_000): Promise<boolean> {
+  const { request } = await import('undici');
+  try {
+    const response = await request(`${options.endpoint}/api/models?limit=1`, {
+      method: 'HEAD',
+      headersTimeout: timeoutMs,
+      signal: AbortSignal.timeout(timeoutMs),
+      ...(options.dispatcher && { dispatcher: options.dispatcher }),
+    });
+    await response.body.dump();
+    return true;
+  } catch {
+    return false;
+  }
+}

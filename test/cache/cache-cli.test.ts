@@ -1,10 +1,11 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { lstat, mkdtemp, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
+import { markRevisionInUse } from '../../src/cache/lock.js';
 import { buildCachedRepo, digestOf, fakeCommit } from '../support/cache-builder.js';
 
 const CLI = resolve(import.meta.dirname, '../../src/cli/run.ts');
@@ -57,5 +58,43 @@ describe('cache commands (CLI)', () => {
     expect(report.ok).toBe(false);
     expect(report.problems).toMatchObject([{ kind: 'broken', expected: digestOf(file).hex }]);
     expect(bad.stderr).toContain('[ERR_INTEGRITY]');
+  });
+
+  it('gc plans with --dry-run, then frees unused revisions but never one a running pull holds', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'mf-cli-'));
+    const old = new Date(Date.now() - 30 * 86_400_000);
+    const idleFile = { path: 'idle.bin', content: randomBytes(2048), lfs: true };
+    const busyFile = { path: 'busy.bin', content: randomBytes(1024), lfs: true };
+    const idle = await buildCachedRepo(root, { repoId: 'org/idle', commit: fakeCommit('idle'), files: [idleFile] });
+    const busy = await buildCachedRepo(root, { repoId: 'org/busy', commit: fakeCommit('busy'), files: [busyFile] });
+    await utimes(idle.blob(digestOf(idleFile)), old, old);
+    await utimes(busy.blob(digestOf(busyFile)), old, old);
+    const marker = await markRevisionInUse(busy, fakeCommit('busy'));
+    try {
+      const dry = await cli(['gc', '--unused-for', '7d', '--dry-run', '--cache-dir', root]);
+      expect(dry.code).toBe(0);
+      expect(dry.stdout).toMatch(/^org\/idle\s+[0-9a-f]{12}\s+main\s+30d ago\s+unused\s+2\.00 KiB$/m);
+      expect(dry.stdout).toContain(`kept (in use): org/busy@${fakeCommit('busy').slice(0, 12)}`);
+      expect(dry.stdout).toContain('Would free 2.00 KiB: 1 revision(s), 1 blob(s), 1 repo folder(s)');
+      expect((await lstat(idle.dir)).isDirectory()).toBe(true);
+
+      const rmBusy = await cli(['rm', 'org/busy', '--yes', '--cache-dir', root]);
+      expect(rmBusy.code).toBe(10);
+      expect(rmBusy.stderr).toContain('[ERR_LOCKED]');
+
+      const real = await cli(['gc', '--unused-for', '7d', '--json', '--cache-dir', root]);
+      expect(real.code).toBe(0);
+      const report = JSON.parse(real.stdout) as { bytesFreed: number; skipped: Array<{ repoId: string; reason: string }> };
+      expect(report.bytesFreed).toBe(2048);
+      expect(report.skipped).toMatchObject([{ repoId: 'org/busy', reason: 'in-use' }]);
+      await expect(lstat(idle.dir)).rejects.toThrow();
+      expect((await lstat(busy.snapshotFile(fakeCommit('busy'), 'busy.bin'))).isSymbolicLink()).toBe(true);
+    } finally {
+      await marker.release();
+    }
+    const rm = await cli(['rm', 'org/busy', '--yes', '--cache-dir', root]);
+    expect(rm.code).toBe(0);
+    expect(rm.stdout).toContain('Removed model org/busy: 1 revision(s), 1 blob(s), 1.00 KiB');
+    expect((await cli(['rm', 'org/busy', '--cache-dir', root])).code).toBe(2);
   });
 });

@@ -12,7 +12,7 @@ function cliHas(command: string): boolean {
 }
 
 describe.skipIf(!cliHas('get'))('npm start (the demo)', () => {
-  it('downloads over one connection and with modelfetch, verifies both copies and cleans up', () => {
+  it('downloads over one connection and with modelfetch, verifies both, pulls a repo twice and cleans up', () => {
     const run = spawnSync(process.execPath, ['--import', 'tsx', join(root, 'scripts/demo.ts')], {
       cwd: root,
       encoding: 'utf8',
@@ -24,6 +24,12 @@ describe.skipIf(!cliHas('get'))('npm start (the demo)', () => {
     expect(run.stdout).toMatch(/^one connection: +\d+\.\d+ s$/m);
     expect(run.stdout).toMatch(/^modelfetch defaults: +\d+\.\d+ s$/m);
     expect(run.stdout).toMatch(/^speed-up: \d+\.\dx — both copies verified/m);
+    if (cliHas('pull')) {
+      expect(run.stdout).toMatch(/^first pull: +\d+\.\d+ s/m);
+      expect(run.stdout).toMatch(/^second pull: cache hit — 12 of 12 files cached, 0 bytes fetched, \d+ ms in modelfetch/m);
+      expect(run.stdout).toMatch(/^├── model\.safetensors \(\d+\.\d MiB\) -> \.\.\/\.\.\/blobs\/[0-9a-f]{12}…$/m);
+      expect(run.stdout).toMatch(/^ {4}└── bm_george\.pt /m);
+    }
     expect(run.stdout).toMatch(/^demo finished$/m);
     const work = /data in (\S+) \(removed/.exec(run.stdout)?.[1];
     expect(work).toBeDefined();

@@ -6,7 +6,6 @@ import { RepoPaths } from '../../src/cache/layout.js';
 import { readRepoTreeListing } from '../../src/cache/tree-listing.js';
 import { isModelfetchError } from '../../src/errors.js';
 import { pull, type PullOptions } from '../../src/pull.js';
-import type { Snapshot } from '../../src/source/types.js';
 import { runCli } from '../support/cli.js';
 import { startFixtureHub, type FixtureHub } from '../support/fixture-hub.js';
 import { startFixtureServer } from '../support/fixture-server.js';
@@ -130,25 +129,6 @@ describe('pull', () => {
     expect(hub.cdn.requests).toHaveLength(0);
     expect(new Set(resolveGets().map((r) => r.url.split('/').slice(-2).join('/')))).toEqual(new Set(['small/file-00.json']));
     expect((await readFile(join(rerun.path, 'model.safetensors'))).length).toBe(size);
-  });
-
-  it('pulls a snapshot resolved by another source from its own URLs', async () => {
-    const lfs = hub.file('org/model', 'model.safetensors');
-    const commit = 'f'.repeat(64);
-    const snapshot: Snapshot = {
-      source: 'modelscope',
-      repoType: 'model',
-      repoId: 'ms-org/ms-model',
-      revision: 'master',
-      commit,
-      files: [{ path: 'weights/model.safetensors', size: lfs.size, digest: { algorithm: 'sha256', hex: lfs.sha256 }, urls: [`${hub.cdn.origin}/lfs/${lfs.sha256}`] }],
-    };
-    const result = await pull({ ...options({ repo: 'ignored' }), snapshot, headers: { 'x-source': 'ms' } });
-    expect(result.path).toBe(new RepoPaths(cacheDir, 'model', 'ms-org/ms-model').snapshotDir(commit));
-    expect(await readlink(join(result.path, 'weights/model.safetensors'))).toBe(`../../../blobs/${lfs.sha256}`);
-    expect(hub.cdn.requests.length).toBeGreaterThan(0);
-    for (const r of hub.cdn.requests) expect(r.headers['x-source']).toBe('ms');
-    expect(hub.hub.requests).toHaveLength(0);
   });
 
   it('follows a relative LFS redirect on the hub itself', async () => {

@@ -6,9 +6,8 @@ import { chromium, type Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createMirrorServer, type MirrorServer } from '../../src/server/mirror-server.js';
 import { buildCachedRepo, fakeCommit } from '../support/cache-builder.js';
+import { CHROMIUM_ARGS, CHROMIUM_PATH } from '../support/browser.js';
 import { hasTool } from '../support/tools.js';
-
-export const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 
 describe.skipIf(!hasTool('chromium'))('status page in a real browser', () => {
   let root: string;
@@ -21,7 +20,7 @@ describe.skipIf(!hasTool('chromium'))('status page in a real browser', () => {
     await buildCachedRepo(root, { repoId: 'org/small', repoType: 'dataset', commit: fakeCommit('b'), files: [{ path: 'x.txt', content: Buffer.from('hello') }] });
     mirror = createMirrorServer({ cacheDir: root });
     await mirror.listen();
-    browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS });
+    browser = await chromium.launch({ executablePath: CHROMIUM_PATH, args: CHROMIUM_ARGS });
   });
 
   afterAll(async () => {

@@ -1,0 +1,56 @@
+import type { Command } from 'commander';
+import type { CliIo } from './main.js';
+import { progressLogger } from './progress-lines.js';
+
+export interface SyncFlags {
+  lock: string;
+  manifest?: string;
+  frozen?: boolean;
+  check?: boolean;
+  verifyKey?: string;
+  endpoint?: string;
+  token?: string;
+  cacheDir?: string;
+}
+
+/** Adds the options `sync` and `run` share. */
+export function addSyncOptions(command: Command): Command {
+  return command
+    .option('--lock <file>', 'lockfile', 'modelfetch.lock.json')
+    .option('--manifest <file>', 'manifest checked by --frozen (default: modelfetch.yaml beside the lockfile)')
+    .option('--frozen', 'fail when the manifest changed since the lockfile was made')
+    .option('--verify-key <public>', 'refuse the lockfile unless {lock}.sig is a valid signature by this key')
+    .option('--endpoint <url>', 'hub or mirror to fetch from (default HF_ENDPOINT or huggingface.co); the lockfile decides what is accepted')
+    .option('--token <token>', 'Hugging Face token (default HF_TOKEN or the token file)')
+    .option('--cache-dir <dir>', 'hub cache (default HF_HUB_CACHE, HF_HOME/hub or ~/.cache/huggingface/hub)');
+}
+
+/** Runs syncLockfile for the CLI flags, progress on stderr; returns the cache dir it synced. */
+export async function syncFromFlags(flags: SyncFlags, io: CliIo): Promise<string> {
+  const [{ syncLockfile }, { resolveCacheDir }] = await Promise.all([import('../preload/sync.js'), import('../cache/layout.js')]);
+  const cacheDir = flags.cacheDir ?? resolveCacheDir(io.env);
+  const log = (line: string): void => void io.stderr.write(`modelfetch: ${line}\n`);
+  const report = await syncLockfile({
+    lockPath: flags.lock,
+    cacheDir,
+    env: io.env,
+    log,
+    onProgress: progressLogger(io.stderr),
+    ...(flags.manifest !== undefined && { manifestPath: flags.manifest }),
+    ...(flags.frozen && { frozen: true }),
+    ...(flags.check && { check: true }),
+    ...(flags.verifyKey !== undefined && { verifyKey: flags.verifyKey }),
+    ...(flags.endpoint !== undefined && { endpoint: flags.endpoint }),
+    ...(flags.token !== undefined && { token: flags.token }),
+  });
+  log(`${report.files} file${report.files === 1 ? '' : 's'} of ${report.models} model${report.models === 1 ? '' : 's'} in place (${report.fetched} fetched)`);
+  return cacheDir;
+}
+
+export function registerSyncCommand(program: Command, io: CliIo): void {
+  addSyncOptions(program.command('sync').description('Make the cache hold exactly the files the lockfile pins (resumable, verified; no network when all are present)'))
+    .option('--check', 'never download: fail when a file is missing or corrupt (for health checks)')
+    .action(async (flags: SyncFlags) => {
+      await syncFromFlags(flags, io);
+    });
+}

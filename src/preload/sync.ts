@@ -1,0 +1,126 @@
+import { randomBytes } from 'node:crypto';
+import { mkdir, readlink, rename, symlink, unlink } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
+import type { Dispatcher } from 'undici';
+import { RepoPaths } from '../cache/layout.js';
+import { readRef, writeRef } from '../cache/snapshot.js';
+import { fromSystemError, ModelfetchError } from '../errors.js';
+import { pull, type PullOptions, type PullResult } from '../pull.js';
+import type { Clock, ProgressEvent } from '../transfer/types.js';
+import { readVerifiedLockfile } from './lock-signature.js';
+import { assertLockMatchesManifest, type LockedModel } from './lockfile.js';
+
+/**
+ * `modelfetch sync`: make the cache hold exactly what the lockfile pins, checked in this order:
+ * signature (before anything else is read or fetched), manifest agreement (--frozen), then the files
+ * through `pull`, pinned to the locked commit with the lockfile's own listing: the hub is never asked
+ * what a commit holds, and bytes are accepted only when they match the locked digest, whichever hub
+ * or mirror serves them. A stamped blob costs two stats and a small read; when everything is present
+ * no request is made and the HTTP client is never even loaded (so no DNS lookup either).
+ */
+
+export interface SyncOptions {
+  lockPath: string;
+  /** The hub cache (HF_HUB_CACHE). */
+  cacheDir: string;
+  /** Default: modelfetch.yaml beside the lockfile. Read only with `frozen`. */
+  manifestPath?: string;
+  /** Fail when the manifest changed since the lockfile was made. */
+  frozen?: boolean;
+  /** Never download: fail with ERR_INCOMPLETE when a file is missing or corrupt. */
+  check?: boolean;
+  /** Refuse the lockfile unless `{lock}.sig` is a valid signature by this public key. */
+  verifyKey?: string;
+  /** Hub or mirror to fetch from (any: the lockfile's digests decide what is accepted). */
+  endpoint?: string;
+  token?: string;
+  /** Where `local-dir` folders are placed (default: the current directory, as `huggingface-cli download --local-dir`). */
+  localRoot?: string;
+  env?: NodeJS.ProcessEnv;
+  dispatcher?: Dispatcher;
+  clock?: Clock;
+  signal?: AbortSignal;
+  onProgress?: (event: ProgressEvent) => void;
+  log?: (line: string) => void;
+  /** Engine overrides for tests and tuning. */
+  transfer?: PullOptions['transfer'];
+}
+
+export interface SyncReport {
+  models: number;
+  files: number;
+  /** Files already complete and verified in the cache. */
+  present: number;
+  fetched: number;
+  bytesFetched: number;
+}
+
+export async function syncLockfile(options: SyncOptions): Promise<SyncReport> {
+  const { lock } = await readVerifiedLockfile(options.lockPath, options.verifyKey);
+  if (options.frozen) {
+    const manifestPath = options.manifestPath ?? join(dirname(options.lockPath), 'modelfetch.yaml');
+    const { readManifest } = await import('./manifest.js'); // yaml is loaded only for --frozen
+    assertLockMatchesManifest(await readManifest(manifestPath), lock, manifestPath, options.lockPath);
+  }
+  const report: SyncReport = { models: lock.models.length, files: 0, present: 0, fetched: 0, bytesFetched: 0 };
+  for (const model of lock.models) {
+    const result = await syncModel(model, options);
+    report.files += result.files;
+    report.present += result.cacheHits;
+    report.fetched += result.downloaded;
+    report.bytesFetched += result.bytesFetched;
+  }
+  return report;
+}
+
+async function syncModel(model: LockedModel, options: SyncOptions): Promise<PullResult> {
+  if (model.source !== 'hf') {
+    throw new ModelfetchError('ERR_USAGE', `Cannot sync ${model.identity}: only Hugging Face (hf) models can be synced yet`, { hint: 'Lock hf models only, or fetch this one with `modelfetch pull`.' });
+  }
+  const result = await pull({
+    repo: model.repo,
+    repoType: model.repoType,
+    revision: model.commit,
+    listing: model.files,
+    cacheDir: options.cacheDir,
+    ...(options.check && { check: true }),
+    ...pick(options, ['endpoint', 'token', 'env', 'dispatcher', 'clock', 'signal', 'onProgress', 'transfer']),
+    onPlan: (plan) => {
+      if (plan.toFetch > 0) options.log?.(`fetching ${plan.toFetch} of ${plan.files} files of ${model.repo}@${model.commit.slice(0, 12)}`);
+    },
+  });
+  const repo = new RepoPaths(options.cacheDir, model.repoType, model.repo);
+  // The ref the loaders resolve offline (`main` → commit) must name the locked commit.
+  if (model.revision !== model.commit && (await readRef(repo, model.revision)) !== model.commit) await writeRef(repo, model.revision, model.commit);
+  if (model.localDir !== undefined) await placeLocalDir(model, repo, resolve(options.localRoot ?? process.cwd(), model.localDir));
+  return result;
+}
+
+function pick<T extends object, K extends keyof T>(source: T, keys: K[]): Partial<Pick<T, K>> {
+  const out: Partial<Pick<T, K>> = {};
+  for (const key of keys) if (source[key] !== undefined) out[key] = source[key];
+  return out;
+}
+
+/**
+ * `local-dir`: each file appears at `{dir}/{path}` as a symlink to its snapshot entry. Links, not
+ * copies: no second copy of the bytes, and in an image no copy-up of a multi-GB lower-layer file.
+ */
+async function placeLocalDir(model: LockedModel, repo: RepoPaths, dir: string): Promise<void> {
+  for (const file of model.files) {
+    const target = resolve(repo.snapshotFile(model.commit, file.path));
+    const link = join(dir, file.path);
+    if ((await readlink(link).catch(() => undefined)) === target) continue;
+    try {
+      await mkdir(dirname(link), { recursive: true });
+      const temp = `${link}.mf-${randomBytes(4).toString('hex')}.tmp`;
+      await symlink(target, temp);
+      await rename(temp, link).catch(async (error: unknown) => {
+        await unlink(temp).catch(() => {});
+        throw error;
+      });
+    } catch (error) {
+      throw fromSystemError(error, `placing ${file.path} in ${dir}`);
+    }
+  }
+}

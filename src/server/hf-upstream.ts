@@ -1,0 +1,98 @@
+import { touchRevision } from '../cache/usage.js';
+import type { Dispatcher } from 'undici';
+import { markRevisionInUse } from '../cache/lock.js';
+import { readRepoTreeListing, writeTreeListing } from '../cache/tree-listing.js';
+import { isModelfetchError } from '../errors.js';
+import { pull, type PullOptions } from '../pull.js';
+import { fetchRepoRestricted, fetchRevisionCommit, hubReachable, listRepoFiles, probeFileAccess, type HfClientOptions } from '../source/hf.js';
+import type { CacheView } from './cache-view.js';
+import { repoNotFound, revisionNotFound, type ListingStore, type UpstreamHub } from './catalog.js';
+import type { FetchFile } from './flights.js';
+import type { RepoRef } from './route.js';
+
+/**
+ * The mirror's upstream on the Hub source (src/source/hf.ts) and pull (src/pull.ts): no HTTP of its
+ * own. Listings go to huggingface_hub's `trees/{commit}.json`, so a later `pull` of the same commit
+ * (and the mirror after a restart) makes no API call.
+ */
+
+export interface HfUpstreamOptions {
+  endpoint: string;
+  dispatcher?: Dispatcher;
+}
+
+/** A not-found answer from upstream, with the Hub error code clients expect. */
+function notFound(error: unknown, repo: RepoRef, revision: string): unknown {
+  if (!isModelfetchError(error, 'ERR_NOT_FOUND')) return error;
+  return error.message.startsWith('Revision') ? revisionNotFound(repo, revision) : repoNotFound(repo);
+}
+
+export function createHfUpstream(options: HfUpstreamOptions): UpstreamHub {
+  const client = (token: string | undefined): HfClientOptions => ({ endpoint: options.endpoint, ...(token && { token }), ...(options.dispatcher && { dispatcher: options.dispatcher }) });
+  return {
+    origin: options.endpoint,
+    revisionCommit: (repo, revision, token) => fetchRevisionCommit(repo, revision, client(token)).catch((error: unknown) => Promise.reject(notFound(error, repo, revision))),
+    listFiles: (repo, commit, token) => listRepoFiles(repo, commit, client(token)).catch((error: unknown) => Promise.reject(notFound(error, repo, commit))),
+    isRestricted: (repo, revision) => fetchRepoRestricted(repo, revision, client(undefined)),
+    canRead: async (repo, revision, path, token) => {
+      if (path !== undefined) return probeFileAccess(repo, revision, path, client(token));
+      try {
+        await fetchRevisionCommit(repo, revision, client(token));
+        return true;
+      } catch (error) {
+        if (isModelfetchError(error, 'ERR_GATED') || isModelfetchError(error, 'ERR_AUTH') || isModelfetchError(error, 'ERR_NOT_FOUND')) return false;
+        throw error;
+      }
+    },
+    ping: () => hubReachable(options),
+  };
+}
+
+/** Upstream listings stored as huggingface_hub's tree listing cache. */
+export function treeListingStore(): ListingStore {
+  return {
+    read: (repo, commit) => readRepoTreeListing(repo, commit),
+    write: async (repo, commit, files) => {
+      if (!(await readRepoTreeListing(repo, commit))) await writeTreeListing(repo.treeListing(commit), files);
+    },
+  };
+}
+
+export interface PullFetcherOptions extends HfUpstreamOptions {
+  cacheDir: string;
+  /** Engine settings (connections, segment sizes, timeouts). */
+  pull?: Pick<PullOptions, 'connections' | 'transfer' | 'transferFiles' | 'clock'>;
+}
+
+/**
+ * One file through `pull`: it takes the cross-process blob lock, runs the engine (verified while
+ * streaming), commits the blob, links the snapshot and marks the revision in use meanwhile.
+ */
+export function createPullFetcher(options: PullFetcherOptions): FetchFile {
+  return async (request) => {
+    await pull({
+      repo: request.repo.repoId,
+      repoType: request.repo.repoType,
+      revision: request.commit,
+      files: [request.file.path],
+      cacheDir: options.cacheDir,
+      endpoint: options.endpoint,
+      ...(request.token && { token: request.token }),
+      // The server decides which token goes upstream; pull must not pick one up from the environment.
+      env: { HF_TOKEN: '' },
+      signal: request.signal,
+      ...(options.dispatcher && { dispatcher: options.dispatcher }),
+      ...options.pull,
+      onProgress: (event) => request.onProgress({ tempPath: event.tempPath, contiguousBytes: event.contiguousBytes, bytesDone: event.bytesDone, totalBytes: event.totalBytes }),
+    });
+  };
+}
+
+/** "In use" markers for gc, on the cache the view reads. */
+export function cacheInUseMarker(cache: CacheView): (repo: RepoRef, commit: string) => Promise<{ release(): Promise<void> }> {
+  return async (repo, commit) => {
+    const paths = cache.repo(repo.repoType, repo.repoId);
+    await touchRevision(paths, commit); // gc's last-use record
+    return markRevisionInUse(paths, commit);
+  };
+}
