@@ -107,8 +107,8 @@ interface RequestRecord {
   route: Route['kind'] | 'bad';
 }
 
-function normalise(options: MirrorServerOptions): ResolvedOptions & { listings: ListingStore | undefined; markInUse: MirrorServerOptions['markInUse'] } {
-  const cache = new CacheView(options.cacheDir);
+/** Options normalised once: defaults written down here, and a URL upstream turned into the Hub source + pull. */
+function normalise(options: MirrorServerOptions, cache: CacheView): ResolvedOptions & { listings: ListingStore | undefined; markInUse: MirrorServerOptions['markInUse'] } {
   const byUrl = typeof options.upstream === 'string' ? resolveHfEndpoint(options.upstream, {}) : undefined;
   const client = { ...(byUrl && { endpoint: byUrl }), ...(options.dispatcher && { dispatcher: options.dispatcher }) };
   const upstream = byUrl ? createHfUpstream({ endpoint: byUrl, ...client }) : (options.upstream as UpstreamHub | undefined);
@@ -134,8 +134,8 @@ function normalise(options: MirrorServerOptions): ResolvedOptions & { listings: 
 }
 
 export function createMirrorServer(userOptions: MirrorServerOptions): MirrorServer {
-  const options = normalise(userOptions);
-  const cache = new CacheView(options.cacheDir);
+  const cache = new CacheView(userOptions.cacheDir);
+  const options = normalise(userOptions, cache);
   const metrics = new MirrorMetrics({ processMetrics: userOptions.processMetrics ?? false });
   const throughput = new ThroughputMeter();
   const startedAt = Date.now();
