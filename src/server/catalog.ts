@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
-import { stat } from 'node:fs/promises';
+import { stat, unlink } from 'node:fs/promises';
 import type { RepoPaths } from '../cache/layout.js';
-import { writeRef } from '../cache/snapshot.js';
+import { writeFileAtomic, writeRef } from '../cache/snapshot.js';
 import { isModelfetchError } from '../errors.js';
 import type { CacheView } from './cache-view.js';
 import { HttpError, toHttpError } from './http-error.js';
@@ -142,17 +142,20 @@ export class Catalog {
   async authorize(repoRef: RepoRef, revision: string, path: string | undefined, auth: ClientAuth): Promise<void> {
     const key = `${repoRef.repoType}:${repoRef.repoId}`;
     const upstream = this.options.upstream;
+    const repo = this.options.cache.repo(repoRef.repoType, repoRef.repoId);
     let restricted = this.restricted.get(key);
     if (upstream && (!restricted || this.now() - restricted.at >= this.options.revalidateAfterMs)) {
       try {
         restricted = { value: await this.ask(() => upstream.isRestricted(repoRef, revision)), at: this.now() };
         this.restricted.set(key, restricted);
+        await recordRestricted(repo.restrictedMarker, restricted.value);
       } catch (error) {
         if (!isUnreachable(error)) throw error;
-        // Unknown while upstream is down: a repo never seen restricted is served from the cache.
       }
     }
-    if (!restricted?.value) return;
+    // Offline, or upstream down: what was last learned, kept on disk across restarts.
+    restricted ??= { value: await exists(repo.restrictedMarker), at: this.now() };
+    if (!restricted.value) return;
     if (!auth.clientToken) throw new HttpError(401, 'GatedRepo', `Access to ${repoRef.repoId} is restricted upstream; send a token that can read it (HF_TOKEN).`);
     if (!upstream) throw new HttpError(403, 'GatedRepo', `Access to ${repoRef.repoId} is restricted and this mirror is offline, so the token cannot be checked.`);
     const accessKey = `${createHash('sha256').update(auth.clientToken).digest('hex')}:${key}:${path === undefined ? 'meta' : 'file'}`;
@@ -170,6 +173,18 @@ export class Catalog {
 }
 
 const DOWN_BACKOFF_MS = 5_000;
+
+async function exists(path: string): Promise<boolean> {
+  return (await stat(path).catch(() => undefined)) !== undefined;
+}
+
+async function recordRestricted(marker: string, restricted: boolean): Promise<void> {
+  if (restricted) {
+    if (!(await exists(marker))) await writeFileAtomic(marker, '').catch(() => {});
+  } else {
+    await unlink(marker).catch(() => {});
+  }
+}
 
 function listingKey(repo: RepoRef, commit: string): string {
   return `${repo.repoType}:${repo.repoId}@${commit}`;

@@ -8,6 +8,7 @@ import { cacheInUseMarker, createHfUpstream, createPullFetcher, treeListingStore
 import { redactText } from '../redact.js';
 import { CacheView } from './cache-view.js';
 import { linkSnapshotFile } from '../cache/snapshot.js';
+import { touchRevision } from '../cache/usage.js';
 import { Catalog, entryNotFound, type ClientAuth, type ListingStore, type ResolvedRevision, type UpstreamHub } from './catalog.js';
 import { Flights, type FetchFile, type Flight } from './flights.js';
 import { streamFlight } from './stream-flight.js';
@@ -131,7 +132,15 @@ export function createMirrorServer(userOptions: MirrorServerOptions): MirrorServ
   const metrics = new MirrorMetrics({ processMetrics: userOptions.processMetrics ?? false });
   const throughput = new ThroughputMeter();
   const startedAt = Date.now();
-  const lastUsed = new Map<string, number>();
+  const lastTouched = new Map<string, number>();
+  /** The revision's last-use record (read by gc and the status page), touched at most once a minute. */
+  const recordUse = (repo: RepoRef, commit: string): void => {
+    const key = `${repo.repoType}:${repo.repoId}@${commit}`;
+    const now = Date.now();
+    if ((lastTouched.get(key) ?? 0) > now - 60_000) return;
+    lastTouched.set(key, now);
+    void touchRevision(cache.repo(repo.repoType, repo.repoId), commit, { now }).catch(() => {});
+  };
   const inFlight = new Set<ServerResponse>();
   const catalog = new Catalog({
     cache,
@@ -184,7 +193,7 @@ export function createMirrorServer(userOptions: MirrorServerOptions): MirrorServ
     // Resolving first lets a repo that does not exist answer 404 rather than "gated".
     const resolved = await catalog.resolve(repo, revision, auth);
     await catalog.authorize(repo, resolved.commit, path, auth);
-    lastUsed.set(`${repo.repoType}:${repo.repoId}`, Date.now());
+    recordUse(repo, resolved.commit);
     return resolved;
   };
 
@@ -201,7 +210,7 @@ export function createMirrorServer(userOptions: MirrorServerOptions): MirrorServ
         size: r.size,
         commits: r.commits.length,
         refs: r.refs,
-        lastUsed: Math.max(lastUsed.get(`${r.repoType}:${r.repoId}`) ?? 0, r.lastModified),
+        lastUsed: r.lastUsed ?? r.lastModified,
       })),
       downloads: (flights?.list() ?? []).map((f) => ({ repoType: f.repo.repoType, repoId: f.repo.repoId, path: f.file.path, bytesDone: f.bytesDone, totalBytes: f.total, waiting: f.waiting })),
       hits: counters.hits,

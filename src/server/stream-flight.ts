@@ -33,6 +33,8 @@ export async function streamFlight(res: ServerResponse, flight: Flight, onBytes:
         res.destroy();
         return 'streamed';
       }
+      // Verified before anything was streamed (e.g. another process held the download): serve the blob.
+      if (flight.state === 'verified' && !handle) return 'use-blob';
       // Everything but the last byte may go out before verification.
       const limit = flight.state === 'verified' ? total : Math.min(flight.contiguous, total - 1);
       if (limit <= sent || flight.tempPath === undefined) {

@@ -132,7 +132,7 @@ export class FileTransfer {
     for (let attempt = 1; ; attempt += 1) {
       const release = holdsSlot ? () => undefined : await this.opts.budget.acquire(hostOf(url), this.controller.signal);
       try {
-        return await probe(this.opts.dispatcher, { url, ...(this.job.headers && { headers: this.job.headers }), signal: this.controller.signal, now: this.opts.clock.now(), stallTimeoutMs: this.opts.stallTimeoutMs });
+        return await probe(this.opts.transport, { url, ...(this.job.headers && { headers: this.job.headers }), signal: this.controller.signal, now: this.opts.clock.now(), stallTimeoutMs: this.opts.stallTimeoutMs });
       } catch (caught) {
         if (this.controller.signal.aborted) throw this.controller.signal.reason;
         const error = asModelfetchError(caught);
@@ -240,7 +240,7 @@ export class FileTransfer {
       const activeHasher = hasher;
       const activeCheckpointer = checkpointer;
       const ctx: FetchContext = {
-        dispatcher: this.opts.dispatcher,
+        transport: this.opts.transport,
         file,
         size,
         ranged,

@@ -1,8 +1,7 @@
-import type { Dispatcher } from 'undici';
 import type { FileHandle } from 'node:fs/promises';
 import { isModelfetchError, ModelfetchError } from '../errors.js';
 import { strongEtag } from '../cache/validate.js';
-import { discardBody, headerValue, requestFollowingRedirects, statusError, type HttpResponse } from './http.js';
+import { discardBody, headerValue, requestFollowingRedirects, statusError, type HttpResponse, type Transport } from './http.js';
 import { assertIdentityEncoding, parseContentRange } from './probe.js';
 import { SegmentWriter } from './segment-writer.js';
 import type { Segment } from './segment-table.js';
@@ -21,7 +20,7 @@ export interface FetchTarget {
 }
 
 export interface FetchContext {
-  dispatcher: Dispatcher;
+  transport: Transport;
   file: FileHandle;
   /** Total size, or undefined for a stream of unknown length (whole-body mode only). */
   size: number | undefined;
@@ -88,8 +87,6 @@ export async function fetchSegment(ctx: FetchContext, segment: Segment, target: 
   });
   ctx.writers.add(writer);
   let response: HttpResponse | undefined = reuse;
-  // A reused probe answer was requested under another signal: a stall or abort must end it too.
-  if (reuse) controller.signal.addEventListener('abort', () => discardBody(reuse), { once: true });
   let counted = false;
   const requestedEnd = segment.end;
   try {
@@ -100,7 +97,7 @@ export async function fetchSegment(ctx: FetchContext, segment: Segment, target: 
         extraHeaders.range = `bytes=${segment.pos}-${requestedEnd - 1}`;
         if (target.etag) extraHeaders['if-range'] = `"${target.etag}"`;
       }
-      response = await requestFollowingRedirects(ctx.dispatcher, {
+      response = await requestFollowingRedirects(ctx.transport, {
         url: target.url,
         method: 'GET',
         ...(target.headers && { headers: target.headers }),
@@ -110,6 +107,8 @@ export async function fetchSegment(ctx: FetchContext, segment: Segment, target: 
         signal: controller.signal,
       });
     }
+    const started = response;
+    controller.signal.addEventListener('abort', () => discardBody(started), { once: true });
     ctx.onConnection(1);
     counted = true;
     watch.touch();

@@ -8,7 +8,7 @@ import { RepoPaths } from '../../src/cache/layout.js';
 import { createMirrorServer, type MirrorServer } from '../../src/server/mirror-server.js';
 import { runCli } from '../support/cli.js';
 import { startFixtureHub, type FixtureHub } from '../support/fixture-hub.js';
-import { interopPython, runPython } from '../support/python.js';
+import { hasTransformers, interopPython, runPython } from '../support/python.js';
 
 const GOOD_TOKEN = 'hf_mirrorgoodtoken0001';
 const sha256 = (data: Buffer): string => createHash('sha256').update(data).digest('hex');
@@ -35,6 +35,7 @@ describe('pull-through from an upstream hub', () => {
         { repoId: 'org/gated', gatedToken: GOOD_TOKEN, files: [{ path: 'secret.bin', size: 1500 * 1024 }] },
         { repoId: 'org/bad', files: [{ path: 'w.bin', size: 3 * 1024 * 1024 }] },
         { repoId: 'org/later', files: [{ path: 'a.txt', content: 'later' }] },
+        { repoId: 'org/tiny-bert', files: [{ path: 'config.json', content: JSON.stringify({ model_type: 'bert', hidden_size: 32, num_hidden_layers: 2, num_attention_heads: 2, intermediate_size: 37, vocab_size: 99 }) }] },
       ],
     });
     work = await mkdtemp(join(tmpdir(), 'mf-pullthrough-'));
@@ -224,5 +225,11 @@ describe('pull-through from an upstream hub', () => {
     }
     const single = await runPython(interopPython()!, 'from huggingface_hub import hf_hub_download; print(hf_hub_download("org/model", "extra/weights-2.bin"))', { HF_ENDPOINT: server.url, HF_HUB_CACHE: join(work, 'client-python-2') });
     expect(sha256(await readFile(single.trim().split('\n').pop()!))).toBe(hub.file('org/model', 'extra/weights-2.bin').sha256);
+  });
+
+  it.skipIf(!interopPython() || !hasTransformers(interopPython()!))('transformers loads a config through the mirror with only HF_ENDPOINT set', async () => {
+    const server = await startMirror('transformers');
+    const out = await runPython(interopPython()!, 'from transformers import AutoConfig; c = AutoConfig.from_pretrained("org/tiny-bert"); print(c.model_type, c.hidden_size)', { HF_ENDPOINT: server.url, HF_HUB_CACHE: join(work, 'client-transformers') });
+    expect(out.trim().split('\n').pop()).toBe('bert 32');
   });
 });

@@ -134,3 +134,44 @@ describe('transfer engine', () => {
     expect(isModelfetchError(scheme, 'ERR_REDIRECT')).toBe(true);
   });
 });
+
+describe('transfer engine over undici (https, custom dispatchers)', () => {
+  const viaUndici = { fastHttp: false, segmentThreshold: MiB, clock: { now: () => Date.now(), sleep: async () => {} } };
+  const isRange = (req: { headers: { range?: string } }): boolean => req.headers.range !== undefined && req.headers.range !== 'bytes=0-0';
+
+  it('downloads in segments, retries a reset, and verifies', async () => {
+    s = await scope.setup(6 * MiB + 1);
+    s.server.addFault({ match: isRange, times: 1, fault: { resetAfterBytes: 300_000 } });
+    const result = await transferFile(s.job(), viaUndici);
+    expect(await sha256Of(result.tempPath)).toBe(s.info.sha256);
+    expect(rangeRequests(s.server).length).toBeGreaterThan(2);
+  });
+
+  it('drops credentials on a cross-origin redirect', async () => {
+    s = await scope.setup(2 * MiB);
+    const front = await scope.server();
+    const target = s.url;
+    front.route('/resolve/', (_req, res) => {
+      res.statusCode = 307;
+      res.setHeader('Location', target);
+      res.end();
+    });
+    const result = await transferFile(s.job({ urls: [`${front.origin}/resolve/model.bin`], headers: { Cookie: 'session=1' } }), viaUndici);
+    expect(await sha256Of(result.tempPath)).toBe(s.info.sha256);
+    expect(front.requests[0]?.headers.cookie).toBe('session=1');
+    for (const r of s.server.requests) expect(r.headers.cookie).toBeUndefined();
+  });
+
+  it('refuses gzip and takes an ignored-Range answer as the one stream', async () => {
+    s = await scope.setup(MiB);
+    s.server.addFault({ match: isRange, times: 1, fault: { forceGzip: true } });
+    const error = await transferFile(s.job(), viaUndici).catch((e: unknown) => e);
+    expect(isModelfetchError(error, 'ERR_BAD_RESPONSE')).toBe(true);
+    s.server.clearFaults();
+    s.server.addFault({ fault: { ignoreRange: true } });
+    s.server.resetLog();
+    const result = await transferFile(s.job(), viaUndici);
+    expect(await sha256Of(result.tempPath)).toBe(s.info.sha256);
+    expect(s.server.requests.length).toBe(1);
+  });
+});
