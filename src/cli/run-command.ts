@@ -22,7 +22,7 @@ function count(value: string, flag: string, min = 0): number {
 
 /** `modelfetch run` (in this file because src/cli/run.ts is the CLI's entry point). */
 export function registerRunCommand(program: Command, io: CliIo): void {
-  addSyncOptions(program.command('run').description('Sync the lockfile\'s models, then run COMMAND offline against them, restarting it when it dies or stays unhealthy'))
+  addSyncOptions(program.command('run').description('Sync the lockfile\'s models, then run COMMAND offline against them, restarting it when it dies or stays unhealthy'), io)
     .argument('<command...>', 'the service to run, after --')
     .option('--health-url <url>', 'poll this URL; a non-2xx answer or no answer counts as unhealthy')
     .option('--health-interval <ms>', 'between health checks', '5000')

@@ -15,9 +15,9 @@ export interface SyncFlags {
 }
 
 /** Adds the options `sync` and `run` share. */
-export function addSyncOptions(command: Command): Command {
+export function addSyncOptions(command: Command, io: CliIo): Command {
   return command
-    .option('--lock <file>', 'lockfile', 'modelfetch.lock.json')
+    .option('--lock <file>', 'lockfile (default MODELFETCH_LOCK, else modelfetch.lock.json)', io.env.MODELFETCH_LOCK || 'modelfetch.lock.json')
     .option('--manifest <file>', 'manifest checked by --frozen (default: modelfetch.yaml beside the lockfile)')
     .option('--frozen', 'fail when the manifest changed since the lockfile was made')
     .option('--verify-key <public>', 'refuse the lockfile unless {lock}.sig is a valid signature by this key')
@@ -51,7 +51,7 @@ export async function syncFromFlags(flags: SyncFlags, io: CliIo, onSynced?: (cac
 }
 
 export function registerSyncCommand(program: Command, io: CliIo): void {
-  addSyncOptions(program.command('sync').description('Make the cache hold exactly the files the lockfile pins (resumable, verified; no network when all are present)'))
+  addSyncOptions(program.command('sync').description('Make the cache hold exactly the files the lockfile pins (resumable, verified; no network when all are present)'), io)
     .option('--check', 'never download: fail when a file is missing or corrupt (for health checks)')
     .action(async (flags: SyncFlags) => {
       await syncFromFlags(flags, io);
