@@ -36,8 +36,23 @@ export async function transferFiles(jobs: TransferJob[], options: EngineOptions 
   options.signal?.addEventListener('abort', onAbort, { once: true });
   const opts = resolveOptions({ ...options, signal: batch.signal });
   if (jobs.length > 0) warmHashWorker();
-  const progress = new BatchProgress(jobs.map((j) => j.tempPath), opts.onProgress);
-  const settled = await Promise.allSettled(jobs.map((job, i) => new FileTransfer(job, i, opts, progress).run())).finally(() =>
+  const progress = new BatchProgress(jobs, opts.onProgress);
+  // Files in flight are bounded (each holds a temp file, a hash cursor and maybe a journal open):
+  // enough to keep every connection busy with small files, never a thousand open at once.
+  const inFlight = Math.max(16, 4 * opts.connections);
+  let next = 0;
+  const outcomes: Array<PromiseSettledResult<TransferResult>> = new Array(jobs.length);
+  const worker = async (): Promise<void> => {
+    while (next < jobs.length) {
+      const i = next++;
+      const job = jobs[i] as TransferJob;
+      outcomes[i] = await new FileTransfer(job, i, opts, progress).run().then(
+        (value): PromiseFulfilledResult<TransferResult> => ({ status: 'fulfilled', value }),
+        (reason: unknown): PromiseRejectedResult => ({ status: 'rejected', reason }),
+      );
+    }
+  };
+  const settled = await Promise.all(Array.from({ length: Math.min(inFlight, jobs.length) }, worker)).then(() => outcomes).finally(() =>
     options.signal?.removeEventListener('abort', onAbort),
   );
   const failure = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');

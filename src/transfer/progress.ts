@@ -22,11 +22,12 @@ export class BatchProgress {
   private lastEmit = -Infinity;
 
   constructor(
-    tempPaths: readonly string[],
+    jobs: ReadonlyArray<{ tempPath: string; size?: number }>,
     private readonly onProgress: ((event: ProgressEvent) => void) | undefined,
     private readonly now: () => number = () => performance.now(),
   ) {
-    this.files = tempPaths.map((tempPath) => ({ tempPath, bytesDone: 0, contiguousBytes: 0, totalBytes: 0, phase: 'probe' }));
+    // Known sizes count towards the batch total before their file starts.
+    this.files = jobs.map(({ tempPath, size }) => ({ tempPath, bytesDone: 0, contiguousBytes: 0, totalBytes: size ?? 0, phase: 'probe' }));
   }
 
   get peakConnections(): number {

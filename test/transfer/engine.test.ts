@@ -1,6 +1,6 @@
 
 import { describe, expect, it } from 'vitest';
-import { transferFile } from '../../src/transfer/index.js';
+import { transferFile, transferFiles } from '../../src/transfer/index.js';
 import { isModelfetchError } from '../../src/errors.js';
 import { serveFile, servedPath } from '../support/fixture-server.js';
 import { exists, MiB, rangeRequests, type Setup, sha256Of, testScope } from './helpers.js';
@@ -51,6 +51,22 @@ describe('transfer engine', () => {
     const error = await transferFile(s.job({ size: 200_001, tempPath: `${s.dir}/other.part` })).catch((e: unknown) => e);
     expect(isModelfetchError(error, 'ERR_SIZE')).toBe(true);
     expect(s.server.requests.length).toBe(2);
+  });
+
+  it('fetches many small files, one request each, with a bounded number in flight', async () => {
+    s = await scope.setup(1000);
+    const { servedBuffer } = await import('../support/fixture-server.js');
+    const { randomBytes } = await import('node:crypto');
+    const jobs = Array.from({ length: 40 }, (_, i) => {
+      const file = servedBuffer(randomBytes(5000 + i));
+      s?.server.setFile(`/small/${i}.json`, file);
+      return s!.job({ urls: [`${s!.server.origin}/small/${i}.json`], tempPath: `${s!.dir}/small-${i}.part`, size: file.size, digest: { algorithm: 'sha256', hex: file.sha256 } });
+    });
+    const totals: number[] = [];
+    const results = await transferFiles(jobs, { connections: 2, onProgress: (e) => totals.push(e.batchTotalBytes) });
+    expect(results.map((r) => r.digest.hex)).toEqual(jobs.map((j) => j.digest?.hex));
+    expect(s.server.requests.length).toBe(40);
+    expect(totals[0]).toBe(jobs.reduce((sum, j) => sum + (j.size ?? 0), 0));
   });
 
   it('learns the size from the probe when the job does not give it', async () => {

@@ -1,0 +1,57 @@
+import { describe, expect, it } from 'vitest';
+import { isModelfetchError } from '../errors.js';
+import { startFixtureServer } from '../../test/support/fixture-server.js';
+import { FastHttpPool } from './fast-http.js';
+import { headersFor, MAX_REDIRECTS, requestFollowingRedirects, statusError } from './http.js';
+
+describe('headersFor', () => {
+  const headers = { Authorization: 'Bearer hf_abcdefghijkl', Cookie: 'a=1', 'X-Api-Key': 'k', Accept: 'x', Range: 'bytes=5-', 'Accept-Encoding': 'gzip' };
+
+  it('keeps credentials for their own origin only: another scheme (https→http), host or port loses them', () => {
+    expect(headersFor('https://hub.example/x', { headers, credentialOrigin: 'https://hub.example' }, true).authorization).toBe('Bearer hf_abcdefghijkl');
+    for (const url of ['http://hub.example/x', 'https://cdn.example/x', 'https://hub.example:8443/x']) {
+      const out = headersFor(url, { headers, credentialOrigin: 'https://hub.example' }, true);
+      expect(out.authorization).toBeUndefined();
+      expect(out.cookie).toBeUndefined();
+      expect(out['x-api-key']).toBeUndefined();
+      expect(out.accept).toBe('x');
+    }
+    // once dropped, they stay dropped even back on the origin
+    expect(headersFor('https://hub.example/x', { headers, credentialOrigin: 'https://hub.example' }, false).authorization).toBeUndefined();
+  });
+
+  it('always asks for identity encoding and lets the engine own Range', () => {
+    const out = headersFor('https://hub.example/x', { headers, extraHeaders: { range: 'bytes=0-0' } }, true);
+    expect(out['accept-encoding']).toBe('identity');
+    expect(out.range).toBe('bytes=0-0');
+  });
+});
+
+describe('requestFollowingRedirects', () => {
+  it(`refuses more than ${MAX_REDIRECTS} hops`, async () => {
+    const server = await startFixtureServer();
+    try {
+      server.route('/hop/', (req, res) => {
+        const n = Number((req.url ?? '').split('/').pop());
+        res.statusCode = 302;
+        res.setHeader('Location', `/hop/${n + 1}`);
+        res.end();
+      });
+      const transport = { dispatcher: undefined, fast: new FastHttpPool() };
+      const error = await requestFollowingRedirects(transport, { url: `${server.origin}/hop/0` }).catch((e: unknown) => e);
+      expect(isModelfetchError(error, 'ERR_REDIRECT')).toBe(true);
+      expect(server.requests.length).toBe(MAX_REDIRECTS + 1);
+    } finally {
+      await server.close();
+    }
+  });
+});
+
+describe('statusError', () => {
+  it('maps statuses to stable codes with hints and keeps Retry-After', () => {
+    expect(statusError(404, 'u', {}, 0).code).toBe('ERR_NOT_FOUND');
+    expect(statusError(401, 'u', {}, 0).hint).toMatch(/HF_TOKEN/);
+    expect(statusError(403, 'u', {}, 0).code).toBe('ERR_GATED');
+    expect(statusError(503, 'u', { 'retry-after': '2' }, 0).status).toBe(503);
+  });
+});
