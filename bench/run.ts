@@ -1,6 +1,6 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { cpus, tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { generateFile } from '../test/support/fixture-server.js';
@@ -8,13 +8,13 @@ import { allCases } from './cases/index.js';
 import { FeatureMissing, MiB, type BenchContext, type CaseOutcome, type CaseReport } from './lib/bench-case.js';
 import { ModelfetchCli } from './lib/modelfetch-cli.js';
 import { startFixtureReference, startNginx, type ReferenceServer } from './lib/reference-server.js';
-import { renderReport } from './lib/report.js';
+import { renderMarkdown, renderReport } from './lib/report.js';
 import { hasTool } from '../test/support/tools.js';
 
 /**
  * `npm run bench [-- --only throttled,resume] [-- --quick] [-- --keep]`: measures the built CLI against
  * reference tools on loopback in one run, prints a table of times, ratios and PASS/FAIL per target,
- * and writes `.bench/results.json`. Env: BENCH_ONLY, BENCH_QUICK=1, BENCH_TMPDIR.
+ * and writes `.bench/results.json`. Env: BENCH_ONLY, BENCH_QUICK=1, BENCH_TMPDIR, BENCH_NO_INSTALL=1 (never apt-get).
  */
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -43,7 +43,7 @@ function parseArgs(argv: string[]): { only?: Set<string>; quick: boolean; keep: 
 
 function ensureTools(): Set<string> {
   const wanted = ['aria2c', 'nginx'];
-  if (wanted.some((t) => !hasTool(t))) {
+  if (process.env.BENCH_NO_INSTALL !== '1' && wanted.some((t) => !hasTool(t))) {
     // As root this apt-installs them; otherwise it says what is missing and those comparisons skip.
     spawnSync('bash', [join(root, 'scripts/install-system-deps.sh'), ...wanted], { stdio: 'inherit' });
   }
@@ -52,6 +52,8 @@ function ensureTools(): Set<string> {
 
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
+  // Other work on the machine skews every figure: say how busy it was.
+  const loadAtStart = loadavg().map((n) => n.toFixed(1)).join(' ');
   const tools = ensureTools();
   const work = await mkdtemp(join(process.env.BENCH_TMPDIR ?? tmpdir(), 'modelfetch-bench-'));
   const dataDir = join(work, 'data');
@@ -121,7 +123,8 @@ async function main(): Promise<void> {
     else await rm(work, { recursive: true, force: true });
   }
 
-  const machine = `${cpus().length} cores, ${cpus()[0]?.model ?? 'unknown cpu'}, Node ${process.version}, loopback, ${ctx.tools.has('nginx') ? 'nginx' : 'fixture server'} as reference server`;
+  const load = loadavg().map((n) => n.toFixed(1)).join(' ');
+  const machine = `${cpus().length} cores, ${cpus()[0]?.model ?? 'unknown cpu'}, Node ${process.version}, loopback, ${ctx.tools.has('nginx') ? 'nginx' : 'fixture server'} as reference server, load average at start ${loadAtStart}, at end ${load}`;
   const header = `modelfetch bench ${args.quick ? '(quick: sizes scaled down) ' : ''}— ${new Date().toISOString()} — ${machine}; total ${((Date.now() - began) / 1000).toFixed(0)} s`;
   process.stdout.write(`\n${renderReport(outcomes, header)}`);
   const resultsDir = join(root, '.bench');
@@ -137,7 +140,8 @@ async function main(): Promise<void> {
     join(resultsDir, 'results.json'),
     `${JSON.stringify({ date: new Date().toISOString(), commit, quick: args.quick, machine, tools: [...tools], cases: outcomes }, null, 2)}\n`,
   );
-  process.stdout.write(`results: ${join(resultsDir, 'results.json')}\n`);
+  await writeFile(join(resultsDir, 'results.md'), `${header}\n\n${renderMarkdown(outcomes)}`);
+  process.stdout.write(`results: ${join(resultsDir, 'results.json')} and results.md\n`);
   if (outcomes.some((o) => o.status === 'failed')) process.exitCode = 1;
 }
 

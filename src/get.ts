@@ -77,7 +77,7 @@ export function parseChecksumText(text: string, url: string): string {
 
 async function fetchChecksum(url: string, options: GetOptions): Promise<string> {
   const opts = resolveOptions(options);
-  const response = await requestFollowingRedirects(opts.dispatcher, { url, ...(options.headers && { headers: options.headers }), ...(options.signal && { signal: options.signal }) });
+  const response = await requestFollowingRedirects(opts.transport, { url, ...(options.headers && { headers: options.headers }), ...(options.signal && { signal: options.signal }) });
   if (response.status !== 200) {
     await response.body.dump().catch(() => undefined);
     throw statusError(response.status, response.url, response.headers, opts.clock.now());

@@ -240,7 +240,7 @@ async function modelScopeRemote(options: PullOptions, env: NodeJS.ProcessEnv, of
   };
   return {
     fetchCommit: async (revision) => (await list(revision)).commit,
-    listFiles: async (commit) => (await list(commit)).files.map(({ path, size, digest }) => ({ path, size, digest })),
+    listFiles: async (commit) => (await list(commit)).files.map(({ path, size, digest, revision }) => ({ path, size, digest, ...(revision && { revision }) })),
     job: (commit, file) => ({
       urls: listed.get(commit)?.files.find((f) => f.path === file.path)?.urls ?? [ms.modelScopeFileUrl(endpoint, repoId, commit, file.path)],
       identity: `ms:${repoId}:${file.digest.hex}`,

@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { limitCheck, missingCommands, type BenchCase } from '../lib/bench-case.js';
 import { modelfetchPull, startPacedHub } from '../lib/hub.js';
-import { median } from '../lib/proc.js';
+import { median, nodeStartFloorMs } from '../lib/proc.js';
 
 const RUNS = 7;
 
@@ -30,6 +30,7 @@ export const cacheHitCase: BenchCase = {
       report.measurements.push({ label: 'pull (complete, online)', value: median(online), unit: 'ms' });
       report.measurements.push({ label: 'pull --offline', value: median(offline), unit: 'ms' });
       report.measurements.push({ label: 'requests during --offline runs', value: requests, unit: 'count' });
+      report.measurements.push({ label: 'node -e 0 (process start floor)', value: await nodeStartFloorMs(RUNS), unit: 'ms' });
       report.checks.push(limitCheck('pull whole-process time', median(online), 'ms', '<', 300));
       report.checks.push(limitCheck('requests under --offline', requests, 'count', '≤', 0));
     } finally {

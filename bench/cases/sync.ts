@@ -2,7 +2,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { limitCheck, missingCommands, type BenchCase } from '../lib/bench-case.js';
 import { startPacedHub } from '../lib/hub.js';
-import { assertOk, median } from '../lib/proc.js';
+import { assertOk, median, nodeStartFloorMs } from '../lib/proc.js';
 
 const RUNS = 7;
 
@@ -31,6 +31,7 @@ export const syncCase: BenchCase = {
       report.notes.push(`median of ${RUNS} runs; all 20 files present and stamped`);
       report.measurements.push({ label: 'sync (all present)', value: median(times), unit: 'ms' });
       report.measurements.push({ label: 'requests during those runs', value: requests, unit: 'count' });
+      report.measurements.push({ label: 'node -e 0 (process start floor)', value: await nodeStartFloorMs(RUNS), unit: 'ms' });
       report.checks.push(limitCheck('sync whole-process time', median(times), 'ms', '<', 300));
     } finally {
       await hub.close();

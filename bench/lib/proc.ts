@@ -106,3 +106,10 @@ export function median(values: number[]): number {
   const mid = Math.floor(sorted.length / 2);
   return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
 }
+
+/** Median whole-process time of a bare `node -e 0`: the floor under any whole-process figure on this machine now. */
+export async function nodeStartFloorMs(runs: number): Promise<number> {
+  const times: number[] = [];
+  for (let i = 0; i < runs; i++) times.push(assertOk('node -e 0', await runMeasured(process.execPath, ['-e', '0'])).ms);
+  return median(times);
+}

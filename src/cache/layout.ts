@@ -164,6 +164,11 @@ export class RepoPaths {
   lastUsed(commit: string): string {
     return join(this.stateDir, 'used', assertCommitOrHash(commit));
   }
+
+  /** Present while upstream says the repo is gated or private, so an offline mirror keeps it gated. */
+  get restrictedMarker(): string {
+    return join(this.stateDir, 'restricted');
+  }
 }
 
 /**

@@ -23,6 +23,8 @@ export class RepoPruner {
   private readonly refcount = new Map<string, number>();
   private readonly removed = new Set<string>();
   private readonly orphansAllowed: boolean;
+  private readonly sizes: Map<string, number>;
+  private readonly byCommit: Map<string, ScannedRevision>;
 
   /**
    * @param orphanCutoff blobs no snapshot links to are removed too when modified before this time
@@ -34,6 +36,8 @@ export class RepoPruner {
   ) {
     for (const revision of repo.revisions) for (const blob of revision.blobs) this.refcount.set(blob, (this.refcount.get(blob) ?? 0) + 1);
     this.orphansAllowed = orphanCutoff !== undefined;
+    this.sizes = new Map(repo.blobs.map((b) => [b.name, b.size]));
+    this.byCommit = new Map(repo.revisions.map((r) => [r.commit, r]));
   }
 
   /** Bytes removing `commit` now would free, given what is already planned. */
@@ -72,11 +76,11 @@ export class RepoPruner {
   }
 
   private revision(commit: string): ScannedRevision | undefined {
-    return this.repo.revisions.find((r) => r.commit === commit);
+    return this.byCommit.get(commit);
   }
 
   private blobSize(name: string): number {
-    return this.repo.blobs.find((b) => b.name === name)?.size ?? 0;
+    return this.sizes.get(name) ?? 0;
   }
 }
 

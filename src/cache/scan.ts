@@ -155,7 +155,8 @@ export async function scanCache(options: ScanOptions = {}): Promise<CacheScan> {
   const seen = new Set<string>();
   let sizeOnDisk = 0;
   for (const entry of (await entries(root)).sort((a, b) => a.name.localeCompare(b.name))) {
-    if (entry.name === '.locks') continue;
+    // huggingface_hub's lock folder (modelfetch's state lives inside it) and its cache marker.
+    if (entry.name === '.locks' || entry.name === 'CACHEDIR.TAG') continue;
     const parsed = entry.isDirectory() ? parseRepoFolderName(entry.name) : undefined;
     if (!parsed) {
       if (!options.repos?.length) issues.push({ kind: 'foreign', path: join(root, entry.name), detail: 'not a repo folder of the hub cache' });
@@ -290,7 +291,8 @@ async function scanRevision(
       files.push({ path, size: stats.size, copy: true });
       continue;
     }
-    const target = await readlink(file);
+    const target = await readlink(file).catch(() => undefined);
+    if (target === undefined) continue; // replaced while scanning
     const resolved = resolve(dirname(file), target);
     if (dirname(resolved) !== paths.blobsDir) {
       note('outside', file, `links to ${target}, outside ${paths.folder}/blobs`);

@@ -70,19 +70,25 @@ export interface VerifyReport {
 }
 
 export async function verifyCache(options: VerifyOptions = {}): Promise<VerifyReport> {
-  const scan = await scanCache(options);
-  if (options.repos?.length && scan.repos.length === 0) {
-    throw new ModelfetchError('ERR_NOT_FOUND', `No cached repo matches ${options.repos.join(', ')} in ${scan.root}`, { hint: 'Run `modelfetch ls` to see what is cached.' });
+  // Workers boot while the cache is scanned.
+  const pool = new HashPool(Math.max(1, options.workers ?? availableParallelism()));
+  try {
+    const scan = await scanCache(options);
+    if (options.repos?.length && scan.repos.length === 0) {
+      throw new ModelfetchError('ERR_NOT_FOUND', `No cached repo matches ${options.repos.join(', ')} in ${scan.root}`, { hint: 'Run `modelfetch ls` to see what is cached.' });
+    }
+    const first = await checkScan(scan, pool, options);
+    if (!options.fix || first.problems.length === 0) return first;
+    const fixes = await fixProblems(scan, first.problems, options);
+    const again = await checkScan(await scanCache(options), pool, { ...options, onProgress: undefined });
+    // A revision that could not be fetched again is now incomplete: still a failure.
+    return { ...again, fixes, ok: again.ok && !fixes.some((f) => f.action === 'refetch-failed') };
+  } finally {
+    await pool.close();
   }
-  const first = await checkScan(scan, options);
-  if (!options.fix || first.problems.length === 0) return first;
-  const fixes = await fixProblems(scan, first.problems, options);
-  const again = await checkScan(await scanCache(options), { ...options, onProgress: undefined });
-  // A revision that could not be fetched again is now incomplete: still a failure.
-  return { ...again, fixes, ok: again.ok && !fixes.some((f) => f.action === 'refetch-failed') };
 }
 
-async function checkScan(scan: CacheScan, options: VerifyOptions): Promise<VerifyReport> {
+async function checkScan(scan: CacheScan, pool: HashPool, options: VerifyOptions): Promise<VerifyReport> {
   const problems: VerifyProblem[] = scan.issues.map((issue) => ({
     kind: issue.kind === 'dangling' ? 'missing' : issue.kind,
     path: issue.path,
@@ -92,35 +98,30 @@ async function checkScan(scan: CacheScan, options: VerifyOptions): Promise<Verif
   const jobs = scan.repos.flatMap((repo) => repo.blobs.map((blob) => ({ repo, blob }))).sort((a, b) => b.blob.size - a.blob.size);
   const progress: VerifyProgress = { bytesDone: 0, bytesTotal: jobs.reduce((sum, j) => sum + j.blob.size, 0), filesDone: 0, filesTotal: jobs.length };
   options.onProgress?.({ ...progress });
-  const pool = new HashPool(Math.max(1, Math.min(options.workers ?? availableParallelism(), jobs.length || 1)));
   let bytesChecked = 0;
-  try {
-    // Largest first, each worker taking the next file when it is free: the longest file starts at once.
-    await Promise.all(
-      jobs.map(async ({ repo, blob }) => {
-        const digest = blob.digest!;
-        try {
-          const outcome = await pool.hash(blob.path, digest.algorithm, (bytes) => {
-            progress.bytesDone += bytes;
-            options.onProgress?.({ ...progress });
-          });
-          bytesChecked += outcome.size;
-          if (outcome.hex !== digest.hex) {
-            problems.push({ kind: 'broken', path: blob.path, folder: repo.folder, detail: `content does not match its ${digest.algorithm} name`, expected: digest.hex, found: outcome.hex });
-          } else {
-            await (options.onVerified ?? refreshStamp)(new RepoPaths(scan.root, repo.repoType, repo.repoId), blob);
-          }
-        } catch (error) {
-          if (!isModelfetchError(error, 'ERR_NOT_FOUND')) throw error;
-          problems.push({ kind: 'missing', path: blob.path, folder: repo.folder, detail: 'blob vanished while verifying' });
+  // Largest first, each worker taking the next file when it is free: the longest file starts at once.
+  await Promise.all(
+    jobs.map(async ({ repo, blob }) => {
+      const digest = blob.digest!;
+      try {
+        const outcome = await pool.hash(blob.path, digest.algorithm, (bytes) => {
+          progress.bytesDone += bytes;
+          options.onProgress?.({ ...progress });
+        });
+        bytesChecked += outcome.size;
+        if (outcome.hex !== digest.hex) {
+          problems.push({ kind: 'broken', path: blob.path, folder: repo.folder, detail: `content does not match its ${digest.algorithm} name`, expected: digest.hex, found: outcome.hex });
+        } else {
+          await (options.onVerified ?? refreshStamp)(new RepoPaths(scan.root, repo.repoType, repo.repoId), blob);
         }
-        progress.filesDone += 1;
-        options.onProgress?.({ ...progress });
-      }),
-    );
-  } finally {
-    await pool.close();
-  }
+      } catch (error) {
+        if (!isModelfetchError(error, 'ERR_NOT_FOUND')) throw error;
+        problems.push({ kind: 'missing', path: blob.path, folder: repo.folder, detail: 'blob vanished while verifying' });
+      }
+      progress.filesDone += 1;
+      options.onProgress?.({ ...progress });
+    }),
+  );
   problems.sort((a, b) => a.path.localeCompare(b.path) || a.kind.localeCompare(b.kind));
   return { root: scan.root, repos: scan.repos.length, blobsChecked: jobs.length, bytesChecked, problems, fixes: [], ok: problems.length === 0 };
 }

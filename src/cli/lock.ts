@@ -7,12 +7,12 @@ export function registerLockCommand(program: Command, io: CliIo): void {
     .description('Resolve modelfetch.yaml to exact commits and file digests in a lockfile (deterministic canonical JSON)')
     .option('--manifest <file>', 'manifest', 'modelfetch.yaml')
     .option('--out <file>', 'lockfile to write', 'modelfetch.lock.json')
-    .option('--endpoint <url>', 'hub or mirror (default HF_ENDPOINT or huggingface.co); not recorded in the lockfile')
+    .option('--endpoint <url>', 'Hugging Face hub or mirror (default HF_ENDPOINT or huggingface.co; ModelScope: MODELSCOPE_DOMAIN); not recorded in the lockfile')
     .option('--token <token>', 'Hugging Face token (default HF_TOKEN or the token file)')
     .action(async (flags: { manifest: string; out: string; endpoint?: string; token?: string }) => {
-      const [{ readManifest }, { lockManifest, writeLockfile }, { resolveWithHub }] = await Promise.all([import('../preload/manifest.js'), import('../preload/lock.js'), import('../preload/lock-hub.js')]);
+      const [{ readManifest }, { lockManifest, writeLockfile }, { resolveFromSources }] = await Promise.all([import('../preload/manifest.js'), import('../preload/lock.js'), import('../preload/lock-sources.js')]);
       const manifest = await readManifest(flags.manifest);
-      const resolve = await resolveWithHub({ env: io.env, ...(flags.endpoint !== undefined && { endpoint: flags.endpoint }), ...(flags.token !== undefined && { token: flags.token }) });
+      const resolve = resolveFromSources({ env: io.env, ...(flags.endpoint !== undefined && { endpoint: flags.endpoint }), ...(flags.token !== undefined && { token: flags.token }) });
       const lock = await lockManifest(manifest, resolve);
       const { changed } = await writeLockfile(flags.out, lock);
       const files = lock.models.reduce((n, m) => n + m.files.length, 0);

@@ -1,3 +1,4 @@
+import type { SyncReport } from '../preload/sync.js';
 import type { Command } from 'commander';
 import type { CliIo } from './main.js';
 import { progressLogger } from './progress-lines.js';
@@ -14,9 +15,9 @@ export interface SyncFlags {
 }
 
 /** Adds the options `sync` and `run` share. */
-export function addSyncOptions(command: Command): Command {
+export function addSyncOptions(command: Command, io: CliIo): Command {
   return command
-    .option('--lock <file>', 'lockfile', 'modelfetch.lock.json')
+    .option('--lock <file>', 'lockfile (default MODELFETCH_LOCK, else modelfetch.lock.json)', io.env.MODELFETCH_LOCK || 'modelfetch.lock.json')
     .option('--manifest <file>', 'manifest checked by --frozen (default: modelfetch.yaml beside the lockfile)')
     .option('--frozen', 'fail when the manifest changed since the lockfile was made')
     .option('--verify-key <public>', 'refuse the lockfile unless {lock}.sig is a valid signature by this key')
@@ -26,7 +27,8 @@ export function addSyncOptions(command: Command): Command {
 }
 
 /** Runs syncLockfile for the CLI flags, progress on stderr; returns the cache dir it synced. */
-export async function syncFromFlags(flags: SyncFlags, io: CliIo): Promise<string> {
+/** Syncs; `onSynced` sees the report (run uses it to hold the synced revisions while its command runs). */
+export async function syncFromFlags(flags: SyncFlags, io: CliIo, onSynced?: (cacheDir: string, report: SyncReport) => Promise<void>): Promise<string> {
   const [{ syncLockfile }, { resolveCacheDir }] = await Promise.all([import('../preload/sync.js'), import('../cache/layout.js')]);
   const cacheDir = flags.cacheDir ?? resolveCacheDir(io.env);
   const log = (line: string): void => void io.stderr.write(`modelfetch: ${line}\n`);
@@ -44,11 +46,12 @@ export async function syncFromFlags(flags: SyncFlags, io: CliIo): Promise<string
     ...(flags.token !== undefined && { token: flags.token }),
   });
   log(`${report.files} file${report.files === 1 ? '' : 's'} of ${report.models} model${report.models === 1 ? '' : 's'} in place (${report.fetched} fetched)`);
+  await onSynced?.(cacheDir, report);
   return cacheDir;
 }
 
 export function registerSyncCommand(program: Command, io: CliIo): void {
-  addSyncOptions(program.command('sync').description('Make the cache hold exactly the files the lockfile pins (resumable, verified; no network when all are present)'))
+  addSyncOptions(program.command('sync').description('Make the cache hold exactly the files the lockfile pins (resumable, verified; no network when all are present)'), io)
     .option('--check', 'never download: fail when a file is missing or corrupt (for health checks)')
     .action(async (flags: SyncFlags) => {
       await syncFromFlags(flags, io);

@@ -12,6 +12,11 @@ describe('parseManifest', () => {
     ]);
   });
 
+  it('defaults a ModelScope revision to master and keeps local-dir to hf models', () => {
+    expect(parseManifest('models:\n  - repo: damo/tts\n    source: modelscope\n').models[0]!.revision).toBe('master');
+    expect(() => parseManifest('models:\n  - repo: damo/tts\n    source: modelscope\n    local-dir: x\n')).toThrow(/:4:16: models\[0\]\.local-dir is for hf models/);
+  });
+
   it.each([
     ['models:\n  - repo: a/b\n    includes: ["*"]\n', /modelfetch\.yaml:3:5: unknown field "includes" in models\[0\]/],
     ['models:\n  - revision: main\n', /:2:5: models\[0\]\.repo is required/],

@@ -117,9 +117,12 @@ export function parseManifest(text: string, fileName = 'modelfetch.yaml'): Manif
     const repo = str('repo', true)!;
     if (source === 'url') guard('repo', () => assertHttpUrl(repo));
     else guard('repo', () => assertRepoId(repo));
-    const revision = str('revision', false) ?? 'main';
+    // Each hub's own default branch.
+    const revision = str('revision', false) ?? (source === 'modelscope' ? 'master' : 'main');
     guard('revision', () => assertSafeRevision(revision));
+    if (source === 'modelscope' && repoType !== 'model') fail(item.get('repo-type', true) as Node, `${where}.repo-type: ModelScope preloads are models only`);
     const localDir = str('local-dir', false);
+    if (localDir !== undefined && source !== 'hf') fail(item.get('local-dir', true) as Node, `${where}.local-dir is for hf models (ModelScope files go to MODELSCOPE_CACHE)`);
     if (localDir !== undefined) guard('local-dir', () => assertSafeRelativePath(localDir.replace(/\/+$/, ''), 'local-dir'));
     const model: ManifestModel = { source, repoType, repo, revision, include: list('include'), exclude: list('exclude') };
     if (localDir !== undefined) model.localDir = localDir.replace(/\/+$/, '');

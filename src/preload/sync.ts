@@ -1,3 +1,4 @@
+import type { RepoType } from '../source/types.js';
 import { randomBytes } from 'node:crypto';
 import { mkdir, readlink, rename, symlink, unlink } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
@@ -5,7 +6,7 @@ import type { Dispatcher } from 'undici';
 import { RepoPaths } from '../cache/layout.js';
 import { readRef, writeRef } from '../cache/snapshot.js';
 import { fromSystemError, ModelfetchError } from '../errors.js';
-import { pull, type PullOptions, type PullResult } from '../pull.js';
+import { pull, type PullOptions, type PullPlan, type PullResult } from '../pull.js';
 import type { Clock, ProgressEvent } from '../transfer/types.js';
 import { readVerifiedLockfile } from './lock-signature.js';
 import { assertLockMatchesManifest, type LockedModel } from './lockfile.js';
@@ -31,7 +32,9 @@ export interface SyncOptions {
   check?: boolean;
   /** Refuse the lockfile unless `{lock}.sig` is a valid signature by this public key. */
   verifyKey?: string;
-  /** Hub or mirror to fetch from (any: the lockfile's digests decide what is accepted). */
+  /** ModelScope models' cache (default MODELSCOPE_CACHE, else ~/.cache/modelscope/hub). */
+  modelscopeCacheDir?: string;
+  /** Hugging Face hub or mirror to fetch from (any: the lockfile's digests decide what is accepted). ModelScope uses MODELSCOPE_DOMAIN. */
   endpoint?: string;
   token?: string;
   /** Where `local-dir` folders are placed (default: the current directory, as `huggingface-cli download --local-dir`). */
@@ -53,6 +56,8 @@ export interface SyncReport {
   present: number;
   fetched: number;
   bytesFetched: number;
+  /** The locked revisions now in the cache (what `run` holds in use while its command runs). */
+  revisions: Array<{ repoType: RepoType; repoId: string; commit: string }>;
 }
 
 export async function syncLockfile(options: SyncOptions): Promise<SyncReport> {
@@ -62,20 +67,35 @@ export async function syncLockfile(options: SyncOptions): Promise<SyncReport> {
     const { readManifest } = await import('./manifest.js'); // yaml is loaded only for --frozen
     assertLockMatchesManifest(await readManifest(manifestPath), lock, manifestPath, options.lockPath);
   }
-  const report: SyncReport = { models: lock.models.length, files: 0, present: 0, fetched: 0, bytesFetched: 0 };
+  const report: SyncReport = { models: lock.models.length, files: 0, present: 0, fetched: 0, bytesFetched: 0, revisions: [] };
   for (const model of lock.models) {
     const result = await syncModel(model, options);
     report.files += result.files;
     report.present += result.cacheHits;
     report.fetched += result.downloaded;
     report.bytesFetched += result.bytesFetched;
+    report.revisions.push({ repoType: model.repoType, repoId: model.repo, commit: model.commit });
   }
   return report;
 }
 
 async function syncModel(model: LockedModel, options: SyncOptions): Promise<PullResult> {
+  if (model.source === 'modelscope') {
+    // Into the modelscope library's own layout (MODELSCOPE_CACHE), from MODELSCOPE_DOMAIN; its token is its own.
+    return pull({
+      repo: model.repo,
+      source: 'modelscope',
+      layout: 'modelscope',
+      revision: model.commit,
+      listing: model.files,
+      ...(options.modelscopeCacheDir !== undefined && { cacheDir: options.modelscopeCacheDir }),
+      ...(options.check && { check: true }),
+      ...pick(options, ['env', 'dispatcher', 'clock', 'signal', 'onProgress', 'transfer']),
+      onPlan: (plan) => logPlan(plan, model, options),
+    });
+  }
   if (model.source !== 'hf') {
-    throw new ModelfetchError('ERR_USAGE', `Cannot sync ${model.identity}: only Hugging Face (hf) models can be synced yet`, { hint: 'Lock hf models only, or fetch this one with `modelfetch pull`.' });
+    throw new ModelfetchError('ERR_USAGE', `Cannot sync ${model.identity}: source ${model.source} cannot be synced yet`, { hint: 'Lock hf or modelscope models, or fetch this one with `modelfetch get`.' });
   }
   const result = await pull({
     repo: model.repo,
@@ -85,15 +105,17 @@ async function syncModel(model: LockedModel, options: SyncOptions): Promise<Pull
     cacheDir: options.cacheDir,
     ...(options.check && { check: true }),
     ...pick(options, ['endpoint', 'token', 'env', 'dispatcher', 'clock', 'signal', 'onProgress', 'transfer']),
-    onPlan: (plan) => {
-      if (plan.toFetch > 0) options.log?.(`fetching ${plan.toFetch} of ${plan.files} files of ${model.repo}@${model.commit.slice(0, 12)}`);
-    },
+    onPlan: (plan) => logPlan(plan, model, options),
   });
   const repo = new RepoPaths(options.cacheDir, model.repoType, model.repo);
   // The ref the loaders resolve offline (`main` → commit) must name the locked commit.
   if (model.revision !== model.commit && (await readRef(repo, model.revision)) !== model.commit) await writeRef(repo, model.revision, model.commit);
   if (model.localDir !== undefined) await placeLocalDir(model, repo, resolve(options.localRoot ?? process.cwd(), model.localDir));
   return result;
+}
+
+function logPlan(plan: PullPlan, model: LockedModel, options: SyncOptions): void {
+  if (plan.toFetch > 0) options.log?.(`fetching ${plan.toFetch} of ${plan.files} files of ${model.repo}@${model.commit.slice(0, 12)}`);
 }
 
 function pick<T extends object, K extends keyof T>(source: T, keys: K[]): Partial<Pick<T, K>> {

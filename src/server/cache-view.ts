@@ -4,6 +4,7 @@ import { lstat, readdir, readFile, realpath, stat } from 'node:fs/promises';
 import { basename, dirname, join, sep } from 'node:path';
 import { parseRepoFolderName, RepoPaths } from '../cache/layout.js';
 import { readRef } from '../cache/snapshot.js';
+import { readLastUsed } from '../cache/usage.js';
 import { isSha1Hex, isSha256Hex } from '../cache/validate.js';
 import type { FileDigest, RepoType } from '../source/types.js';
 
@@ -32,6 +33,8 @@ export interface CachedRepo {
   refs: Record<string, string>;
   /** Last modification of anything in the repo folder, ms since the epoch. */
   lastModified: number;
+  /** Most recent recorded use of any of its revisions (pull, serve, run), if any. */
+  lastUsed?: number;
 }
 
 const COMMIT = /^[0-9a-f]{40}$/;
@@ -83,11 +86,15 @@ export class CacheView {
     return (await this.insideRoot(repo.snapshotDir(commit))) ? commit : undefined;
   }
 
-  /** One file of a snapshot, or undefined when it is missing or its link leaves the cache root. */
+  /**
+   * One file of a snapshot, or undefined when it is missing or its link leaves the repo's own
+   * folder (so neither a file elsewhere on the machine nor a partial download under .locks/ is served).
+   */
   async locate(repo: RepoPaths, commit: string, path: string): Promise<CachedFile | undefined> {
     const snapshotFile = repo.snapshotFile(commit, path);
     const real = await this.insideRoot(snapshotFile);
-    if (!real) return undefined;
+    const repoDir = await this.insideRoot(repo.dir);
+    if (!real || !repoDir || !real.startsWith(repoDir + sep)) return undefined;
     const info = await stat(real).catch(() => undefined);
     if (!info?.isFile()) return undefined;
     const digest = await this.digestOf(repo, snapshotFile, real, info.size, info.mtimeMs);
@@ -171,7 +178,8 @@ export class CacheView {
         const commit = (await readFile(join(repo.dir, 'refs', name), 'utf8').catch(() => '')).trim();
         if (COMMIT.test(commit)) refs[name] = commit;
       }
-      repos.push({ ...parsed, size, commits, refs, lastModified });
+      const uses = (await Promise.all(commits.map((c) => readLastUsed(repo, c)))).filter((t): t is number => t !== undefined);
+      repos.push({ ...parsed, size, commits, refs, lastModified, ...(uses.length && { lastUsed: Math.max(...uses) }) });
     }
     return repos;
   }

@@ -118,9 +118,14 @@ describe('Catalog', () => {
     now += 31_000;
     await catalog.authorize(repo, 'main', 'a.txt', { clientToken: 'good' });
     expect(upstream.calls.filter((c) => c === 'check')).toHaveLength(3);
+    // An offline mirror on the same cache remembers the repo is gated and cannot check tokens.
+    const offline = new Catalog({ cache: new CacheView(root), revalidateAfterMs: 0, accessTtlMs: 0 });
+    expect(((await offline.authorize(repo, 'main', 'a.txt', {}).catch((e: unknown) => e)) as HttpError).status).toBe(401);
+    expect(((await offline.authorize(repo, 'main', 'a.txt', { clientToken: 'good' }).catch((e: unknown) => e)) as HttpError).status).toBe(403);
     // A public repo needs no token.
     upstream.restricted = false;
     now += 61_000;
     await catalog.authorize(repo, 'main', 'a.txt', {});
+    await offline.authorize(repo, 'main', 'a.txt', {});
   });
 });

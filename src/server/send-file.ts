@@ -1,6 +1,5 @@
-import { createReadStream } from 'node:fs';
+import { open } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { pipeline } from 'node:stream/promises';
 
 /** Range, If-Range, HEAD and 206/416 for one file on disk, streamed in large reads. */
 
@@ -73,16 +72,63 @@ export async function sendFile(req: IncomingMessage, res: ServerResponse, option
     res.end();
     return;
   }
-  const stream = createReadStream(options.file, { start, end, highWaterMark: READ_CHUNK });
-  if (options.onBytes) {
-    const onBytes = options.onBytes;
-    stream.on('data', (chunk) => onBytes(chunk.length));
+  await writeFileRange(options.file, start, end, res, options.onBytes);
+}
+
+/** Buffers handed back after their write completed, so steady-state serving allocates nothing. */
+const spareBuffers: Buffer[] = [];
+const MAX_SPARE_BUFFERS = 64;
+
+function takeBuffer(): Buffer {
+  return spareBuffers.pop() ?? Buffer.allocUnsafeSlow(READ_CHUNK);
+}
+
+function giveBuffer(buffer: Buffer): void {
+  if (spareBuffers.length < MAX_SPARE_BUFFERS) spareBuffers.push(buffer);
+}
+
+/**
+ * Sends bytes start..end (inclusive) of a file: positional reads into two reused buffers, the next
+ * read overlapping the previous write, a buffer reused only once the socket has taken it. This
+ * costs measurably less CPU per byte than a read stream piped to the response (no allocation and
+ * no page-faulting of fresh buffers per chunk). Ends quietly when the client goes away.
+ */
+export async function writeFileRange(path: string, start: number, end: number, res: ServerResponse, onBytes?: (n: number) => void): Promise<void> {
+  let gone = res.destroyed;
+  const closed = new Promise<void>((resolve) => res.once('close', () => resolve()));
+  void closed.then(() => (gone = true));
+  const handle = await open(path, 'r').catch(() => undefined);
+  if (!handle) {
+    res.destroy();
+    return;
   }
-  // A client that disconnects ends the pipeline with an error; that is not the server's failure.
-  await pipeline(stream, res).catch(() => {
-    stream.destroy();
-    if (!res.destroyed) res.destroy();
-  });
+  const buffers = [takeBuffer(), takeBuffer()];
+  const written: Array<Promise<void>> = [Promise.resolve(), Promise.resolve()];
+  try {
+    let position = start;
+    let slot = 0;
+    while (position <= end && !gone) {
+      await Promise.race([written[slot], closed]);
+      if (gone) break;
+      const buffer = buffers[slot]!;
+      const { bytesRead } = await handle.read(buffer, 0, Math.min(buffer.length, end - position + 1), position);
+      if (bytesRead === 0) {
+        // The file shrank under us: end short rather than pad.
+        res.destroy();
+        return;
+      }
+      position += bytesRead;
+      onBytes?.(bytesRead);
+      written[slot] = new Promise<void>((resolve) => res.write(bytesRead === buffer.length ? buffer : buffer.subarray(0, bytesRead), () => resolve()));
+      slot ^= 1;
+    }
+    await Promise.race([Promise.all(written), closed]);
+    if (!gone) res.end();
+  } finally {
+    await handle.close().catch(() => {});
+    // A buffer the socket may still hold is left to the garbage collector, never reused.
+    if (!gone) for (const buffer of buffers) giveBuffer(buffer);
+  }
 }
 
 export function headerOf(req: IncomingMessage, name: string): string | undefined {

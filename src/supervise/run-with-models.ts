@@ -1,6 +1,7 @@
 import { homedir } from 'node:os';
-import { basename, dirname, join } from 'node:path';
+import { basename, dirname } from 'node:path';
 import { resolveHfHome } from '../cache/layout.js';
+import { resolveModelScopeCache } from '../cache/modelscope-layout.js';
 import { supervise, type HealthProbe, type SpawnChild, type StopSignal, type SupervisorResult } from './supervisor.js';
 import type { Clock } from '../transfer/types.js';
 
@@ -42,7 +43,7 @@ export function modelEnvironment(env: NodeJS.ProcessEnv, cacheDir: string, home:
     HUGGINGFACE_HUB_CACHE: cacheDir,
     HF_HUB_OFFLINE: '1',
     TRANSFORMERS_OFFLINE: '1',
-    MODELSCOPE_CACHE: env.MODELSCOPE_CACHE || join(home, '.cache', 'modelscope'),
+    MODELSCOPE_CACHE: resolveModelScopeCache(env, home),
   };
 }
 

@@ -1,5 +1,6 @@
 import type { Dispatcher } from 'undici';
 import { ModelfetchError } from '../errors.js';
+import type { FastHttpPool } from './fast-http.js';
 import { isCredentialHeader, redactUrl } from '../redact.js';
 import { parseRetryAfter } from './retry-policy.js';
 
@@ -10,14 +11,47 @@ const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
 
 export type ResponseHeaders = Dispatcher.ResponseData['headers'];
 
+/** What the engine needs of a response body: undici's, or the fast path's. */
+export interface ResponseBody extends AsyncIterable<Buffer> {
+  readonly destroyed: boolean;
+  readonly readableEnded: boolean;
+  destroy(): void;
+  on(event: 'error', listener: () => void): unknown;
+  dump(): Promise<unknown>;
+}
+
 export interface HttpResponse {
   status: number;
   headers: ResponseHeaders;
-  body: Dispatcher.ResponseData['body'];
+  body: ResponseBody;
   /** The URL that answered, after redirects. */
   url: string;
   /** Whether credential headers were still being sent to `url` (same origin as the first request). */
   credentialed: boolean;
+}
+
+/** Where requests go: a caller's dispatcher, the fast path for plain http, undici (loaded lazily) for the rest. */
+export interface Transport {
+  dispatcher: Dispatcher | undefined;
+  fast: FastHttpPool | undefined;
+}
+
+let sharedAgent: Promise<Dispatcher> | undefined;
+
+/** One keep-alive agent per process, loaded only when an https (or redirected) request needs it. */
+function defaultDispatcher(): Promise<Dispatcher> {
+  sharedAgent ??= import('undici').then(({ Agent }) => new Agent({ keepAliveTimeout: 10_000, connect: { timeout: 30_000 }, headersTimeout: 60_000, bodyTimeout: 0 }));
+  return sharedAgent;
+}
+
+async function sendOnce(transport: Transport, url: URL, method: 'GET' | 'HEAD', headers: Record<string, string>, signal: AbortSignal | undefined): Promise<{ status: number; headers: ResponseHeaders; body: ResponseBody }> {
+  if (transport.fast && url.protocol === 'http:') {
+    const response = await transport.fast.request(url, headers, signal, method);
+    return { status: response.status, headers: response.headers, body: response.body };
+  }
+  const dispatcher = transport.dispatcher ?? (await defaultDispatcher());
+  const response = await dispatcher.request({ origin: url.origin, path: `${url.pathname}${url.search}`, method, headers, ...(signal && { signal }) });
+  return { status: response.statusCode, headers: response.headers, body: response.body };
 }
 
 export interface HttpRequest {
@@ -78,7 +112,7 @@ function assertHttpUrl(url: URL, from: string): void {
  * they were given for (other host, port or scheme, https→http included). Loops and non-http(s)
  * targets are refused with ERR_REDIRECT.
  */
-export async function requestFollowingRedirects(dispatcher: Dispatcher, request: HttpRequest): Promise<HttpResponse> {
+export async function requestFollowingRedirects(transport: Transport, request: HttpRequest): Promise<HttpResponse> {
   let url = new URL(request.url);
   assertHttpUrl(url, request.url);
   const credentialOrigin = request.credentialOrigin ?? url.origin;
@@ -88,16 +122,10 @@ export async function requestFollowingRedirects(dispatcher: Dispatcher, request:
   for (let hop = 0; ; hop += 1) {
     seen.add(url.href);
     credentialed &&= url.origin === credentialOrigin;
-    const response = await dispatcher.request({
-      origin: url.origin,
-      path: `${url.pathname}${url.search}`,
-      method,
-      headers: headersFor(url.href, { ...request, credentialOrigin }, credentialed),
-      ...(request.signal && { signal: request.signal }),
-    });
+    const response = await sendOnce(transport, url, method, headersFor(url.href, { ...request, credentialOrigin }, credentialed), request.signal);
     const location = headerValue(response.headers, 'location');
-    if (!REDIRECT_STATUSES.has(response.statusCode) || location === undefined) {
-      return { status: response.statusCode, headers: response.headers, body: response.body, url: url.href, credentialed };
+    if (!REDIRECT_STATUSES.has(response.status) || location === undefined) {
+      return { status: response.status, headers: response.headers, body: response.body, url: url.href, credentialed };
     }
     await response.body.dump().catch(() => undefined);
     if (hop + 1 > MAX_REDIRECTS) {
@@ -113,7 +141,7 @@ export async function requestFollowingRedirects(dispatcher: Dispatcher, request:
     if (seen.has(next.href)) {
       throw new ModelfetchError('ERR_REDIRECT', `Redirect loop at ${redactUrl(next.href)}`, { url: request.url, hint: 'The server redirects in circles; check the URL.' });
     }
-    if (response.statusCode === 303) method = 'GET';
+    if (response.status === 303) method = 'GET';
     url = next;
   }
 }

@@ -1,6 +1,7 @@
-import { Agent, type Dispatcher } from 'undici';
 import type { Clock, ProgressEvent, TransferOptions } from './types.js';
 import { createConnectionBudget, type ConnectionBudget } from './budget.js';
+import { FastHttpPool } from './fast-http.js';
+import type { Transport } from './http.js';
 
 /** Every engine default, written down once. */
 export const DEFAULTS = {
@@ -18,7 +19,8 @@ export interface ResolvedOptions {
   minSegmentSize: number;
   stallTimeoutMs: number;
   maxAttempts: number;
-  dispatcher: Dispatcher;
+  /** How requests go out: the caller's dispatcher, or the fast path for plain http and undici (loaded on first use) for the rest. */
+  transport: Transport;
   clock: Clock;
   signal: AbortSignal | undefined;
   onProgress: ((event: ProgressEvent) => void) | undefined;
@@ -32,6 +34,8 @@ export interface EngineOptions extends TransferOptions {
   budget?: ConnectionBudget;
   /** Source of jitter for retry delays; injectable for tests. */
   random?: () => number;
+  /** Use the built-in fast client for plain-http requests (default: yes, unless a dispatcher is given). */
+  fastHttp?: boolean;
 }
 
 export const systemClock: Clock = {
@@ -54,13 +58,7 @@ export const systemClock: Clock = {
     }),
 };
 
-let sharedAgent: Agent | undefined;
-
-/** One keep-alive agent per process; the connection budget, not the agent, limits parallelism. */
-function defaultDispatcher(): Dispatcher {
-  sharedAgent ??= new Agent({ keepAliveTimeout: 10_000, connect: { timeout: 30_000 }, headersTimeout: 60_000, bodyTimeout: 0 });
-  return sharedAgent;
-}
+let sharedFastPool: FastHttpPool | undefined;
 
 function positiveInt(value: number | undefined, fallback: number, name: string): number {
   if (value === undefined) return fallback;
@@ -76,7 +74,10 @@ export function resolveOptions(options: EngineOptions = {}): ResolvedOptions {
     minSegmentSize: positiveInt(options.minSegmentSize, DEFAULTS.minSegmentSize, 'minSegmentSize'),
     stallTimeoutMs: positiveInt(options.stallTimeoutMs, DEFAULTS.stallTimeoutMs, 'stallTimeoutMs'),
     maxAttempts: positiveInt(options.maxAttempts, DEFAULTS.maxAttempts, 'maxAttempts'),
-    dispatcher: options.dispatcher ?? defaultDispatcher(),
+    transport: {
+      dispatcher: options.dispatcher,
+      fast: (options.fastHttp ?? options.dispatcher === undefined) ? (sharedFastPool ??= new FastHttpPool()) : undefined,
+    },
     clock: options.clock ?? systemClock,
     signal: options.signal,
     onProgress: options.onProgress,

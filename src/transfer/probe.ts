@@ -1,8 +1,7 @@
-import type { Dispatcher } from 'undici';
 import { ModelfetchError } from '../errors.js';
 import { strongEtag } from '../cache/validate.js';
 import { StallWatch } from './stall-watch.js';
-import { discardBody, headerValue, requestFollowingRedirects, statusError, type HttpResponse, type ResponseHeaders } from './http.js';
+import { discardBody, headerValue, requestFollowingRedirects, statusError, type HttpResponse, type ResponseHeaders, type Transport } from './http.js';
 
 /** What one request tells us about a file before we cut it into segments. */
 export interface ProbeResult {
@@ -61,14 +60,14 @@ function contentLength(headers: ResponseHeaders): number | undefined {
  * Learns size, strong ETag and Range support with `Range: bytes=0-0`, falling back to HEAD for
  * servers that refuse that GET. A 200 answer (Range ignored) is handed back as the stream to use.
  */
-export async function probe(dispatcher: Dispatcher, request: ProbeRequest): Promise<ProbeResult> {
+export async function probe(transport: Transport, request: ProbeRequest): Promise<ProbeResult> {
   const controller = new AbortController();
   const onAbort = (): void => controller.abort(request.signal?.reason);
   if (request.signal?.aborted) onAbort();
   request.signal?.addEventListener('abort', onAbort, { once: true });
   const watch = new StallWatch(request.stallTimeoutMs, () => controller.abort(new Error('stall')));
   try {
-    return await probeOnce(dispatcher, { ...request, signal: controller.signal });
+    return await probeOnce(transport, { ...request, signal: controller.signal });
   } catch (error) {
     if (watch.stalled) throw new ModelfetchError('ERR_STALL', `No answer from ${request.url} for ${request.stallTimeoutMs} ms`, { url: request.url, cause: error });
     throw error;
@@ -78,8 +77,8 @@ export async function probe(dispatcher: Dispatcher, request: ProbeRequest): Prom
   }
 }
 
-async function probeOnce(dispatcher: Dispatcher, request: ProbeRequest): Promise<ProbeResult> {
-  const response = await requestFollowingRedirects(dispatcher, {
+async function probeOnce(transport: Transport, request: ProbeRequest): Promise<ProbeResult> {
+  const response = await requestFollowingRedirects(transport, {
     url: request.url,
     method: 'GET',
     ...(request.headers && { headers: request.headers }),
@@ -112,12 +111,12 @@ async function probeOnce(dispatcher: Dispatcher, request: ProbeRequest): Promise
     return { ...base, size: contentLength(response.headers), rangeSupported: false, stream: response };
   }
   await response.body.dump().catch(() => undefined);
-  if (response.status === 405 || response.status === 501 || response.status === 400) return probeWithHead(dispatcher, request);
+  if (response.status === 405 || response.status === 501 || response.status === 400) return probeWithHead(transport, request);
   throw statusError(response.status, response.url, response.headers, request.now);
 }
 
-async function probeWithHead(dispatcher: Dispatcher, request: ProbeRequest): Promise<ProbeResult> {
-  const response = await requestFollowingRedirects(dispatcher, {
+async function probeWithHead(transport: Transport, request: ProbeRequest): Promise<ProbeResult> {
+  const response = await requestFollowingRedirects(transport, {
     url: request.url,
     method: 'HEAD',
     ...(request.headers && { headers: request.headers }),

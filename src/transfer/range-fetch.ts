@@ -1,8 +1,7 @@
-import type { Dispatcher } from 'undici';
 import type { FileHandle } from 'node:fs/promises';
 import { isModelfetchError, ModelfetchError } from '../errors.js';
 import { strongEtag } from '../cache/validate.js';
-import { discardBody, headerValue, requestFollowingRedirects, statusError, type HttpResponse } from './http.js';
+import { discardBody, headerValue, requestFollowingRedirects, statusError, type HttpResponse, type Transport } from './http.js';
 import { assertIdentityEncoding, parseContentRange } from './probe.js';
 import { SegmentWriter } from './segment-writer.js';
 import type { Segment } from './segment-table.js';
@@ -21,7 +20,7 @@ export interface FetchTarget {
 }
 
 export interface FetchContext {
-  dispatcher: Dispatcher;
+  transport: Transport;
   file: FileHandle;
   /** Total size, or undefined for a stream of unknown length (whole-body mode only). */
   size: number | undefined;
@@ -44,8 +43,21 @@ function shortBody(url: string, reached: number, expected: number): ModelfetchEr
   return new ModelfetchError('ERR_NETWORK', `${url} closed the connection at byte ${reached}, before byte ${expected}`, { url, expected, found: reached });
 }
 
+/** A server that names a different total size serves another file: fatal, not retried. */
+function checkTotal(total: number | string | undefined, size: number | undefined, url: string): void {
+  if (total === undefined || size === undefined || Number(total) === size) return;
+  throw new ModelfetchError('ERR_SIZE', `${url} serves ${total} bytes, expected ${size}`, { url, expected: size, found: Number(total), hint: 'The file changed upstream, or the server answered with an error page; check the URL.' });
+}
+
 function checkRangeResponse(response: HttpResponse, segment: Segment, requestedEnd: number, ctx: FetchContext, target: FetchTarget): void {
   const url = response.url;
+  const whole = segment.pos === 0 && requestedEnd === ctx.size;
+  if (response.status === 200 && whole && !target.etag) {
+    // The whole file was asked for and came as a plain 200 (Range ignored): the same bytes.
+    assertIdentityEncoding(response.headers, url);
+    checkTotal(headerValue(response.headers, 'content-length'), ctx.size, url);
+    return;
+  }
   if (response.status === 200) {
     // A full body where a range was due: after If-Range that means the file changed.
     throw new ModelfetchError(target.etag ? 'ERR_ETAG_CHANGED' : 'ERR_RANGE_IGNORED', `${url} answered a range request with the whole file`, { url });
@@ -58,6 +70,7 @@ function checkRangeResponse(response: HttpResponse, segment: Segment, requestedE
   }
   const raw = headerValue(response.headers, 'content-range');
   const range = parseContentRange(raw);
+  checkTotal(range?.total, ctx.size, url);
   if (!range || range.start !== segment.pos || range.end !== requestedEnd - 1 || (range.total !== undefined && range.total !== ctx.size)) {
     throw new ModelfetchError('ERR_BAD_RANGE', `${url} answered bytes=${segment.pos}-${requestedEnd - 1} with Content-Range ${JSON.stringify(raw ?? null)}`, {
       url,
@@ -88,8 +101,6 @@ export async function fetchSegment(ctx: FetchContext, segment: Segment, target: 
   });
   ctx.writers.add(writer);
   let response: HttpResponse | undefined = reuse;
-  // A reused probe answer was requested under another signal: a stall or abort must end it too.
-  if (reuse) controller.signal.addEventListener('abort', () => discardBody(reuse), { once: true });
   let counted = false;
   const requestedEnd = segment.end;
   try {
@@ -100,7 +111,7 @@ export async function fetchSegment(ctx: FetchContext, segment: Segment, target: 
         extraHeaders.range = `bytes=${segment.pos}-${requestedEnd - 1}`;
         if (target.etag) extraHeaders['if-range'] = `"${target.etag}"`;
       }
-      response = await requestFollowingRedirects(ctx.dispatcher, {
+      response = await requestFollowingRedirects(ctx.transport, {
         url: target.url,
         method: 'GET',
         ...(target.headers && { headers: target.headers }),
@@ -110,11 +121,15 @@ export async function fetchSegment(ctx: FetchContext, segment: Segment, target: 
         signal: controller.signal,
       });
     }
+    const started = response;
+    controller.signal.addEventListener('abort', () => discardBody(started), { once: true });
     ctx.onConnection(1);
     counted = true;
     watch.touch();
     if (ctx.ranged) {
       checkRangeResponse(response, segment, requestedEnd, ctx, target);
+      // Learn the ETag when no probe did (small files), so retries send If-Range.
+      target.etag ??= response.status === 206 ? strongEtag(headerValue(response.headers, 'etag')) : undefined;
     } else {
       if (response.status !== 200) throw statusError(response.status, response.url, response.headers, ctx.now());
       assertIdentityEncoding(response.headers, response.url);

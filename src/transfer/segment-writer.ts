@@ -9,7 +9,9 @@ import { fromSystemError } from '../errors.js';
  */
 
 export const WRITE_BUFFER_SIZE = 1024 * 1024;
-const POOL_LIMIT = 64;
+const POOL_LIMIT = 16;
+/** Chunks at least this large are written where they are instead of being copied. */
+const DIRECT_WRITE_MIN = 128 * 1024;
 const pool: Buffer[] = [];
 
 function takeBuffer(): Buffer {
@@ -42,8 +44,17 @@ export class SegmentWriter {
     return this.fill;
   }
 
-  /** Appends bytes that belong right after everything pushed so far. */
+  /**
+   * Appends bytes that belong right after everything pushed so far. Large chunks (the fast path's
+   * reads) are written straight from where they are, without a copy; the caller keeps them
+   * untouched until this resolves.
+   */
   async push(chunk: Uint8Array): Promise<void> {
+    if (this.fill === 0 && chunk.length >= DIRECT_WRITE_MIN) {
+      this.queueWrite(chunk, chunk.length, undefined);
+      await this.tail;
+      return;
+    }
     let offset = 0;
     while (offset < chunk.length) {
       const buffer = this.buffer ?? (this.buffer = takeBuffer());
@@ -60,26 +71,31 @@ export class SegmentWriter {
     const buffer = this.buffer;
     if (buffer && this.fill > 0) {
       const length = this.fill;
-      const at = this.at;
       this.buffer = undefined;
       this.fill = 0;
-      this.at += length;
-      this.tail = this.tail.then(async () => {
-        try {
-          let done = 0;
-          while (done < length) {
-            const { bytesWritten } = await this.file.write(buffer, done, length - done, at + done);
-            done += bytesWritten;
-          }
-        } catch (error) {
-          throw fromSystemError(error, 'writing the download');
-        } finally {
-          giveBack(buffer);
-        }
-        this.onWritten(at + length);
-      });
+      this.queueWrite(buffer, length, buffer);
     }
     return this.tail;
+  }
+
+  /** Queues a positional write of data[0, length) at the current offset; `pooled` goes back to the pool after. */
+  private queueWrite(data: Uint8Array, length: number, pooled: Buffer | undefined): void {
+    const at = this.at;
+    this.at += length;
+    this.tail = this.tail.then(async () => {
+      try {
+        let done = 0;
+        while (done < length) {
+          const { bytesWritten } = await this.file.write(data, done, length - done, at + done);
+          done += bytesWritten;
+        }
+      } catch (error) {
+        throw fromSystemError(error, 'writing the download');
+      } finally {
+        if (pooled) giveBack(pooled);
+      }
+      this.onWritten(at + length);
+    });
   }
 
   /** Returns the buffer to the pool; call after the final flush. */

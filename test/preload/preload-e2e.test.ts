@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { mkdir, mkdtemp, readFile, readdir, rename, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, readdir, readlink, rename, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -11,7 +11,7 @@ import { runCli } from './cli-helpers.js';
  * manifest → lock → sign → sync against a loopback hub, through the real CLI in real processes.
  */
 
-const MANIFEST = ['version: 1', 'models:', '  - repo: org/tts', '    include: ["*.json", "*.safetensors", "sub/"]', '    exclude: ["*.onnx"]', '  - repo: org/data', '    repo-type: dataset', ''].join('\n');
+const MANIFEST = ['version: 1', 'models:', '  - repo: org/tts', '    include: ["*.json", "*.safetensors", "sub/"]', '    exclude: ["*.onnx"]', '  - repo: org/data', '    repo-type: dataset', '    local-dir: data', ''].join('\n');
 
 describe('preload end to end', () => {
   let hub: FixtureHub;
@@ -90,6 +90,9 @@ describe('preload end to end', () => {
     expect(createHash('sha256').update(await readFile(join(snapshot, 'model.safetensors'))).digest('hex')).toBe(hub.file('org/tts', 'model.safetensors').sha256);
     expect(await readFile(join(cache, 'models--org--tts', 'refs', 'main'), 'utf8')).toBe(commit);
     expect(await readFile(join(cache, 'datasets--org--data', 'snapshots', hub.commitOf('org/data', 'main', 'dataset'), 'train.csv'), 'utf8')).toBe('a,b\n1,2\n');
+    // local-dir: a link into the snapshot, relative to where sync ran.
+    expect(await readlink(join(dir, 'data', 'train.csv'))).toBe(join(cache, 'datasets--org--data', 'snapshots', hub.commitOf('org/data', 'main', 'dataset'), 'train.csv'));
+    expect(await readFile(join(dir, 'data', 'train.csv'), 'utf8')).toBe('a,b\n1,2\n');
 
     hub.resetLogs();
     // An endpoint that cannot even be resolved: any lookup or request would fail the command.
@@ -97,6 +100,17 @@ describe('preload end to end', () => {
     expect(second.code, second.stderr).toBe(0);
     expect(second.stderr).toMatch(/4 files of 2 models in place \(0 fetched\)/);
     expect(hub.requests()).toEqual([]);
+
+    // The image build's copy-out step, then the OCI layout, from the same cache.
+    const tree = await runCli(['bake', '--tree', join(dir, 'tree'), '--cache-dir', cache], { cwd: dir });
+    expect(tree.code, tree.stderr).toBe(0);
+    expect(await readFile(join(dir, 'tree', 'models--org--tts', 'snapshots', commit, 'sub', 'vocab.json'), 'utf8')).toBe('{"a":1}');
+    expect(await readdir(join(dir, 'tree'))).toEqual(['datasets--org--data', 'models--org--tts']);
+    const oci = await runCli(['bake', '--oci', '--out', 'image', '--cache-dir', cache, '--endpoint', 'http://mirror.invalid'], { cwd: dir });
+    expect(oci.code, oci.stderr).toBe(0);
+    expect(oci.stdout).toMatch(/OCI layout: image\/oci:models\n {2}manifest sha256:[0-9a-f]{64}/);
+    expect(JSON.parse(await readFile(join(dir, 'image', 'oci', 'index.json'), 'utf8')).manifests).toHaveLength(1);
+    expect(await readFile(join(dir, 'image', 'Dockerfile'), 'utf8')).toContain('modelfetch sync --frozen');
   });
 
   describe('refuses before anything is used', () => {

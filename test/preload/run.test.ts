@@ -29,10 +29,12 @@ async function waitForFile(path: string): Promise<string> {
 
 describe('modelfetch run (real processes)', () => {
   it('gives the command an offline environment pointing at the synced cache', async () => {
-    const { dir, cache, args } = await lockedProject();
+    const { dir, cache } = await lockedProject();
     const out = join(dir, 'env.json');
     const script = `require('fs').writeFileSync(${JSON.stringify(out)}, JSON.stringify(process.env))`;
-    const result = await runCli([...args, '--', process.execPath, '-e', script]);
+    // The lockfile named by MODELFETCH_LOCK, as in the baked image.
+    const result = await runCli(['run', '--cache-dir', cache, '--', process.execPath, '-e', script], { env: { MODELFETCH_LOCK: join(dir, 'modelfetch.lock.json') } });
+    expect(result.stderr).toContain('1 file of 1 model in place');
     expect(result.code, result.stderr).toBe(0);
     const env = JSON.parse(await readFile(out, 'utf8'));
     expect(env).toMatchObject({ HF_HUB_CACHE: cache, HF_HOME: dir, HF_HUB_OFFLINE: '1' });
@@ -86,5 +88,33 @@ describe('modelfetch run (real processes)', () => {
     expect(result.code).toBe(8);
     expect(result.stderr).toContain('[ERR_OFFLINE]');
     await expect(readFile(marker)).rejects.toThrow();
+  });
+});
+
+describe('modelfetch run health checks (real processes)', () => {
+  it('restarts a command whose health URL keeps failing, then gives up', async () => {
+    const { dir, args } = await lockedProject();
+    const starts = join(dir, 'starts.log');
+    // A service that listens but answers 503; it writes its port so the test can point --health-url at it.
+    const portFile = join(dir, 'port');
+    const script = [
+      `const fs = require('fs');`,
+      `fs.appendFileSync(${JSON.stringify(starts)}, 'x');`,
+      `const server = require('http').createServer((req, res) => { res.statusCode = 503; res.end('starting'); });`,
+      `server.listen(Number(fs.readFileSync(${JSON.stringify(portFile)}, 'utf8')), '127.0.0.1');`,
+      `process.on('SIGTERM', () => process.exit(0));`,
+    ].join('\n');
+    const { createServer } = await import('node:net');
+    const probe = createServer();
+    await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+    const port = (probe.address() as { port: number }).port;
+    await new Promise((resolve) => probe.close(resolve));
+    await writeFile(portFile, String(port));
+    const result = await runCli([...args, '--health-url', `http://127.0.0.1:${port}/health`, '--health-interval', '100', '--health-grace', '1500', '--unhealthy-after', '3', '--restarts', '1', '--backoff', '10', '--', process.execPath, '-e', script]);
+    expect(result.code, result.stderr).not.toBe(0);
+    // Both starts were stopped for failing health checks (the service itself never exits on its own).
+    expect(result.stderr.split(`command was unhealthy (3 failed health checks of http://127.0.0.1:${port}/health); stopping it`)).toHaveLength(3);
+    expect(await readFile(starts, 'utf8')).toMatch(/^x+$/);
+    expect(result.stderr).toContain('giving up after 1 restart');
   });
 });

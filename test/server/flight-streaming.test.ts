@@ -173,6 +173,21 @@ describe('streaming a blob while it downloads', () => {
     expect((await retry.body).data.equals(content)).toBe(true);
   });
 
+  it('serves the blob when the download finished without progress reports (another process held it)', async () => {
+    const client = follow('/org/m/resolve/main/big.bin');
+    await until(() => gates.length === 1);
+    // Write and verify without reporting progress: the file just appears as a blob.
+    const repo = new RepoPaths(root, 'model', 'org/m');
+    await mkdir(dirname(repo.partial(file.digest)), { recursive: true });
+    const handle = await open(repo.partial(file.digest), 'w');
+    await handle.write(content);
+    await handle.close();
+    await gates[0]!.verify();
+    const { status, data } = await client.body;
+    expect(status).toBe(200);
+    expect(data.equals(content)).toBe(true);
+  });
+
   it('answers HEAD for a missing file from the listing without downloading', async () => {
     const head = await fetch(`${mirror.url}/org/m/resolve/main/big.bin`, { method: 'HEAD' });
     expect(head.status).toBe(200);

@@ -8,7 +8,7 @@ import { RepoPaths } from '../../src/cache/layout.js';
 import { createMirrorServer, type MirrorServer } from '../../src/server/mirror-server.js';
 import { runCli } from '../support/cli.js';
 import { startFixtureHub, type FixtureHub } from '../support/fixture-hub.js';
-import { interopPython, runPython } from '../support/python.js';
+import { hasTransformers, interopPython, runPython } from '../support/python.js';
 
 const GOOD_TOKEN = 'hf_mirrorgoodtoken0001';
 const sha256 = (data: Buffer): string => createHash('sha256').update(data).digest('hex');
@@ -35,6 +35,7 @@ describe('pull-through from an upstream hub', () => {
         { repoId: 'org/gated', gatedToken: GOOD_TOKEN, files: [{ path: 'secret.bin', size: 1500 * 1024 }] },
         { repoId: 'org/bad', files: [{ path: 'w.bin', size: 3 * 1024 * 1024 }] },
         { repoId: 'org/later', files: [{ path: 'a.txt', content: 'later' }] },
+        { repoId: 'org/tiny-bert', files: [{ path: 'config.json', content: JSON.stringify({ model_type: 'bert', hidden_size: 32, num_hidden_layers: 2, num_attention_heads: 2, intermediate_size: 37, vocab_size: 99 }) }] },
       ],
     });
     work = await mkdtemp(join(tmpdir(), 'mf-pullthrough-'));
@@ -90,6 +91,10 @@ describe('pull-through from an upstream hub', () => {
       expect(upstream.bytes, path).toBe(hub.file('org/model', path).size);
       expect(upstream.probes, path).toBeLessThanOrEqual(1);
     }
+    // Metadata too: concurrent clients share the mirror's questions to upstream.
+    const api = hub.hub.requests.filter((r) => r.url.startsWith('/api/models/org/model/'));
+    expect(api.filter((r) => r.url.includes('/tree/')).length).toBe(1);
+    expect(api.filter((r) => r.url.includes('/revision/') && r.headers.authorization !== undefined).length).toBe(1);
     // The mirror's own cache now holds the repo in the standard layout.
     const mirrorRepo = new RepoPaths(join(work, 'cold'), 'model', 'org/model');
     expect(sha256(await readFile(mirrorRepo.snapshotFile(commit, 'model.safetensors')))).toBe(hub.file('org/model', 'model.safetensors').sha256);
@@ -224,5 +229,11 @@ describe('pull-through from an upstream hub', () => {
     }
     const single = await runPython(interopPython()!, 'from huggingface_hub import hf_hub_download; print(hf_hub_download("org/model", "extra/weights-2.bin"))', { HF_ENDPOINT: server.url, HF_HUB_CACHE: join(work, 'client-python-2') });
     expect(sha256(await readFile(single.trim().split('\n').pop()!))).toBe(hub.file('org/model', 'extra/weights-2.bin').sha256);
+  });
+
+  it.skipIf(!interopPython() || !hasTransformers(interopPython()!))('transformers loads a config through the mirror with only HF_ENDPOINT set', async () => {
+    const server = await startMirror('transformers');
+    const out = await runPython(interopPython()!, 'from transformers import AutoConfig; c = AutoConfig.from_pretrained("org/tiny-bert"); print(c.model_type, c.hidden_size)', { HF_ENDPOINT: server.url, HF_HUB_CACHE: join(work, 'client-transformers') });
+    expect(out.trim().split('\n').pop()).toBe('bert 32');
   });
 });

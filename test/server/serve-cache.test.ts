@@ -3,6 +3,8 @@ import { mkdtemp, rm, symlink, writeFile, mkdir, unlink } from 'node:fs/promises
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RepoPaths } from '../../src/cache/layout.js';
+import { readLastUsed } from '../../src/cache/usage.js';
 import { createMirrorServer, type MirrorServer } from '../../src/server/mirror-server.js';
 import { buildCachedRepo, digestOf, fakeCommit, type BuiltFile } from '../support/cache-builder.js';
 import { rawRequest } from '../support/raw-request.js';
@@ -115,6 +117,11 @@ describe('serving a cache over the Hub API', () => {
     expect(small.headers.get('etag')).toBe(`"${digestOf(nested).hex}"`);
     const data = await fetch(`${mirror.url}/datasets/org/data/resolve/main/config.json`);
     expect(await data.text()).toBe('{"hidden": 8}\n');
+    // Serving records the revision's last use, which gc and the status page read.
+    const repo = new RepoPaths(root, 'model', 'org/model');
+    await expect.poll(() => readLastUsed(repo, commit)).toBeGreaterThan(Date.now() - 60_000);
+    const status = (await (await fetch(`${mirror.url}/api/_status`)).json()) as { repos: { repoId: string; lastUsed: number }[] };
+    expect(status.repos.find((r) => r.repoId === 'org/model')!.lastUsed).toBe(Math.max((await readLastUsed(repo, commit))!, (await readLastUsed(repo, older)) ?? 0));
   });
 
   it('answers Range with 206, out-of-range with 416, and honours If-Range', async () => {

@@ -38,6 +38,19 @@ describe('transfer engine', () => {
     const result = await transferFile(s.job({ digest: { algorithm: 'git-sha1', hex: s.info.gitSha1 } }));
     expect(result.digest.hex).toBe(s.info.gitSha1);
     expect(rangeRequests(s.server)).toEqual(['bytes=0-299999']);
+    expect(s.server.requests.length).toBe(1); // a small file of known size needs no probe
+    expect(result.etag).toBe(s.info.sha256); // learned from the answer
+  });
+
+  it('small files: a plain 200 is taken as the whole body, a different size fails at once', async () => {
+    s = await scope.setup(200_000);
+    s.server.addFault({ times: 1, fault: { ignoreRange: true } });
+    const result = await transferFile(s.job());
+    expect(await sha256Of(result.tempPath)).toBe(s.info.sha256);
+    expect(s.server.requests.length).toBe(1);
+    const error = await transferFile(s.job({ size: 200_001, tempPath: `${s.dir}/other.part` })).catch((e: unknown) => e);
+    expect(isModelfetchError(error, 'ERR_SIZE')).toBe(true);
+    expect(s.server.requests.length).toBe(2);
   });
 
   it('learns the size from the probe when the job does not give it', async () => {
@@ -132,5 +145,46 @@ describe('transfer engine', () => {
     expect(isModelfetchError(loop, 'ERR_REDIRECT')).toBe(true);
     const scheme = await transferFile(s.job({ urls: [`${s.server.origin}/file-scheme`] })).catch((e: unknown) => e);
     expect(isModelfetchError(scheme, 'ERR_REDIRECT')).toBe(true);
+  });
+});
+
+describe('transfer engine over undici (https, custom dispatchers)', () => {
+  const viaUndici = { fastHttp: false, segmentThreshold: MiB, clock: { now: () => Date.now(), sleep: async () => {} } };
+  const isRange = (req: { headers: { range?: string } }): boolean => req.headers.range !== undefined && req.headers.range !== 'bytes=0-0';
+
+  it('downloads in segments, retries a reset, and verifies', async () => {
+    s = await scope.setup(6 * MiB + 1);
+    s.server.addFault({ match: isRange, times: 1, fault: { resetAfterBytes: 300_000 } });
+    const result = await transferFile(s.job(), viaUndici);
+    expect(await sha256Of(result.tempPath)).toBe(s.info.sha256);
+    expect(rangeRequests(s.server).length).toBeGreaterThan(2);
+  });
+
+  it('drops credentials on a cross-origin redirect', async () => {
+    s = await scope.setup(2 * MiB);
+    const front = await scope.server();
+    const target = s.url;
+    front.route('/resolve/', (_req, res) => {
+      res.statusCode = 307;
+      res.setHeader('Location', target);
+      res.end();
+    });
+    const result = await transferFile(s.job({ urls: [`${front.origin}/resolve/model.bin`], headers: { Cookie: 'session=1' } }), viaUndici);
+    expect(await sha256Of(result.tempPath)).toBe(s.info.sha256);
+    expect(front.requests[0]?.headers.cookie).toBe('session=1');
+    for (const r of s.server.requests) expect(r.headers.cookie).toBeUndefined();
+  });
+
+  it('refuses gzip and takes an ignored-Range answer as the one stream', async () => {
+    s = await scope.setup(MiB);
+    s.server.addFault({ match: isRange, times: 1, fault: { forceGzip: true } });
+    const error = await transferFile(s.job(), viaUndici).catch((e: unknown) => e);
+    expect(isModelfetchError(error, 'ERR_BAD_RESPONSE')).toBe(true);
+    s.server.clearFaults();
+    s.server.addFault({ fault: { ignoreRange: true } });
+    s.server.resetLog();
+    const result = await transferFile(s.job(), viaUndici);
+    expect(await sha256Of(result.tempPath)).toBe(s.info.sha256);
+    expect(s.server.requests.length).toBe(1);
   });
 });

@@ -1,0 +1,32 @@
+import type { Dispatcher } from 'undici';
+import { ModelfetchError } from '../errors.js';
+import type { ResolveRevision } from './lock.js';
+
+/**
+ * The resolver `lock` uses: the Hub source for `hf` (or a mirror speaking its API, `--endpoint` /
+ * HF_ENDPOINT), the ModelScope source for `modelscope` (MODELSCOPE_DOMAIN). Source modules are
+ * loaded only for the sources the manifest uses.
+ */
+export function resolveFromSources(options: { endpoint?: string; token?: string; env?: NodeJS.ProcessEnv; dispatcher?: Dispatcher; signal?: AbortSignal }): ResolveRevision {
+  const env = options.env ?? process.env;
+  const transport = { ...(options.dispatcher && { dispatcher: options.dispatcher }), ...(options.signal && { signal: options.signal }) };
+  return async (model) => {
+    if (model.source === 'hf') {
+      const hf = await import('../source/hf.js');
+      const token = options.token ?? (await hf.readHfToken(undefined, env));
+      const snapshot = await hf.resolveHfSnapshot({ repoType: model.repoType, repoId: model.repo }, model.revision, {
+        endpoint: hf.resolveHfEndpoint(options.endpoint, env),
+        ...(token !== undefined && { token }),
+        ...transport,
+      });
+      return { commit: snapshot.commit, files: snapshot.files };
+    }
+    if (model.source === 'modelscope') {
+      const ms = await import('../source/modelscope.js');
+      const token = ms.readModelScopeToken(undefined, env);
+      const snapshot = await ms.resolveModelScopeSnapshot(model.repo, model.revision, { endpoint: ms.resolveModelScopeEndpoint(undefined, env), ...(token !== undefined && { token }), ...transport });
+      return { commit: snapshot.commit, files: snapshot.files };
+    }
+    throw new ModelfetchError('ERR_USAGE', `Cannot lock ${model.repo}: source ${model.source} is not supported by lock yet`, { hint: 'Use source: hf (the Hub or a mirror of it) or modelscope.' });
+  };
+}
