@@ -1,6 +1,8 @@
-import { lstat, mkdtemp, readdir, readFile, readlink, rm } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
+import { lstat, mkdtemp, readdir, readFile, readlink, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { RepoPaths } from '../../src/cache/layout.js';
 import { readRepoTreeListing } from '../../src/cache/tree-listing.js';
@@ -13,6 +15,7 @@ import { startFixtureServer } from '../support/fixture-server.js';
 /** `pull` end to end against the loopback hub: what lands on disk, and what crossed the wire. */
 
 const TOKEN = 'hf_fixturegatedtoken0001';
+const CLI = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'src', 'cli', 'run.ts');
 const small = (i: number) => ({ path: `small/file-${String(i).padStart(2, '0')}.json`, content: JSON.stringify({ i }) });
 
 let hub: FixtureHub;
@@ -181,6 +184,35 @@ describe('pull', () => {
     expect(parsed).toMatchObject({ ok: true, commit: hub.commitOf('org/model'), files: 12, cacheHits: 0, downloaded: 12 });
     expect(typeof parsed.elapsedMs).toBe('number');
     expect(typeof parsed.bytesFetched).toBe('number');
+  });
+});
+
+describe('a pull killed with SIGKILL', () => {
+  it('leaves a lock of a dead process, which the rerun takes over, and resumes the partial blob', async () => {
+    hub.cdn.addFault({ fault: { throttleBytesPerSec: 512 * 1024 } });
+    const repo = new RepoPaths(cacheDir, 'model', 'org/model');
+    const lfs = hub.file('org/model', 'model.safetensors');
+    const digest = { algorithm: 'sha256' as const, hex: lfs.sha256 };
+    const child = spawn(process.execPath, ['--import', 'tsx', CLI, 'pull', 'org/model', 'model.safetensors', '--quiet'], {
+      env: { PATH: process.env.PATH, HF_HUB_CACHE: cacheDir, HF_ENDPOINT: hub.endpoint },
+      stdio: 'ignore',
+    });
+    const exited = new Promise((resolve) => child.on('exit', resolve));
+    // Wait until the journal vouches for some bytes, then kill without warning.
+    for (let i = 0; i < 600; i++) {
+      const journal = await stat(`${repo.partial(digest)}.journal`).catch(() => undefined);
+      if (journal && journal.size > 64 && servedBytes(hub.cdn.requests) > 512 * 1024) break;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    child.kill('SIGKILL');
+    await exited;
+    expect((await stat(repo.blobLock(digest))).isFile()).toBe(true);
+    hub.cdn.clearFaults();
+    const rerun = await pull(options({ repo: 'org/model', files: ['model.safetensors'] }));
+    expect(rerun.downloaded).toBe(1);
+    expect(rerun.bytesResumed).toBeGreaterThan(0);
+    expect((await readFile(join(rerun.path, 'model.safetensors'))).length).toBe(lfs.size);
+    await expect(stat(repo.blobLock(digest))).rejects.toThrow();
   });
 });
 
