@@ -75,7 +75,8 @@ describe('pull-through downloads in flight', () => {
 
   it.skipIf(!hasTool('chromium'))('the status page shows a download in flight with live progress', async () => {
     const cacheDir = join(work, 'page');
-    hub.cdn.addFault({ fault: { throttleBytesPerSec: 2 * 1024 * 1024 } });
+    // Slow enough that the page loads (even on a busy machine) while the download is still running.
+    hub.cdn.addFault({ fault: { throttleBytesPerSec: 1024 * 1024 } });
     const mirror = createMirrorServer({ cacheDir, upstream: hub.endpoint, graceMs: 100 });
     await mirror.listen();
     const browser = await chromium.launch({ executablePath: CHROMIUM_PATH, args: CHROMIUM_ARGS });
