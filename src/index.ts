@@ -13,7 +13,8 @@ export { scanCache, type CacheScan, type ScannedRepo, type ScannedRevision, type
 export { verifyCache, type VerifyOptions, type VerifyReport, type VerifyProblem } from './cache/verify.js';
 export { gcCache, type GcOptions, type GcReport, type InUseCheck } from './cache/gc.js';
 export { removeFromCache, type RemoveOptions, type RemoveReport } from './cache/remove.js';
-export { touchRevision } from './cache/usage.js';
+export { touchRevision, holdRevision } from './cache/usage.js';
+export { resolveModelScopeSnapshot, resolveModelScopeEndpoint, parseModelScopeReference } from './source/modelscope.js';
 export { repairCache, type RepairOptions } from './repair.js';
 export { parseManifest, readManifest, type Manifest, type ManifestModel } from './preload/manifest.js';
 export { parseLockfile, readLockfile, serialiseLockfile, diffManifestAndLock, type Lockfile, type LockedModel, type LockedFile } from './preload/lockfile.js';

@@ -3,6 +3,7 @@ import { basename, dirname, join } from 'node:path';
 import type { Dispatcher } from 'undici';
 import { resolveCacheDir, RepoPaths } from './cache/layout.js';
 import { acquireLock, markRevisionInUse, tryAcquireLock, type HeldLock } from './cache/lock.js';
+import { hashFile } from './cache/blob-store.js';
 import { cacheStore, type FileStore } from './cache/file-store.js';
 import { LocalDir } from './cache/local-dir.js';
 import { markNoExist, readRef, writeRef } from './cache/snapshot.js';
@@ -239,7 +240,7 @@ async function modelScopeRemote(options: PullOptions, env: NodeJS.ProcessEnv, of
   };
   return {
     fetchCommit: async (revision) => (await list(revision)).commit,
-    listFiles: async (commit) => (await list(commit)).files.map(({ path, size, digest }) => ({ path, size, digest })),
+    listFiles: async (commit) => (await list(commit)).files.map(({ path, size, digest, revision }) => ({ path, size, digest, ...(revision && { revision }) })),
     job: (commit, file) => ({
       urls: listed.get(commit)?.files.find((f) => f.path === file.path)?.urls ?? [ms.modelScopeFileUrl(endpoint, repoId, commit, file.path)],
       identity: `ms:${repoId}:${file.digest.hex}`,
@@ -375,7 +376,8 @@ async function fetchBlobs(store: FileStore, files: ListedFile[], commit: string,
   // Loaded only when bytes must move, so a cache hit never pays for the engine (or undici).
   const transferFiles = options.transferFiles ?? (await import('./transfer/index.js')).transferFiles;
   const totals = { bytesFetched: 0, bytesResumed: 0 };
-  let pending = files;
+  // Locks are taken in one global order, so processes waiting while holding some cannot wait in a cycle.
+  let pending = [...files].sort((a, b) => (store.lockPath(a) < store.lockPath(b) ? -1 : 1));
   let wait = false;
   while (pending.length) {
     const held: Array<{ file: ListedFile; lock: HeldLock }> = [];
@@ -387,7 +389,7 @@ async function fetchBlobs(store: FileStore, files: ListedFile[], commit: string,
           later.push(file);
           continue;
         }
-        if (await store.hasContent(file)) await lock.release();
+        if ((await store.hasContent(file)) || (await adoptFinishedTemp(store, file))) await lock.release();
         else held.push({ file, lock });
       }
       if (held.length) {
@@ -419,4 +421,19 @@ async function fetchBlobs(store: FileStore, files: ListedFile[], commit: string,
     wait = true;
   }
   return totals;
+}
+
+/**
+ * A temp file the engine finished (complete, journal gone) whose commit never happened: a batch in
+ * which another file failed, or a crash right after the transfer. Verified here, it is committed
+ * instead of downloaded again.
+ */
+async function adoptFinishedTemp(store: FileStore, file: ListedFile): Promise<boolean> {
+  const temp = store.tempPath(file);
+  const info = await lstat(temp).catch(() => undefined);
+  if (!info?.isFile() || info.size !== file.size) return false;
+  if (await lstat(`${temp}.journal`).then(() => true, () => false)) return false;
+  if ((await hashFile(temp, file.digest.algorithm)).hex !== file.digest.hex) return false;
+  await store.commit(file, temp);
+  return true;
 }

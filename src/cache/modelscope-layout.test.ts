@@ -20,14 +20,14 @@ describe('ModelScope layout', () => {
     it('writes .mdl and .msc pickles and .mv text that Python loads as modelscope expects', async () => {
       const root = await mkdtemp(join(tmpdir(), 'mf-ms-'));
       const paths = new ModelScopePaths(root, 'org/m.v2');
-      await writeModelScopeMetadata(paths, 'master', 'c'.repeat(40), ['config.json', 'sub/模型.bin'], Date.UTC(2024, 0, 1));
+      await writeModelScopeMetadata(paths, 'master', 'c'.repeat(40), [{ path: 'config.json' }, { path: 'sub/模型.bin', revision: 'd'.repeat(40) }], Date.UTC(2024, 0, 1));
       const script = 'import pickle,sys,json; print(json.dumps([pickle.load(open(sys.argv[1],"rb")), pickle.load(open(sys.argv[2],"rb"))], ensure_ascii=False))';
       const out = execFileSync('python3', ['-c', script, paths.meta, paths.keys], { encoding: 'utf8' });
       expect(JSON.parse(out)).toEqual([
         { id: 'org/m___v2' },
         [
           { Path: 'config.json', Revision: 'c'.repeat(40) },
-          { Path: 'sub/模型.bin', Revision: 'c'.repeat(40) },
+          { Path: 'sub/模型.bin', Revision: 'd'.repeat(40) },
         ],
       ]);
       expect(await readFile(paths.version, 'utf8')).toBe('Revision:master,CreatedAt:1704067200');

@@ -85,6 +85,11 @@ export class ModelScopePaths {
   treeListing(commit: string): string {
     return join(this.stateDir, 'trees', `${isSha1Hex(commit) ? commit : 'invalid'}.json`);
   }
+
+  /** The commit ModelScope listed for each file of `commit` (what `.msc` records). */
+  revisions(commit: string): string {
+    return join(this.stateDir, 'trees', `${isSha1Hex(commit) ? commit : 'invalid'}.revisions.json`);
+  }
 }
 
 function fileKey(file: ListedFile): string {
@@ -118,8 +123,15 @@ export class ModelScopeFolder {
     return undefined;
   }
 
-  readListing(commit: string): Promise<ListedFile[] | undefined> {
-    return readTreeListing(this.paths.treeListing(commit));
+  /** The listing a previous pull recorded for `commit`, with each file's own revision. */
+  async readListing(commit: string): Promise<ListedFile[] | undefined> {
+    const listing = await readTreeListing(this.paths.treeListing(commit));
+    if (!listing) return undefined;
+    const revisions = JSON.parse((await readFile(this.paths.revisions(commit), 'utf8').catch(() => undefined)) ?? '{}') as Record<string, unknown>;
+    return listing.map((f) => {
+      const revision = revisions[f.path];
+      return typeof revision === 'string' && isSha1Hex(revision) ? { ...f, revision } : f;
+    });
   }
 
   store(commit: string): FileStore {
@@ -165,10 +177,13 @@ export class ModelScopeFolder {
       },
       link: async () => {},
       writeListing: async (listing) => {
-        if (!(await this.readListing(commit))) await writeTreeListing(paths.treeListing(commit), listing);
+        if (!(await this.readListing(commit))) {
+          await writeFileAtomic(paths.revisions(commit), JSON.stringify(Object.fromEntries(listing.flatMap((f) => (f.revision ? [[f.path, f.revision]] : [])))));
+          await writeTreeListing(paths.treeListing(commit), listing);
+        }
         // Only files known to hold this commit's bytes; a same-named file of another revision is not listed.
         const present = await Promise.all(listing.map(async (f) => (await stamped(f)) === true));
-        await writeModelScopeMetadata(paths, this.revision, commit, listing.filter((_, i) => present[i]).map((f) => f.path));
+        await writeModelScopeMetadata(paths, this.revision, commit, listing.filter((_, i) => present[i]));
       },
     };
   }
@@ -206,9 +221,12 @@ export function encodePickle(value: PickleValue): Buffer {
   return Buffer.concat(parts);
 }
 
-/** Marks the download complete for modelscope: `.mdl`, `.mv`, then `.msc` (last: it is what modelscope trusts). */
-export async function writeModelScopeMetadata(paths: ModelScopePaths, revision: string, commit: string, filePaths: string[], now: number = Date.now()): Promise<void> {
+/**
+ * Marks the download complete for modelscope: `.mdl`, `.mv`, then `.msc` (last: it is what
+ * modelscope trusts), each file at the commit ModelScope lists for it (else `commit`).
+ */
+export async function writeModelScopeMetadata(paths: ModelScopePaths, revision: string, commit: string, files: Array<{ path: string; revision?: string }>, now: number = Date.now()): Promise<void> {
   await writeFileAtomic(paths.meta, encodePickle({ id: paths.metaId }));
   await writeFileAtomic(paths.version, `Revision:${revision},CreatedAt:${Math.floor(now / 1000)}`);
-  await writeFileAtomic(paths.keys, encodePickle(filePaths.map((path) => ({ Path: path, Revision: commit }))));
+  await writeFileAtomic(paths.keys, encodePickle(files.map((f) => ({ Path: f.path, Revision: f.revision ?? commit }))));
 }

@@ -16,6 +16,8 @@ export interface ListedFile {
   digest: FileDigest;
   /** The git blob id (of the LFS pointer for LFS files), when known. */
   blobId?: string;
+  /** The commit the source lists for this file, when it lists one per file (ModelScope's `.msc` records it). */
+  revision?: string;
 }
 
 interface TreeEntry {

@@ -2,6 +2,7 @@ import { open, stat, utimes } from 'node:fs/promises';
 import { mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { RepoPaths } from './layout.js';
+import { markRevisionInUse } from './lock.js';
 
 /**
  * When a revision was last used, as modelfetch records it: one empty file per revision whose mtime
@@ -28,4 +29,13 @@ export async function readLastUsed(repo: RepoPaths, commit: string): Promise<num
   } catch {
     return undefined;
   }
+}
+
+/**
+ * Uses a revision for as long as the caller runs (a server serving it, `run`'s child loading it):
+ * records the use now and holds its in-use marker, so gc leaves it alone, until `release()`.
+ */
+export async function holdRevision(repo: RepoPaths, commit: string): Promise<{ release(): Promise<void> }> {
+  await touchRevision(repo, commit);
+  return markRevisionInUse(repo, commit);
 }

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { ModelfetchError } from '../errors.js';
+import { abortOnInterrupt } from './interrupt.js';
 import type { CliIo } from './main.js';
 import { createProgressRenderer, progressModeFor } from './progress.js';
 
@@ -47,10 +48,7 @@ export function registerGetCommand(program: Command, io: CliIo): void {
       }
       const headers = Object.fromEntries(flags.header.map(parseHeaderFlag));
       const renderer = createProgressRenderer(io.stderr, progressModeFor(io.stderr, flags.quiet === true));
-      const controller = new AbortController();
-      const onSignal = (): void => controller.abort(new ModelfetchError('ERR_ABORTED', 'Interrupted; run the same command again to resume'));
-      process.once('SIGINT', onSignal);
-      process.once('SIGTERM', onSignal);
+      const interrupt = abortOnInterrupt();
       try {
         // Imported here so other commands' start-up never loads the engine (undici alone costs ~100 ms).
         const { get } = await import('../get.js');
@@ -62,7 +60,7 @@ export function registerGetCommand(program: Command, io: CliIo): void {
           ...(connections !== undefined && { connections }),
           ...(Object.keys(headers).length > 0 && { headers }),
           ...(flags.force && { force: true }),
-          signal: controller.signal,
+          signal: interrupt.signal,
           onProgress: renderer.onProgress,
         });
         renderer.finish();
@@ -75,8 +73,7 @@ export function registerGetCommand(program: Command, io: CliIo): void {
         }
       } finally {
         renderer.finish();
-        process.off('SIGINT', onSignal);
-        process.off('SIGTERM', onSignal);
+        interrupt.dispose();
       }
     });
 }

@@ -55,7 +55,7 @@ export function createProgressRenderer(stream: Stream, mode: ProgressMode, now: 
   let drawn = false;
   let lastLine = -Infinity;
   const onProgress = (event: ProgressEvent): void => {
-    if (mode === 'none') return;
+    if (mode === 'none' || event.phase === 'probe') return;
     const text = describeProgress(event);
     if (mode === 'lines') {
       const at = now();

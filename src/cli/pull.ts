@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { ModelfetchError } from '../errors.js';
 import type { PullOptions, PullPlan, PullResult } from '../pull.js';
 import type { RepoType } from '../source/types.js';
+import { abortOnInterrupt } from './interrupt.js';
 import type { CliIo } from './main.js';
 import { createProgressRenderer, formatBytes, progressModeFor } from './progress.js';
 
@@ -96,15 +97,17 @@ export function registerPullCommand(program: Command, io: CliIo): void {
         options.onProgress = renderer.onProgress;
       }
       const { pull } = await import('../pull.js');
+      const interrupt = abortOnInterrupt();
       let result: PullResult;
       try {
-        result = await pull(options);
+        result = await pull({ ...options, signal: interrupt.signal });
       } catch (error) {
-        renderer.finish();
         if (flags.json && error instanceof ModelfetchError) io.stdout.write(`${JSON.stringify({ ok: false, error: error.toJSON() })}\n`);
         throw error;
+      } finally {
+        renderer.finish();
+        interrupt.dispose();
       }
-      renderer.finish();
       if (flags.json) {
         io.stdout.write(`${JSON.stringify({ ok: true, ...result })}\n`);
         return;

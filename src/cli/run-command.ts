@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import type { CliIo } from './main.js';
+import type { SyncReport } from '../preload/sync.js';
 import { addSyncOptions, syncFromFlags, type SyncFlags } from './sync.js';
 
 interface RunFlags extends SyncFlags {
@@ -50,11 +51,17 @@ export function registerRunCommand(program: Command, io: CliIo): void {
       })();
       const [{ runWithModels }, nodeIo] = await Promise.all([import('../supervise/run-with-models.js'), import('../supervise/node-supervisor-io.js')]);
       const [name, ...args] = command;
+      // The synced revisions stay marked in use (and recorded as used) while the command runs, so gc leaves them alone.
+      const held: Array<{ release(): Promise<void> }> = [];
+      const hold = async (cacheDir: string, report: SyncReport): Promise<void> => {
+        const [{ RepoPaths }, { holdRevision }] = await Promise.all([import('../cache/layout.js'), import('../cache/usage.js')]);
+        for (const r of report.revisions) held.push(await holdRevision(new RepoPaths(cacheDir, r.repoType, r.repoId), r.commit));
+      };
       const result = await runWithModels({
         command: name!,
         args,
         env: io.env,
-        ensureModels: () => syncFromFlags(flags, io),
+        ensureModels: () => syncFromFlags(flags, io, hold),
         ...numbers,
         ...(flags.healthUrl !== undefined && { healthUrl: flags.healthUrl }),
         log: (line) => void io.stderr.write(`modelfetch run: ${line}\n`),
@@ -62,7 +69,7 @@ export function registerRunCommand(program: Command, io: CliIo): void {
         clock: nodeIo.systemClock,
         probe: nodeIo.httpProbe,
         onStopSignal: nodeIo.onProcessStopSignal,
-      });
+      }).finally(() => Promise.all(held.map((h) => h.release())));
       io.exitCode = result.exitCode;
     });
 }

@@ -1,3 +1,4 @@
+import type { SyncReport } from '../preload/sync.js';
 import type { Command } from 'commander';
 import type { CliIo } from './main.js';
 import { progressLogger } from './progress-lines.js';
@@ -26,7 +27,8 @@ export function addSyncOptions(command: Command, io: CliIo): Command {
 }
 
 /** Runs syncLockfile for the CLI flags, progress on stderr; returns the cache dir it synced. */
-export async function syncFromFlags(flags: SyncFlags, io: CliIo): Promise<string> {
+/** Syncs; `onSynced` sees the report (run uses it to hold the synced revisions while its command runs). */
+export async function syncFromFlags(flags: SyncFlags, io: CliIo, onSynced?: (cacheDir: string, report: SyncReport) => Promise<void>): Promise<string> {
   const [{ syncLockfile }, { resolveCacheDir }] = await Promise.all([import('../preload/sync.js'), import('../cache/layout.js')]);
   const cacheDir = flags.cacheDir ?? resolveCacheDir(io.env);
   const log = (line: string): void => void io.stderr.write(`modelfetch: ${line}\n`);
@@ -44,6 +46,7 @@ export async function syncFromFlags(flags: SyncFlags, io: CliIo): Promise<string
     ...(flags.token !== undefined && { token: flags.token }),
   });
   log(`${report.files} file${report.files === 1 ? '' : 's'} of ${report.models} model${report.models === 1 ? '' : 's'} in place (${report.fetched} fetched)`);
+  await onSynced?.(cacheDir, report);
   return cacheDir;
 }
 

@@ -1,3 +1,4 @@
+import type { RepoType } from '../source/types.js';
 import { randomBytes } from 'node:crypto';
 import { mkdir, readlink, rename, symlink, unlink } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
@@ -55,6 +56,8 @@ export interface SyncReport {
   present: number;
   fetched: number;
   bytesFetched: number;
+  /** The locked revisions now in the cache (what `run` holds in use while its command runs). */
+  revisions: Array<{ repoType: RepoType; repoId: string; commit: string }>;
 }
 
 export async function syncLockfile(options: SyncOptions): Promise<SyncReport> {
@@ -64,13 +67,14 @@ export async function syncLockfile(options: SyncOptions): Promise<SyncReport> {
     const { readManifest } = await import('./manifest.js'); // yaml is loaded only for --frozen
     assertLockMatchesManifest(await readManifest(manifestPath), lock, manifestPath, options.lockPath);
   }
-  const report: SyncReport = { models: lock.models.length, files: 0, present: 0, fetched: 0, bytesFetched: 0 };
+  const report: SyncReport = { models: lock.models.length, files: 0, present: 0, fetched: 0, bytesFetched: 0, revisions: [] };
   for (const model of lock.models) {
     const result = await syncModel(model, options);
     report.files += result.files;
     report.present += result.cacheHits;
     report.fetched += result.downloaded;
     report.bytesFetched += result.bytesFetched;
+    report.revisions.push({ repoType: model.repoType, repoId: model.repo, commit: model.commit });
   }
   return report;
 }

@@ -86,11 +86,15 @@ export class CacheView {
     return (await this.insideRoot(repo.snapshotDir(commit))) ? commit : undefined;
   }
 
-  /** One file of a snapshot, or undefined when it is missing or its link leaves the cache root. */
+  /**
+   * One file of a snapshot, or undefined when it is missing or its link leaves the repo's own
+   * folder (so neither a file elsewhere on the machine nor a partial download under .locks/ is served).
+   */
   async locate(repo: RepoPaths, commit: string, path: string): Promise<CachedFile | undefined> {
     const snapshotFile = repo.snapshotFile(commit, path);
     const real = await this.insideRoot(snapshotFile);
-    if (!real) return undefined;
+    const repoDir = await this.insideRoot(repo.dir);
+    if (!real || !repoDir || !real.startsWith(repoDir + sep)) return undefined;
     const info = await stat(real).catch(() => undefined);
     if (!info?.isFile()) return undefined;
     const digest = await this.digestOf(repo, snapshotFile, real, info.size, info.mtimeMs);

@@ -70,6 +70,8 @@ export class Catalog {
   /** After upstream was found unreachable, it is not asked again for a few seconds: requests are served from the cache meanwhile instead of each waiting for retries. */
   private downUntil = 0;
   private lastDownError: unknown;
+  /** Upstream questions in progress: concurrent clients asking the same thing share one request. */
+  private readonly asking = new Map<string, Promise<unknown>>();
 
   constructor(private readonly options: CatalogOptions) {
     this.now = options.now ?? Date.now;
@@ -90,7 +92,7 @@ export class Catalog {
       return { commit, files: known, lastModified: await snapshotTime(repo, commit), source: 'upstream' };
     }
     try {
-      const files = await this.ask(() => upstream.listFiles(repoRef, commit, auth.upstreamToken));
+      const files = await this.ask(`list ${listingKey(repoRef, commit)} ${tokenKey(auth.upstreamToken)}`, () => upstream.listFiles(repoRef, commit, auth.upstreamToken));
       this.listings.set(listingKey(repoRef, commit), files);
       await this.options.listings?.write(repo, commit, files).catch(() => {});
       return { commit, files, lastModified: await snapshotTime(repo, commit), source: 'upstream' };
@@ -109,7 +111,7 @@ export class Catalog {
     const checked = this.validated.get(key);
     if (checked && this.now() - checked.at < this.options.revalidateAfterMs) return checked.commit;
     try {
-      const commit = await this.ask(() => upstream.revisionCommit(repoRef, revision, auth.upstreamToken));
+      const commit = await this.ask(`revision ${key} ${tokenKey(auth.upstreamToken)}`, () => upstream.revisionCommit(repoRef, revision, auth.upstreamToken));
       if (revision !== 'HEAD') await writeRef(repo, revision, commit).catch(() => {});
       this.validated.set(key, { at: this.now(), commit });
       return commit;
@@ -121,17 +123,25 @@ export class Catalog {
     }
   }
 
-  private async ask<T>(call: () => Promise<T>): Promise<T> {
+  private async ask<T>(key: string, call: () => Promise<T>): Promise<T> {
     if (this.now() < this.downUntil) throw this.lastDownError;
-    try {
-      return await call();
-    } catch (error) {
-      if (isUnreachable(error)) {
-        this.downUntil = this.now() + DOWN_BACKOFF_MS;
-        this.lastDownError = error;
+    const running = this.asking.get(key) as Promise<T> | undefined;
+    if (running) return running;
+    const asked = (async () => {
+      try {
+        return await call();
+      } catch (error) {
+        if (isUnreachable(error)) {
+          this.downUntil = this.now() + DOWN_BACKOFF_MS;
+          this.lastDownError = error;
+        }
+        throw error;
+      } finally {
+        this.asking.delete(key);
       }
-      throw error;
-    }
+    })();
+    this.asking.set(key, asked);
+    return asked;
   }
 
   /**
@@ -146,7 +156,7 @@ export class Catalog {
     let restricted = this.restricted.get(key);
     if (upstream && (!restricted || this.now() - restricted.at >= this.options.revalidateAfterMs)) {
       try {
-        restricted = { value: await this.ask(() => upstream.isRestricted(repoRef, revision)), at: this.now() };
+        restricted = { value: await this.ask(`restricted ${key}`, () => upstream.isRestricted(repoRef, revision)), at: this.now() };
         this.restricted.set(key, restricted);
         await recordRestricted(repo.restrictedMarker, restricted.value);
       } catch (error) {
@@ -158,7 +168,7 @@ export class Catalog {
     if (!restricted.value) return;
     if (!auth.clientToken) throw new HttpError(401, 'GatedRepo', `Access to ${repoRef.repoId} is restricted upstream; send a token that can read it (HF_TOKEN).`);
     if (!upstream) throw new HttpError(403, 'GatedRepo', `Access to ${repoRef.repoId} is restricted and this mirror is offline, so the token cannot be checked.`);
-    const accessKey = `${createHash('sha256').update(auth.clientToken).digest('hex')}:${key}:${path === undefined ? 'meta' : 'file'}`;
+    const accessKey = `${tokenKey(auth.clientToken)}:${key}:${path === undefined ? 'meta' : 'file'}`;
     const checkedAt = this.access.get(accessKey);
     if (checkedAt !== undefined && this.now() - checkedAt < this.options.accessTtlMs) return;
     let allowed: boolean;
@@ -184,6 +194,11 @@ async function recordRestricted(marker: string, restricted: boolean): Promise<vo
   } else {
     await unlink(marker).catch(() => {});
   }
+}
+
+/** Tokens are told apart by their hash; the token itself is never kept as a key. */
+function tokenKey(token: string | undefined): string {
+  return token ? createHash('sha256').update(token).digest('hex') : '-';
 }
 
 function listingKey(repo: RepoRef, commit: string): string {

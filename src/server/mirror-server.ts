@@ -61,6 +61,11 @@ export interface MirrorServerOptions {
   /** Files below this size are answered after they are verified rather than streamed while downloading. Default 1 MiB. */
   streamThreshold?: number;
   /**
+   * A client must send its request headers within this long, else its connection is closed
+   * (slowloris). Default 20 s; the whole request within max(this, 60 s).
+   */
+  headersTimeoutMs?: number;
+  /**
    * Keeps a revision marked in use (so gc leaves it alone) while the server serves or pulls it.
    * Default: the cache's in-use markers, and a last-use record for gc's LRU order.
    */
@@ -81,6 +86,7 @@ interface ResolvedOptions {
   revalidateAfterMs: number;
   accessTtlMs: number;
   streamThreshold: number;
+  headersTimeoutMs: number;
 }
 
 export interface MirrorServer {
@@ -101,8 +107,8 @@ interface RequestRecord {
   route: Route['kind'] | 'bad';
 }
 
-function normalise(options: MirrorServerOptions): ResolvedOptions & { listings: ListingStore | undefined; markInUse: MirrorServerOptions['markInUse'] } {
-  const cache = new CacheView(options.cacheDir);
+/** Options normalised once: defaults written down here, and a URL upstream turned into the Hub source + pull. */
+function normalise(options: MirrorServerOptions, cache: CacheView): ResolvedOptions & { listings: ListingStore | undefined; markInUse: MirrorServerOptions['markInUse'] } {
   const byUrl = typeof options.upstream === 'string' ? resolveHfEndpoint(options.upstream, {}) : undefined;
   const client = { ...(byUrl && { endpoint: byUrl }), ...(options.dispatcher && { dispatcher: options.dispatcher }) };
   const upstream = byUrl ? createHfUpstream({ endpoint: byUrl, ...client }) : (options.upstream as UpstreamHub | undefined);
@@ -123,12 +129,13 @@ function normalise(options: MirrorServerOptions): ResolvedOptions & { listings: 
     revalidateAfterMs: options.revalidateAfterMs ?? 60_000,
     accessTtlMs: options.accessTtlMs ?? 60_000,
     streamThreshold: options.streamThreshold ?? 1 << 20,
+    headersTimeoutMs: Math.max(1, options.headersTimeoutMs ?? 20_000),
   };
 }
 
 export function createMirrorServer(userOptions: MirrorServerOptions): MirrorServer {
-  const options = normalise(userOptions);
-  const cache = new CacheView(options.cacheDir);
+  const cache = new CacheView(userOptions.cacheDir);
+  const options = normalise(userOptions, cache);
   const metrics = new MirrorMetrics({ processMetrics: userOptions.processMetrics ?? false });
   const throughput = new ThroughputMeter();
   const startedAt = Date.now();
@@ -350,7 +357,12 @@ export function createMirrorServer(userOptions: MirrorServerOptions): MirrorServ
     }
   };
 
-  const server = createServer((req, res) => {
+  // Slow clients are cut off: headers within headersTimeoutMs, checked often enough to matter.
+  const server = createServer({
+    headersTimeout: options.headersTimeoutMs,
+    requestTimeout: Math.max(options.headersTimeoutMs, 60_000),
+    connectionsCheckingInterval: Math.min(1000, Math.ceil(options.headersTimeoutMs / 4)),
+  }, (req, res) => {
     const started = process.hrtime.bigint();
     const record: RequestRecord = { cache: '-', bytes: 0, route: 'bad' };
     inFlight.add(res);

@@ -13,7 +13,8 @@ import { READ_CHUNK } from './send-file.js';
  * file is moved into blobs/ (same inode) or a failed one is deleted.
  *
  * Response headers must be set (not sent) by the caller. Resolves 'use-blob' when nothing was sent
- * because the temp file had already become the blob: the caller then serves the blob.
+ * because the temp file had already become the blob: the caller then serves the blob. Rejects with
+ * the download's error when it failed before any byte was sent, so the caller can answer 502/504.
  */
 export async function streamFlight(res: ServerResponse, flight: Flight, onBytes: (n: number) => void): Promise<StreamOutcome> {
   const total = flight.total;
@@ -29,6 +30,11 @@ export async function streamFlight(res: ServerResponse, flight: Flight, onBytes:
     const buffer = Buffer.allocUnsafe(Math.min(READ_CHUNK, Math.max(total, 1)));
     while (sent < total) {
       if (clientGone) return 'streamed';
+      if (flight.state === 'failed' && sent === 0 && !res.headersSent) {
+        // Nothing went out yet: the client gets a proper error answer (502/504 from the cause), not a cut connection.
+        for (const name of res.getHeaderNames()) res.removeHeader(name);
+        throw flight.error;
+      }
       if (flight.state === 'failed' || flight.contiguous < sent) {
         res.destroy();
         return 'streamed';

@@ -85,6 +85,20 @@ describe('hf source against the fixture hub', () => {
     expect(ok.files).toHaveLength(1);
   });
 
+  it('retries a 503 from the API, and gives up with ERR_HTTP when it persists', async () => {
+    hub.hub.addFault({ times: 1, match: (req) => (req.url ?? '').includes('/tree/'), fault: { status: 503 } });
+    const snapshot = await resolveHfSnapshot({ repoType: 'dataset', repoId: 'org/data' }, 'main', { endpoint: hub.endpoint });
+    expect(snapshot.files.map((f) => f.path)).toEqual(['train.csv']);
+    hub.hub.addFault({ match: (req) => (req.url ?? '').includes('/revision/'), fault: { status: 500 } });
+    try {
+      const error = await rejection(resolveHfSnapshot({ repoType: 'dataset', repoId: 'org/data' }, 'main', { endpoint: hub.endpoint }));
+      expect(error.code).toBe('ERR_HTTP');
+      expect(error.status).toBe(500);
+    } finally {
+      hub.hub.clearFaults();
+    }
+  });
+
   it('skips the revision call when the revision is a commit', async () => {
     hub.resetLogs();
     const commit = hub.commitOf('org/model');

@@ -119,11 +119,13 @@ export async function resolveModelScopeSnapshot(repoId: string, revision: string
   listed.sort((a, b) => a.path.localeCompare(b.path));
 
   const commit = commitOf(wanted, listed);
+  // Each file downloads from the commit listed for it: immutable even when the branch moves on.
   const files: RemoteFile[] = listed.map((f) => ({
     path: f.path,
     size: f.size,
     digest: { algorithm: 'sha256', hex: f.sha256 },
-    urls: [modelScopeFileUrl(options.endpoint, repoId, commit.download, f.path)],
+    urls: [modelScopeFileUrl(options.endpoint, repoId, f.commit ?? commit.download, f.path)],
+    ...(f.commit && { revision: f.commit }),
   }));
   return { source: 'modelscope', repoType: 'model', repoId, revision: wanted, commit: commit.id, files };
 }

@@ -18,6 +18,8 @@ export interface RemoteFile {
   urls: string[];
   /** Strong ETag as the hub reports it, when known. */
   etag?: string;
+  /** The commit the source lists for this file, when it lists one per file (ModelScope). */
+  revision?: string;
 }
 
 export interface Snapshot {

@@ -38,6 +38,8 @@ const FATAL: ReadonlySet<ErrorCode> = new Set(['ERR_ETAG_CHANGED', 'ERR_RANGE_IG
 /** Restarts from zero after the file changed upstream (or a server stopped honouring Range). */
 const MAX_CHANGE_RESTARTS = 2;
 const MAX_CHUNK = 16 * 1024 * 1024;
+/** Files up to this size keep no journal: refetching them costs less than journaling them. */
+const JOURNAL_MIN_SIZE = 1024 * 1024;
 
 function hostOf(url: string): string {
   return new URL(url).host;
@@ -58,6 +60,8 @@ export class FileTransfer {
   private lastError: ModelfetchError | undefined;
   /** Set when a whole-body stream (no Range support) failed: only a restart from zero helps. */
   private streamFailed = false;
+  /** Set after a restart caused by the server's answers: always probe from then on. */
+  private mustProbe = false;
 
   constructor(
     private readonly job: TransferJob,
@@ -89,6 +93,7 @@ export class FileTransfer {
         }
         if ((error.code === 'ERR_ETAG_CHANGED' || error.code === 'ERR_RANGE_IGNORED') && changes < MAX_CHANGE_RESTARTS) {
           changes += 1;
+          this.mustProbe = true; // the server is not what a probe-less start assumed
           await this.discardPartial();
           continue;
         }
@@ -159,6 +164,11 @@ export class FileTransfer {
     };
   }
 
+  private unprobedMirrors(indices: number[]): { mirrors: Mirror[]; results: ProbeResult[] } {
+    const results = indices.map((i): ProbeResult => ({ size: this.job.size, etag: undefined, rangeSupported: true, url: this.job.urls[i] ?? '', credentialed: true }));
+    return { mirrors: results.map((r, k) => this.mirrorFrom(indices[k] ?? 0, r.url, r)), results };
+  }
+
   private async probeMirrors(indices: number[]): Promise<{ mirrors: Mirror[]; results: ProbeResult[] }> {
     const settled = await Promise.allSettled(indices.map((i) => this.probeWithRetry(this.job.urls[i] ?? '')));
     const mirrors: Mirror[] = [];
@@ -200,7 +210,9 @@ export class FileTransfer {
     let mirrors: Mirror[] = [];
     try {
       this.progress.update(this.index, { phase: 'probe' });
-      const probed = await this.probeMirrors(indices);
+      // A small file of known size needs no probe: its one range request learns what a probe would.
+      const small = !this.mustProbe && this.job.size !== undefined && this.job.size > 0 && this.job.size < this.opts.segmentThreshold;
+      const probed = small ? this.unprobedMirrors(indices) : await this.probeMirrors(indices);
       const size = this.job.size ?? probed.results.find((r) => r.size !== undefined)?.size;
       const rangeMirrors = probed.mirrors.filter((m, k) => probed.results[k]?.rangeSupported);
       const ranged = size !== undefined && rangeMirrors.length > 0;
@@ -215,15 +227,16 @@ export class FileTransfer {
       // Resume only what a valid journal for this very download vouches for.
       const journalPath = journalPathFor(this.job.tempPath);
       const key: JournalKey = { identity: this.job.identity, size: size ?? -1, etag: mirrors.map((m) => m.target.etag ?? '').join(',') };
-      const canResume = ranged && (mirrors.some((m) => m.target.etag) || this.job.digest !== undefined);
-      let done: ByteRange[] | undefined = canResume ? await readJournal(journalPath, key) : undefined;
+      // Without an ETag or a digest a resumed file could not be told from a changed one; tiny files are cheaper to refetch.
+      const resumable = ranged && (size ?? 0) > JOURNAL_MIN_SIZE && (mirrors.some((m) => m.target.etag) || this.job.digest !== undefined);
+      let done: ByteRange[] | undefined = resumable ? await readJournal(journalPath, key) : undefined;
       if (done && size !== undefined) {
         file = await reopenTempFile(this.job.tempPath, size);
         if (!file) done = undefined;
       }
       if (!file) {
         file = await createTempFile(this.job.tempPath, size);
-        if (ranged) journal = await JournalWriter.create(journalPath, key);
+        if (resumable) journal = await JournalWriter.create(journalPath, key);
         else await removeIfPresent(journalPath);
       } else {
         journal = await JournalWriter.append(journalPath, key);

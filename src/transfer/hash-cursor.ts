@@ -76,6 +76,11 @@ let open = 0;
 const waiting = new Map<number, Pending>();
 const failures = new Map<number, string>();
 
+/** Starts the hashing worker ahead of need, so its start-up overlaps the first requests. */
+export function warmHashWorker(): void {
+  hashWorker();
+}
+
 function hashWorker(): Worker {
   if (worker) return worker;
   const created = new Worker(WORKER_SOURCE, { eval: true });

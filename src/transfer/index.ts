@@ -1,6 +1,7 @@
 import { setMaxListeners } from 'node:events';
 import { ModelfetchError } from '../errors.js';
 import { FileTransfer } from './file-transfer.js';
+import { warmHashWorker } from './hash-cursor.js';
 import { resolveOptions, type EngineOptions } from './options.js';
 import { BatchProgress } from './progress.js';
 import type { TransferJob, TransferResult } from './types.js';
@@ -34,6 +35,7 @@ export async function transferFiles(jobs: TransferJob[], options: EngineOptions 
   if (options.signal?.aborted) onAbort();
   options.signal?.addEventListener('abort', onAbort, { once: true });
   const opts = resolveOptions({ ...options, signal: batch.signal });
+  if (jobs.length > 0) warmHashWorker();
   const progress = new BatchProgress(jobs.map((j) => j.tempPath), opts.onProgress);
   const settled = await Promise.allSettled(jobs.map((job, i) => new FileTransfer(job, i, opts, progress).run())).finally(() =>
     options.signal?.removeEventListener('abort', onAbort),

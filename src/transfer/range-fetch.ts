@@ -43,8 +43,21 @@ function shortBody(url: string, reached: number, expected: number): ModelfetchEr
   return new ModelfetchError('ERR_NETWORK', `${url} closed the connection at byte ${reached}, before byte ${expected}`, { url, expected, found: reached });
 }
 
+/** A server that names a different total size serves another file: fatal, not retried. */
+function checkTotal(total: number | string | undefined, size: number | undefined, url: string): void {
+  if (total === undefined || size === undefined || Number(total) === size) return;
+  throw new ModelfetchError('ERR_SIZE', `${url} serves ${total} bytes, expected ${size}`, { url, expected: size, found: Number(total), hint: 'The file changed upstream, or the server answered with an error page; check the URL.' });
+}
+
 function checkRangeResponse(response: HttpResponse, segment: Segment, requestedEnd: number, ctx: FetchContext, target: FetchTarget): void {
   const url = response.url;
+  const whole = segment.pos === 0 && requestedEnd === ctx.size;
+  if (response.status === 200 && whole && !target.etag) {
+    // The whole file was asked for and came as a plain 200 (Range ignored): the same bytes.
+    assertIdentityEncoding(response.headers, url);
+    checkTotal(headerValue(response.headers, 'content-length'), ctx.size, url);
+    return;
+  }
   if (response.status === 200) {
     // A full body where a range was due: after If-Range that means the file changed.
     throw new ModelfetchError(target.etag ? 'ERR_ETAG_CHANGED' : 'ERR_RANGE_IGNORED', `${url} answered a range request with the whole file`, { url });
@@ -57,6 +70,7 @@ function checkRangeResponse(response: HttpResponse, segment: Segment, requestedE
   }
   const raw = headerValue(response.headers, 'content-range');
   const range = parseContentRange(raw);
+  checkTotal(range?.total, ctx.size, url);
   if (!range || range.start !== segment.pos || range.end !== requestedEnd - 1 || (range.total !== undefined && range.total !== ctx.size)) {
     throw new ModelfetchError('ERR_BAD_RANGE', `${url} answered bytes=${segment.pos}-${requestedEnd - 1} with Content-Range ${JSON.stringify(raw ?? null)}`, {
       url,
@@ -114,6 +128,8 @@ export async function fetchSegment(ctx: FetchContext, segment: Segment, target: 
     watch.touch();
     if (ctx.ranged) {
       checkRangeResponse(response, segment, requestedEnd, ctx, target);
+      // Learn the ETag when no probe did (small files), so retries send If-Range.
+      target.etag ??= response.status === 206 ? strongEtag(headerValue(response.headers, 'etag')) : undefined;
     } else {
       if (response.status !== 200) throw statusError(response.status, response.url, response.headers, ctx.now());
       assertIdentityEncoding(response.headers, response.url);

@@ -24,9 +24,10 @@ const files = [
 
 describe('ModelScope pulls end to end', () => {
   let server: FixtureServer;
+  let modelscope: ReturnType<typeof serveModelScope>;
   beforeEach(async () => {
     server = await startFixtureServer();
-    serveModelScope(server, [{ repoId: 'Qwen/Qwen2.5-Mini', commit, files, token: TOKEN }]);
+    modelscope = serveModelScope(server, [{ repoId: 'Qwen/Qwen2.5-Mini', commit, files, token: TOKEN }]);
   });
   afterEach(async () => server.close());
 
@@ -91,5 +92,36 @@ describe('ModelScope pulls end to end', () => {
     const wrong = await runCli(['pull', 'ms://Qwen/Qwen2.5-Mini', '--token', 'ms-wrong-token-0000'], { MODELSCOPE_DOMAIN: server.origin, MODELSCOPE_CACHE: msCache });
     expect(wrong.code).toBe(5);
     for (const run of [noRepo, noFile, noRev, noToken, wrong]) expect(`${run.stdout}${run.stderr}`).not.toMatch(/ms-fixture-secret|ms-wrong-token-0000/);
+  });
+
+  it('pins each file to the commit ModelScope lists for it when they differ, and records those commits in .msc', async () => {
+    const older = 'a1'.repeat(20);
+    const newer = 'b2'.repeat(20);
+    const perFile = [
+      { path: 'config.json', content: Buffer.from('{"v":1}'), revision: older },
+      { path: 'weights.bin', content: randomBytes(70_000), revision: newer },
+    ];
+    modelscope.repos.set('org/mixed', { repoId: 'org/mixed', commit: newer, files: perFile });
+    const msCache = await mkdtemp(join(tmpdir(), 'mf-ms-'));
+    const env = { MODELSCOPE_DOMAIN: server.origin, MODELSCOPE_CACHE: msCache };
+    const first = await runCli(['pull', 'ms://org/mixed', '--json'], env);
+    expect(first.code, first.stderr).toBe(0);
+    const result = JSON.parse(first.stdout) as { commit: string; path: string };
+    expect(result.commit).toMatch(/^[0-9a-f]{40}$/);
+    expect([older, newer]).not.toContain(result.commit);
+    const downloads = server.requests.filter((r) => r.url.includes('/api/v1/models/org/mixed/repo?')).map((r) => r.url);
+    expect(downloads).toContain(`/api/v1/models/org/mixed/repo?Revision=${older}&FilePath=config.json`);
+    expect(downloads).toContain(`/api/v1/models/org/mixed/repo?Revision=${newer}&FilePath=weights.bin`);
+    const script = 'import pickle,sys,json; print(json.dumps(sorted(pickle.load(open(sys.argv[1]+"/.msc","rb")), key=lambda k: k["Path"])))';
+    const keys = [
+      { Path: 'config.json', Revision: older },
+      { Path: 'weights.bin', Revision: newer },
+    ];
+    const python = hasTool('python3');
+    if (python) expect(JSON.parse(execFileSync('python3', ['-c', script, result.path], { encoding: 'utf8' }))).toEqual(keys);
+    // Again by branch: the same content id, nothing fetched, and .msc still names each file's own commit.
+    const again = await runCli(['pull', 'ms://org/mixed', '--json'], env);
+    expect(JSON.parse(again.stdout)).toMatchObject({ commit: result.commit, downloaded: 0 });
+    if (python) expect(JSON.parse(execFileSync('python3', ['-c', script, result.path], { encoding: 'utf8' }))).toEqual(keys);
   });
 });

@@ -1,12 +1,15 @@
 import { mkdtemp, readFile, readlink, rm, unlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RepoPaths } from '../../src/cache/layout.js';
 import { pull } from '../../src/pull.js';
-import { buildCachedRepo, fakeCommit } from '../support/cache-builder.js';
+import { writeTreeListing } from '../../src/cache/tree-listing.js';
+import { buildCachedRepo, digestOf, fakeCommit } from '../support/cache-builder.js';
 import { runCli } from '../support/cli.js';
 import { startFixtureHub, type FixtureHub } from '../support/fixture-hub.js';
+import { runProcess } from '../support/process.js';
 import { interopPython, runPython } from '../support/python.js';
 
 /** Cache hits cost nothing: no transfer, and with a commit (or offline) no request at all. */
@@ -75,6 +78,32 @@ describe.skipIf(!python)('a cache written by Python huggingface_hub, read by mod
     // --check resolved the branch but transferred nothing.
     expect(hub.cdn.requests).toHaveLength(0);
     expect(hub.hub.requests.filter((r) => r.url.includes('/resolve/'))).toHaveLength(0);
+  });
+});
+
+describe('a cache-hit pull stays lean', () => {
+  it('loads neither undici, the transfer engine nor the server', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'mf-lean-'));
+    try {
+      const commit = fakeCommit('lean');
+      const files = Array.from({ length: 20 }, (_, i) => ({ path: `f${i}.json`, content: Buffer.from(`{"i":${i}}`) }));
+      const repo = await buildCachedRepo(join(dir, 'hub'), { repoId: 'org/lean', commit, files });
+      await writeTreeListing(repo.treeListing(commit), files.map((f) => ({ path: f.path, size: f.content.length, digest: digestOf(f) })));
+      const trace = join(dir, 'modules.txt');
+      const hooks = join(dirname(fileURLToPath(import.meta.url)), '..', 'support', 'module-trace.mjs');
+      const run = await runProcess(process.execPath, ['--import', 'tsx', '--import', hooks, join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'src', 'cli', 'run.ts'), 'pull', `org/lean@${commit}`, '--quiet'], {
+        PATH: process.env.PATH,
+        HF_HUB_CACHE: join(dir, 'hub'),
+        MF_MODULE_TRACE: trace,
+      });
+      expect(run.stderr).toBe('');
+      expect(run.code).toBe(0);
+      const loaded = await readFile(trace, 'utf8');
+      expect(loaded).toContain('/src/pull.ts');
+      for (const heavy of ['/node_modules/undici/', '/node_modules/prom-client/', '/src/transfer/index.ts', '/src/server/', 'picomatch']) expect(loaded).not.toContain(heavy);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
 

@@ -116,6 +116,33 @@ describe('pull', () => {
     expect((await lstat(repo.noExist(listed.commit, 'nope.bin'))).isFile()).toBe(true);
   });
 
+  it('after a failed batch, a rerun fetches only what failed: finished files are kept', async () => {
+    hub.hub.addFault({ match: (req) => (req.url ?? '').endsWith('/small/file-00.json'), fault: { status: 404 } });
+    const failed = await pull(options({ repo: 'org/model' })).catch((e: unknown) => e);
+    expect(isModelfetchError(failed, 'ERR_NOT_FOUND')).toBe(true);
+    const size = hub.file('org/model', 'model.safetensors').size;
+    expect(servedBytes(hub.cdn.requests)).toBeGreaterThanOrEqual(size);
+    hub.hub.clearFaults();
+    hub.resetLogs();
+    const rerun = await pull(options({ repo: 'org/model' }));
+    expect(rerun.files).toBe(16);
+    expect(hub.cdn.requests).toHaveLength(0);
+    expect(new Set(resolveGets().map((r) => r.url.split('/').slice(-2).join('/')))).toEqual(new Set(['small/file-00.json']));
+    expect((await readFile(join(rerun.path, 'model.safetensors'))).length).toBe(size);
+  });
+
+  it('follows a relative LFS redirect on the hub itself', async () => {
+    const relative = await startFixtureHub({ lfsRedirect: 'relative', repos: [{ repoId: 'org/rel', files: [{ path: 'w.bin', size: 1024 * 1024 + 1, lfs: true }] }] });
+    try {
+      const result = await pull({ ...options({ repo: 'org/rel' }), endpoint: relative.endpoint });
+      expect(result.downloaded).toBe(1);
+      expect((await readFile(join(result.path, 'w.bin'))).length).toBe(1024 * 1024 + 1);
+      expect(relative.hub.requests.some((r) => r.url.startsWith('/cdn-relative/'))).toBe(true);
+    } finally {
+      await relative.close();
+    }
+  });
+
   it('pulls other branches and datasets', async () => {
     const v2 = await pull(options({ repo: 'org/model@v2' }));
     expect(v2.commit).toBe(hub.commitOf('org/model', 'v2'));

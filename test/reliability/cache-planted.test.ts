@@ -57,7 +57,7 @@ describe('planted links in the cache', () => {
       await symlink(victim, repo.snapshotFile(commit, file.path));
       await linkSnapshotFile(repo, commit, file.path, digestOf(file), mode);
       expect(await readFile(victim, 'utf8')).toBe('do not touch');
-      expect(await readFile(repo.snapshotFile(commit, file.path))).toEqual(file.content);
+      expect((await readFile(repo.snapshotFile(commit, file.path))).equals(file.content), 'same bytes').toBe(true);
       expect(isClean(await auditCache(root))).toBe(true);
     }
   });
@@ -103,7 +103,7 @@ describe('symlinks unavailable', () => {
       const b = new RepoPaths(copied, 'model', 'org/name').snapshotFile(commit, file.path);
       expect((await lstat(a)).isSymbolicLink()).toBe(true);
       expect((await lstat(b)).isFile()).toBe(true);
-      expect(await readFile(b)).toEqual(await readFile(a));
+      expect((await readFile(b)).equals(await readFile(a)), 'same bytes').toBe(true);
     }
     expect(isClean(await auditCache(copied))).toBe(true);
   });

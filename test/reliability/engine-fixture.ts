@@ -2,7 +2,8 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, readdir, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { TransferJob, TransferOptions } from '../../src/transfer/types.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Clock, TransferJob, TransferOptions } from '../../src/transfer/types.js';
 import { servedBuffer, startFixtureServer, type FixtureServer } from '../support/fixture-server.js';
 
 /** One served file and a job to fetch it, for the engine's fault cases. */
@@ -15,8 +16,22 @@ export interface EngineCase {
   job: TransferJob;
 }
 
+/**
+ * A clock whose sleeps are cut to a few milliseconds but recorded, so retry waits (backoff,
+ * Retry-After) are asserted as asked-for values instead of being waited out on a busy machine.
+ */
+export const sleepsAsked: number[] = [];
+export const fastClock: Clock = {
+  now: () => Date.now(),
+  sleep: async (ms, signal) => {
+    sleepsAsked.push(ms);
+    await sleep(Math.min(ms, 10), undefined, signal ? { signal } : {});
+  },
+};
+
 /** Small segments and short timeouts so that every fault case runs in a second or two. */
 export const FAST: TransferOptions = {
+  clock: fastClock,
   connections: 4,
   segmentThreshold: 256 * 1024,
   minSegmentSize: 64 * 1024,

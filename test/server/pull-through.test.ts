@@ -91,6 +91,10 @@ describe('pull-through from an upstream hub', () => {
       expect(upstream.bytes, path).toBe(hub.file('org/model', path).size);
       expect(upstream.probes, path).toBeLessThanOrEqual(1);
     }
+    // Metadata too: concurrent clients share the mirror's questions to upstream.
+    const api = hub.hub.requests.filter((r) => r.url.startsWith('/api/models/org/model/'));
+    expect(api.filter((r) => r.url.includes('/tree/')).length).toBe(1);
+    expect(api.filter((r) => r.url.includes('/revision/') && r.headers.authorization !== undefined).length).toBe(1);
     // The mirror's own cache now holds the repo in the standard layout.
     const mirrorRepo = new RepoPaths(join(work, 'cold'), 'model', 'org/model');
     expect(sha256(await readFile(mirrorRepo.snapshotFile(commit, 'model.safetensors')))).toBe(hub.file('org/model', 'model.safetensors').sha256);

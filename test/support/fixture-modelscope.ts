@@ -12,6 +12,8 @@ import { serveFile, servedBuffer, type FixtureServer } from './fixture-server.js
 export interface MsFixtureFile {
   path: string;
   content: Buffer;
+  /** The commit listed for this file (ModelScope lists the last commit that changed it); default the repo commit. */
+  revision?: string;
 }
 
 export interface MsFixtureRepo {
@@ -55,7 +57,8 @@ export function serveModelScope(server: FixtureServer, repos: MsFixtureRepo[]): 
     }
     const branches = repo.branches ?? { master: repo.commit };
     const revision = url.searchParams.get('Revision') ?? 'master';
-    const commit = branches[revision] ?? (revision === repo.commit ? repo.commit : undefined);
+    const known = new Set([repo.commit, ...repo.files.flatMap((f) => (f.revision ? [f.revision] : []))]);
+    const commit = branches[revision] ?? (known.has(revision) ? revision : undefined);
     if (match[2] === 'revisions') {
       json(res, 200, { Code: 200, Success: true, Data: { RevisionMap: { Branches: Object.keys(branches).map((b) => ({ Revision: b, CreatedAt: 1700000000 })), Tags: [] } } });
       return;
@@ -68,7 +71,7 @@ export function serveModelScope(server: FixtureServer, repos: MsFixtureRepo[]): 
       const dirs = new Set(repo.files.flatMap((f) => f.path.split('/').slice(0, -1).map((_, i, parts) => parts.slice(0, i + 1).join('/'))));
       const files = [
         ...[...dirs].map((d) => ({ Name: d.split('/').at(-1), Path: d, Type: 'tree', Size: 0, Revision: commit })),
-        ...repo.files.map((f) => ({ Name: f.path.split('/').at(-1), Path: f.path, Type: 'blob', Size: f.content.length, Sha256: sha256Of(f.content), Revision: commit, IsLFS: f.content.length > 1024 })),
+        ...repo.files.map((f) => ({ Name: f.path.split('/').at(-1), Path: f.path, Type: 'blob', Size: f.content.length, Sha256: sha256Of(f.content), Revision: f.revision ?? commit, IsLFS: f.content.length > 1024 })),
       ];
       json(res, 200, { Code: 200, Success: true, Message: 'success', Data: { Files: files } });
       return;

@@ -38,6 +38,19 @@ describe('transfer engine', () => {
     const result = await transferFile(s.job({ digest: { algorithm: 'git-sha1', hex: s.info.gitSha1 } }));
     expect(result.digest.hex).toBe(s.info.gitSha1);
     expect(rangeRequests(s.server)).toEqual(['bytes=0-299999']);
+    expect(s.server.requests.length).toBe(1); // a small file of known size needs no probe
+    expect(result.etag).toBe(s.info.sha256); // learned from the answer
+  });
+
+  it('small files: a plain 200 is taken as the whole body, a different size fails at once', async () => {
+    s = await scope.setup(200_000);
+    s.server.addFault({ times: 1, fault: { ignoreRange: true } });
+    const result = await transferFile(s.job());
+    expect(await sha256Of(result.tempPath)).toBe(s.info.sha256);
+    expect(s.server.requests.length).toBe(1);
+    const error = await transferFile(s.job({ size: 200_001, tempPath: `${s.dir}/other.part` })).catch((e: unknown) => e);
+    expect(isModelfetchError(error, 'ERR_SIZE')).toBe(true);
+    expect(s.server.requests.length).toBe(2);
   });
 
   it('learns the size from the probe when the job does not give it', async () => {

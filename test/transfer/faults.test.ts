@@ -50,7 +50,7 @@ describe('fault handling', () => {
   it('stall before any header (probe) and in a plain stream: aborted and retried', async () => {
     s = await scope.setup(2 * MiB);
     s.server.addFault({ times: 1, fault: { stallAfterBytes: 0 } });
-    const first = await transferFile(s.job(), { stallTimeoutMs: 300, clock: fakeClock() });
+    const first = await transferFile(s.job(), { segmentThreshold: MiB, stallTimeoutMs: 300, clock: fakeClock() });
     expect(await sha256Of(first.tempPath)).toBe(s.info.sha256);
     s.server.clearFaults();
     s.server.addFault({ fault: { ignoreRange: true } });
@@ -128,7 +128,7 @@ describe('fault handling', () => {
     s.server.addFault({ times: 1, fault: { status: 429, statusHeaders: { 'Retry-After': '7' } } });
     s.server.addFault({ match: isRange, times: 1, fault: { status: 429, statusHeaders: { 'Retry-After': new Date(Date.now() + 60_000).toUTCString() } } });
     const clock = fakeClock();
-    const result = await transferFile(s.job(), { clock });
+    const result = await transferFile(s.job(), { clock, segmentThreshold: 1000 });
     expect(await sha256Of(result.tempPath)).toBe(s.info.sha256);
     expect(clock.sleeps[0]).toBe(7000);
     expect(clock.sleeps[1]).toBeGreaterThan(55_000);

@@ -1,0 +1,57 @@
+import { describe, expect, it } from 'vitest';
+import type { ProgressEvent } from '../transfer/types.js';
+import { createProgressRenderer, describeProgress, formatBytes, formatDuration } from './progress.js';
+
+const event = (patch: Partial<ProgressEvent> = {}): ProgressEvent => ({
+  job: 0,
+  tempPath: '/tmp/x',
+  bytesDone: 512 * 1024 * 1024,
+  contiguousBytes: 0,
+  totalBytes: 1024 * 1024 * 1024,
+  batchBytesDone: 512 * 1024 * 1024,
+  batchTotalBytes: 1024 * 1024 * 1024,
+  speed: 100 * 1024 * 1024,
+  eta: 5.2,
+  connections: 16,
+  phase: 'download',
+  ...patch,
+});
+
+function sink(isTTY: boolean): NodeJS.WritableStream & { isTTY: boolean; columns: number; text: string } {
+  const out = { isTTY, columns: 100, text: '', write: (s: string) => ((out.text += s), true) };
+  return out as unknown as NodeJS.WritableStream & { isTTY: boolean; columns: number; text: string };
+}
+
+describe('progress rendering', () => {
+  it('formats sizes, durations and a status line', () => {
+    expect(formatBytes(1536)).toBe('1.5 KiB');
+    expect(formatDuration(3725)).toBe('1:02:05');
+    expect(describeProgress(event())).toBe('50% 512.0 MiB/1.0 GiB 100.0 MiB/s 16 conn ETA 0:05');
+  });
+
+  it('draws a bar on a terminal and clears it when done', () => {
+    const out = sink(true);
+    const renderer = createProgressRenderer(out, 'bar');
+    renderer.onProgress(event());
+    expect(out.text).toMatch(/^\r\[#+\.+\] 50%/);
+    renderer.finish();
+    expect(out.text.endsWith('\r\u001b[K')).toBe(true);
+  });
+
+  it('prints plain lines at most every two seconds elsewhere, and nothing when quiet', () => {
+    let now = 0;
+    const out = sink(false);
+    const renderer = createProgressRenderer(out, 'lines', () => now);
+    renderer.onProgress(event({ phase: 'probe' }));
+    renderer.onProgress(event());
+    now = 500;
+    renderer.onProgress(event());
+    now = 2600;
+    renderer.onProgress(event());
+    renderer.onProgress(event({ phase: 'done' }));
+    expect(out.text.split('\n').filter(Boolean)).toHaveLength(3);
+    const quiet = sink(false);
+    createProgressRenderer(quiet, 'none').onProgress(event());
+    expect(quiet.text).toBe('');
+  });
+});
