@@ -103,8 +103,7 @@ async function phaseTwo(work: string): Promise<void> {
   try {
     hub.hub.addFault({ fault: CDN });
     hub.cdn.addFault({ fault: CDN });
-    const total = [...hub.repos.values()][0]!.commits.values().next().value!.files;
-    const bytes = [...total.values()].reduce((sum, f) => sum + f.size, 0);
+    const bytes = files.reduce((sum, f) => sum + hub.file('demo/tts-model', f.path).size, 0);
     say(`Phase 2 — pull a ${files.length}-file text-to-speech repo (${formatSize(bytes)}) from a fixture Hub, same CDN pace, into a fresh Hugging Face cache`);
     const cacheDir = join(work, 'hf-cache');
     const args = ['pull', 'demo/tts-model', '--cache-dir', cacheDir, '--endpoint', hub.endpoint];
