@@ -208,6 +208,8 @@ export class FileTransfer {
     let checkpointer: Checkpointer | undefined;
     let hasher: HashCursor | undefined;
     let mirrors: Mirror[] = [];
+    let table: SegmentTable | undefined;
+    let succeeded = false;
     try {
       this.progress.update(this.index, { phase: 'probe' });
       // A small file of known size needs no probe: its one range request learns what a probe would.
@@ -242,7 +244,8 @@ export class FileTransfer {
         journal = await JournalWriter.append(journalPath, key);
       }
       const total = size ?? Infinity;
-      const table = new SegmentTable(total, done ?? [], missingRanges(total, done ?? []));
+      table = new SegmentTable(total, done ?? [], missingRanges(total, done ?? []));
+      const activeTable = table;
       const bytesResumed = table.bytesWritten();
       hasher = HashCursor.open(this.job.tempPath, this.algorithm, size);
       hasher.advance(table.contiguous());
@@ -265,10 +268,10 @@ export class FileTransfer {
           this.progress.addReceived(n);
         },
         onWritten: () => {
-          const contiguous = table.contiguous();
+          const contiguous = activeTable.contiguous();
           activeHasher.advance(contiguous);
           activeCheckpointer?.request();
-          this.progress.update(this.index, { bytesDone: table.bytesWritten(), contiguousBytes: contiguous });
+          this.progress.update(this.index, { bytesDone: activeTable.bytesWritten(), contiguousBytes: contiguous });
         },
         onConnection: (delta) => this.progress.connection(delta),
         writers,
@@ -301,6 +304,7 @@ export class FileTransfer {
       journal = undefined;
       await removeIfPresent(journalPath);
       this.progress.update(this.index, { phase: 'done' }, true);
+      succeeded = true;
       const etag = mirrors[0]?.target.etag;
       return {
         tempPath: this.job.tempPath,
@@ -319,8 +323,14 @@ export class FileTransfer {
         await checkpointer.flush().catch(() => undefined);
         await checkpointer.stop();
       }
+      const resumable = journal !== undefined && (table?.bytesWritten() ?? 0) > 0;
       await journal?.close().catch(() => undefined);
       await file?.close().catch(() => undefined);
+      // A failed attempt leaves a temp file only when a journal vouches for some of its bytes.
+      if (!succeeded && file !== undefined && !resumable) {
+        await removeIfPresent(this.job.tempPath);
+        await removeIfPresent(journalPathFor(this.job.tempPath));
+      }
     }
   }
 

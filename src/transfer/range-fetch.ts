@@ -43,10 +43,13 @@ function shortBody(url: string, reached: number, expected: number): ModelfetchEr
   return new ModelfetchError('ERR_NETWORK', `${url} closed the connection at byte ${reached}, before byte ${expected}`, { url, expected, found: reached });
 }
 
-/** A server that names a different total size serves another file: fatal, not retried. */
-function checkTotal(total: number | string | undefined, size: number | undefined, url: string): void {
+/**
+ * A whole body of another length is another file (or an error page): ERR_SIZE, not retried. A 206
+ * naming another total is a bad range answer: ERR_BAD_RANGE, retried like a wrong start or end.
+ */
+function checkTotal(total: number | string | undefined, size: number | undefined, url: string, code: 'ERR_SIZE' | 'ERR_BAD_RANGE'): void {
   if (total === undefined || size === undefined || Number(total) === size) return;
-  throw new ModelfetchError('ERR_SIZE', `${url} serves ${total} bytes, expected ${size}`, { url, expected: size, found: Number(total), hint: 'The file changed upstream, or the server answered with an error page; check the URL.' });
+  throw new ModelfetchError(code, `${url} serves ${total} bytes, expected ${size}`, { url, expected: size, found: Number(total), hint: 'The file changed upstream, or the server answered with an error page; check the URL.' });
 }
 
 function checkRangeResponse(response: HttpResponse, segment: Segment, requestedEnd: number, ctx: FetchContext, target: FetchTarget): void {
@@ -55,7 +58,7 @@ function checkRangeResponse(response: HttpResponse, segment: Segment, requestedE
   if (response.status === 200 && whole && !target.etag) {
     // The whole file was asked for and came as a plain 200 (Range ignored): the same bytes.
     assertIdentityEncoding(response.headers, url);
-    checkTotal(headerValue(response.headers, 'content-length'), ctx.size, url);
+    checkTotal(headerValue(response.headers, 'content-length'), ctx.size, url, 'ERR_SIZE');
     return;
   }
   if (response.status === 200) {
@@ -70,7 +73,7 @@ function checkRangeResponse(response: HttpResponse, segment: Segment, requestedE
   }
   const raw = headerValue(response.headers, 'content-range');
   const range = parseContentRange(raw);
-  checkTotal(range?.total, ctx.size, url);
+  checkTotal(range?.total, ctx.size, url, 'ERR_BAD_RANGE');
   if (!range || range.start !== segment.pos || range.end !== requestedEnd - 1 || (range.total !== undefined && range.total !== ctx.size)) {
     throw new ModelfetchError('ERR_BAD_RANGE', `${url} answered bytes=${segment.pos}-${requestedEnd - 1} with Content-Range ${JSON.stringify(raw ?? null)}`, {
       url,

@@ -4,9 +4,8 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { isModelfetchError } from '../../src/errors.js';
 import { transferFile } from '../../src/transfer/index.js';
-import type { Clock } from '../../src/transfer/types.js';
 import { serveFile, servedBuffer, servedPath, type RequestRecord } from '../support/fixture-server.js';
-import { exists, MiB, type Setup, sha256Of, testScope } from './helpers.js';
+import { exists, fakeClock, MiB, type Setup, sha256Of, testScope } from './helpers.js';
 
 /** Ranges requested, as [start, end] pairs (probe excluded). */
 function ranges(records: RequestRecord[]): Array<[number, number]> {
@@ -17,11 +16,6 @@ function ranges(records: RequestRecord[]): Array<[number, number]> {
 }
 
 /** A clock whose sleeps return at once and are recorded. */
-function fakeClock(): Clock & { sleeps: number[] } {
-  const sleeps: number[] = [];
-  return { sleeps, now: () => Date.now(), sleep: async (ms) => void sleeps.push(ms) };
-}
-
 const isRange = (req: { headers: { range?: string } }): boolean => req.headers.range !== undefined && req.headers.range !== 'bytes=0-0';
 
 let s: Setup | undefined;
@@ -82,7 +76,7 @@ describe('fault handling', () => {
     const error = await transferFile(s.job(), { clock: fakeClock(), maxAttempts: 2 }).catch((e: unknown) => e);
     expect(isModelfetchError(error, 'ERR_NETWORK')).toBe(true);
     expect(String((error as Error).message)).toMatch(/at byte 500000/);
-    expect(await exists(`${s.job().tempPath}`)).toBe(true); // partial kept, never renamed
+    expect(await exists(`${s.job().tempPath}`)).toBe(false); // no journal can vouch for it: removed, never renamed
   });
 
   it('an HTML error page instead of the file never passes', async () => {

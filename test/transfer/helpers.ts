@@ -1,3 +1,4 @@
+import type { Clock } from '../../src/transfer/types.js';
 import { createHash } from 'node:crypto';
 import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -73,4 +74,10 @@ export function testScope(): { setup: typeof setup; server: () => Promise<Fixtur
       return made;
     },
   };
+}
+
+/** A clock that records sleeps instead of waiting, so retry timing is asserted without wall-clock time. */
+export function fakeClock(): Clock & { sleeps: number[] } {
+  const sleeps: number[] = [];
+  return { sleeps, now: () => Date.now(), sleep: async (ms) => void sleeps.push(ms) };
 }
