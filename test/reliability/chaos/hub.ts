@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { readFile, rm } from 'node:fs/promises';
+import { readFile, rm, stat } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { RepoPaths } from '../../../src/cache/layout.js';
@@ -30,7 +30,7 @@ export interface ChaosHub {
   corruptOnce(): void;
   /** Paths of the snapshot whose content is missing or wrong. */
   compareSnapshot(cacheDir: string): Promise<string[]>;
-  /** Removes some files (blob and snapshot entry) so the next pull has work; returns the bytes removed. */
+  /** Removes some files (blob and snapshot entry), or the whole repo folder, so the next pull has work; returns the complete-blob bytes removed. */
   dropSome(cacheDir: string, random: () => number): Promise<number>;
   /** Runs `modelfetch verify` when the command exists; undefined otherwise. */
   verifyCommand(cacheDir: string, run: (args: string[]) => Promise<number>): Promise<number | undefined>;
@@ -66,18 +66,18 @@ export async function startChaosHub(): Promise<ChaosHub> {
       return wrong;
     },
     dropSome: async (cacheDir, random) => {
+      // Counts only complete blobs that really go: those bytes a perfect client must fetch again.
       const repo = paths(cacheDir);
-      if (random() < 0.3) {
-        await rm(repo.dir, { recursive: true, force: true });
-        return files.reduce((sum, f) => sum + f.size, 0);
-      }
+      const wipe = random() < 0.3;
       let dropped = 0;
       for (const file of files) {
-        if (random() < 0.5) continue;
+        if (!wipe && random() < 0.5) continue;
+        const blob = join(repo.blobsDir, file.blob);
+        dropped += await stat(blob).then((s) => s.size, () => 0);
         await rm(repo.snapshotFile(commit, file.path), { force: true });
-        await rm(join(repo.blobsDir, file.blob), { force: true });
-        dropped += file.size;
+        await rm(blob, { force: true });
       }
+      if (wipe) await rm(repo.dir, { recursive: true, force: true });
       return dropped;
     },
     verifyCommand: async (cacheDir, run) => (existsSync(join(ROOT, 'src/cli/verify.ts')) ? run(['verify', '--cache-dir', cacheDir]) : undefined),

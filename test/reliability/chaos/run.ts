@@ -93,8 +93,9 @@ async function main(): Promise<number> {
   const exitCodes = new Map<string, number>();
   const problems: string[] = [];
 
-  console.log(`chaos: ${KILLS} kills, seed ${SEED}, repo of ${hub.files.length} files / ${(hub.totalBytes / 1048576).toFixed(1)} MiB, cache ${cacheDir}`);
-  for (let i = 0; i < KILLS; i++) {
+  console.log(`chaos: until ${KILLS} kills, seed ${SEED}, repo of ${hub.files.length} files / ${(hub.totalBytes / 1048576).toFixed(1)} MiB, cache ${cacheDir}`);
+  // Runs until KILLS children were killed (some finish or fail before their kill point).
+  for (let i = 0; figures.kills < KILLS && i < KILLS * 3; i++) {
     proxy.clearToxics();
     for (let n = between(0, 3); n > 0; n--) proxy.addToxic({ ...randomToxic(), name: `t${n}` });
     if (random() < 0.1) {
@@ -131,7 +132,7 @@ async function main(): Promise<number> {
       neededBytes += await hub.dropSome(cacheDir, random);
       figures.wipes += 1;
     }
-    if ((i + 1) % 20 === 0) console.log(`  ${i + 1}/${KILLS} runs, ${figures.kills} kills, ${proxy.faultsInjected()} proxy faults, ${Math.round((Date.now() - started) / 1000)} s`);
+    if ((i + 1) % 20 === 0) console.log(`  ${i + 1} runs, ${figures.kills}/${KILLS} kills, ${proxy.faultsInjected()} proxy faults, ${Math.round((Date.now() - started) / 1000)} s`);
   }
 
   // The final pull, with no faults, must complete and leave a clean, exact cache.
@@ -149,6 +150,7 @@ async function main(): Promise<number> {
   const served = hub.bodyBytesServed();
   const report = {
     seed: SEED,
+    runs: figures.kills + figures.completedBeforeKill + figures.failedRuns,
     kills: figures.kills,
     killsSurvived: figures.killsSurvived,
     runsCompletedBeforeKill: figures.completedBeforeKill,
