@@ -1,4 +1,7 @@
 import type { ProgressEvent } from '../transfer/types.js';
+import { formatBytes } from '../format-bytes.js';
+
+export { formatBytes };
 
 /**
  * Renders engine progress events on stderr: a redrawn bar on a terminal, a plain line every few
@@ -16,17 +19,6 @@ export interface ProgressRenderer {
 type Stream = NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
 
 const LINE_EVERY_MS = 2000;
-
-export function formatBytes(bytes: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit += 1;
-  }
-  return `${value.toFixed(unit === 0 ? 0 : 1)} ${units[unit]}`;
-}
 
 export function formatDuration(seconds: number): string {
   if (!Number.isFinite(seconds)) return '?';

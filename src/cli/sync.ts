@@ -1,7 +1,7 @@
 import type { SyncReport } from '../preload/sync.js';
 import type { Command } from 'commander';
 import type { CliIo } from './main.js';
-import { progressLogger } from './progress-lines.js';
+import { createProgressRenderer, progressModeFor } from './progress.js';
 
 export interface SyncFlags {
   lock: string;
@@ -26,25 +26,28 @@ export function addSyncOptions(command: Command, io: CliIo): Command {
     .option('--cache-dir <dir>', 'hub cache (default HF_HUB_CACHE, HF_HOME/hub or ~/.cache/huggingface/hub)');
 }
 
-/** Runs syncLockfile for the CLI flags, progress on stderr; returns the cache dir it synced. */
-/** Syncs; `onSynced` sees the report (run uses it to hold the synced revisions while its command runs). */
+/** Runs syncLockfile for the CLI flags, progress on stderr; returns the cache dir it synced. `onSynced` sees the report (run uses it to hold the synced revisions while its command runs). */
 export async function syncFromFlags(flags: SyncFlags, io: CliIo, onSynced?: (cacheDir: string, report: SyncReport) => Promise<void>): Promise<string> {
   const [{ syncLockfile }, { resolveCacheDir }] = await Promise.all([import('../preload/sync.js'), import('../cache/layout.js')]);
   const cacheDir = flags.cacheDir ?? resolveCacheDir(io.env);
-  const log = (line: string): void => void io.stderr.write(`modelfetch: ${line}\n`);
+  const renderer = createProgressRenderer(io.stderr, progressModeFor(io.stderr, false));
+  const log = (line: string): void => {
+    renderer.finish();
+    io.stderr.write(`modelfetch: ${line}\n`);
+  };
   const report = await syncLockfile({
     lockPath: flags.lock,
     cacheDir,
     env: io.env,
     log,
-    onProgress: progressLogger(io.stderr),
+    onProgress: renderer.onProgress,
     ...(flags.manifest !== undefined && { manifestPath: flags.manifest }),
     ...(flags.frozen && { frozen: true }),
     ...(flags.check && { check: true }),
     ...(flags.verifyKey !== undefined && { verifyKey: flags.verifyKey }),
     ...(flags.endpoint !== undefined && { endpoint: flags.endpoint }),
     ...(flags.token !== undefined && { token: flags.token }),
-  });
+  }).finally(renderer.finish);
   log(`${report.files} file${report.files === 1 ? '' : 's'} of ${report.models} model${report.models === 1 ? '' : 's'} in place (${report.fetched} fetched)`);
   await onSynced?.(cacheDir, report);
   return cacheDir;

@@ -1,19 +1,10 @@
 import { ModelfetchError } from '../errors.js';
 import type { RepoType } from '../source/types.js';
+import { formatBytes } from '../format-bytes.js';
+
+export { formatBytes };
 
 /** Human units for the CLI: sizes (binary, as `du -h`), durations and ages. */
-
-const SIZE_UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
-
-export function formatBytes(bytes: number): string {
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1024 && unit < SIZE_UNITS.length - 1) {
-    value /= 1024;
-    unit += 1;
-  }
-  return unit === 0 ? `${value} B` : `${value.toFixed(value < 10 ? 2 : value < 100 ? 1 : 0)} ${SIZE_UNITS[unit]}`;
-}
 
 /** `200G`, `1.5T`, `500MiB`, `1024` (bytes). K/M/G/T are powers of 1024, as in `du`. */
 export function parseSize(text: string): number {

@@ -1,3 +1,8 @@
+import { formatBytes as sharedFormatBytes } from '../format-bytes.js';
+
+// A local binding: the row renderers are serialised into the page, and a call through an import
+// binding would not survive that (module loaders rewrite it).
+const formatBytes = sharedFormatBytes;
 /**
  * The status page at `/`: rendered on the server with what is known at request time, then kept
  * current by a few lines of script that poll `/api/_status` once a second. No framework, no
@@ -42,17 +47,6 @@ export interface MirrorStatus {
 
 function escapeHtml(text: string): string {
   return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
-}
-
-export function formatBytes(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let value = n;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit++;
-  }
-  return `${unit === 0 ? value : value.toFixed(1)} ${units[unit]}`;
 }
 
 function repoRow(repo: StatusRepo): string {
