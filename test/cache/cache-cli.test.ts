@@ -29,7 +29,7 @@ describe('cache commands (CLI)', () => {
     expect(table.code).toBe(0);
     const lines = table.stdout.split('\n');
     expect(lines[0]).toMatch(/^REPO ID\s+TYPE\s+REVISIONS\s+FILES\s+SIZE\s+LAST USED\s+REFS$/);
-    expect(lines[1]).toMatch(/^org\/alpha\s+model\s+1\s+1\s+3\.00 MiB\s+\S+ ago\s+main$/);
+    expect(lines[1]).toMatch(/^org\/alpha\s+model\s+1\s+1\s+3\.0 MiB\s+\S+ ago\s+main$/);
     expect(lines[2]).toMatch(/^org\/beta-longer-name\s+model\s+1\s+1\s+2 B\s+\S+ ago\s+main, v2$/);
     expect(lines[1]!.indexOf('model')).toBe(lines[0]!.indexOf('TYPE'));
     const json = await cli(['ls', '--json', '--cache-dir', root]);
@@ -73,9 +73,9 @@ describe('cache commands (CLI)', () => {
     try {
       const dry = await cli(['gc', '--unused-for', '7d', '--dry-run', '--cache-dir', root]);
       expect(dry.code).toBe(0);
-      expect(dry.stdout).toMatch(/^org\/idle\s+[0-9a-f]{12}\s+main\s+30d ago\s+unused\s+2\.00 KiB$/m);
+      expect(dry.stdout).toMatch(/^org\/idle\s+[0-9a-f]{12}\s+main\s+30d ago\s+unused\s+2\.0 KiB$/m);
       expect(dry.stdout).toContain(`kept (in use): org/busy@${fakeCommit('busy').slice(0, 12)}`);
-      expect(dry.stdout).toContain('Would free 2.00 KiB: 1 revision(s), 1 blob(s), 1 repo folder(s)');
+      expect(dry.stdout).toContain('Would free 2.0 KiB: 1 revision(s), 1 blob(s), 1 repo folder(s)');
       expect((await lstat(idle.dir)).isDirectory()).toBe(true);
 
       const rmBusy = await cli(['rm', 'org/busy', '--yes', '--cache-dir', root]);
@@ -94,7 +94,7 @@ describe('cache commands (CLI)', () => {
     }
     const rm = await cli(['rm', 'org/busy', '--yes', '--cache-dir', root]);
     expect(rm.code).toBe(0);
-    expect(rm.stdout).toContain('Removed model org/busy: 1 revision(s), 1 blob(s), 1.00 KiB');
+    expect(rm.stdout).toContain('Removed model org/busy: 1 revision(s), 1 blob(s), 1.0 KiB');
     expect((await cli(['rm', 'org/busy', '--cache-dir', root])).code).toBe(2);
   });
 });
