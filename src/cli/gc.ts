@@ -2,7 +2,8 @@ import type { Command } from 'commander';
 import { gcCache, type GcReport } from '../cache/gc.js';
 import { ModelfetchError } from '../errors.js';
 import type { CliIo } from './main.js';
-import { formatAge, formatBytes, parseDuration, parseSize, renderTable } from './units.js';
+import { formatBytes } from '../format-bytes.js';
+import { formatAge, parseDuration, parseSize, renderTable } from './units.js';
 
 /** `modelfetch gc`: remove unused revisions, then least recently used ones down to a size cap. */
 export function registerGcCommand(program: Command, io: CliIo): void {

@@ -3,7 +3,8 @@ import { ModelfetchError } from '../errors.js';
 import { scanCache, type CacheScan, type ScannedRepo } from '../cache/scan.js';
 import type { RepoType } from '../source/types.js';
 import type { CliIo } from './main.js';
-import { formatAge, formatBytes, parseRepoType, renderTable } from './units.js';
+import { formatBytes } from '../format-bytes.js';
+import { formatAge, parseRepoType, renderTable } from './units.js';
 
 /** `modelfetch ls [REPO] [--json]`: what is in the cache. */
 export function registerLsCommand(program: Command, io: CliIo): void {

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { ProgressEvent } from '../transfer/types.js';
-import { createProgressRenderer, describeProgress, formatBytes, formatDuration } from './progress.js';
+import { formatBytes } from '../format-bytes.js';
+import { createProgressRenderer, describeProgress, formatDuration } from './progress.js';
 
 const event = (patch: Partial<ProgressEvent> = {}): ProgressEvent => ({
   job: 0,

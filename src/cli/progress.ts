@@ -1,8 +1,6 @@
 import type { ProgressEvent } from '../transfer/types.js';
 import { formatBytes } from '../format-bytes.js';
 
-export { formatBytes };
-
 /**
  * Renders engine progress events on stderr: a redrawn bar on a terminal, a plain line every few
  * seconds otherwise (logs, CI), nothing when quiet. Shared by every command that moves bytes.

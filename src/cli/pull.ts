@@ -4,7 +4,8 @@ import type { PullOptions, PullPlan, PullResult } from '../pull.js';
 import type { RepoType } from '../source/types.js';
 import { abortOnInterrupt } from './interrupt.js';
 import type { CliIo } from './main.js';
-import { createProgressRenderer, formatBytes, progressModeFor } from './progress.js';
+import { formatBytes } from '../format-bytes.js';
+import { createProgressRenderer, progressModeFor } from './progress.js';
 
 /** `modelfetch pull org/name[@rev] [FILES…]`: prints the snapshot path on stdout, progress on stderr. */
 

@@ -3,7 +3,8 @@ import { removeFromCache } from '../cache/remove.js';
 import { ModelfetchError } from '../errors.js';
 import type { RepoType } from '../source/types.js';
 import type { CliIo } from './main.js';
-import { formatBytes, parseRepoType } from './units.js';
+import { formatBytes } from '../format-bytes.js';
+import { parseRepoType } from './units.js';
 
 /** `modelfetch rm REPO[@rev]`: remove a repo, or one revision and the blobs only it used. */
 export function registerRmCommand(program: Command, io: CliIo): void {

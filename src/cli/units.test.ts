@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { formatAge, formatBytes, parseDuration, parseSize, renderTable } from './units.js';
+import { formatBytes } from '../format-bytes.js';
+import { formatAge, parseDuration, parseSize, renderTable } from './units.js';
 
 describe('CLI units', () => {
   it('reads sizes and durations as people write them, and refuses the rest', () => {

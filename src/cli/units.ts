@@ -1,10 +1,7 @@
 import { ModelfetchError } from '../errors.js';
 import type { RepoType } from '../source/types.js';
-import { formatBytes } from '../format-bytes.js';
 
-export { formatBytes };
-
-/** Human units for the CLI: sizes (binary, as `du -h`), durations and ages. */
+/** Human units for the CLI: size limits, durations and ages (sizes are printed by `format-bytes.ts`). */
 
 /** `200G`, `1.5T`, `500MiB`, `1024` (bytes). K/M/G/T are powers of 1024, as in `du`. */
 export function parseSize(text: string): number {

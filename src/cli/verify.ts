@@ -3,7 +3,8 @@ import { ModelfetchError } from '../errors.js';
 import { verifyCache, type VerifyOptions, type VerifyProgress, type VerifyReport } from '../cache/verify.js';
 import type { RepoType } from '../source/types.js';
 import type { CliIo } from './main.js';
-import { formatBytes, parseRepoType } from './units.js';
+import { formatBytes } from '../format-bytes.js';
+import { parseRepoType } from './units.js';
 
 /** `modelfetch verify [REPO…] [--fix] [--json]`: re-hash every blob and check every link. */
 export function registerVerifyCommand(program: Command, io: CliIo): void {

@@ -1,6 +1,5 @@
-import { touchRevision } from '../cache/usage.js';
+import { holdRevision } from '../cache/usage.js';
 import type { Dispatcher } from 'undici';
-import { markRevisionInUse } from '../cache/lock.js';
 import { readRepoTreeListing, writeTreeListing } from '../cache/tree-listing.js';
 import { isModelfetchError } from '../errors.js';
 import { pull, type PullOptions } from '../pull.js';
@@ -90,9 +89,5 @@ export function createPullFetcher(options: PullFetcherOptions): FetchFile {
 
 /** "In use" markers for gc, on the cache the view reads. */
 export function cacheInUseMarker(cache: CacheView): (repo: RepoRef, commit: string) => Promise<{ release(): Promise<void> }> {
-  return async (repo, commit) => {
-    const paths = cache.repo(repo.repoType, repo.repoId);
-    await touchRevision(paths, commit); // gc's last-use record
-    return markRevisionInUse(paths, commit);
-  };
+  return (repo, commit) => holdRevision(cache.repo(repo.repoType, repo.repoId), commit);
 }

@@ -323,11 +323,11 @@ export class FileTransfer {
         await checkpointer.flush().catch(() => undefined);
         await checkpointer.stop();
       }
-      const resumable = journal !== undefined && (table?.bytesWritten() ?? 0) > 0;
+      const journalVouches = journal !== undefined && (table?.bytesWritten() ?? 0) > 0;
       await journal?.close().catch(() => undefined);
       await file?.close().catch(() => undefined);
       // A failed attempt leaves a temp file only when a journal vouches for some of its bytes.
-      if (!succeeded && file !== undefined && !resumable) {
+      if (!succeeded && file !== undefined && !journalVouches) {
         await removeIfPresent(this.job.tempPath);
         await removeIfPresent(journalPathFor(this.job.tempPath));
       }
