@@ -97,6 +97,33 @@ describe('Catalog', () => {
     expect((await catalog.resolve(repo, 'main', {})).commit).toBe(upstream.branch);
   });
 
+  it('asks about gating while the revision resolves, once, and records nothing for a repo that does not exist', async () => {
+    let answerRevision: (() => void) | undefined;
+    const revisionCommit = upstream.revisionCommit.bind(upstream);
+    upstream.revisionCommit = async (r, revision) => {
+      await new Promise<void>((resolve) => (answerRevision = resolve));
+      return revisionCommit(r, revision);
+    };
+    catalog.prefetchRestricted(repo, 'main');
+    const resolving = catalog.resolve(repo, 'main', {});
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    // The revision is still unanswered, and the gating question is already out.
+    expect(upstream.calls).toEqual(['restricted?']);
+    answerRevision?.();
+    const resolved = await resolving;
+    await catalog.authorize(repo, resolved.commit, 'a.txt', {});
+    expect(upstream.calls.filter((c) => c === 'restricted?')).toHaveLength(1);
+    // A prefetch for a repo that then fails to resolve leaves the cache untouched.
+    upstream.revisionCommit = async () => {
+      throw new ModelfetchError('ERR_NOT_FOUND', 'Repository not found');
+    };
+    const ghost = { repoType: 'model' as const, repoId: 'org/ghost' };
+    catalog.prefetchRestricted(ghost, 'main');
+    expect(await catalog.resolve(ghost, 'main', {}).catch((e: unknown) => e)).toBeInstanceOf(Error);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    expect(await new CacheView(root).repoExists(new CacheView(root).repo('model', 'org/ghost'))).toBe(false);
+  });
+
   it('offline: never asks upstream', async () => {
     const offline = new Catalog({ cache: new CacheView(root), revalidateAfterMs: 0, accessTtlMs: 0 });
     expect((await offline.resolve(repo, 'main', {})).commit).toBe(cachedCommit);

@@ -66,6 +66,8 @@ export class Catalog {
   private readonly validated = new Map<string, { at: number; commit: string }>();
   private readonly restricted = new Map<string, { value: boolean; at: number }>();
   private readonly access = new Map<string, number>();
+  /** Restricted-status lookups started ahead of `authorize` (see `prefetchRestricted`). */
+  private readonly restrictedLookups = new Map<string, { lookup: Promise<boolean>; at: number }>();
   private readonly now: () => number;
   /** After upstream was found unreachable, it is not asked again for a few seconds: requests are served from the cache meanwhile instead of each waiting for retries. */
   private downUntil = 0;
@@ -149,6 +151,29 @@ export class Catalog {
    * upstream without a token, and a client's token is checked upstream (and trusted for a while).
    * Offline, nothing can be checked, so a repo known to be restricted is refused.
    */
+  /**
+   * Starts asking upstream whether a repo is restricted while its revision is being resolved, so
+   * `authorize` does not add a round trip. Nothing is recorded until `authorize` runs: a repo that
+   * turns out not to exist leaves no trace in the cache.
+   */
+  prefetchRestricted(repoRef: RepoRef, revision: string): void {
+    const key = `${repoRef.repoType}:${repoRef.repoId}`;
+    const known = this.restricted.get(key);
+    if (!this.options.upstream || (known && this.now() - known.at < this.options.revalidateAfterMs)) return;
+    this.restrictedLookup(repoRef, revision).catch(() => undefined);
+  }
+
+  private restrictedLookup(repoRef: RepoRef, revision: string): Promise<boolean> {
+    const key = `${repoRef.repoType}:${repoRef.repoId}`;
+    const upstream = this.options.upstream;
+    if (!upstream) return Promise.resolve(false);
+    const started = this.restrictedLookups.get(key);
+    if (started && this.now() - started.at < this.options.revalidateAfterMs) return started.lookup;
+    const lookup = this.ask(`restricted ${key}`, () => upstream.isRestricted(repoRef, revision));
+    this.restrictedLookups.set(key, { lookup, at: this.now() });
+    return lookup;
+  }
+
   async authorize(repoRef: RepoRef, revision: string, path: string | undefined, auth: ClientAuth): Promise<void> {
     const key = `${repoRef.repoType}:${repoRef.repoId}`;
     const upstream = this.options.upstream;
@@ -156,7 +181,9 @@ export class Catalog {
     let restricted = this.restricted.get(key);
     if (upstream && (!restricted || this.now() - restricted.at >= this.options.revalidateAfterMs)) {
       try {
-        restricted = { value: await this.ask(`restricted ${key}`, () => upstream.isRestricted(repoRef, revision)), at: this.now() };
+        const lookup = this.restrictedLookup(repoRef, revision);
+        this.restrictedLookups.delete(key);
+        restricted = { value: await lookup, at: this.now() };
         this.restricted.set(key, restricted);
         await recordRestricted(repo.restrictedMarker, restricted.value);
       } catch (error) {

@@ -3,7 +3,7 @@ import type { Dispatcher } from 'undici';
 import { readRepoTreeListing, writeTreeListing } from '../cache/tree-listing.js';
 import { isModelfetchError } from '../errors.js';
 import { pull, type PullOptions } from '../pull.js';
-import { fetchRepoRestricted, fetchRevisionCommit, hubReachable, listRepoFiles, probeFileAccess, type HfClientOptions } from '../source/hf.js';
+import { fetchRepoRestricted, fetchRevisionCommit, hubReachable, listRepoFiles, probeFileAccess, warmHubClient, type HfClientOptions } from '../source/hf.js';
 import type { CacheView } from './cache-view.js';
 import { repoNotFound, revisionNotFound, type ListingStore, type UpstreamHub } from './catalog.js';
 import type { FetchFile } from './flights.js';
@@ -27,6 +27,8 @@ function notFound(error: unknown, repo: RepoRef, revision: string): unknown {
 }
 
 export function createHfUpstream(options: HfUpstreamOptions): UpstreamHub {
+  // Not on the first client's request: that client would wait for the module to load.
+  warmHubClient();
   const client = (token: string | undefined): HfClientOptions => ({ endpoint: options.endpoint, ...(token && { token }), ...(options.dispatcher && { dispatcher: options.dispatcher }) });
   return {
     origin: options.endpoint,

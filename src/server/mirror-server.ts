@@ -197,7 +197,8 @@ export function createMirrorServer(userOptions: MirrorServerOptions): MirrorServ
 
   const resolve = async (req: IncomingMessage, repo: RepoRef, revision: string, path?: string): Promise<ResolvedRevision> => {
     const auth = authOf(req);
-    // Resolving first lets a repo that does not exist answer 404 rather than "gated".
+    // Resolving first lets a repo that does not exist answer 404 rather than "gated"; the gating question goes out meanwhile.
+    catalog.prefetchRestricted(repo, revision);
     const resolved = await catalog.resolve(repo, revision, auth);
     await catalog.authorize(repo, resolved.commit, path, auth);
     recordUse(repo, resolved.commit);
@@ -285,7 +286,9 @@ export function createMirrorServer(userOptions: MirrorServerOptions): MirrorServ
       }
       metrics.cacheMisses.inc();
       record.cache = 'miss';
-      const headers = { ...fileHeaders(route, resolved.commit, listed), ETag: `"${listed.digest.hex}"`, 'Accept-Ranges': 'bytes' };
+      // Until the blob is verified a Range is answered only once the whole blob is: `none` tells clients
+      // that read it (modelfetch does) to take the streamed GET, which follows the download as it lands.
+      const headers = { ...fileHeaders(route, resolved.commit, listed), ETag: `"${listed.digest.hex}"`, 'Accept-Ranges': 'none' };
       if (req.method === 'HEAD') {
         // Metadata is known from the listing; a HEAD never starts a download.
         res.writeHead(200, { ...headers, 'Content-Length': String(listed.size) });

@@ -187,6 +187,11 @@ async function getJson(url: string, options: HfClientOptions, context: ErrorCont
   }
 }
 
+/** Loads the HTTP client the hub API calls use, ahead of the first call (it takes ~100 ms): for long-lived callers such as the mirror. */
+export function warmHubClient(): void {
+  void import('undici').catch(() => undefined);
+}
+
 /** One GET, following same-origin redirects (relative ones included) and refusing others, so the token never leaves the endpoint's origin. */
 async function getJsonOnce(url: string, options: HfClientOptions, context: ErrorContext): Promise<JsonResponse> {
   const { request } = await import('undici');

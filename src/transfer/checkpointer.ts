@@ -6,8 +6,8 @@ import type { SegmentWriter } from './segment-writer.js';
 
 /**
  * Makes received bytes durable and records them: partly filled write buffers are flushed, one
- * fdatasync covers every segment, then one journal append lists everything written since the last
- * checkpoint. Requests are coalesced (at most one runs, one more queued, at least `minGapMs`
+ * fdatasync covers every segment, then one journal append (when there is a journal) lists
+ * everything written since the last checkpoint. Requests are coalesced (at most one runs, one more queued, at least `minGapMs`
  * apart) and a slow trickle is still checkpointed every `idleMs`. A kill -9 therefore loses only
  * what arrived during the last cycle (tens of milliseconds of data), never whole segments.
  */
@@ -22,7 +22,7 @@ export class Checkpointer {
 
   constructor(
     private readonly file: FileHandle,
-    private readonly journal: JournalWriter,
+    private readonly journal: JournalWriter | undefined,
     private readonly table: SegmentTable,
     private readonly writers: ReadonlySet<SegmentWriter>,
     private readonly minGapMs = 25,
@@ -87,7 +87,8 @@ export class Checkpointer {
     if (upTo.size === 0) return;
     try {
       await this.file.datasync();
-      await this.journal.record(this.table.takeUnjournaled(upTo));
+      const ranges = this.table.takeUnjournaled(upTo);
+      await this.journal?.record(ranges);
     } catch (error) {
       this.failure = fromSystemError(error, 'recording download progress');
       throw this.failure;

@@ -137,7 +137,16 @@ export class FileTransfer {
     for (let attempt = 1; ; attempt += 1) {
       const release = holdsSlot ? () => undefined : await this.opts.budget.acquire(hostOf(url), this.controller.signal);
       try {
-        return await probe(this.opts.transport, { url, ...(this.job.headers && { headers: this.job.headers }), signal: this.controller.signal, now: this.opts.clock.now(), stallTimeoutMs: this.opts.stallTimeoutMs });
+        return await probe(this.opts.transport, {
+          url,
+          ...(this.job.headers && { headers: this.job.headers }),
+          signal: this.controller.signal,
+          now: this.opts.clock.now(),
+          stallTimeoutMs: this.opts.stallTimeoutMs,
+          // With the size known, a HEAD learns the rest, and a server that cannot answer ranges yet can say so.
+          // After a server broke what its probe promised, only the GET probe is trusted.
+          headFirst: this.job.size !== undefined && !this.mustProbe,
+        });
       } catch (caught) {
         if (this.controller.signal.aborted) throw this.controller.signal.reason;
         const error = asModelfetchError(caught);
@@ -250,7 +259,8 @@ export class FileTransfer {
       hasher = HashCursor.open(this.job.tempPath, this.algorithm, size);
       hasher.advance(table.contiguous());
       const writers = new Set<SegmentWriter>();
-      if (journal) checkpointer = new Checkpointer(file, journal, table, writers);
+      // Without a journal (a plain stream) large files are still synced as they arrive, so the final fsync is short.
+      if (journal || (size ?? 0) >= this.opts.segmentThreshold) checkpointer = new Checkpointer(file, journal, table, writers);
       this.progress.update(this.index, { phase: 'download', totalBytes: size ?? 0, bytesDone: bytesResumed, contiguousBytes: table.contiguous() });
 
       const activeHasher = hasher;

@@ -52,9 +52,10 @@ export async function transferFiles(jobs: TransferJob[], options: EngineOptions 
       );
     }
   };
-  const settled = await Promise.all(Array.from({ length: Math.min(inFlight, jobs.length) }, worker)).then(() => outcomes).finally(() =>
-    options.signal?.removeEventListener('abort', onAbort),
-  );
+  const settled = await Promise.all(Array.from({ length: Math.min(inFlight, jobs.length) }, worker)).then(() => outcomes).finally(() => {
+    progress.close();
+    options.signal?.removeEventListener('abort', onAbort);
+  });
   const failure = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
   if (failure) throw failure.reason;
   const results = settled.map((s) => (s as PromiseFulfilledResult<TransferResult>).value) as BatchResult;

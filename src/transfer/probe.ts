@@ -25,6 +25,13 @@ export interface ProbeRequest {
   now: number;
   /** Give up (ERR_STALL, retried) when no answer came for this long. */
   stallTimeoutMs: number;
+  /**
+   * Ask with HEAD first (the caller knows the size already, e.g. from a hub listing). A server's
+   * `Accept-Ranges` then decides before any GET: a mirror that has not verified a file yet says
+   * `none`, so the file is streamed instead of waiting for Range answers it may only give once the
+   * whole file is verified. A HEAD that is refused or says nothing about ranges falls back to the GET probe.
+   */
+  headFirst?: boolean;
 }
 
 /** Refuses any Content-Encoding but identity: the bytes on disk must be the bytes the digest names. */
@@ -78,6 +85,10 @@ export async function probe(transport: Transport, request: ProbeRequest): Promis
 }
 
 async function probeOnce(transport: Transport, request: ProbeRequest): Promise<ProbeResult> {
+  if (request.headFirst) {
+    const answered = await probeWithHead(transport, request, 'lenient');
+    if (answered) return answered;
+  }
   const response = await requestFollowingRedirects(transport, {
     url: request.url,
     method: 'GET',
@@ -111,11 +122,22 @@ async function probeOnce(transport: Transport, request: ProbeRequest): Promise<P
     return { ...base, size: contentLength(response.headers), rangeSupported: false, stream: response };
   }
   await response.body.dump().catch(() => undefined);
-  if (response.status === 405 || response.status === 501 || response.status === 400) return probeWithHead(transport, request);
+  if (response.status === 405 || response.status === 501 || response.status === 400) {
+    const answered = await probeWithHead(transport, request, 'strict');
+    if (answered) return answered;
+  }
   throw statusError(response.status, response.url, response.headers, request.now);
 }
 
-async function probeWithHead(transport: Transport, request: ProbeRequest): Promise<ProbeResult> {
+/** HEAD answers that a GET would only repeat (5xx too): anything else, e.g. a 403 from a URL signed for GET, asks again with GET. */
+const HEAD_IS_DECISIVE: ReadonlySet<number> = new Set([200, 401, 404, 410, 429]);
+
+/**
+ * A HEAD probe. 'strict' (the GET probe was refused): any answer but 200 is the error, and a
+ * missing Accept-Ranges means no ranges. 'lenient' (asked first): undefined whenever the answer
+ * does not settle the question, so the GET probe asks — a signed CDN URL may be valid for GET only.
+ */
+async function probeWithHead(transport: Transport, request: ProbeRequest, mode: 'strict' | 'lenient'): Promise<ProbeResult | undefined> {
   const response = await requestFollowingRedirects(transport, {
     url: request.url,
     method: 'HEAD',
@@ -123,12 +145,15 @@ async function probeWithHead(transport: Transport, request: ProbeRequest): Promi
     ...(request.signal && { signal: request.signal }),
   });
   await response.body.dump().catch(() => undefined);
+  const ranges = headerValue(response.headers, 'accept-ranges')?.trim().toLowerCase();
+  if (mode === 'lenient' && !HEAD_IS_DECISIVE.has(response.status) && response.status < 500) return undefined;
   if (response.status !== 200) throw statusError(response.status, response.url, response.headers, request.now);
+  if (mode === 'lenient' && ranges !== 'bytes' && ranges !== 'none') return undefined;
   assertIdentityEncoding(response.headers, response.url);
   return {
     size: contentLength(response.headers),
     etag: strongEtag(headerValue(response.headers, 'etag')),
-    rangeSupported: headerValue(response.headers, 'accept-ranges')?.toLowerCase() === 'bytes',
+    rangeSupported: ranges === 'bytes',
     url: response.url,
     credentialed: response.credentialed,
   };

@@ -20,6 +20,8 @@ export class BatchProgress {
   private received = 0;
   private readonly samples: Array<{ at: number; received: number }> = [];
   private lastEmit = -Infinity;
+  /** A held-back update is still sent when no further one comes (a paused download shows where it paused). */
+  private trailing: { timer: ReturnType<typeof setTimeout>; job: number } | undefined;
 
   constructor(
     jobs: ReadonlyArray<{ tempPath: string; size?: number }>,
@@ -50,9 +52,39 @@ export class BatchProgress {
     Object.assign(file, patch);
     if (!this.onProgress) return;
     const at = this.now();
-    if (!force && !phaseChanged && at - this.lastEmit < EMIT_EVERY_MS) return;
+    if (!force && !phaseChanged && at - this.lastEmit < EMIT_EVERY_MS) {
+      if (this.trailing) this.trailing.job = job;
+      else {
+        const timer = setTimeout(() => this.emitTrailing(), EMIT_EVERY_MS - (at - this.lastEmit));
+        timer.unref();
+        this.trailing = { timer, job };
+      }
+      return;
+    }
+    this.stopTrailing();
+    this.emit(job, file, at);
+  }
+
+  /** No more events: the batch has settled. */
+  close(): void {
+    this.stopTrailing();
+  }
+
+  private emitTrailing(): void {
+    const job = this.trailing?.job;
+    this.trailing = undefined;
+    const file = job === undefined ? undefined : this.files[job];
+    if (job !== undefined && file) this.emit(job, file, this.now());
+  }
+
+  private stopTrailing(): void {
+    if (this.trailing) clearTimeout(this.trailing.timer);
+    this.trailing = undefined;
+  }
+
+  private emit(job: number, file: FileState, at: number): void {
     this.lastEmit = at;
-    this.onProgress(this.event(job, file, at));
+    this.onProgress?.(this.event(job, file, at));
   }
 
   private event(job: number, file: FileState, at: number): ProgressEvent {

@@ -11,6 +11,7 @@ import type { FetchRequest } from '../../src/server/flights.js';
 import type { ListedFile } from '../../src/server/hub-json.js';
 import type { UpstreamHub } from '../../src/server/catalog.js';
 import { createMirrorServer, type MirrorServer } from '../../src/server/mirror-server.js';
+import { transferFile } from '../../src/transfer/index.js';
 import { fakeCommit } from '../support/cache-builder.js';
 
 /**
@@ -173,6 +174,27 @@ describe('streaming a blob while it downloads', () => {
     expect((await retry.body).data.equals(content)).toBe(true);
   });
 
+  it('a modelfetch client of a blob still downloading streams it as it lands, then verifies it', async () => {
+    const tempPath = join(root, 'client.part');
+    let clientBytes = 0;
+    const pulled = transferFile(
+      { urls: [`${mirror.url}/org/m/resolve/main/big.bin`], size: file.size, digest: file.digest, tempPath, identity: 'test:big.bin' },
+      { segmentThreshold: 1024 * 1024, onProgress: (event) => (clientBytes = event.bytesDone) },
+    );
+    await until(() => gates.length === 1);
+    await gates[0]!.write(2 * 1024 * 1024);
+    // The client has bytes before the mirror verified anything: it did not wait on Range answers.
+    await until(() => clientBytes >= 1024 * 1024);
+    await gates[0]!.write(content.length);
+    await gates[0]!.verify();
+    const result = await pulled;
+    expect(result.digest.hex).toBe(file.digest.hex);
+    expect(result.bytesFetched).toBe(content.length);
+    // Verified now: HEAD offers ranges again, so the next client uses many connections.
+    const head = await fetch(`${mirror.url}/org/m/resolve/main/big.bin`, { method: 'HEAD' });
+    expect(head.headers.get('accept-ranges')).toBe('bytes');
+  });
+
   it('serves the blob when the download finished without progress reports (another process held it)', async () => {
     const client = follow('/org/m/resolve/main/big.bin');
     await until(() => gates.length === 1);
@@ -194,6 +216,8 @@ describe('streaming a blob while it downloads', () => {
     expect(head.headers.get('x-linked-size')).toBe(String(content.length));
     expect(head.headers.get('etag')).toBe(`"${file.digest.hex}"`);
     expect(head.headers.get('x-repo-commit')).toBe(commit);
+    // Not verified yet: no prompt Range answers, so clients that read this stream instead.
+    expect(head.headers.get('accept-ranges')).toBe('none');
     expect(gates).toHaveLength(0);
     expect((await fetch(`${mirror.url}/org/m/resolve/main/other.bin`)).headers.get('x-error-code')).toBe('EntryNotFound');
   });

@@ -34,6 +34,8 @@ export interface Fault {
   corruptOffsets?: number[];
   /** Answer every request with 200 and the whole body. */
   ignoreRange?: boolean;
+  /** With ignoreRange: still advertise `Accept-Ranges: bytes`. */
+  lieAboutRanges?: boolean;
   /** Answer with this status instead (e.g. 429, 503, 403, 404), and these headers (e.g. Retry-After). */
   status?: number;
   statusHeaders?: Record<string, string>;
@@ -214,7 +216,8 @@ export async function serveFile(req: IncomingMessage, res: ServerResponse, file:
   }
 
   res.setHeader('ETag', `"${file.etag}"`);
-  res.setHeader('Accept-Ranges', 'bytes');
+  // A server that ignores Range says so (a lying one is `lieAboutRanges`).
+  res.setHeader('Accept-Ranges', fault.ignoreRange && !fault.lieAboutRanges ? 'none' : 'bytes');
   res.setHeader('Content-Type', 'application/octet-stream');
 
   let range = fault.ignoreRange ? undefined : parseRange(req.headers.range, file.size);

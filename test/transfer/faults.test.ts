@@ -95,8 +95,38 @@ describe('fault handling', () => {
     s.server.addFault({ fault: { ignoreRange: true } });
     const result = await transferFile(s.job(), { segmentThreshold: MiB });
     expect(await sha256Of(result.tempPath)).toBe(s.info.sha256);
-    expect(s.server.requests.length).toBe(1);
+    // HEAD says `Accept-Ranges: none`; the one GET is the stream, never a Range request.
+    expect(s.server.requests.map((r) => r.method)).toEqual(['HEAD', 'GET']);
+    expect(s.server.requests[1]?.headers.range).toBeUndefined();
     expect((await stat(result.tempPath)).size).toBe(s.info.size);
+  });
+
+  it('HEAD promises ranges but GET ignores them: restarts once with the GET probe, exact bytes', async () => {
+    s = await scope.setup(3 * MiB + 11);
+    s.server.addFault({ fault: { ignoreRange: true, lieAboutRanges: true } });
+    const result = await transferFile(s.job(), { segmentThreshold: MiB });
+    expect(await sha256Of(result.tempPath)).toBe(s.info.sha256);
+    // The restart asks with GET and takes its 200 as the stream; it never trusts the HEAD again.
+    const probes = s.server.requests.filter((r) => r.headers.range === 'bytes=0-0');
+    expect(probes.length).toBe(1);
+    expect(s.server.requests.filter((r) => r.method === 'HEAD').length).toBe(1);
+  });
+
+  it('HEAD refused (a URL signed for GET only): the GET probe decides, and ranges are used', async () => {
+    s = await scope.setup(3 * MiB);
+    s.server.addFault({ match: (req) => req.method === 'HEAD', fault: { status: 403 } });
+    const result = await transferFile(s.job(), { segmentThreshold: MiB, clock: fakeClock() });
+    expect(await sha256Of(result.tempPath)).toBe(s.info.sha256);
+    expect(s.server.requests.filter((r) => r.headers.range === 'bytes=0-0').length).toBe(1);
+    expect(ranges(s.server.requests).length).toBeGreaterThan(1);
+  });
+
+  it('HEAD with a 404: fails at once with ERR_NOT_FOUND, no GET', async () => {
+    s = await scope.setup(3 * MiB);
+    s.server.addFault({ fault: { status: 404 } });
+    const error = await transferFile(s.job(), { segmentThreshold: MiB, clock: fakeClock() }).catch((e: unknown) => e);
+    expect(isModelfetchError(error, 'ERR_NOT_FOUND')).toBe(true);
+    expect(s.server.requests.map((r) => r.method)).toEqual(['HEAD']);
   });
 
   it('ETag change mid-download: restarts, and the result is the new file exactly, never a mix', async () => {
