@@ -4,6 +4,7 @@ import { GiB, MiB, missingCommands, ratioCheck, seconds, type BenchCase } from '
 import { buildLargeCachedRepo } from '../lib/large-cache.js';
 import { assertOk, runMeasured } from '../lib/proc.js';
 import { startServe } from '../lib/serve-process.js';
+import { startPlainNodeServer } from '../lib/plain-node-server.js';
 
 const CLIENTS = 8;
 
@@ -35,6 +36,7 @@ export const servingCase: BenchCase = {
     const { repo, blobs } = await buildLargeCachedRepo(cacheDir, 'bench/serving', commit, [{ path: 'model.safetensors', size }]);
     const blob = blobs[0]!;
     const serve = await startServe(ctx.cli, cacheDir);
+    const plainNode = await startPlainNodeServer(join(cacheDir, repo.folder, 'blobs', blob.sha256));
     try {
       const viaServe = `${serve.origin}/bench/serving/resolve/main/model.safetensors`;
       const viaNginx = server.url(`serve-cache/${repo.folder}/blobs/${blob.sha256}`, false);
@@ -42,6 +44,8 @@ export const servingCase: BenchCase = {
       await fetchConcurrently(viaNginx, size);
       const nginxMs = await fetchConcurrently(viaNginx, size);
       const serveMs = await fetchConcurrently(viaServe, size);
+      const plainMs = await fetchConcurrently(plainNode.url, size);
+      const plainRate = (CLIENTS * size) / 1e6 / (plainMs / 1000);
       const nginxRate = (CLIENTS * size) / 1e6 / (nginxMs / 1000);
       const serveRate = (CLIENTS * size) / 1e6 / (serveMs / 1000);
       report.notes.push(`${size / MiB} MiB blob, ${CLIENTS} concurrent curl clients to /dev/null`);
@@ -49,8 +53,11 @@ export const servingCase: BenchCase = {
       report.measurements.push({ label: 'nginx aggregate', value: nginxRate, unit: 'MB/s' });
       report.measurements.push({ label: 'modelfetch serve', value: seconds(serveMs), unit: 's' });
       report.measurements.push({ label: 'modelfetch serve aggregate', value: serveRate, unit: 'MB/s' });
+      report.measurements.push({ label: 'plain Node server (read stream piped to the response)', value: plainRate, unit: 'MB/s' });
+      report.notes.push(`a plain Node server over the same file reaches ${(plainRate / nginxRate).toFixed(2)}x nginx: Node has no sendfile, so every byte is copied into user space and out again; modelfetch serve reaches ${(serveRate / plainRate).toFixed(2)}x that plain server`);
       report.checks.push(ratioCheck('aggregate throughput vs nginx', serveRate / nginxRate, '≥', 0.9));
     } finally {
+      await plainNode.close();
       await serve.close();
     }
   },

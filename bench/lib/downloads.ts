@@ -50,3 +50,17 @@ export async function aria2Get(url: string, output: string): Promise<Timed> {
   const result = assertOk('aria2c', await runMeasured('aria2c', args));
   return { ms: result.ms, result };
 }
+
+/** The same work with standard tools: curl writes the file while openssl hashes the same stream. */
+export async function curlTeeSha256(url: string, output: string): Promise<Timed & { sha256: string }> {
+  await rm(output, { force: true });
+  const script = 'set -o pipefail; curl -s -f "$1" | tee "$2" | openssl dgst -sha256 -r';
+  const result = assertOk('curl | tee | openssl', await runMeasured('bash', ['-c', script, 'bench', url, output]));
+  return { ms: result.ms, result, sha256: result.stdout.trim().split(/\s+/)[0] ?? '' };
+}
+
+/** SHA-256 of a file already in the page cache: the least time any verified download can take on one core. */
+export async function opensslSha256(path: string): Promise<Timed & { sha256: string }> {
+  const result = assertOk('openssl dgst', await runMeasured('openssl', ['dgst', '-sha256', '-r', path]));
+  return { ms: result.ms, result, sha256: result.stdout.trim().split(/\s+/)[0] ?? '' };
+}
