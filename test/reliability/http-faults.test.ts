@@ -10,7 +10,7 @@ import { Agent } from 'undici';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { isModelfetchError } from '../../src/errors.js';
 import { transferFile } from '../../src/transfer/index.js';
-import type { TransferOptions } from '../../src/transfer/types.js';
+import type { TransferJob, TransferOptions } from '../../src/transfer/types.js';
 import { startFaultProxy, type FaultProxy } from '../support/fault-proxy.js';
 import { servedBuffer, startFixtureServer, type FixtureServer } from '../support/fixture-server.js';
 import { hasTool } from '../support/tools.js';
@@ -172,6 +172,31 @@ describe('servers that get ranges wrong (cases 8, 9, 15)', () => {
     expect(result.digest.hex).toBe(c.sha256);
     expect(result.bytesResumed).toBe(0);
     expect((await readFile(c.job.tempPath)).equals(c.data), 'same bytes').toBe(true);
+  });
+
+  // Without an expected digest nothing downstream would catch bytes written at the wrong offset.
+  const withoutDigest = (job: TransferJob): TransferJob => ({ urls: job.urls, ...(job.size !== undefined && { size: job.size }), tempPath: job.tempPath, identity: job.identity });
+
+  it('Range ignored on resume of a file with no expected digest: starts over, no misplaced bytes', async () => {
+    const c = await setup();
+    await interrupt(c);
+    c.server.addFault({ fault: { ignoreRange: true } });
+    const result = await transferFile(withoutDigest(c.job), FAST);
+    expect(result.bytesResumed).toBe(0);
+    expect((await readFile(c.job.tempPath)).equals(c.data), 'same bytes').toBe(true);
+    expect(result.digest.hex).toBe(c.sha256);
+  });
+
+  it('Range ignored only after the probe, no expected digest: a failure or the right bytes, never misplaced ones', async () => {
+    const c = await setup();
+    c.server.addFault({ match: notProbe, fault: { ignoreRange: true } });
+    const outcome = await transferFile(withoutDigest(c.job), FAST).then(
+      (r) => r.digest.hex,
+      (e: unknown) => (isModelfetchError(e) ? e.code : String(e)),
+    );
+    // A 200 after If-Range reads as a changed file (ERR_ETAG_CHANGED); without an ETag, as Range ignored.
+    expect([c.sha256, 'ERR_RANGE_IGNORED', 'ERR_ETAG_CHANGED']).toContain(outcome);
+    if (outcome === c.sha256) expect((await readFile(c.job.tempPath)).equals(c.data), 'same bytes').toBe(true);
   });
 
   it('206 with a shifted start/end is rejected and retried', async () => {

@@ -99,14 +99,14 @@ describe('digests and commits that are not hex of the right length (case 2)', ()
       await expectRefused(cacheDir, hub, ['ERR_INVALID_DIGEST', 'ERR_BAD_RESPONSE']);
     });
   }
-  for (const oid of ['b'.repeat(39), 'b'.repeat(41), `../${'b'.repeat(37)}`]) {
+  for (const oid of ['b'.repeat(39), 'b'.repeat(41), `../${'b'.repeat(37)}`, 'B'.repeat(40)]) {
     it(`refuses git oid ${JSON.stringify(oid.slice(0, 12))}… (${oid.length} chars)`, async () => {
       const cacheDir = await cacheWithSomething();
       const hub = await hostileHub({ entries: [{ type: 'file', path: 'c.json', size: 2, oid }] });
       await expectRefused(cacheDir, hub, ['ERR_INVALID_DIGEST', 'ERR_BAD_RESPONSE']);
     });
   }
-  for (const sha of ['c'.repeat(39), 'c'.repeat(41), `../../${'c'.repeat(34)}`, 'main', 12345]) {
+  for (const sha of ['c'.repeat(39), 'c'.repeat(41), `../../${'c'.repeat(34)}`, 'C'.repeat(40), 'main', 12345]) {
     it(`refuses commit ${JSON.stringify(sha)}`, async () => {
       const cacheDir = await cacheWithSomething();
       const hub = await hostileHub({ sha, entries: [fileEntry('config.json')] });
