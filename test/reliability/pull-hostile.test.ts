@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, readFile, symlink, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, mkdtemp, readFile, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -171,6 +171,19 @@ describe('planted links at temp and blob paths (case 3)', () => {
       // Success is only acceptable if the snapshot file holds the real bytes.
       expect((await readFile(join(outcome, 'w.bin'))).equals(c.content), 'same bytes').toBe(true);
     }
+  });
+
+  it('a symlink planted at the blob path to a file with the right bytes is not taken as the blob', async () => {
+    const c = await plantedCase();
+    // Outside the cache, where anyone could change it later: the cache must hold its own copy.
+    await writeFile(c.victim, c.content);
+    await mkdir(c.repo.blobsDir, { recursive: true });
+    await symlink(c.victim, c.repo.blob(c.digest));
+    const result = await pull({ repo: 'evil/repo', cacheDir: c.cacheDir, endpoint: c.server.origin, env: {} });
+    expect((await lstat(c.repo.blob(c.digest))).isFile(), 'blob is a regular file').toBe(true);
+    expect((await readFile(join(result.path, 'w.bin'))).equals(c.content), 'same bytes').toBe(true);
+    expect((await readFile(c.victim)).equals(c.content), 'target untouched').toBe(true);
+    expect(isClean(await auditCache(c.cacheDir))).toBe(true);
   });
 
   it('a regular file with wrong bytes planted at the blob path is never linked as the file', async () => {
