@@ -489,9 +489,11 @@ describe('corrupt bytes from a bad CDN node (case 20)', () => {
 
   it('corrupt once: the engine starts over by itself and completes the file', async () => {
     const c = await setup();
-    c.server.addFault({ times: 1, match: notProbe, fault: { corruptOffsets: [12_345] } });
+    // The first segment (from byte 0, not the 1-byte probe) carries the flipped byte.
+    c.server.addFault({ times: 1, match: (req) => /^bytes=0-(?!0$)\d+$/.test(String(req.headers.range)), fault: { corruptOffsets: [12_345] } });
     // One call: the engine itself starts over once after an integrity failure.
     const result = await transferFile(c.job, FAST);
+    expect(c.server.bodyBytesServed(), 'the file was fetched a second time').toBeGreaterThan(c.data.length);
     expect(result.digest.hex).toBe(c.sha256);
     expect((await readFile(c.job.tempPath)).equals(c.data), 'same bytes').toBe(true);
   });
