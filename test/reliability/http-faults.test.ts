@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { lstat, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -548,6 +548,20 @@ describe('resume journal (cases 16, 17)', () => {
       expect((await readFile(c.job.tempPath)).equals(c.data), 'same bytes').toBe(true);
     });
   }
+
+  it('a symlink planted at the temp path of a resumable download is not followed (case 3)', async () => {
+    const c = await interrupted();
+    // Same size as the file, beside a valid journal: only O_NOFOLLOW keeps the resume out of it.
+    const victim = join(c.dir, 'victim');
+    const original = randomBytes(c.data.length);
+    await writeFile(victim, original);
+    await rm(c.job.tempPath);
+    await symlink(victim, c.job.tempPath);
+    const result = await transferFile(c.job, FAST);
+    expect(result.digest.hex).toBe(c.sha256);
+    expect((await readFile(victim)).equals(original), 'target untouched').toBe(true);
+    expect((await lstat(c.job.tempPath)).isFile()).toBe(true);
+  });
 
   it('a journal that claims ranges over zeroed data never yields a wrong file', async () => {
     const c = await interrupted();
