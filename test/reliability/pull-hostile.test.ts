@@ -186,6 +186,16 @@ describe('planted links at temp and blob paths (case 3)', () => {
     expect(isClean(await auditCache(c.cacheDir))).toBe(true);
   });
 
+  it('a full-size temp file with wrong bytes and no journal is never committed as the blob', async () => {
+    // What a small (journal-less, preallocated) download killed mid-write leaves behind.
+    const c = await plantedCase();
+    await mkdir(join(c.repo.stateDir, 'partial'), { recursive: true });
+    await writeFile(c.repo.partial(c.digest), Buffer.alloc(c.content.length, 0));
+    const result = await pull({ repo: 'evil/repo', cacheDir: c.cacheDir, endpoint: c.server.origin, env: {} });
+    expect((await readFile(join(result.path, 'w.bin'))).equals(c.content), 'same bytes').toBe(true);
+    expect(isClean(await auditCache(c.cacheDir))).toBe(true);
+  });
+
   it('a regular file with wrong bytes planted at the blob path is never linked as the file', async () => {
     const c = await plantedCase();
     await mkdir(c.repo.blobsDir, { recursive: true });
