@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, readFile, stat, unlink } from 'node:fs/promises';
+import { lstat, mkdir, readFile, stat, unlink } from 'node:fs/promises';
 import { fromSystemError } from '../errors.js';
 import type { FileDigest } from '../source/types.js';
 import { commitTempFile, type CommitFs, type CommitOutcome } from './atomic.js';
@@ -43,8 +43,8 @@ export async function stampBlob(repo: RepoPaths, digest: FileDigest): Promise<vo
 
 /** True when the blob exists, has the expected size, and its stat matches its stamp: no re-hash needed. */
 export async function isBlobStamped(repo: RepoPaths, digest: FileDigest, expectedSize?: number): Promise<boolean> {
-  const [info, raw] = await Promise.all([stat(repo.blob(digest)).catch(() => undefined), readFile(repo.stamp(digest), 'utf8').catch(() => undefined)]);
-  if (!info || !raw || (expectedSize !== undefined && info.size !== expectedSize)) return false;
+  const [info, raw] = await Promise.all([lstat(repo.blob(digest)).catch(() => undefined), readFile(repo.stamp(digest), 'utf8').catch(() => undefined)]);
+  if (!info?.isFile() || !raw || (expectedSize !== undefined && info.size !== expectedSize)) return false;
   try {
     const stamp = JSON.parse(raw) as Partial<Stamp>;
     const now = fingerprintOf(info);
@@ -75,6 +75,13 @@ export type BlobState = 'stamped' | 'verified' | 'missing';
 export async function verifyBlob(repo: RepoPaths, digest: FileDigest, expectedSize?: number): Promise<BlobState> {
   if (await isBlobStamped(repo, digest, expectedSize)) return 'stamped';
   const path = repo.blob(digest);
+  const info = await lstat(path).catch(() => undefined);
+  if (!info) return 'missing';
+  if (!info.isFile()) {
+    // A link (or anything else) planted at the blob path is never followed: removed, the blob is fetched.
+    await unlink(path).catch(() => {});
+    return 'missing';
+  }
   let actual: { hex: string; size: number };
   try {
     actual = await hashFile(path, digest.algorithm);

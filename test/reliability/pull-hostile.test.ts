@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, readFile, symlink, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, mkdtemp, readFile, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -99,14 +99,14 @@ describe('digests and commits that are not hex of the right length (case 2)', ()
       await expectRefused(cacheDir, hub, ['ERR_INVALID_DIGEST', 'ERR_BAD_RESPONSE']);
     });
   }
-  for (const oid of ['b'.repeat(39), 'b'.repeat(41), `../${'b'.repeat(37)}`]) {
+  for (const oid of ['b'.repeat(39), 'b'.repeat(41), `../${'b'.repeat(37)}`, 'B'.repeat(40)]) {
     it(`refuses git oid ${JSON.stringify(oid.slice(0, 12))}… (${oid.length} chars)`, async () => {
       const cacheDir = await cacheWithSomething();
       const hub = await hostileHub({ entries: [{ type: 'file', path: 'c.json', size: 2, oid }] });
       await expectRefused(cacheDir, hub, ['ERR_INVALID_DIGEST', 'ERR_BAD_RESPONSE']);
     });
   }
-  for (const sha of ['c'.repeat(39), 'c'.repeat(41), `../../${'c'.repeat(34)}`, 'main', 12345]) {
+  for (const sha of ['c'.repeat(39), 'c'.repeat(41), `../../${'c'.repeat(34)}`, 'C'.repeat(40), 'main', 12345]) {
     it(`refuses commit ${JSON.stringify(sha)}`, async () => {
       const cacheDir = await cacheWithSomething();
       const hub = await hostileHub({ sha, entries: [fileEntry('config.json')] });
@@ -171,6 +171,29 @@ describe('planted links at temp and blob paths (case 3)', () => {
       // Success is only acceptable if the snapshot file holds the real bytes.
       expect((await readFile(join(outcome, 'w.bin'))).equals(c.content), 'same bytes').toBe(true);
     }
+  });
+
+  it('a symlink planted at the blob path to a file with the right bytes is not taken as the blob', async () => {
+    const c = await plantedCase();
+    // Outside the cache, where anyone could change it later: the cache must hold its own copy.
+    await writeFile(c.victim, c.content);
+    await mkdir(c.repo.blobsDir, { recursive: true });
+    await symlink(c.victim, c.repo.blob(c.digest));
+    const result = await pull({ repo: 'evil/repo', cacheDir: c.cacheDir, endpoint: c.server.origin, env: {} });
+    expect((await lstat(c.repo.blob(c.digest))).isFile(), 'blob is a regular file').toBe(true);
+    expect((await readFile(join(result.path, 'w.bin'))).equals(c.content), 'same bytes').toBe(true);
+    expect((await readFile(c.victim)).equals(c.content), 'target untouched').toBe(true);
+    expect(isClean(await auditCache(c.cacheDir))).toBe(true);
+  });
+
+  it('a full-size temp file with wrong bytes and no journal is never committed as the blob', async () => {
+    // What a small (journal-less, preallocated) download killed mid-write leaves behind.
+    const c = await plantedCase();
+    await mkdir(join(c.repo.stateDir, 'partial'), { recursive: true });
+    await writeFile(c.repo.partial(c.digest), Buffer.alloc(c.content.length, 0));
+    const result = await pull({ repo: 'evil/repo', cacheDir: c.cacheDir, endpoint: c.server.origin, env: {} });
+    expect((await readFile(join(result.path, 'w.bin'))).equals(c.content), 'same bytes').toBe(true);
+    expect(isClean(await auditCache(c.cacheDir))).toBe(true);
   });
 
   it('a regular file with wrong bytes planted at the blob path is never linked as the file', async () => {

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { RepoPaths } from '../../src/cache/layout.js';
+import type { FetchFile } from '../../src/server/flights.js';
 import { createPullFetcher } from '../../src/server/hf-upstream.js';
 import { createMirrorServer, type MirrorServer } from '../../src/server/mirror-server.js';
 import { auditCache, isClean } from '../support/cache-audit.js';
@@ -25,14 +26,19 @@ afterEach(async () => {
 const WEIGHTS = { path: 'model.safetensors', size: 3 * 1024 * 1024 + 5 };
 const FILES = [WEIGHTS, { path: 'config.json', content: '{"layers":2}' }];
 
-async function start(): Promise<{ hub: FixtureHub; mirror: MirrorServer; cacheDir: string }> {
+async function start(): Promise<{ hub: FixtureHub; mirror: MirrorServer; cacheDir: string; fetches: () => number }> {
   hub = await startFixtureHub({ repos: [{ repoId: 'org/m', files: FILES }] });
   const cacheDir = await mkdtemp(join(tmpdir(), 'mf-mirror-'));
   // Short engine timeouts and recorded (not waited) backoff: failure paths finish quickly.
-  const fetchFile = createPullFetcher({ cacheDir, endpoint: hub.endpoint, pull: { clock: fastClock, transfer: { maxAttempts: 3, stallTimeoutMs: 2000 } } });
+  const pullFile = createPullFetcher({ cacheDir, endpoint: hub.endpoint, pull: { clock: fastClock, transfer: { maxAttempts: 3, stallTimeoutMs: 2000 } } });
+  let fetches = 0;
+  const fetchFile: FetchFile = (request) => {
+    fetches += 1;
+    return pullFile(request);
+  };
   mirror = createMirrorServer({ cacheDir, upstream: hub.endpoint, fetchFile, graceMs: 100 });
   await mirror.listen();
-  return { hub, mirror, cacheDir };
+  return { hub, mirror, cacheDir, fetches: () => fetches };
 }
 
 /** A GET that reports how many body bytes arrived and whether the response ended cleanly. */
@@ -90,7 +96,7 @@ describe('pull-through integrity (case 22)', () => {
 
 describe('single flight (case 23)', () => {
   it('50 clients missing the same blob cause one upstream fetch', async () => {
-    const { hub, mirror } = await start();
+    const { hub, mirror, fetches } = await start();
     const file = hub.file('org/m', WEIGHTS.path);
     hub.cdn.addFault({ fault: { throttleBytesPerSec: 8 * 1024 * 1024 } });
     const results = await Promise.all(Array.from({ length: 50 }, () => getBody(`${mirror.url}/org/m/resolve/main/${WEIGHTS.path}`)));
@@ -101,6 +107,9 @@ describe('single flight (case 23)', () => {
     }
     const upstreamBody = hub.cdn.requests.filter((r) => r.method === 'GET' && r.headers.range !== 'bytes=0-0').reduce((sum, r) => sum + r.bodyBytes, 0);
     expect(upstreamBody).toBe(file.size);
+    // One download was started for all of them (the blob lock alone would also keep the bytes to one
+    // fetch, but 50 pulls would each resolve, lock and wait).
+    expect(fetches()).toBe(1);
   });
 });
 

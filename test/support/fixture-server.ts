@@ -36,6 +36,8 @@ export interface Fault {
   ignoreRange?: boolean;
   /** With ignoreRange: still advertise `Accept-Ranges: bytes`. */
   lieAboutRanges?: boolean;
+  /** Serve the range even when If-Range names another ETag (a server that does not implement If-Range). */
+  ignoreIfRange?: boolean;
   /** Answer with this status instead (e.g. 429, 503, 403, 404), and these headers (e.g. Retry-After). */
   status?: number;
   statusHeaders?: Record<string, string>;
@@ -49,6 +51,11 @@ export interface Fault {
   wrongRangeShift?: number;
   /** Send a 206 whose Content-Range claims this total size instead of the real one. */
   wrongRangeTotal?: number;
+  /**
+   * Answer a range request with bytes starting this many bytes off the requested start (-1000: a CDN
+   * that aligns ranges to its own chunks), with an honest Content-Range.
+   */
+  rangeStartShift?: number;
   /** Keep sending bytes past the end of the range (an endless body), up to this many extra. */
   extraBytes?: number;
 }
@@ -222,14 +229,14 @@ export async function serveFile(req: IncomingMessage, res: ServerResponse, file:
 
   let range = fault.ignoreRange ? undefined : parseRange(req.headers.range, file.size);
   const ifRange = req.headers['if-range'];
-  if (range && ifRange !== undefined && ifRange !== `"${file.etag}"`) range = undefined;
+  if (range && ifRange !== undefined && ifRange !== `"${file.etag}"` && !fault.ignoreIfRange) range = undefined;
   if (range === 'unsatisfiable') {
     res.statusCode = 416;
     res.setHeader('Content-Range', `bytes */${file.size}`);
     res.end();
     return;
   }
-  const start = range ? range.start : 0;
+  const start = range ? Math.min(Math.max(0, range.start + (fault.rangeStartShift ?? 0)), range.end) : 0;
   const end = range ? range.end : file.size - 1;
   const length = file.size === 0 ? 0 : end - start + 1;
   res.statusCode = range ? 206 : 200;
