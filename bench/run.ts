@@ -104,6 +104,8 @@ async function main(): Promise<void> {
         process.stderr.write(`${bench.id}: skipped: ${reason}\n`);
       } else {
         process.stderr.write(`${bench.id}: ${bench.title}\n`);
+        // Writeback left by earlier cases (gigabytes of written files) must not be billed to this one.
+        spawnSync('sync', [], { stdio: 'ignore' });
         const report: CaseReport = outcome;
         try {
           await bench.run(ctx, report);
@@ -124,7 +126,7 @@ async function main(): Promise<void> {
   }
 
   const load = loadavg().map((n) => n.toFixed(1)).join(' ');
-  const machine = `${cpus().length} cores, ${cpus()[0]?.model ?? 'unknown cpu'}, Node ${process.version}, loopback, ${ctx.tools.has('nginx') ? 'nginx' : 'fixture server'} as reference server, load average at start ${loadAtStart}, at end ${load}`;
+  const machine = `${cpus().length} cores, ${cpus()[0]?.model ?? 'unknown cpu'}, Node ${process.version}, loopback, disk synced before each case, ${ctx.tools.has('nginx') ? 'nginx' : 'fixture server'} as reference server, load average at start ${loadAtStart}, at end ${load}`;
   const header = `modelfetch bench ${args.quick ? '(quick: sizes scaled down) ' : ''}— ${new Date().toISOString()} — ${machine}; total ${((Date.now() - began) / 1000).toFixed(0)} s`;
   process.stdout.write(`\n${renderReport(outcomes, header)}`);
   const resultsDir = join(root, '.bench');

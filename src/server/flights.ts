@@ -15,6 +15,8 @@ export interface FetchProgress {
   /** Bytes on disk (resumed ones included). */
   bytesDone: number;
   totalBytes: number;
+  /** Every byte is written and matched the digest; storing the blob is what remains. */
+  verified?: boolean;
 }
 
 export interface FetchRequest {
@@ -40,6 +42,8 @@ export class Flight {
   tempPath: string | undefined;
   contiguous = 0;
   bytesDone = 0;
+  /** The bytes matched the digest (the blob may still be being stored): they may all go out. */
+  bytesVerified = false;
   state: FlightState = 'running';
   error: unknown;
   /** Clients currently following this flight. */
@@ -83,6 +87,7 @@ export class Flight {
     this.tempPath = progress.tempPath;
     this.contiguous = progress.contiguousBytes;
     this.bytesDone = progress.bytesDone;
+    if (progress.verified && progress.contiguousBytes === this.total) this.bytesVerified = true;
     this.emit();
   }
 

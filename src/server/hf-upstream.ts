@@ -70,6 +70,8 @@ export interface PullFetcherOptions extends HfUpstreamOptions {
  * streaming), commits the blob, links the snapshot and marks the revision in use meanwhile.
  */
 export function createPullFetcher(options: PullFetcherOptions): FetchFile {
+  // The engine (and its hashing worker) loads once at start, not while the first client waits.
+  void import('../transfer/index.js').then(({ warmHashWorker }) => warmHashWorker(), () => undefined);
   return async (request) => {
     await pull({
       repo: request.repo.repoId,
@@ -84,7 +86,15 @@ export function createPullFetcher(options: PullFetcherOptions): FetchFile {
       signal: request.signal,
       ...(options.dispatcher && { dispatcher: options.dispatcher }),
       ...options.pull,
-      onProgress: (event) => request.onProgress({ tempPath: event.tempPath, contiguousBytes: event.contiguousBytes, bytesDone: event.bytesDone, totalBytes: event.totalBytes }),
+      onProgress: (event) =>
+        request.onProgress({
+          tempPath: event.tempPath,
+          contiguousBytes: event.contiguousBytes,
+          bytesDone: event.bytesDone,
+          totalBytes: event.totalBytes,
+          // The job carries the listing's digest, so past 'verify' the bytes are the blob's.
+          verified: event.phase === 'sync' || event.phase === 'done',
+        }),
     });
   };
 }

@@ -41,8 +41,9 @@ export async function streamFlight(res: ServerResponse, flight: Flight, onBytes:
       }
       // Verified before anything was streamed (e.g. another process held the download): serve the blob.
       if (flight.state === 'verified' && !handle) return 'use-blob';
-      // Everything but the last byte may go out before verification.
-      const limit = flight.state === 'verified' ? total : Math.min(flight.contiguous, total - 1);
+      // Everything but the last byte may go out before verification; the last once the digest matched,
+      // without waiting for the mirror's own fsync and commit.
+      const limit = flight.state === 'verified' || flight.bytesVerified ? total : Math.min(flight.contiguous, total - 1);
       if (limit <= sent || flight.tempPath === undefined) {
         await Promise.race([flight.changed(), closed]);
         continue;

@@ -307,6 +307,7 @@ export class FileTransfer {
           hint: 'The server sent different bytes than the expected digest names; the partial download was discarded. Run again, or use another mirror.',
         });
       }
+      this.progress.update(this.index, { phase: 'sync' });
       await file.sync();
       await file.close();
       file = undefined;

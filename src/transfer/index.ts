@@ -6,6 +6,7 @@ import { resolveOptions, type EngineOptions } from './options.js';
 import { BatchProgress } from './progress.js';
 import type { TransferJob, TransferResult } from './types.js';
 
+export { warmHashWorker } from './hash-cursor.js';
 export { createConnectionBudget, type ConnectionBudget } from './budget.js';
 export type { EngineOptions } from './options.js';
 export type { TransferJob, TransferResult, TransferOptions, ProgressEvent, Clock } from './types.js';

@@ -55,7 +55,8 @@ export interface ProgressEvent {
   eta?: number;
   /** Live connections over the whole batch. */
   connections: number;
-  phase: 'probe' | 'download' | 'verify' | 'done';
+  /** 'sync': every byte is in and the digest matched; only making the file durable remains. */
+  phase: 'probe' | 'download' | 'verify' | 'sync' | 'done';
 }
 
 export interface TransferOptions {

@@ -23,6 +23,8 @@ import { fakeCommit } from '../support/cache-builder.js';
 interface Gate {
   request: FetchRequest;
   write(upTo: number): Promise<void>;
+  /** Reports what the engine reports once the digest matched (before the blob is stored). */
+  digestMatched(): void;
   verify(): Promise<void>;
   fail(): void;
 }
@@ -67,6 +69,7 @@ describe('streaming a blob while it downloads', () => {
               written = upTo;
               req.onProgress({ tempPath, contiguousBytes: written, bytesDone: written, totalBytes: content.length });
             },
+            digestMatched: () => req.onProgress({ tempPath, contiguousBytes: written, bytesDone: written, totalBytes: content.length, verified: true }),
             verify: async () => {
               await mkdir(repo.blobsDir, { recursive: true });
               await link(tempPath, repo.blob(req.file.digest));
@@ -141,6 +144,24 @@ describe('streaming a blob while it downloads', () => {
     const metrics = await (await fetch(`${mirror.url}/metrics`)).text();
     expect(metrics).toMatch(/^modelfetch_cache_misses_total 3$/m);
     expect(metrics).toMatch(/^modelfetch_cache_hits_total 1$/m);
+  });
+
+  it('sends the last byte once the digest matched, without waiting for the blob to be stored', async () => {
+    const client = follow('/org/m/resolve/main/big.bin');
+    await until(() => gates.length === 1);
+    await gates[0]!.write(content.length);
+    await until(() => client.received() === content.length - 1);
+    gates[0]!.digestMatched();
+    const { status, data, complete } = await client.body;
+    expect(status).toBe(200);
+    expect(complete).toBe(true);
+    expect(data.equals(content)).toBe(true);
+    // The blob is still not stored: a Range request keeps waiting for that.
+    const ranged = follow('/org/m/resolve/main/big.bin', { range: 'bytes=0-9' });
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(ranged.received()).toBe(0);
+    await gates[0]!.verify();
+    expect((await ranged.body).data.equals(content.subarray(0, 10))).toBe(true);
   });
 
   it('answers a Range request into a downloading blob only after it is verified', async () => {

@@ -35,8 +35,10 @@ describe('transfer engine', () => {
 
   it('fetches a small file over one connection and computes a git blob SHA-1', async () => {
     s = await scope.setup(300_000);
-    const result = await transferFile(s.job({ digest: { algorithm: 'git-sha1', hex: s.info.gitSha1 } }));
+    const phases: string[] = [];
+    const result = await transferFile(s.job({ digest: { algorithm: 'git-sha1', hex: s.info.gitSha1 } }), { onProgress: (e) => phases.push(e.phase) });
     expect(result.digest.hex).toBe(s.info.gitSha1);
+    expect(phases.slice(-3)).toEqual(['verify', 'sync', 'done']);
     expect(rangeRequests(s.server)).toEqual(['bytes=0-299999']);
     expect(s.server.requests.length).toBe(1); // a small file of known size needs no probe
     expect(result.etag).toBe(s.info.sha256); // learned from the answer
@@ -82,9 +84,12 @@ describe('transfer engine', () => {
   it('fails with ERR_INTEGRITY on corrupt bytes and leaves nothing behind', async () => {
     s = await scope.setup(3 * MiB);
     s.server.addFault({ fault: { corruptOffsets: [12345] } });
-    const error = await transferFile(s.job()).catch((e: unknown) => e);
+    const phases: string[] = [];
+    const error = await transferFile(s.job(), { onProgress: (e) => phases.push(e.phase) }).catch((e: unknown) => e);
     expect(isModelfetchError(error, 'ERR_INTEGRITY')).toBe(true);
     expect(isModelfetchError(error) && error.expected).toBe(s.info.sha256);
+    // 'sync' means the digest matched (a mirror sends its last byte then): never after a mismatch.
+    expect(phases).not.toContain('sync');
     expect(await exists(s.job().tempPath)).toBe(false);
     expect(await exists(`${s.job().tempPath}.journal`)).toBe(false);
   });
