@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startFixtureHub, type FixtureHub } from '../../test/support/fixture-hub.js';
 import { startFixtureServer } from '../../test/support/fixture-server.js';
 import { isModelfetchError, type ModelfetchError } from '../errors.js';
-import { hfResolveUrl, nextPageUrl, parseRepoReference, readHfToken, resolveHfEndpoint, resolveHfSnapshot } from './hf.js';
+import { fetchRevisionCommit, hfResolveUrl, nextPageUrl, parseRepoReference, readHfToken, resolveHfEndpoint, resolveHfSnapshot } from './hf.js';
 
 async function rejection(promise: Promise<unknown>): Promise<ModelfetchError> {
   const error = await promise.then(
@@ -138,6 +138,62 @@ describe('hostile listings', () => {
     } finally {
       await server.close();
     }
+  });
+
+  it('follows an API redirect on the endpoint, refuses one to another origin, and sends that origin nothing', async () => {
+    const elsewhere = await startFixtureServer();
+    const server = await startFixtureServer();
+    server.route('/api/models/org/moved/', (_req, res) => {
+      res.writeHead(307, { Location: '/api/models/org/model/revision/main' });
+      res.end();
+    });
+    server.route('/api/models/org/model/revision/main', (_req, res) => {
+      res.setHeader('Content-Type', 'application/json');
+      res.end(JSON.stringify({ sha: commit }));
+    });
+    server.route('/api/models/org/away/', (_req, res) => {
+      res.writeHead(302, { Location: `${elsewhere.origin}/api/models/org/model/revision/main` });
+      res.end();
+    });
+    try {
+      const options = { endpoint: server.origin, token: 'hf_secretsecret123' };
+      expect(await fetchRevisionCommit({ repoType: 'model', repoId: 'org/moved' }, 'main', options)).toBe(commit);
+      const error = await rejection(fetchRevisionCommit({ repoType: 'model', repoId: 'org/away' }, 'main', options));
+      expect(error.code).toBe('ERR_REDIRECT');
+      expect(elsewhere.requests).toHaveLength(0);
+    } finally {
+      await Promise.all([server.close(), elsewhere.close()]);
+    }
+  });
+
+  it('refuses an endless JSON body that never said its length', async () => {
+    const server = await startFixtureServer();
+    server.route('/api/models/org/endless/', (req, res) => {
+      res.setHeader('Content-Type', 'application/json');
+      const chunk = Buffer.alloc(1024 * 1024, 0x20);
+      const pump = (): void => {
+        while (!res.destroyed && res.write(chunk));
+        if (!res.destroyed) res.once('drain', pump);
+      };
+      req.socket.on('close', () => res.destroy());
+      pump();
+    });
+    try {
+      const error = await rejection(fetchRevisionCommit({ repoType: 'model', repoId: 'org/endless' }, 'main', { endpoint: server.origin }));
+      expect(error.code).toBe('ERR_BAD_RESPONSE');
+      expect(error.message).toMatch(/more than \d+ bytes of JSON/);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('names the cause when the hub cannot be reached', async () => {
+    const server = await startFixtureServer();
+    const origin = server.origin;
+    await server.close();
+    const error = await rejection(fetchRevisionCommit({ repoType: 'model', repoId: 'org/model' }, 'main', { endpoint: origin }));
+    expect(error.code).toBe('ERR_NETWORK');
+    expect(error.message).toMatch(/ECONNREFUSED/);
   });
 
   it('does not follow a next page to another origin (the token stays home)', async () => {

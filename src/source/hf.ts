@@ -192,49 +192,88 @@ export function warmHubClient(): void {
   void import('undici').catch(() => undefined);
 }
 
+/** A hub answer, whichever client carried it. */
+interface HubAnswer {
+  status: number;
+  headers: Record<string, HeaderValue>;
+  /** The body as text, refused beyond MAX_JSON_BYTES whatever the headers said. */
+  text(): Promise<string>;
+  discard(): Promise<void>;
+}
+
+async function readCapped(body: AsyncIterable<Uint8Array> | null, url: string): Promise<string> {
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for await (const chunk of body ?? []) {
+    size += chunk.byteLength;
+    if (size > MAX_JSON_BYTES) throw new ModelfetchError('ERR_BAD_RESPONSE', `The hub sent more than ${MAX_JSON_BYTES} bytes of JSON from ${redactUrl(url)}`, { url });
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+/**
+ * One GET, redirects not followed. Node's built-in fetch needs no module load (the undici package
+ * takes ~80 ms to load, a quarter of a cache-hit pull); a caller's dispatcher goes through undici.
+ */
+async function sendHubGet(url: string, headers: Record<string, string>, options: HfClientOptions): Promise<HubAnswer> {
+  if (options.dispatcher) {
+    const { request } = await import('undici');
+    const response = await request(url, { method: 'GET', headers, dispatcher: options.dispatcher, ...(options.signal && { signal: options.signal }) });
+    return { status: response.statusCode, headers: response.headers, text: () => readCapped(response.body, url), discard: () => response.body.dump() };
+  }
+  const response = await fetch(url, { headers, redirect: 'manual', ...(options.signal && { signal: options.signal }) });
+  return {
+    status: response.status,
+    headers: Object.fromEntries(response.headers),
+    text: () => readCapped(response.body, url),
+    discard: async () => void (await response.body?.cancel().catch(() => undefined)),
+  };
+}
+
+/** The innermost reason of a network failure (fetch wraps it as "fetch failed"). */
+function networkReason(cause: unknown): string {
+  const inner = cause instanceof Error && cause.cause instanceof Error ? cause.cause : cause;
+  return inner instanceof Error ? inner.message : String(inner);
+}
+
 /** One GET, following same-origin redirects (relative ones included) and refusing others, so the token never leaves the endpoint's origin. */
 async function getJsonOnce(url: string, options: HfClientOptions, context: ErrorContext): Promise<JsonResponse> {
-  const { request } = await import('undici');
   const origin = new URL(options.endpoint).origin;
   let current = url;
   for (let hop = 0; hop <= MAX_REDIRECTS; hop++) {
     if (new URL(current).origin !== origin) {
       throw new ModelfetchError('ERR_REDIRECT', `The hub API redirected to another origin (${redactUrl(current)})`, { url: current, hint: 'API calls only follow redirects within the endpoint; check HF_ENDPOINT.' });
     }
-    let response: Dispatcher.ResponseData;
+    let response: HubAnswer;
     try {
-      response = await request(current, {
-        method: 'GET',
-        headers: { accept: 'application/json', 'user-agent': 'modelfetch', ...hfAuthHeaders(options.token) },
-        ...(options.dispatcher && { dispatcher: options.dispatcher }),
-        ...(options.signal && { signal: options.signal }),
-      });
+      response = await sendHubGet(current, { accept: 'application/json', 'user-agent': 'modelfetch', ...hfAuthHeaders(options.token) }, options);
     } catch (cause) {
       if (options.signal?.aborted) throw new ModelfetchError('ERR_ABORTED', 'Aborted', { cause });
-      throw new ModelfetchError('ERR_NETWORK', `Could not reach the hub at ${redactUrl(options.endpoint)}: ${(cause as Error).message}`, {
+      throw new ModelfetchError('ERR_NETWORK', `Could not reach the hub at ${redactUrl(options.endpoint)}: ${networkReason(cause)}`, {
         url: current,
         cause,
         hint: 'Check the network and HF_ENDPOINT; with everything already cached, use --offline.',
       });
     }
-    const { statusCode, headers } = response;
-    if (statusCode >= 300 && statusCode < 400 && statusCode !== 304) {
-      await response.body.dump();
+    const { status, headers } = response;
+    if (status >= 300 && status < 400 && status !== 304) {
+      await response.discard();
       const location = header(headers, 'location');
-      if (!location) throw new ModelfetchError('ERR_BAD_RESPONSE', `Redirect without Location from ${redactUrl(current)}`, { url: current, status: statusCode });
+      if (!location) throw new ModelfetchError('ERR_BAD_RESPONSE', `Redirect without Location from ${redactUrl(current)}`, { url: current, status });
       current = new URL(location, current).toString();
       continue;
     }
-    if (statusCode !== 200) {
-      await response.body.dump();
-      throw hubError(statusCode, headers, current, context);
+    if (status !== 200) {
+      await response.discard();
+      throw hubError(status, headers, current, context);
     }
     const declared = Number(header(headers, 'content-length') ?? 0);
     if (declared > MAX_JSON_BYTES) {
-      await response.body.dump();
+      await response.discard();
       throw new ModelfetchError('ERR_BAD_RESPONSE', `The hub sent a ${declared}-byte listing, more than modelfetch accepts`, { url: current });
     }
-    const text = await response.body.text();
+    const text = await response.text();
     try {
       return { body: JSON.parse(text) as unknown, url: current, headers };
     } catch (cause) {
