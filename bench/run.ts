@@ -90,6 +90,14 @@ async function main(): Promise<void> {
     },
   };
 
+  // Writeback and page cache left by earlier cases (gigabytes of written files) must not be billed
+  // to the next: sync, and as root drop the page cache, so every case starts from the same state.
+  const dropsCaches = process.getuid?.() === 0;
+  const settleMemory = (): void => {
+    spawnSync('sync', [], { stdio: 'ignore' });
+    if (dropsCaches) spawnSync('sh', ['-c', 'echo 3 > /proc/sys/vm/drop_caches'], { stdio: 'ignore' });
+  };
+
   const began = Date.now();
   const outcomes: CaseOutcome[] = [];
   try {
@@ -104,8 +112,7 @@ async function main(): Promise<void> {
         process.stderr.write(`${bench.id}: skipped: ${reason}\n`);
       } else {
         process.stderr.write(`${bench.id}: ${bench.title}\n`);
-        // Writeback left by earlier cases (gigabytes of written files) must not be billed to this one.
-        spawnSync('sync', [], { stdio: 'ignore' });
+        settleMemory();
         const report: CaseReport = outcome;
         try {
           await bench.run(ctx, report);
@@ -126,7 +133,7 @@ async function main(): Promise<void> {
   }
 
   const load = loadavg().map((n) => n.toFixed(1)).join(' ');
-  const machine = `${cpus().length} cores, ${cpus()[0]?.model ?? 'unknown cpu'}, Node ${process.version}, loopback, disk synced before each case, ${ctx.tools.has('nginx') ? 'nginx' : 'fixture server'} as reference server, load average at start ${loadAtStart}, at end ${load}`;
+  const machine = `${cpus().length} cores, ${cpus()[0]?.model ?? 'unknown cpu'}, Node ${process.version}, loopback, disk synced${dropsCaches ? ' and page cache dropped' : ''} before each case, ${ctx.tools.has('nginx') ? 'nginx' : 'fixture server'} as reference server, load average at start ${loadAtStart}, at end ${load}`;
   const header = `modelfetch bench ${args.quick ? '(quick: sizes scaled down) ' : ''}— ${new Date().toISOString()} — ${machine}; total ${((Date.now() - began) / 1000).toFixed(0)} s`;
   process.stdout.write(`\n${renderReport(outcomes, header)}`);
   const resultsDir = join(root, '.bench');
