@@ -47,16 +47,21 @@ export function renderReport(outcomes: CaseOutcome[], header: string): string {
   return lines.join('\n');
 }
 
+/** A table cell: a `|` in a label would end the cell. */
+function cell(text: string): string {
+  return text.replaceAll('|', '\\|');
+}
+
 /** The same figures as a Markdown table (`.bench/results.md`), for the README's "Measured figures". */
 export function renderMarkdown(outcomes: CaseOutcome[]): string {
   const lines = ['| case | measurement | value | target | result |', '| --- | --- | --- | --- | --- |'];
   for (const o of outcomes) {
     if (o.status !== 'ran') {
-      lines.push(`| ${o.id} | ${o.status}: ${(o.reason ?? '').split('\n')[0]} | | | |`);
+      lines.push(`| ${o.id} | ${o.status}: ${cell((o.reason ?? '').split('\n')[0] ?? '')} | | | |`);
       continue;
     }
-    for (const m of o.measurements) lines.push(`| ${o.id} | ${m.label} | ${formatValue(m.value, m.unit)} | | |`);
-    for (const c of o.checks) lines.push(`| ${o.id} | **${c.label}** | ${formatValue(c.actual, c.unit)} | ${c.target} | ${c.pass ? 'PASS' : 'FAIL'} |`);
+    for (const m of o.measurements) lines.push(`| ${o.id} | ${cell(m.label)} | ${formatValue(m.value, m.unit)} | | |`);
+    for (const c of o.checks) lines.push(`| ${o.id} | **${cell(c.label)}** | ${formatValue(c.actual, c.unit)} | ${c.target} | ${c.pass ? 'PASS' : 'FAIL'} |`);
   }
   return `${lines.join('\n')}\n`;
 }
