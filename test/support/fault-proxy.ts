@@ -265,7 +265,12 @@ export async function startFaultProxy(target: { host?: string; port: number }, o
       for (const pair of pairs) reset(pair);
     },
     close: async () => {
-      for (const pair of pairs) reset(pair);
+      for (const pair of pairs) {
+        reset(pair);
+        // A pair closed cleanly earlier may still hold a half-open client socket: server.close would wait on it.
+        pair.client.destroy();
+        pair.server.destroy();
+      }
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };

@@ -94,6 +94,14 @@ async function main(): Promise<number> {
   const problems: string[] = [];
 
   console.log(`chaos: until ${KILLS} kills, seed ${SEED}, repo of ${hub.files.length} files / ${(hub.totalBytes / 1048576).toFixed(1)} MiB, cache ${cacheDir}`);
+  // Kill points fall within the time a pull takes: 100–2500 ms at first, then up to 1.5× the median
+  // of the runs that completed, so kills keep landing in real work however fast pulls get.
+  const completedMs: number[] = [];
+  const killPoint = (): number => {
+    if (completedMs.length < 3) return between(100, 2500);
+    const sorted = [...completedMs].sort((a, b) => a - b);
+    return between(50, Math.max(300, Math.round(1.5 * (sorted[Math.floor(sorted.length / 2)] ?? 0))));
+  };
   // Runs until KILLS children were killed (some finish or fail before their kill point).
   for (let i = 0; figures.kills < KILLS && i < KILLS * 3; i++) {
     proxy.clearToxics();
@@ -102,7 +110,9 @@ async function main(): Promise<number> {
       hub.corruptOnce();
       figures.serverFaults += 1;
     }
-    const outcome = await runPull(hub, proxy.origin, cacheDir, between(100, 2500));
+    const ranAt = Date.now();
+    const outcome = await runPull(hub, proxy.origin, cacheDir, killPoint());
+    if (outcome.code === 0) completedMs.push(Date.now() - ranAt);
     proxy.resetAll();
     const key = outcome.signal ?? String(outcome.code);
     exitCodes.set(key, (exitCodes.get(key) ?? 0) + 1);
@@ -183,4 +193,5 @@ function runCli(args: string[], hub: ChaosHub, origin: string, cacheDir: string)
   });
 }
 
-process.exitCode = await main();
+// Exit explicitly: a toxic's timer or a killed child's half-open connection must not keep the soak hanging after its verdict.
+process.exit(await main());
