@@ -170,6 +170,9 @@ export class Catalog {
     const started = this.restrictedLookups.get(key);
     if (started && this.now() - started.at < this.options.revalidateAfterMs) return started.lookup;
     const lookup = this.ask(`restricted ${key}`, () => upstream.isRestricted(repoRef, revision));
+    // Lookups for repos that then failed to resolve are never consumed: drop stale ones, so names
+    // a client makes up cannot grow the map without bound.
+    for (const [other, { at }] of this.restrictedLookups) if (this.now() - at >= this.options.revalidateAfterMs) this.restrictedLookups.delete(other);
     this.restrictedLookups.set(key, { lookup, at: this.now() });
     return lookup;
   }
