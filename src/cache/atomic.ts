@@ -1,5 +1,5 @@
 import { constants } from 'node:fs';
-import { link, open, rename, stat, unlink } from 'node:fs/promises';
+import { link, mkdir, open, rename, stat, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { fromSystemError } from '../errors.js';
 
@@ -78,5 +78,20 @@ export async function commitTempFile(tempPath: string, target: string, fs: Commi
     return outcome;
   } catch (error) {
     throw fromSystemError(error, `moving ${tempPath} into place`);
+  }
+}
+
+/**
+ * Moves a finished temp file to `target`, replacing what is there (layouts that keep one version
+ * per path: ModelScope's, a local dir): the parent is made, the rename, then the directory fsync.
+ * `where` names the destination in the error.
+ */
+export async function replaceWithTempFile(tempPath: string, target: string, where: string): Promise<void> {
+  try {
+    await mkdir(dirname(target), { recursive: true });
+    await rename(tempPath, target);
+    await nodeCommitFs.fsyncDir(dirname(target));
+  } catch (error) {
+    throw fromSystemError(error, where);
   }
 }

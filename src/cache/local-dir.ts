@@ -1,7 +1,6 @@
-import { constants } from 'node:fs';
-import { mkdir, open, readdir, readFile, rename, stat } from 'node:fs/promises';
-import { dirname, join, resolve } from 'node:path';
-import { fromSystemError } from '../errors.js';
+import { mkdir, open, readdir, readFile, stat } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { replaceWithTempFile } from './atomic.js';
 import { hashFile } from './blob-store.js';
 import type { FileStore } from './file-store.js';
 import { writeFileAtomic } from './snapshot.js';
@@ -81,14 +80,7 @@ export class LocalDir {
       lockPath: (file) => join(work, 'locks', `${file.digest.hex}-${encodeURIComponent(file.path)}.lock`.slice(-240)),
       hasContent: async (file) => (await state(file)) === 'present',
       commit: async (file, tempPath) => {
-        const target = this.file(file.path);
-        try {
-          await mkdir(dirname(target), { recursive: true });
-          await rename(tempPath, target);
-          await fsyncDir(dirname(target));
-        } catch (error) {
-          throw fromSystemError(error, `moving ${file.path} into ${this.root}`);
-        }
+        await replaceWithTempFile(tempPath, this.file(file.path), `moving ${file.path} into ${this.root}`);
         await this.writeMetadata(file.path, commit, file.digest.hex);
       },
       link: async () => {},
@@ -104,15 +96,6 @@ async function writeFileIfAbsent(path: string, content: string): Promise<void> {
   if (!handle) return;
   try {
     await handle.writeFile(content);
-  } finally {
-    await handle.close();
-  }
-}
-
-async function fsyncDir(path: string): Promise<void> {
-  const handle = await open(path, constants.O_RDONLY | constants.O_DIRECTORY);
-  try {
-    await handle.sync();
   } finally {
     await handle.close();
   }

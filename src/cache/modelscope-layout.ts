@@ -1,8 +1,7 @@
-import { constants } from 'node:fs';
-import { mkdir, open, readFile, rename, stat } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { homedir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fromSystemError } from '../errors.js';
+import { join } from 'node:path';
+import { replaceWithTempFile } from './atomic.js';
 import { hashFile } from './blob-store.js';
 import type { FileStore } from './file-store.js';
 import { assertRepoId } from './layout.js';
@@ -163,16 +162,8 @@ export class ModelScopeFolder {
       lockPath: (file) => paths.lock(file),
       hasContent: async (file) => (await state(file)) === 'present',
       commit: async (file, tempPath) => {
-        const target = paths.file(file.path);
-        try {
-          await mkdir(dirname(target), { recursive: true });
-          // modelscope keeps one version per path: a newer revision's file replaces the old one.
-          await rename(tempPath, target);
-          const dir = await open(dirname(target), constants.O_RDONLY | constants.O_DIRECTORY);
-          await dir.sync().finally(() => dir.close());
-        } catch (error) {
-          throw fromSystemError(error, `moving ${file.path} into ${paths.dir}`);
-        }
+        // modelscope keeps one version per path: a newer revision's file replaces the old one.
+        await replaceWithTempFile(tempPath, paths.file(file.path), `moving ${file.path} into ${paths.dir}`);
         await stampNow(file);
       },
       link: async () => {},

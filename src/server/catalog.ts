@@ -147,44 +147,47 @@ export class Catalog {
   }
 
   /**
-   * Refuses a client that may not read a gated or private repo: the repo's status is asked
-   * upstream without a token, and a client's token is checked upstream (and trusted for a while).
-   * Offline, nothing can be checked, so a repo known to be restricted is refused.
-   */
-  /**
    * Starts asking upstream whether a repo is restricted while its revision is being resolved, so
    * `authorize` does not add a round trip. Nothing is recorded until `authorize` runs: a repo that
    * turns out not to exist leaves no trace in the cache.
    */
   prefetchRestricted(repoRef: RepoRef, revision: string): void {
-    const key = `${repoRef.repoType}:${repoRef.repoId}`;
-    const known = this.restricted.get(key);
-    if (!this.options.upstream || (known && this.now() - known.at < this.options.revalidateAfterMs)) return;
-    this.restrictedLookup(repoRef, revision).catch(() => undefined);
+    const upstream = this.options.upstream;
+    if (upstream && this.restrictedIsStale(repoKey(repoRef))) this.restrictedLookup(upstream, repoRef, revision).catch(() => undefined);
   }
 
-  private restrictedLookup(repoRef: RepoRef, revision: string): Promise<boolean> {
-    const key = `${repoRef.repoType}:${repoRef.repoId}`;
-    const upstream = this.options.upstream;
-    if (!upstream) return Promise.resolve(false);
+  private restrictedIsStale(key: string): boolean {
+    const known = this.restricted.get(key);
+    return !known || this.now() - known.at >= this.options.revalidateAfterMs;
+  }
+
+  /** The lookup `prefetchRestricted` started, while fresh, or a new one. */
+  private restrictedLookup(upstream: UpstreamHub, repoRef: RepoRef, revision: string): Promise<boolean> {
+    const key = repoKey(repoRef);
+    const fresh = (at: number): boolean => this.now() - at < this.options.revalidateAfterMs;
     const started = this.restrictedLookups.get(key);
-    if (started && this.now() - started.at < this.options.revalidateAfterMs) return started.lookup;
+    if (started && fresh(started.at)) return started.lookup;
     const lookup = this.ask(`restricted ${key}`, () => upstream.isRestricted(repoRef, revision));
     // Lookups for repos that then failed to resolve are never consumed: drop stale ones, so names
     // a client makes up cannot grow the map without bound.
-    for (const [other, { at }] of this.restrictedLookups) if (this.now() - at >= this.options.revalidateAfterMs) this.restrictedLookups.delete(other);
+    for (const [other, { at }] of this.restrictedLookups) if (!fresh(at)) this.restrictedLookups.delete(other);
     this.restrictedLookups.set(key, { lookup, at: this.now() });
     return lookup;
   }
 
+  /**
+   * Refuses a client that may not read a gated or private repo: the repo's status is asked
+   * upstream without a token, and a client's token is checked upstream (and trusted for a while).
+   * Offline, nothing can be checked, so a repo known to be restricted is refused.
+   */
   async authorize(repoRef: RepoRef, revision: string, path: string | undefined, auth: ClientAuth): Promise<void> {
-    const key = `${repoRef.repoType}:${repoRef.repoId}`;
+    const key = repoKey(repoRef);
     const upstream = this.options.upstream;
     const repo = this.options.cache.repo(repoRef.repoType, repoRef.repoId);
     let restricted = this.restricted.get(key);
-    if (upstream && (!restricted || this.now() - restricted.at >= this.options.revalidateAfterMs)) {
+    if (upstream && this.restrictedIsStale(key)) {
       try {
-        const lookup = this.restrictedLookup(repoRef, revision);
+        const lookup = this.restrictedLookup(upstream, repoRef, revision);
         this.restrictedLookups.delete(key);
         restricted = { value: await lookup, at: this.now() };
         this.restricted.set(key, restricted);
@@ -272,4 +275,9 @@ export function revisionNotFound(repo: RepoRef, revision: string): HttpError {
 
 export function entryNotFound(repo: RepoRef, commit: string, path: string): HttpError {
   return new HttpError(404, 'EntryNotFound', `${path} does not exist in ${repo.repoId} at ${commit}`);
+}
+
+/** A repo's key in the catalog's maps (gating status, lookups in progress). */
+function repoKey(repo: RepoRef): string {
+  return `${repo.repoType}:${repo.repoId}`;
 }

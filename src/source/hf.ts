@@ -187,7 +187,7 @@ async function getJson(url: string, options: HfClientOptions, context: ErrorCont
   }
 }
 
-/** Loads the HTTP client the hub API calls use, ahead of the first call (it takes ~100 ms): for long-lived callers such as the mirror. */
+/** Loads undici (~80 ms), which the gating and reachability checks use, ahead of their first call: for long-lived callers such as the mirror. */
 export function warmHubClient(): void {
   void import('undici').catch(() => undefined);
 }

@@ -71,10 +71,10 @@ export class BatchProgress {
   }
 
   private emitTrailing(): void {
-    const job = this.trailing?.job;
+    const trailing = this.trailing;
     this.trailing = undefined;
-    const file = job === undefined ? undefined : this.files[job];
-    if (job !== undefined && file) this.emit(job, file, this.now());
+    const file = trailing && this.files[trailing.job];
+    if (trailing && file) this.emit(trailing.job, file, this.now());
   }
 
   private stopTrailing(): void {
