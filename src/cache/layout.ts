@@ -165,9 +165,13 @@ export class RepoPaths {
     return join(this.stateDir, 'used', assertCommitOrHash(commit));
   }
 
-  /** Present while upstream says the repo is gated or private, so an offline mirror keeps it gated. */
-  get restrictedMarker(): string {
-    return join(this.stateDir, 'restricted');
+  /**
+   * Present once upstream answered that anyone may read the repo (removed when it says otherwise):
+   * the mirror serves a repo without checks, offline or while upstream is down, only on this record
+   * or the operator's `--public`.
+   */
+  get publicMarker(): string {
+    return join(this.stateDir, 'public');
   }
 }
 

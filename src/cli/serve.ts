@@ -24,6 +24,8 @@ interface ServeFlags {
   tokenPassthrough?: boolean;
   revalidateAfter: number;
   grace: number;
+  public?: string[];
+  adminToken?: string;
 }
 
 /** `modelfetch serve`: runs the mirror until SIGTERM / SIGINT, then shuts down gracefully. */
@@ -39,10 +41,13 @@ export function registerServeCommand(program: Command, io: CliIo): void {
     .option('--token-passthrough', "forward clients' tokens upstream instead of the server's HF_TOKEN")
     .option('--revalidate-after <seconds>', 'ask upstream again where a branch points after this long', parseSeconds, 60)
     .option('--grace <seconds>', 'on SIGTERM, let responses in flight finish for this long', parseSeconds, 10)
+    .option('--public <repo...>', 'repos anyone may read (org/name, org/*, *; datasets/… spaces/…): served without asking upstream, also offline')
+    .option('--admin-token <token>', 'bearer token that shows every repo on the status page (default: MODELFETCH_ADMIN_TOKEN)')
     .action(async (flags: ServeFlags) => {
       const cacheDir = flags.cacheDir ?? resolveCacheDir(io.env);
       const upstream = resolveHfEndpoint(flags.upstream, io.env);
       const token = await readHfToken(undefined, io.env);
+      const adminToken = flags.adminToken ?? io.env.MODELFETCH_ADMIN_TOKEN;
       // Loaded here, not at the top: undici and prom-client would slow every other command's start.
       const { createMirrorServer } = await import('../server/mirror-server.js');
       const mirror = createMirrorServer({
@@ -55,6 +60,8 @@ export function registerServeCommand(program: Command, io: CliIo): void {
         ...(token && { token }),
         revalidateAfterMs: flags.revalidateAfter * 1000,
         graceMs: flags.grace * 1000,
+        ...(flags.public && { publicRepos: flags.public }),
+        ...(adminToken && { adminToken }),
         processMetrics: true,
         log: (line) => io.stdout.write(`${line}\n`),
       });

@@ -6,7 +6,7 @@ import { readRef } from '../cache/snapshot.js';
 import { ModelfetchError } from '../errors.js';
 import { buildCachedRepo, fakeCommit } from '../../test/support/cache-builder.js';
 import { CacheView } from './cache-view.js';
-import { Catalog, type UpstreamHub } from './catalog.js';
+import { Catalog, publicRepoMatcher, type UpstreamHub, type Visibility } from './catalog.js';
 import { HttpError } from './http-error.js';
 import type { ListedFile } from './hub-json.js';
 
@@ -18,7 +18,7 @@ class ScriptedUpstream implements UpstreamHub {
   readonly origin = 'http://upstream.test';
   branch = fakeCommit('v2');
   down = false;
-  restricted = false;
+  visible: Visibility = 'public';
   tokens = new Set<string>();
   calls: string[] = [];
   private fail(): void {
@@ -34,10 +34,10 @@ class ScriptedUpstream implements UpstreamHub {
     this.fail();
     return [file];
   }
-  async isRestricted(): Promise<boolean> {
-    this.calls.push('restricted?');
+  async visibility(): Promise<Visibility> {
+    this.calls.push('visibility?');
     this.fail();
-    return this.restricted;
+    return this.visible;
   }
   async canRead(_repo: unknown, _revision: string, _path: string | undefined, token: string): Promise<boolean> {
     this.calls.push('check');
@@ -97,42 +97,78 @@ describe('Catalog', () => {
     expect((await catalog.resolve(repo, 'main', {})).commit).toBe(upstream.branch);
   });
 
-  it('asks about gating while the revision resolves, once, and records nothing for a repo that does not exist', async () => {
-    let answerRevision: (() => void) | undefined;
-    const revisionCommit = upstream.revisionCommit.bind(upstream);
-    upstream.revisionCommit = async (r, revision) => {
-      await new Promise<void>((resolve) => (answerRevision = resolve));
-      return revisionCommit(r, revision);
-    };
-    catalog.prefetchRestricted(repo, 'main');
-    const resolving = catalog.resolve(repo, 'main', {});
-    await new Promise((resolve) => setTimeout(resolve, 10));
-    // The revision is still unanswered, and the gating question is already out.
-    expect(upstream.calls).toEqual(['restricted?']);
-    answerRevision?.();
-    const resolved = await resolving;
-    await catalog.authorize(repo, resolved.commit, 'a.txt', {});
-    expect(upstream.calls.filter((c) => c === 'restricted?')).toHaveLength(1);
-    // A prefetch for a repo that then fails to resolve leaves the cache untouched.
-    upstream.revisionCommit = async () => {
-      throw new ModelfetchError('ERR_NOT_FOUND', 'Repository not found');
-    };
-    const ghost = { repoType: 'model' as const, repoId: 'org/ghost' };
-    catalog.prefetchRestricted(ghost, 'main');
-    expect(await catalog.resolve(ghost, 'main', {}).catch((e: unknown) => e)).toBeInstanceOf(Error);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-    expect(await new CacheView(root).repoExists(new CacheView(root).repo('model', 'org/ghost'))).toBe(false);
+  it('offline: serves only repos declared or recorded public, and never asks upstream', async () => {
+    const offline = new Catalog({ cache: new CacheView(root), revalidateAfterMs: 0, accessTtlMs: 0 });
+    // Nothing says org/m is public: it answers as a missing repo would, token or not.
+    for (const auth of [{}, { clientToken: 'good' }]) {
+      const refused = (await offline.authorize(repo, 'main', 'old.txt', auth).catch((e: unknown) => e)) as HttpError;
+      expect(refused.status).toBe(404);
+      expect(refused.errorCode).toBe('RepoNotFound');
+    }
+    const declared = new Catalog({ cache: new CacheView(root), revalidateAfterMs: 0, accessTtlMs: 0, isPublic: publicRepoMatcher(['org/*']) });
+    await declared.authorize(repo, 'main', 'old.txt', {});
+    expect((await declared.resolve(repo, 'main', {})).commit).toBe(cachedCommit);
+    // An online catalog that heard "public" upstream records it, for an offline start.
+    await catalog.authorize(repo, 'main', 'a.txt', {});
+    await catalog.resolve(repo, 'main', {});
+    await offline.authorize(repo, 'main', 'old.txt', {});
+    expect(upstream.calls.filter((c) => c === 'visibility?')).toHaveLength(1);
   });
 
-  it('offline: never asks upstream', async () => {
-    const offline = new Catalog({ cache: new CacheView(root), revalidateAfterMs: 0, accessTtlMs: 0 });
-    expect((await offline.resolve(repo, 'main', {})).commit).toBe(cachedCommit);
-    await offline.authorize(repo, 'main', 'old.txt', {});
-    expect(upstream.calls).toEqual([]);
+  it('fails closed while upstream cannot answer: no token check, no gating answer, no access', async () => {
+    upstream.visible = 'gated';
+    upstream.tokens.add('good');
+    upstream.down = true;
+    for (const auth of [{}, { clientToken: 'good' }]) {
+      const refused = (await catalog.authorize(repo, 'main', 'a.txt', auth).catch((e: unknown) => e)) as HttpError;
+      expect(refused.status).toBe(503);
+      expect(refused.message).toMatch(/cannot be reached.*refused/);
+    }
+    // Once upstream accepted a token, that token (and only it) is trusted for the access TTL.
+    upstream.down = false;
+    now += 6_000;
+    await catalog.authorize(repo, 'main', 'a.txt', { clientToken: 'good' });
+    upstream.down = true;
+    now += 6_000;
+    await catalog.authorize(repo, 'main', 'a.txt', { clientToken: 'good' });
+    expect(((await catalog.authorize(repo, 'main', 'a.txt', { clientToken: 'other' }).catch((e: unknown) => e)) as HttpError).status).toBe(503);
+    // Known gated (answered while upstream was up): anonymous clients are told so.
+    expect(((await catalog.authorize(repo, 'main', 'a.txt', {}).catch((e: unknown) => e)) as HttpError).status).toBe(401);
+  });
+
+  it('a hidden repo answers exactly as a missing one, with or without a refused token', async () => {
+    upstream.visible = 'hidden';
+    const hidden = (await catalog.authorize(repo, 'main', 'a.txt', {}).catch((e: unknown) => e)) as HttpError;
+    const refused = (await catalog.authorize(repo, 'main', 'a.txt', { clientToken: 'bad' }).catch((e: unknown) => e)) as HttpError;
+    for (const error of [hidden, refused]) {
+      expect(error.status).toBe(404);
+      expect(error.errorCode).toBe('RepoNotFound');
+    }
+    expect(hidden.message).toBe(refused.message);
+    // Nothing was resolved or written with the server's token.
+    expect(upstream.calls.filter((c) => c.startsWith('revision') || c.startsWith('list'))).toEqual([]);
+  });
+
+  it('keeps the in-memory listing map within its bound, least recently used dropped first', async () => {
+    const many: ListedFile[] = Array.from({ length: 5_000 }, (_, i) => ({ ...file, path: `f${i}.bin` }));
+    upstream.listFiles = async () => many;
+    const bounded = new Catalog({ cache: new CacheView(root), upstream, revalidateAfterMs: 60_000, accessTtlMs: 0, listingCacheFiles: 50_000, now: () => now });
+    for (let i = 0; i < 100; i++) {
+      // A fresh array per commit, as upstream's answers are.
+      const listing = many.map((f) => ({ ...f }));
+      upstream.listFiles = async () => listing;
+      await bounded.resolve(repo, fakeCommit(`c${i}`), {});
+      expect(bounded.listingCacheSize().files).toBeLessThanOrEqual(50_000);
+    }
+    expect(bounded.listingCacheSize()).toEqual({ listings: 10, files: 50_000 });
+    // The most recent commit is still known without asking upstream again.
+    const asked = upstream.calls.length;
+    await bounded.resolve(repo, fakeCommit('c99'), {});
+    expect(upstream.calls.length).toBe(asked);
   });
 
   it('keeps gated repos gated: no token → 401, refused token → 403, accepted token checked once per TTL', async () => {
-    upstream.restricted = true;
+    upstream.visible = 'gated';
     upstream.tokens.add('good');
     const noToken = await catalog.authorize(repo, 'main', 'a.txt', {}).catch((e: unknown) => e);
     expect((noToken as HttpError).status).toBe(401);
@@ -145,14 +181,20 @@ describe('Catalog', () => {
     now += 31_000;
     await catalog.authorize(repo, 'main', 'a.txt', { clientToken: 'good' });
     expect(upstream.calls.filter((c) => c === 'check')).toHaveLength(3);
-    // An offline mirror on the same cache remembers the repo is gated and cannot check tokens.
+    // An offline mirror on the same cache has no record that the repo is public: refused, token or not.
     const offline = new Catalog({ cache: new CacheView(root), revalidateAfterMs: 0, accessTtlMs: 0 });
-    expect(((await offline.authorize(repo, 'main', 'a.txt', {}).catch((e: unknown) => e)) as HttpError).status).toBe(401);
-    expect(((await offline.authorize(repo, 'main', 'a.txt', { clientToken: 'good' }).catch((e: unknown) => e)) as HttpError).status).toBe(403);
-    // A public repo needs no token.
-    upstream.restricted = false;
+    expect(((await offline.authorize(repo, 'main', 'a.txt', {}).catch((e: unknown) => e)) as HttpError).status).toBe(404);
+    expect(((await offline.authorize(repo, 'main', 'a.txt', { clientToken: 'good' }).catch((e: unknown) => e)) as HttpError).status).toBe(404);
+    // A public repo needs no token; once recorded, offline too.
+    upstream.visible = 'public';
     now += 61_000;
     await catalog.authorize(repo, 'main', 'a.txt', {});
+    await catalog.resolve(repo, 'main', {});
     await offline.authorize(repo, 'main', 'a.txt', {});
+    // Gated again upstream: the record is withdrawn.
+    upstream.visible = 'gated';
+    now += 61_000;
+    expect(((await catalog.authorize(repo, 'main', 'a.txt', {}).catch((e: unknown) => e)) as HttpError).status).toBe(401);
+    expect(((await offline.authorize(repo, 'main', 'a.txt', {}).catch((e: unknown) => e)) as HttpError).status).toBe(404);
   });
 });

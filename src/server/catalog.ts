@@ -1,11 +1,12 @@
 import { createHash } from 'node:crypto';
 import { stat, unlink } from 'node:fs/promises';
-import type { RepoPaths } from '../cache/layout.js';
+import { assertRepoId, type RepoPaths } from '../cache/layout.js';
 import { writeFileAtomic, writeRef } from '../cache/snapshot.js';
-import { isModelfetchError } from '../errors.js';
+import { isModelfetchError, ModelfetchError } from '../errors.js';
 import type { CacheView } from './cache-view.js';
 import { HttpError, toHttpError } from './http-error.js';
 import type { ListedFile } from './hub-json.js';
+import { LruMap } from './lru.js';
 import type { RepoRef } from './route.js';
 
 /**
@@ -22,6 +23,12 @@ export interface ResolvedRevision {
   source: 'cache' | 'upstream';
 }
 
+/**
+ * What an anonymous client may see of a repo upstream: anyone may read it, it is gated (its
+ * existence is public, its files need an accepted token), or it is hidden (private or missing).
+ */
+export type Visibility = 'public' | 'gated' | 'hidden';
+
 /** The upstream hub as the mirror uses it. The default implementation sits on the Hub source (src/source/hf.ts). */
 export interface UpstreamHub {
   readonly origin: string;
@@ -29,8 +36,8 @@ export interface UpstreamHub {
   revisionCommit(repo: RepoRef, revision: string, token: string | undefined): Promise<string>;
   /** Every file at `commit`. */
   listFiles(repo: RepoRef, commit: string, token: string | undefined): Promise<ListedFile[]>;
-  /** Whether the repo is gated or private: asked without any token. */
-  isRestricted(repo: RepoRef, revision: string): Promise<boolean>;
+  /** What an anonymous client may see of the repo: asked without any token. */
+  visibility(repo: RepoRef, revision: string): Promise<Visibility>;
   /** Whether `token` may download `path` (or, without a path, read the repo at `revision`). */
   canRead(repo: RepoRef, revision: string, path: string | undefined, token: string): Promise<boolean>;
   /** Whether upstream answers at all (readiness). */
@@ -51,6 +58,10 @@ export interface CatalogOptions {
   revalidateAfterMs: number;
   /** How long a token's access check is trusted. */
   accessTtlMs: number;
+  /** Repos the operator declared public (`serve --public`): served without any check, also offline. */
+  isPublic?: (repo: RepoRef) => boolean;
+  /** At most this many listed files are kept in memory, least recently used dropped first. Default 200,000. */
+  listingCacheFiles?: number;
   now?: () => number;
 }
 
@@ -61,13 +72,21 @@ export interface ClientAuth {
   upstreamToken?: string;
 }
 
+/** Default bound of the in-memory listing cache, in files (about 250 bytes each). */
+export const DEFAULT_LISTING_CACHE_FILES = 200_000;
+/** Bound of each per-repo or per-token map (gating answers, access checks, branch lookups). */
+const MAX_TRACKED = 10_000;
+
 export class Catalog {
-  private readonly listings = new Map<string, ListedFile[]>();
-  private readonly validated = new Map<string, { at: number; commit: string }>();
-  private readonly restricted = new Map<string, { value: boolean; at: number }>();
-  private readonly access = new Map<string, number>();
-  /** Restricted-status lookups started ahead of `authorize` (see `prefetchRestricted`). */
-  private readonly restrictedLookups = new Map<string, { lookup: Promise<boolean>; at: number }>();
+  /** Upstream listings by commit: immutable, so kept, within a bound (least recently used dropped first). */
+  private readonly listings: LruMap<string, ListedFile[]>;
+  private readonly validated = new LruMap<string, { at: number; commit: string }>(MAX_TRACKED);
+  /** Upstream's last answer on each repo's visibility. Only `public` lets a client in without a token check. */
+  private readonly visibilities = new LruMap<string, { value: Visibility; at: number }>(MAX_TRACKED);
+  /** Positive token checks only: a refused or unanswered check is never remembered as access. */
+  private readonly access = new LruMap<string, number>(MAX_TRACKED);
+  /** Repos whose public marker this process wrote (or found), so it is not written per request. */
+  private readonly recordedPublic = new LruMap<string, true>(MAX_TRACKED);
   private readonly now: () => number;
   /** After upstream was found unreachable, it is not asked again for a few seconds: requests are served from the cache meanwhile instead of each waiting for retries. */
   private downUntil = 0;
@@ -77,10 +96,16 @@ export class Catalog {
 
   constructor(private readonly options: CatalogOptions) {
     this.now = options.now ?? Date.now;
+    this.listings = new LruMap(MAX_TRACKED, options.listingCacheFiles ?? DEFAULT_LISTING_CACHE_FILES, (files) => Math.max(1, files.length));
   }
 
   get offline(): boolean {
     return this.options.upstream === undefined;
+  }
+
+  /** Listings held in memory now: how many, and their files in total. */
+  listingCacheSize(): { listings: number; files: number } {
+    return { listings: this.listings.size, files: this.listings.weight };
   }
 
   async resolve(repoRef: RepoRef, revision: string, auth: ClientAuth): Promise<ResolvedRevision> {
@@ -88,6 +113,7 @@ export class Catalog {
     if (!upstream) return resolveFromCache(this.options.cache, repoRef, revision);
     const repo = this.options.cache.repo(repoRef.repoType, repoRef.repoId);
     const commit = await this.commitOf(upstream, repoRef, repo, revision, auth);
+    await this.recordPublic(repoRef, repo);
     const known = this.listings.get(listingKey(repoRef, commit)) ?? (await this.options.listings?.read(repo, commit));
     if (known) {
       this.listings.set(listingKey(repoRef, commit), known);
@@ -147,86 +173,100 @@ export class Catalog {
   }
 
   /**
-   * Starts asking upstream whether a repo is restricted while its revision is being resolved, so
-   * `authorize` does not add a round trip. Nothing is recorded until `authorize` runs: a repo that
-   * turns out not to exist leaves no trace in the cache.
+   * Whether anonymous clients may see the repo: declared public by the operator, or upstream's
+   * answer (asked again after `revalidateAfterMs`). When upstream cannot answer, only a `public`
+   * answer it gave before (in memory, or recorded on disk) counts; anything else is 'unknown'.
    */
-  prefetchRestricted(repoRef: RepoRef, revision: string): void {
-    const upstream = this.options.upstream;
-    if (upstream && this.restrictedIsStale(repoKey(repoRef))) this.restrictedLookup(upstream, repoRef, revision).catch(() => undefined);
-  }
-
-  private restrictedIsStale(key: string): boolean {
-    const known = this.restricted.get(key);
-    return !known || this.now() - known.at >= this.options.revalidateAfterMs;
-  }
-
-  /** The lookup `prefetchRestricted` started, while fresh, or a new one. */
-  private restrictedLookup(upstream: UpstreamHub, repoRef: RepoRef, revision: string): Promise<boolean> {
+  private async visibility(repoRef: RepoRef, revision: string): Promise<Visibility | 'unknown'> {
+    if (this.options.isPublic?.(repoRef)) return 'public';
     const key = repoKey(repoRef);
-    const fresh = (at: number): boolean => this.now() - at < this.options.revalidateAfterMs;
-    const started = this.restrictedLookups.get(key);
-    if (started && fresh(started.at)) return started.lookup;
-    const lookup = this.ask(`restricted ${key}`, () => upstream.isRestricted(repoRef, revision));
-    // Lookups for repos that then failed to resolve are never consumed: drop stale ones, so names
-    // a client makes up cannot grow the map without bound.
-    for (const [other, { at }] of this.restrictedLookups) if (!fresh(at)) this.restrictedLookups.delete(other);
-    this.restrictedLookups.set(key, { lookup, at: this.now() });
-    return lookup;
+    const repo = this.options.cache.repo(repoRef.repoType, repoRef.repoId);
+    const upstream = this.options.upstream;
+    const known = this.visibilities.get(key);
+    if (known && this.now() - known.at < this.options.revalidateAfterMs) return known.value;
+    if (!upstream) return (await exists(repo.publicMarker)) ? 'public' : 'unknown';
+    try {
+      const value = await this.ask(`visibility ${key}@${revision}`, () => upstream.visibility(repoRef, revision));
+      this.visibilities.set(key, { value, at: this.now() });
+      if (value !== 'public') {
+        this.recordedPublic.delete(key);
+        await unlink(repo.publicMarker).catch(() => {});
+      }
+      return value;
+    } catch (error) {
+      if (!isUnreachable(error)) throw error;
+      if (known?.value === 'public' || (await exists(repo.publicMarker))) return 'public';
+      return 'unknown';
+    }
+  }
+
+  /** Records upstream's fresh `public` answer on disk once the repo resolved (so the repo folder is a real one). */
+  private async recordPublic(repoRef: RepoRef, repo: RepoPaths): Promise<void> {
+    const key = repoKey(repoRef);
+    if (this.visibilities.get(key)?.value !== 'public' || this.recordedPublic.get(key)) return;
+    if (!(await exists(repo.publicMarker))) await writeFileAtomic(repo.publicMarker, '').catch(() => {});
+    this.recordedPublic.set(key, true);
+  }
+
+  /** Whether anonymous clients may read the repo, from what is known without asking upstream (status output). */
+  async knownPublic(repoRef: RepoRef): Promise<boolean> {
+    if (this.options.isPublic?.(repoRef)) return true;
+    const known = this.visibilities.get(repoKey(repoRef));
+    if (known) return known.value === 'public';
+    return exists(this.options.cache.repo(repoRef.repoType, repoRef.repoId).publicMarker);
   }
 
   /**
-   * Refuses a client that may not read a gated or private repo: the repo's status is asked
-   * upstream without a token, and a client's token is checked upstream (and trusted for a while).
-   * Offline, nothing can be checked, so a repo known to be restricted is refused.
+   * Refuses a client that may not read the repo, before anything is asked upstream with the
+   * server's own token. Fails closed: a repo is served without a token check only when the
+   * operator declared it public or upstream said it is; a client's token only on upstream's yes
+   * for that token (trusted for `accessTtlMs`). A private repo answers exactly as a missing one.
    */
   async authorize(repoRef: RepoRef, revision: string, path: string | undefined, auth: ClientAuth): Promise<void> {
-    const key = repoKey(repoRef);
+    const visibility = await this.visibility(repoRef, revision);
+    if (visibility === 'public') return;
     const upstream = this.options.upstream;
-    const repo = this.options.cache.repo(repoRef.repoType, repoRef.repoId);
-    let restricted = this.restricted.get(key);
-    if (upstream && this.restrictedIsStale(key)) {
-      try {
-        const lookup = this.restrictedLookup(upstream, repoRef, revision);
-        this.restrictedLookups.delete(key);
-        restricted = { value: await lookup, at: this.now() };
-        this.restricted.set(key, restricted);
-        await recordRestricted(repo.restrictedMarker, restricted.value);
-      } catch (error) {
-        if (!isUnreachable(error)) throw error;
-      }
-    }
-    // Offline, or upstream down: what was last learned, kept on disk across restarts.
-    restricted ??= { value: await exists(repo.restrictedMarker), at: this.now() };
-    if (!restricted.value) return;
-    if (!auth.clientToken) throw new HttpError(401, 'GatedRepo', `Access to ${repoRef.repoId} is restricted upstream; send a token that can read it (HF_TOKEN).`);
-    if (!upstream) throw new HttpError(403, 'GatedRepo', `Access to ${repoRef.repoId} is restricted and this mirror is offline, so the token cannot be checked.`);
-    const accessKey = `${tokenKey(auth.clientToken)}:${key}:${path === undefined ? 'meta' : 'file'}`;
-    const checkedAt = this.access.get(accessKey);
+    const accessKey = auth.clientToken ? `${tokenKey(auth.clientToken)}:${repoKey(repoRef)}:${path === undefined ? 'meta' : 'file'}` : undefined;
+    const checkedAt = accessKey ? this.access.get(accessKey) : undefined;
     if (checkedAt !== undefined && this.now() - checkedAt < this.options.accessTtlMs) return;
+    if (!upstream) throw notKnownPublic(repoRef);
+    if (visibility === 'unknown') throw accessUnknown(repoRef);
+    if (!auth.clientToken || !accessKey) {
+      if (visibility === 'hidden') throw repoNotFound(repoRef);
+      throw new HttpError(401, 'GatedRepo', `Access to ${repoRef.repoId} is restricted upstream; send a token that can read it (HF_TOKEN).`);
+    }
     let allowed: boolean;
     try {
       allowed = await upstream.canRead(repoRef, revision, path, auth.clientToken);
     } catch (error) {
+      if (isUnreachable(error)) throw accessUnknown(repoRef);
       throw toHttpError(error);
     }
-    if (!allowed) throw new HttpError(403, 'GatedRepo', `The token was refused upstream for ${repoRef.repoId}; accept the repo's terms with the account it belongs to.`);
+    if (!allowed) {
+      if (visibility === 'hidden') throw repoNotFound(repoRef);
+      throw new HttpError(403, 'GatedRepo', `The token was refused upstream for ${repoRef.repoId}; accept the repo's terms with the account it belongs to.`);
+    }
     this.access.set(accessKey, this.now());
   }
+}
+
+/** Upstream could not say whether the client may read the repo: refused, never guessed. */
+function accessUnknown(repo: RepoRef): HttpError {
+  return new HttpError(503, 'UpstreamUnavailable', `The upstream hub cannot be reached to check whether ${repo.repoId} may be read, so access is refused; retry later, or have the operator declare the repo public (serve --public).`);
+}
+
+/**
+ * Offline, a repo not known to be public answers as a missing one does, whatever the cache holds:
+ * an anonymous client cannot learn which private repos the cache holds.
+ */
+function notKnownPublic(repo: RepoRef): HttpError {
+  return new HttpError(404, 'RepoNotFound', `Repository ${repo.repoType === 'model' ? '' : `${repo.repoType}s/`}${repo.repoId} is not served by this offline mirror: it is not in the cache, or not known to be public (the operator declares public repos with serve --public).`);
 }
 
 const DOWN_BACKOFF_MS = 5_000;
 
 async function exists(path: string): Promise<boolean> {
   return (await stat(path).catch(() => undefined)) !== undefined;
-}
-
-async function recordRestricted(marker: string, restricted: boolean): Promise<void> {
-  if (restricted) {
-    if (!(await exists(marker))) await writeFileAtomic(marker, '').catch(() => {});
-  } else {
-    await unlink(marker).catch(() => {});
-  }
 }
 
 /** Tokens are told apart by their hash; the token itself is never kept as a key. */
@@ -277,7 +317,38 @@ export function entryNotFound(repo: RepoRef, commit: string, path: string): Http
   return new HttpError(404, 'EntryNotFound', `${path} does not exist in ${repo.repoId} at ${commit}`);
 }
 
-/** A repo's key in the catalog's maps (gating status, lookups in progress). */
+/** A repo's key in the catalog's maps (visibility, access checks). */
 function repoKey(repo: RepoRef): string {
   return `${repo.repoType}:${repo.repoId}`;
+}
+
+const TYPE_PREFIXES: Record<string, RepoRef['repoType']> = { 'datasets/': 'dataset', 'spaces/': 'space' };
+
+/**
+ * The repos an operator declared public (`serve --public`): `org/name`, `org/*` (a whole
+ * organisation) or `*` (the whole cache), each optionally prefixed `datasets/` or `spaces/`
+ * (models by default). Anything else is a usage error, so a typo never silently serves nothing.
+ */
+export function publicRepoMatcher(patterns: readonly string[]): (repo: RepoRef) => boolean {
+  const rules = patterns.map((pattern) => {
+    const prefix = Object.keys(TYPE_PREFIXES).find((p) => pattern.startsWith(p));
+    const repoType = prefix ? TYPE_PREFIXES[prefix]! : 'model';
+    const rest = prefix ? pattern.slice(prefix.length) : pattern;
+    if (rest === '*') return (repo: RepoRef) => repo.repoType === repoType || !prefix;
+    if (rest.endsWith('/*')) {
+      const org = assertRepoId(rest.slice(0, -2));
+      if (org.includes('/')) throw badPublicPattern(pattern);
+      return (repo: RepoRef) => repo.repoType === repoType && repo.repoId.startsWith(`${org}/`);
+    }
+    if (rest.includes('*')) throw badPublicPattern(pattern);
+    const repoId = assertRepoId(rest);
+    return (repo: RepoRef) => repo.repoType === repoType && repo.repoId === repoId;
+  });
+  return (repo) => rules.some((rule) => rule(repo));
+}
+
+function badPublicPattern(pattern: string): ModelfetchError {
+  return new ModelfetchError('ERR_USAGE', `Invalid --public pattern ${JSON.stringify(pattern.slice(0, 120))}`, {
+    hint: 'Use org/name, org/* or *, optionally prefixed datasets/ or spaces/.',
+  });
 }

@@ -3,7 +3,7 @@ import type { Dispatcher } from 'undici';
 import { readRepoTreeListing, writeTreeListing } from '../cache/tree-listing.js';
 import { isModelfetchError } from '../errors.js';
 import { pull, type PullOptions } from '../pull.js';
-import { fetchRepoRestricted, fetchRevisionCommit, hubReachable, listRepoFiles, probeFileAccess, warmHubClient, type HfClientOptions } from '../source/hf.js';
+import { fetchRepoVisibility, fetchRevisionCommit, hubReachable, listRepoFiles, probeFileAccess, warmHubClient, type HfClientOptions } from '../source/hf.js';
 import type { CacheView } from './cache-view.js';
 import { repoNotFound, revisionNotFound, type ListingStore, type UpstreamHub } from './catalog.js';
 import type { FetchFile } from './flights.js';
@@ -34,7 +34,7 @@ export function createHfUpstream(options: HfUpstreamOptions): UpstreamHub {
     origin: options.endpoint,
     revisionCommit: (repo, revision, token) => fetchRevisionCommit(repo, revision, client(token)).catch((error: unknown) => Promise.reject(notFound(error, repo, revision))),
     listFiles: (repo, commit, token) => listRepoFiles(repo, commit, client(token)).catch((error: unknown) => Promise.reject(notFound(error, repo, commit))),
-    isRestricted: (repo, revision) => fetchRepoRestricted(repo, revision, client(undefined)),
+    visibility: (repo, revision) => fetchRepoVisibility(repo, revision, client(undefined)).catch((error: unknown) => Promise.reject(notFound(error, repo, revision))),
     canRead: async (repo, revision, path, token) => {
       if (path !== undefined) return probeFileAccess(repo, revision, path, client(token));
       try {

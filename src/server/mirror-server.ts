@@ -1,3 +1,4 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
 import { access } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -9,7 +10,7 @@ import { redactText } from '../redact.js';
 import { CacheView } from './cache-view.js';
 import { linkSnapshotFile } from '../cache/snapshot.js';
 import { touchRevision } from '../cache/usage.js';
-import { Catalog, entryNotFound, type ClientAuth, type ListingStore, type ResolvedRevision, type UpstreamHub } from './catalog.js';
+import { Catalog, entryNotFound, publicRepoMatcher, type ClientAuth, type ListingStore, type ResolvedRevision, type UpstreamHub } from './catalog.js';
 import { Flights, type FetchFile, type Flight } from './flights.js';
 import { streamFlight } from './stream-flight.js';
 import { HttpError, sendError, toHttpError } from './http-error.js';
@@ -58,6 +59,16 @@ export interface MirrorServerOptions {
   revalidateAfterMs?: number;
   /** How long a client token's upstream access check is trusted. Default 60 s. */
   accessTtlMs?: number;
+  /**
+   * Repos anyone may read, declared by the operator (`org/name`, `org/*`, `*`, optionally prefixed
+   * `datasets/` or `spaces/`): served without asking upstream, also offline or while it is down.
+   * Any other repo is served only after upstream said it is public, or accepted the client's token.
+   */
+  publicRepos?: string[];
+  /** `Authorization: Bearer` token that shows every repo on the status page and `/api/_status`. */
+  adminToken?: string;
+  /** Upstream listings kept in memory, in files (least recently used dropped first). Default 200,000. */
+  listingCacheFiles?: number;
   /** Files below this size are answered after they are verified rather than streamed while downloading. Default 1 MiB. */
   streamThreshold?: number;
   /**
@@ -85,6 +96,8 @@ interface ResolvedOptions {
   token: string | undefined;
   revalidateAfterMs: number;
   accessTtlMs: number;
+  isPublic: ((repo: RepoRef) => boolean) | undefined;
+  adminToken: string | undefined;
   streamThreshold: number;
   headersTimeoutMs: number;
 }
@@ -95,7 +108,8 @@ export interface MirrorServer {
   /** `http://host:port` once listening. */
   url: string;
   listen(): Promise<string>;
-  status(): Promise<MirrorStatus>;
+  /** What the status page shows: only repos anonymous clients may read, unless `full` (the admin view). */
+  status(full?: boolean): Promise<MirrorStatus>;
   /** Stops accepting, lets responses in flight finish for the grace period, then cuts the rest. */
   close(): Promise<void>;
 }
@@ -128,6 +142,8 @@ function normalise(options: MirrorServerOptions, cache: CacheView): ResolvedOpti
     token: options.token || undefined,
     revalidateAfterMs: options.revalidateAfterMs ?? 60_000,
     accessTtlMs: options.accessTtlMs ?? 60_000,
+    isPublic: options.publicRepos?.length ? publicRepoMatcher(options.publicRepos) : undefined,
+    adminToken: options.adminToken || undefined,
     streamThreshold: options.streamThreshold ?? 1 << 20,
     headersTimeoutMs: Math.max(1, options.headersTimeoutMs ?? 20_000),
   };
@@ -155,6 +171,8 @@ export function createMirrorServer(userOptions: MirrorServerOptions): MirrorServ
     ...(options.listings && { listings: options.listings }),
     revalidateAfterMs: options.revalidateAfterMs,
     accessTtlMs: options.accessTtlMs,
+    ...(options.isPublic && { isPublic: options.isPublic }),
+    ...(userOptions.listingCacheFiles !== undefined && { listingCacheFiles: userOptions.listingCacheFiles }),
   });
   const fetchFile = options.fetchFile;
   const flights = fetchFile
@@ -173,6 +191,11 @@ export function createMirrorServer(userOptions: MirrorServerOptions): MirrorServ
     const clientToken = match?.[1];
     const upstreamToken = options.tokenPassthrough ? (clientToken ?? options.token) : options.token;
     return { ...(clientToken && { clientToken }), ...(upstreamToken && { upstreamToken }) };
+  };
+
+  const isAdmin = (req: IncomingMessage): boolean => {
+    const token = authOf(req).clientToken;
+    return options.adminToken !== undefined && token !== undefined && sameSecret(token, options.adminToken);
   };
 
   const countBody = (record: RequestRecord) => (n: number) => {
@@ -197,17 +220,19 @@ export function createMirrorServer(userOptions: MirrorServerOptions): MirrorServ
 
   const resolve = async (req: IncomingMessage, repo: RepoRef, revision: string, path?: string): Promise<ResolvedRevision> => {
     const auth = authOf(req);
-    // Resolving first lets a repo that does not exist answer 404 rather than "gated"; the gating question goes out meanwhile.
-    catalog.prefetchRestricted(repo, revision);
+    // Authorized before anything is asked or written with the server's own token.
+    await catalog.authorize(repo, revision, path, auth);
     const resolved = await catalog.resolve(repo, revision, auth);
-    await catalog.authorize(repo, resolved.commit, path, auth);
     recordUse(repo, resolved.commit);
     return resolved;
   };
 
-  const status = async (): Promise<MirrorStatus> => {
+  /** With the admin token, everything; otherwise only repos any anonymous client may read. */
+  const status = async (full = false): Promise<MirrorStatus> => {
     const counters = await metrics.snapshot();
-    const repos = await cache.listRepos();
+    const visible = async <T extends RepoRef>(items: T[]): Promise<T[]> => (full ? items : (await Promise.all(items.map(async (r) => ((await catalog.knownPublic(r)) ? [r] : [])))).flat());
+    const repos = await visible(await cache.listRepos());
+    const downloads = await visible((flights?.list() ?? []).map((f) => ({ repoType: f.repo.repoType, repoId: f.repo.repoId, path: f.file.path, bytesDone: f.bytesDone, totalBytes: f.total, waiting: f.waiting })));
     return {
       startedAt,
       upstream: options.upstream?.origin ?? null,
@@ -220,7 +245,7 @@ export function createMirrorServer(userOptions: MirrorServerOptions): MirrorServ
         refs: r.refs,
         lastUsed: r.lastUsed ?? r.lastModified,
       })),
-      downloads: (flights?.list() ?? []).map((f) => ({ repoType: f.repo.repoType, repoId: f.repo.repoId, path: f.file.path, bytesDone: f.bytesDone, totalBytes: f.total, waiting: f.waiting })),
+      downloads,
       hits: counters.hits,
       misses: counters.misses,
       hitRate: counters.hits + counters.misses === 0 ? null : counters.hits / (counters.hits + counters.misses),
@@ -338,9 +363,9 @@ export function createMirrorServer(userOptions: MirrorServerOptions): MirrorServ
         return sendText(res, record, 200, rendered.contentType, rendered.body);
       }
       case 'status-page':
-        return sendText(res, record, 200, 'text/html; charset=utf-8', renderStatusPage(await status()));
+        return sendText(res, record, 200, 'text/html; charset=utf-8', renderStatusPage(await status(isAdmin(req))));
       case 'status-json':
-        return sendJson(res, record, await status(), { 'Cache-Control': 'no-store' });
+        return sendJson(res, record, await status(isAdmin(req)), { 'Cache-Control': 'no-store' });
       case 'info': {
         const resolved = await resolve(req, route, route.revision);
         return sendJson(res, record, repoInfo({ ...route, commit: resolved.commit, files: resolved.files, lastModified: resolved.lastModified }));
@@ -465,6 +490,12 @@ class InUseMarkers {
     this.held.clear();
     await Promise.all(entries.map(async (e) => (await e.marker)?.release()));
   }
+}
+
+/** Compared by hash in constant time, so the comparison reveals nothing of the admin token. */
+function sameSecret(given: string, expected: string): boolean {
+  const digest = (text: string): Buffer => createHash('sha256').update(text).digest();
+  return timingSafeEqual(digest(given), digest(expected));
 }
 
 function expandEntry(entry: TreeEntry, resolved: ResolvedRevision): TreeEntry & { lastCommit: { id: string; title: string; date: string } } {

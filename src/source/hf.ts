@@ -418,19 +418,24 @@ export function snapshotFromListing(repo: HfRepo, revision: string, commit: stri
 }
 
 /**
- * Whether a repo is gated or private, asked WITHOUT a token (what an anonymous client would see):
- * restricted when the hub says `gated`/`private`, or refuses or hides the repo. Used by the mirror
- * to keep such repos' files from clients whose token it has not checked.
+ * What an anonymous client may see of a repo, asked WITHOUT a token: `public` (readable by anyone),
+ * `gated` (the hub says so, or refuses with GatedRepo) or `hidden` (private, or missing: the hub
+ * does not tell them apart, and neither may the mirror). A missing revision of a visible repo
+ * rejects with the hub's not-found error. Used by the mirror before it uses its own token.
  */
-export async function fetchRepoRestricted(repo: HfRepo, revision: string, options: HfClientOptions): Promise<boolean> {
+export type RepoVisibility = 'public' | 'gated' | 'hidden';
+
+export async function fetchRepoVisibility(repo: HfRepo, revision: string, options: HfClientOptions): Promise<RepoVisibility> {
   const anonymous: HfClientOptions = { endpoint: options.endpoint, ...(options.dispatcher && { dispatcher: options.dispatcher }), ...(options.signal && { signal: options.signal }) };
   const url = `${apiBase(options.endpoint, repo)}/revision/${encodeURIComponent(assertSafeRevision(revision))}`;
   try {
     const { body } = await getJson(url, anonymous, { ...repo, endpoint: options.endpoint, revision, hadToken: false });
     const info = asRecord(body, 'repo info', url);
-    return info.private === true || (info.gated !== undefined && info.gated !== false && info.gated !== null);
+    if (info.private === true) return 'hidden';
+    return info.gated !== undefined && info.gated !== false && info.gated !== null ? 'gated' : 'public';
   } catch (error) {
-    if (error instanceof ModelfetchError && (error.code === 'ERR_GATED' || error.code === 'ERR_AUTH' || error.code === 'ERR_NOT_FOUND')) return true;
+    if (error instanceof ModelfetchError && error.code === 'ERR_GATED') return 'gated';
+    if (error instanceof ModelfetchError && (error.code === 'ERR_AUTH' || (error.code === 'ERR_NOT_FOUND' && !error.message.startsWith('Revision')))) return 'hidden';
     throw error;
   }
 }

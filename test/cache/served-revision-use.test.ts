@@ -19,7 +19,7 @@ describe('the mirror server and gc', () => {
     await utimes(a.blob(digestOf(served)), old, old);
     await utimes(b.blob(digestOf(idle)), old, old);
 
-    const mirror = createMirrorServer({ cacheDir: root, log: () => {} });
+    const mirror = createMirrorServer({ cacheDir: root, publicRepos: ['*'], log: () => {} });
     await mirror.listen();
     try {
       const response = await fetch(`${mirror.url}/org/served/resolve/main/w.bin`);

@@ -32,7 +32,7 @@ describe('the mirror never serves outside its root (case 21)', () => {
     await mkdir(join(repo.stateDir, 'partial'), { recursive: true });
     await writeFile(partial, 'half a file');
     await symlink(partial, join(repo.snapshotDir(commit), 'partial.bin'));
-    mirror = createMirrorServer({ cacheDir: root });
+    mirror = createMirrorServer({ cacheDir: root, publicRepos: ['*'] });
     await mirror.listen();
   });
   afterAll(async () => {
@@ -101,7 +101,7 @@ describe('large listings (case 25)', () => {
       if (batch.length >= 512) await Promise.all(batch.splice(0));
     }
     await Promise.all(batch);
-    mirror = createMirrorServer({ cacheDir: root, treePageSize: PAGE });
+    mirror = createMirrorServer({ cacheDir: root, publicRepos: ['*'], treePageSize: PAGE });
     await mirror.listen();
   }, 600_000);
   afterAll(async () => {
@@ -145,7 +145,7 @@ describe('long paths and Unicode names (case 25)', () => {
   beforeAll(async () => {
     root = await mkdtemp(join(tmpdir(), 'mf-serve-names-'));
     await buildCachedRepo(root, { repoId: 'org/names', commit, files: special });
-    mirror = createMirrorServer({ cacheDir: root });
+    mirror = createMirrorServer({ cacheDir: root, publicRepos: ['*'] });
     await mirror.listen();
   });
   afterAll(async () => {
@@ -177,7 +177,7 @@ describe('slow clients (case 26)', () => {
   beforeAll(async () => {
     root = await mkdtemp(join(tmpdir(), 'mf-serve-slow-'));
     await buildCachedRepo(root, { repoId: 'org/m', commit, files: [{ path: 'config.json', content: Buffer.from('{"ok":true}') }, { path: 'w.bin', content: randomBytes(4 * 1024 * 1024), lfs: true }] });
-    mirror = createMirrorServer({ cacheDir: root, headersTimeoutMs: 1500 });
+    mirror = createMirrorServer({ cacheDir: root, publicRepos: ['*'], headersTimeoutMs: 1500 });
     await mirror.listen();
   });
   afterAll(async () => {

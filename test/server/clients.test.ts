@@ -28,7 +28,7 @@ describe('real clients against a mirror of a cache', () => {
     root = await mkdtemp(join(tmpdir(), 'mf-clients-'));
     work = await mkdtemp(join(tmpdir(), 'mf-clients-out-'));
     await buildCachedRepo(root, { repoId: 'org/model', commit, files });
-    mirror = createMirrorServer({ cacheDir: root, treePageSize: 2 });
+    mirror = createMirrorServer({ cacheDir: root, publicRepos: ['*'], treePageSize: 2 });
     await mirror.listen();
   });
 

@@ -47,7 +47,7 @@ describe('streaming a blob while it downloads', () => {
       origin: 'http://upstream.invalid',
       revisionCommit: async () => commit,
       listFiles: async () => [file],
-      isRestricted: async () => false,
+      visibility: async () => 'public' as const,
       canRead: async () => true,
       ping: async () => true,
     };

@@ -159,7 +159,7 @@ describe('pull-through from an upstream hub', () => {
     }
   });
 
-  it('serves branches from refs/ when upstream is down, and answers a miss with a clear 502', async () => {
+  it('serves branches from refs/ when upstream is down, and refuses a repo it cannot check with a clear 503', async () => {
     const server = await startMirror('down', { revalidateAfterMs: 0 });
     expect((await fetch(`${server.url}/org/later/resolve/main/a.txt`)).status).toBe(200);
     hub.hub.addFault({ fault: { status: 503 } });
@@ -167,10 +167,11 @@ describe('pull-through from an upstream hub', () => {
       const cached = await fetch(`${server.url}/org/later/resolve/main/a.txt`);
       expect(cached.status).toBe(200);
       expect(await cached.text()).toBe('later');
+      // Never seen by this mirror: whether anyone may read it cannot be asked, so it fails closed.
       const miss = await fetch(`${server.url}/org/model/resolve/main/config.json`);
-      expect(miss.status).toBe(502);
+      expect(miss.status).toBe(503);
       expect(miss.headers.get('x-error-code')).toBe('UpstreamUnavailable');
-      expect(((await miss.json()) as { error: string }).error).toMatch(/unreachable/i);
+      expect(((await miss.json()) as { error: string }).error).toMatch(/cannot be reached/i);
     } finally {
       hub.hub.clearFaults();
     }

@@ -33,7 +33,7 @@ describe('serving a cache over the Hub API', () => {
     // A planted symlink that points outside the cache root.
     await symlink(join(outside, 'secret.txt'), join(repo.snapshotDir(commit), 'leak.txt'));
     await symlink(outside, join(repo.snapshotDir(commit), 'leakdir'));
-    mirror = createMirrorServer({ cacheDir: root, treePageSize: 2, log: (line) => logs.push(line) });
+    mirror = createMirrorServer({ cacheDir: root, publicRepos: ['*'], treePageSize: 2, log: (line) => logs.push(line) });
     await mirror.listen();
   });
 

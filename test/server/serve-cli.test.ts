@@ -46,7 +46,7 @@ describe('modelfetch serve (the CLI)', () => {
   });
 
   it('on SIGTERM stops accepting, lets a response in flight finish, logs it, and exits 0', async () => {
-    const server = await startServeCli(['--cache-dir', root, '--offline', '--grace', '30']);
+    const server = await startServeCli(['--cache-dir', root, '--offline', '--public', '*', '--grace', '30']);
     const url = new URL(server.url);
     // A slow reader: the response is still being sent when the signal arrives.
     const hash = createHash('sha256');

@@ -18,7 +18,7 @@ describe.skipIf(!hasTool('chromium'))('status page in a real browser', () => {
     root = await mkdtemp(join(tmpdir(), 'mf-status-'));
     await buildCachedRepo(root, { repoId: 'org/big-model', commit: fakeCommit('a'), files: [{ path: 'w.bin', content: randomBytes(3 * 1024 * 1024), lfs: true }] });
     await buildCachedRepo(root, { repoId: 'org/small', repoType: 'dataset', commit: fakeCommit('b'), files: [{ path: 'x.txt', content: Buffer.from('hello') }] });
-    mirror = createMirrorServer({ cacheDir: root });
+    mirror = createMirrorServer({ cacheDir: root, publicRepos: ['*'] });
     await mirror.listen();
     browser = await chromium.launch({ executablePath: CHROMIUM_PATH, args: CHROMIUM_ARGS });
   });

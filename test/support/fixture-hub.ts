@@ -31,6 +31,8 @@ export interface FixtureRepoSpec {
   files?: FixtureFileSpec[];
   /** Only requests with `Authorization: Bearer {token}` see it (401/403 GatedRepo otherwise). */
   gatedToken?: string;
+  /** With `gatedToken`: private rather than gated, so other requests get what a missing repo gets (401 anonymous, 404 with a token). */
+  private?: boolean;
 }
 
 export interface FixtureHubFile {
@@ -53,6 +55,7 @@ export interface FixtureHubRepo {
   repoId: string;
   repoType: RepoType;
   gatedToken?: string;
+  private?: boolean;
   /** Branch -> commit. */
   branches: Map<string, string>;
   commits: Map<string, FixtureHubCommit>;
@@ -136,7 +139,7 @@ export async function startFixtureHub(options: FixtureHubOptions): Promise<Fixtu
   const addRepo = async (spec: FixtureRepoSpec): Promise<FixtureHubRepo> => {
     const repoType = spec.repoType ?? 'model';
     const existing = repos.get(key(repoType, spec.repoId));
-    const repo: FixtureHubRepo = existing ?? { repoId: spec.repoId, repoType, branches: new Map(), commits: new Map(), ...(spec.gatedToken && { gatedToken: spec.gatedToken }) };
+    const repo: FixtureHubRepo = existing ?? { repoId: spec.repoId, repoType, branches: new Map(), commits: new Map(), ...(spec.gatedToken && { gatedToken: spec.gatedToken }), ...(spec.private && { private: true }) };
     const branches = spec.branches ?? { main: spec.files ?? [] };
     for (const [branch, specs] of Object.entries(branches)) {
       const files = new Map<string, FixtureHubFile>();
@@ -173,7 +176,8 @@ export async function startFixtureHub(options: FixtureHubOptions): Promise<Fixtu
     if (repo.gatedToken) {
       const auth = req.headers.authorization;
       if (auth !== `Bearer ${repo.gatedToken}`) {
-        sendError(res, auth ? 403 : 401, 'GatedRepo', `Access to model ${repoId} is restricted. You must have access to it and be authenticated to access it.`);
+        if (repo.private) sendError(res, auth ? 404 : 401, 'RepoNotFound', 'Repository not found');
+        else sendError(res, auth ? 403 : 401, 'GatedRepo', `Access to model ${repoId} is restricted. You must have access to it and be authenticated to access it.`);
         return undefined;
       }
     }
@@ -239,7 +243,7 @@ export async function startFixtureHub(options: FixtureHubOptions): Promise<Fixtu
       return;
     }
     if (!isTree) {
-      res.end(JSON.stringify({ id: repo.repoId, sha: commit.commit, private: false, gated: repo.gatedToken ? 'manual' : false, siblings: [...commit.files.keys()].map((rfilename) => ({ rfilename })) }));
+      res.end(JSON.stringify({ id: repo.repoId, sha: commit.commit, private: repo.private === true, gated: repo.gatedToken && !repo.private ? 'manual' : false, siblings: [...commit.files.keys()].map((rfilename) => ({ rfilename })) }));
       return;
     }
     const prefix = under.length ? `${under.join('/')}/` : '';
