@@ -9,6 +9,12 @@ function parsePort(value: string): number {
   return port;
 }
 
+function parsePositiveInteger(value: string): number {
+  const number = Number(value);
+  if (!Number.isInteger(number) || number < 1) throw new InvalidArgumentError('expected a whole number of at least 1');
+  return number;
+}
+
 function parseSeconds(value: string): number {
   const seconds = Number(value);
   if (!Number.isFinite(seconds) || seconds < 0) throw new InvalidArgumentError('expected a number of seconds');
@@ -26,6 +32,8 @@ interface ServeFlags {
   grace: number;
   public?: string[];
   adminToken?: string;
+  maxConnections: number;
+  sendTimeout: number;
 }
 
 /** `modelfetch serve`: runs the mirror until SIGTERM / SIGINT, then shuts down gracefully. */
@@ -43,6 +51,8 @@ export function registerServeCommand(program: Command, io: CliIo): void {
     .option('--grace <seconds>', 'on SIGTERM, let responses in flight finish for this long', parseSeconds, 10)
     .option('--public <repo...>', 'repos anyone may read (org/name, org/*, *; datasets/… spaces/…): served without asking upstream, also offline')
     .option('--admin-token <token>', 'bearer token that shows every repo on the status page (default: MODELFETCH_ADMIN_TOKEN)')
+    .option('--max-connections <n>', 'open connections beyond this are answered 503', parsePositiveInteger, 1024)
+    .option('--send-timeout <seconds>', 'cut off a client that takes no bytes of its response for this long', parseSeconds, 30)
     .action(async (flags: ServeFlags) => {
       const cacheDir = flags.cacheDir ?? resolveCacheDir(io.env);
       const upstream = resolveHfEndpoint(flags.upstream, io.env);
@@ -62,6 +72,8 @@ export function registerServeCommand(program: Command, io: CliIo): void {
         graceMs: flags.grace * 1000,
         ...(flags.public && { publicRepos: flags.public }),
         ...(adminToken && { adminToken }),
+        maxConnections: flags.maxConnections,
+        sendTimeoutMs: flags.sendTimeout * 1000,
         processMetrics: true,
         log: (line) => io.stdout.write(`${line}\n`),
       });

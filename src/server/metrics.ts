@@ -8,6 +8,9 @@ export class MirrorMetrics {
   readonly cacheHits = new Counter({ name: 'modelfetch_cache_hits_total', help: 'File requests answered from the cache', registers: [this.registry] });
   readonly cacheMisses = new Counter({ name: 'modelfetch_cache_misses_total', help: 'File requests that needed the upstream hub', registers: [this.registry] });
   readonly pullsInFlight = new Gauge({ name: 'modelfetch_pulls_in_flight', help: 'Upstream downloads in progress', registers: [this.registry] });
+  readonly openConnections = new Gauge({ name: 'modelfetch_open_connections', help: 'Client connections open now (refused ones not counted)', registers: [this.registry] });
+  readonly refusedConnections = new Counter({ name: 'modelfetch_refused_connections_total', help: 'Connections answered 503 because --max-connections were open', registers: [this.registry] });
+  readonly sendTimeouts = new Counter({ name: 'modelfetch_send_timeouts_total', help: 'Responses cut off because the client took no bytes for --send-timeout', registers: [this.registry] });
   readonly requests = new Counter({ name: 'modelfetch_http_requests_total', help: 'Requests answered, by route and status', labelNames: ['route', 'status'] as const, registers: [this.registry] });
   readonly latency = new Histogram({
     name: 'modelfetch_http_request_duration_seconds',

@@ -1,7 +1,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { access } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import type { Dispatcher } from 'undici';
 import { ModelfetchError } from '../errors.js';
 import { resolveHfEndpoint } from '../source/hf.js';
@@ -17,7 +17,7 @@ import { HttpError, sendError, toHttpError } from './http-error.js';
 import { listTree, pathsInfo, repoInfo, type TreeEntry } from './hub-json.js';
 import { MirrorMetrics } from './metrics.js';
 import { parseRoute, type RepoRef, type Route } from './route.js';
-import { headerOf, sendFile } from './send-file.js';
+import { headerOf, sendFile, type SendTimeout } from './send-file.js';
 import { renderStatusPage, type MirrorStatus } from './status-page.js';
 import { ThroughputMeter } from './throughput.js';
 
@@ -69,6 +69,10 @@ export interface MirrorServerOptions {
   adminToken?: string;
   /** Upstream listings kept in memory, in files (least recently used dropped first). Default 200,000. */
   listingCacheFiles?: number;
+  /** Connections open beyond this many are answered 503 and closed. Default 1024. */
+  maxConnections?: number;
+  /** A client that takes no bytes of its response for this long is cut off. Default 30 s. */
+  sendTimeoutMs?: number;
   /** Files below this size are answered after they are verified rather than streamed while downloading. Default 1 MiB. */
   streamThreshold?: number;
   /**
@@ -98,6 +102,8 @@ interface ResolvedOptions {
   accessTtlMs: number;
   isPublic: ((repo: RepoRef) => boolean) | undefined;
   adminToken: string | undefined;
+  maxConnections: number;
+  sendTimeoutMs: number;
   streamThreshold: number;
   headersTimeoutMs: number;
 }
@@ -118,7 +124,7 @@ export interface MirrorServer {
 interface RequestRecord {
   cache: 'hit' | 'miss' | '-';
   bytes: number;
-  route: Route['kind'] | 'bad';
+  route: Route['kind'] | 'bad' | 'refused';
 }
 
 /** Options normalised once: defaults written down here, and a URL upstream turned into the Hub source + pull. */
@@ -144,6 +150,8 @@ function normalise(options: MirrorServerOptions, cache: CacheView): ResolvedOpti
     accessTtlMs: options.accessTtlMs ?? 60_000,
     isPublic: options.publicRepos?.length ? publicRepoMatcher(options.publicRepos) : undefined,
     adminToken: options.adminToken || undefined,
+    maxConnections: Math.max(1, options.maxConnections ?? 1024),
+    sendTimeoutMs: Math.max(1, options.sendTimeoutMs ?? 30_000),
     streamThreshold: options.streamThreshold ?? 1 << 20,
     headersTimeoutMs: Math.max(1, options.headersTimeoutMs ?? 20_000),
   };
@@ -197,6 +205,8 @@ export function createMirrorServer(userOptions: MirrorServerOptions): MirrorServ
     const token = authOf(req).clientToken;
     return options.adminToken !== undefined && token !== undefined && sameSecret(token, options.adminToken);
   };
+
+  const sendTimeout: SendTimeout = { ms: options.sendTimeoutMs, onTimeout: () => metrics.sendTimeouts.inc() };
 
   const countBody = (record: RequestRecord) => (n: number) => {
     record.bytes += n;
@@ -292,7 +302,7 @@ export function createMirrorServer(userOptions: MirrorServerOptions): MirrorServ
       metrics.cacheHits.inc();
       record.cache = 'hit';
     }
-    await sendFile(req, res, { file: file.file, size: file.size, etag: `"${file.digest.hex}"`, headers: fileHeaders(route, commit, file), onBytes: countBody(record) });
+    await sendFile(req, res, { file: file.file, size: file.size, etag: `"${file.digest.hex}"`, headers: fileHeaders(route, commit, file), onBytes: countBody(record), sendTimeout });
     return true;
   };
 
@@ -327,7 +337,7 @@ export function createMirrorServer(userOptions: MirrorServerOptions): MirrorServ
         for (const [name, value] of Object.entries(headers)) res.setHeader(name, value);
         res.setHeader('Content-Length', String(listed.size));
         res.statusCode = 200;
-        if ((await streamFlight(res, flight, countBody(record))) === 'streamed') return;
+        if ((await streamFlight(res, flight, countBody(record), sendTimeout)) === 'streamed') return;
       } else {
         await waitFor(flight, res);
       }
@@ -402,11 +412,35 @@ export function createMirrorServer(userOptions: MirrorServerOptions): MirrorServ
       const short = res.writableFinished ? '' : ' aborted';
       options.log(redactText(`${new Date().toISOString()} ${req.method} ${req.url} ${res.statusCode} ${record.bytes} ${(seconds * 1000).toFixed(1)}ms ${record.cache}${short}`));
     });
+    if (overCapacity.has(req.socket)) {
+      record.route = 'refused';
+      res.setHeader('Connection', 'close');
+      res.setHeader('Retry-After', '5');
+      record.bytes += sendError(res, new HttpError(503, undefined, `The mirror has ${options.maxConnections} connections open, its limit; retry shortly.`));
+      return;
+    }
     handle(req, res, record).catch((error: unknown) => {
       record.bytes += sendError(res, toHttpError(error));
     });
   });
   server.keepAliveTimeout = 65_000;
+  // Beyond the cap a connection is still answered (503, then closed) rather than dropped unanswered,
+  // so clients see why; it holds nothing but its socket meanwhile.
+  const overCapacity = new WeakSet<Socket>();
+  let openConnections = 0;
+  server.on('connection', (socket: Socket) => {
+    if (openConnections >= options.maxConnections) {
+      overCapacity.add(socket);
+      metrics.refusedConnections.inc();
+      return;
+    }
+    openConnections++;
+    metrics.openConnections.inc();
+    socket.once('close', () => {
+      openConnections--;
+      metrics.openConnections.dec();
+    });
+  });
 
   const mirror: MirrorServer = {
     server,

@@ -44,6 +44,7 @@ export interface SendFileOptions {
   headers: Record<string, string>;
   /** Called with each chunk's size as it is written. */
   onBytes?: (n: number) => void;
+  sendTimeout?: SendTimeout;
 }
 
 /** Answers GET/HEAD for a complete file. Resolves when the response is finished or the client went away. */
@@ -72,19 +73,68 @@ export async function sendFile(req: IncomingMessage, res: ServerResponse, option
     res.end();
     return;
   }
-  await writeFileRange(options.file, start, end, res, options.onBytes);
+  await writeFileRange(options.file, start, end, res, options.onBytes, options.sendTimeout);
 }
 
-/** Buffers handed back after their write completed, so steady-state serving allocates nothing. */
+/**
+ * Read buffers, bounded across all responses so memory does not grow with the number of clients
+ * (a client that reads nothing holds its buffers until it is cut off). At most MAX_LARGE_BUFFERS
+ * large ones exist, in use or spare; past that, responses read in SMALL_CHUNK pieces: slower per
+ * byte, but a thousand stuck clients cost tens of megabytes, not gigabytes.
+ */
+const MAX_LARGE_BUFFERS = 32;
+export const SMALL_CHUNK = 16 * 1024;
 const spareBuffers: Buffer[] = [];
-const MAX_SPARE_BUFFERS = 64;
+let largeBuffers = 0;
 
-function takeBuffer(): Buffer {
-  return spareBuffers.pop() ?? Buffer.allocUnsafeSlow(READ_CHUNK);
+export function takeBuffer(): Buffer {
+  const spare = spareBuffers.pop();
+  if (spare) return spare;
+  if (largeBuffers >= MAX_LARGE_BUFFERS) return Buffer.allocUnsafeSlow(SMALL_CHUNK);
+  largeBuffers++;
+  return Buffer.allocUnsafeSlow(READ_CHUNK);
 }
 
-function giveBuffer(buffer: Buffer): void {
-  if (spareBuffers.length < MAX_SPARE_BUFFERS) spareBuffers.push(buffer);
+/** Hands a buffer back once no write holds it any more. */
+export function giveBuffer(buffer: Buffer): void {
+  if (buffer.length === READ_CHUNK) spareBuffers.push(buffer);
+}
+
+/** Gives up a buffer a destroyed socket may still hold: it is left to the garbage collector, never reused. */
+export function dropBuffer(buffer: Buffer): void {
+  if (buffer.length === READ_CHUNK) largeBuffers--;
+}
+
+/** How long a client may take no bytes of its response, and what to count when it is cut off. */
+export interface SendTimeout {
+  ms: number;
+  onTimeout: () => void;
+}
+
+/**
+ * Waits until the socket took a write (`taken`) or the client went away (`closed`). A client that
+ * takes nothing for the send timeout is cut off: its response holds buffers and descriptors.
+ */
+export async function untilTaken(taken: Promise<unknown>, closed: Promise<void>, res: ServerResponse, timeout: SendTimeout | undefined): Promise<void> {
+  if (!timeout) {
+    await Promise.race([taken, closed]);
+    return;
+  }
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<void>((resolve) => {
+    timer = setTimeout(() => {
+      if (!res.destroyed) {
+        timeout.onTimeout();
+        res.destroy();
+      }
+      resolve();
+    }, timeout.ms);
+  });
+  try {
+    await Promise.race([taken, closed, expired]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /**
@@ -93,7 +143,7 @@ function giveBuffer(buffer: Buffer): void {
  * costs measurably less CPU per byte than a read stream piped to the response (no allocation and
  * no page-faulting of fresh buffers per chunk). Ends quietly when the client goes away.
  */
-export async function writeFileRange(path: string, start: number, end: number, res: ServerResponse, onBytes?: (n: number) => void): Promise<void> {
+export async function writeFileRange(path: string, start: number, end: number, res: ServerResponse, onBytes?: (n: number) => void, sendTimeout?: SendTimeout): Promise<void> {
   let gone = res.destroyed;
   const closed = new Promise<void>((resolve) => res.once('close', () => resolve()));
   void closed.then(() => (gone = true));
@@ -108,8 +158,8 @@ export async function writeFileRange(path: string, start: number, end: number, r
     let position = start;
     let slot = 0;
     while (position <= end && !gone) {
-      await Promise.race([written[slot], closed]);
-      if (gone) break;
+      await untilTaken(written[slot]!, closed, res, sendTimeout);
+      if (gone || res.destroyed) break;
       const buffer = buffers[slot]!;
       const { bytesRead } = await handle.read(buffer, 0, Math.min(buffer.length, end - position + 1), position);
       if (bytesRead === 0) {
@@ -122,12 +172,14 @@ export async function writeFileRange(path: string, start: number, end: number, r
       written[slot] = new Promise<void>((resolve) => res.write(bytesRead === buffer.length ? buffer : buffer.subarray(0, bytesRead), () => resolve()));
       slot ^= 1;
     }
-    await Promise.race([Promise.all(written), closed]);
-    if (!gone) res.end();
+    if (!res.destroyed) await untilTaken(Promise.all(written), closed, res, sendTimeout);
+    if (!gone && !res.destroyed) res.end();
   } finally {
     await handle.close().catch(() => {});
-    // A buffer the socket may still hold is left to the garbage collector, never reused.
-    if (!gone) for (const buffer of buffers) giveBuffer(buffer);
+    for (const buffer of buffers) {
+      if (gone || res.destroyed) dropBuffer(buffer);
+      else giveBuffer(buffer);
+    }
   }
 }
 

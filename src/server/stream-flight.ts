@@ -1,7 +1,7 @@
 import { open, type FileHandle } from 'node:fs/promises';
 import type { ServerResponse } from 'node:http';
 import type { Flight } from './flights.js';
-import { READ_CHUNK } from './send-file.js';
+import { giveBuffer, takeBuffer, untilTaken, type SendTimeout } from './send-file.js';
 
 /**
  * Streams a blob that is still downloading to a client: the contiguous written prefix as it grows,
@@ -16,7 +16,7 @@ import { READ_CHUNK } from './send-file.js';
  * because the temp file had already become the blob: the caller then serves the blob. Rejects with
  * the download's error when it failed before any byte was sent, so the caller can answer 502/504.
  */
-export async function streamFlight(res: ServerResponse, flight: Flight, onBytes: (n: number) => void): Promise<StreamOutcome> {
+export async function streamFlight(res: ServerResponse, flight: Flight, onBytes: (n: number) => void, sendTimeout?: SendTimeout): Promise<StreamOutcome> {
   const total = flight.total;
   let sent = 0;
   let handle: FileHandle | undefined;
@@ -26,8 +26,9 @@ export async function streamFlight(res: ServerResponse, flight: Flight, onBytes:
   void closed.then(() => {
     clientGone = true;
   });
+  // From the bounded pool: a client that reads nothing must not pin a large buffer each.
+  const buffer = takeBuffer();
   try {
-    const buffer = Buffer.allocUnsafe(Math.min(READ_CHUNK, Math.max(total, 1)));
     while (sent < total) {
       if (clientGone) return 'streamed';
       if (flight.state === 'failed' && sent === 0 && !res.headersSent) {
@@ -69,11 +70,13 @@ export async function streamFlight(res: ServerResponse, flight: Flight, onBytes:
       const chunk = Buffer.from(buffer.subarray(0, bytesRead));
       sent += bytesRead;
       onBytes(bytesRead);
-      if (!res.write(chunk)) await Promise.race([new Promise<void>((resolve) => res.once('drain', () => resolve())), closed]);
+      if (!res.write(chunk)) await untilTaken(new Promise<void>((resolve) => res.once('drain', () => resolve())), closed, res, sendTimeout);
     }
     res.end();
     return 'streamed';
   } finally {
+    // Only read into, never handed to the socket (chunks are copies): safe to reuse.
+    giveBuffer(buffer);
     flight.waiting--;
     await handle?.close().catch(() => {});
   }
