@@ -334,14 +334,21 @@ export function publicRepoMatcher(patterns: readonly string[]): (repo: RepoRef) 
     const prefix = Object.keys(TYPE_PREFIXES).find((p) => pattern.startsWith(p));
     const repoType = prefix ? TYPE_PREFIXES[prefix]! : 'model';
     const rest = prefix ? pattern.slice(prefix.length) : pattern;
+    const validId = (id: string): string => {
+      try {
+        return assertRepoId(id);
+      } catch {
+        throw badPublicPattern(pattern);
+      }
+    };
     if (rest === '*') return (repo: RepoRef) => repo.repoType === repoType || !prefix;
     if (rest.endsWith('/*')) {
-      const org = assertRepoId(rest.slice(0, -2));
+      const org = validId(rest.slice(0, -2));
       if (org.includes('/')) throw badPublicPattern(pattern);
       return (repo: RepoRef) => repo.repoType === repoType && repo.repoId.startsWith(`${org}/`);
     }
     if (rest.includes('*')) throw badPublicPattern(pattern);
-    const repoId = assertRepoId(rest);
+    const repoId = validId(rest);
     return (repo: RepoRef) => repo.repoType === repoType && repo.repoId === repoId;
   });
   return (repo) => rules.some((rule) => rule(repo));

@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildCachedRepo, fakeCommit } from '../support/cache-builder.js';
+import { runCli } from '../support/cli.js';
 
 async function until(condition: () => boolean): Promise<void> {
   for (let i = 0; i < 3000 && !condition(); i++) await new Promise((done) => setTimeout(done, 10));
@@ -84,5 +85,19 @@ describe('modelfetch serve (the CLI)', () => {
     expect(hash.digest('hex')).toBe(createHash('sha256').update(content).digest('hex'));
     expect(await server.exited).toBe(0);
     expect(server.stdout()).toMatch(/GET \/org\/m\/resolve\/main\/w\.bin 200 25165824 [\d.]+ms hit/);
+  });
+
+  it('refuses a malformed --public pattern or --max-connections with a one-line usage error', async () => {
+    for (const [args, why] of [
+      [['--public', 'org/a/b'], /Invalid --public pattern "org\/a\/b"/],
+      [['--public', 'or*g/x'], /Invalid --public pattern/],
+      [['--max-connections', '0'], /whole number/],
+      [['--send-timeout', 'soon'], /number of seconds/],
+    ] as const) {
+      const run = await runCli(['serve', '--cache-dir', root, '--offline', '--port', '0', ...args]);
+      expect(run.code, args.join(' ')).not.toBe(0);
+      expect(run.stderr).toMatch(why);
+      expect(run.stderr).not.toMatch(/\n\s+at /);
+    }
   });
 });
