@@ -18,6 +18,8 @@ export async function startServe(cli: ModelfetchCli, cacheDir: string, options: 
   if (cli.hasOption('serve', '--cache-dir')) args.push('--cache-dir', cacheDir);
   if (options.upstream && cli.hasOption('serve', '--upstream')) args.push('--upstream', options.upstream);
   if (!options.upstream && cli.hasOption('serve', '--offline')) args.push('--offline');
+  // The generated cache holds nothing gated or private: declared public, as an operator would.
+  if (!options.upstream && cli.hasOption('serve', '--public')) args.push('--public', '*');
   const env = { ...process.env, HF_HUB_CACHE: cacheDir, ...(options.upstream && { HF_ENDPOINT: options.upstream }) };
   const child: ChildProcess = spawn(process.execPath, cli.nodeArgs(args), { cwd: cli.root, env, stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
