@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, utimes } from 'node:fs/promises';
+import { mkdtemp, rm, utimes } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -27,9 +27,13 @@ describe('the mirror server and gc', () => {
     } finally {
       await mirror.close();
     }
-    const scan = await scanCache({ cacheDir: root });
-    expect(scan.repos.find((r) => r.repoId === 'org/served')!.revisions[0]!.lastUsed).toBeGreaterThan(Date.now() - 60_000);
-    const report = await gcCache({ cacheDir: root, unusedForMs: 7 * 86_400_000 });
-    expect(report.revisions.map((r) => r.repoId)).toEqual(['org/idle']);
+    try {
+      const scan = await scanCache({ cacheDir: root });
+      expect(scan.repos.find((r) => r.repoId === 'org/served')!.revisions[0]!.lastUsed).toBeGreaterThan(Date.now() - 60_000);
+      const report = await gcCache({ cacheDir: root, unusedForMs: 7 * 86_400_000 });
+      expect(report.revisions.map((r) => r.repoId)).toEqual(['org/idle']);
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
   });
 });

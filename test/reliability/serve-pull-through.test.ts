@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { mkdtemp, readdir } from 'node:fs/promises';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,11 +16,14 @@ import { fastClock } from './engine-fixture.js';
 
 let hub: FixtureHub | undefined;
 let mirror: MirrorServer | undefined;
+let cacheDir: string | undefined;
 afterEach(async () => {
   await mirror?.close();
   await hub?.close();
+  if (cacheDir) await rm(cacheDir, { recursive: true, force: true });
   mirror = undefined;
   hub = undefined;
+  cacheDir = undefined;
 });
 
 const WEIGHTS = { path: 'model.safetensors', size: 3 * 1024 * 1024 + 5 };
@@ -28,17 +31,18 @@ const FILES = [WEIGHTS, { path: 'config.json', content: '{"layers":2}' }];
 
 async function start(): Promise<{ hub: FixtureHub; mirror: MirrorServer; cacheDir: string; fetches: () => number }> {
   hub = await startFixtureHub({ repos: [{ repoId: 'org/m', files: FILES }] });
-  const cacheDir = await mkdtemp(join(tmpdir(), 'mf-mirror-'));
+  const dir = await mkdtemp(join(tmpdir(), 'mf-mirror-'));
+  cacheDir = dir;
   // Short engine timeouts and recorded (not waited) backoff: failure paths finish quickly.
-  const pullFile = createPullFetcher({ cacheDir, endpoint: hub.endpoint, pull: { clock: fastClock, transfer: { maxAttempts: 3, stallTimeoutMs: 2000 } } });
+  const pullFile = createPullFetcher({ cacheDir: dir, endpoint: hub.endpoint, pull: { clock: fastClock, transfer: { maxAttempts: 3, stallTimeoutMs: 2000 } } });
   let fetches = 0;
   const fetchFile: FetchFile = (request) => {
     fetches += 1;
     return pullFile(request);
   };
-  mirror = createMirrorServer({ cacheDir, upstream: hub.endpoint, fetchFile, graceMs: 100 });
+  mirror = createMirrorServer({ cacheDir: dir, upstream: hub.endpoint, fetchFile, graceMs: 100 });
   await mirror.listen();
-  return { hub, mirror, cacheDir, fetches: () => fetches };
+  return { hub, mirror, cacheDir: dir, fetches: () => fetches };
 }
 
 /** A GET that reports how many body bytes arrived and whether the response ended cleanly. */
