@@ -71,6 +71,8 @@ export interface FixtureCas {
   issueToken(): { accessToken: string; casUrl: string; exp: number };
   /** The next `times` requests of `kind` get `fault` (default once). */
   injectFault(kind: CasRequestKind, fault: CasFault, times?: number): void;
+  /** Drops the faults not yet spent. */
+  clearFaults(): void;
   /** Every signed URL issued so far answers 403 from now on, as an expired S3 URL does. */
   expireSignedUrls(): void;
   /** Every access token issued so far answers 401 from now on. */
@@ -350,6 +352,7 @@ export async function startFixtureCas(options: FixtureCasOptions = {}): Promise<
       return { accessToken, casUrl: server.origin, exp };
     },
     injectFault: (kind, fault, times = 1) => void faults.push({ kind, fault, left: times }),
+    clearFaults: () => void faults.splice(0),
     expireSignedUrls: () => void (urlGeneration += 1),
     expireTokens: () => void (tokenGeneration += 1),
     setV2Enabled: (enabled) => void (v2Enabled = enabled),
