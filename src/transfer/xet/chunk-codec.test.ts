@@ -1,7 +1,7 @@
 import { compressFrameSync } from 'lz4-napi';
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { byteGroup4, byteUngroup4, CompressionScheme, decodeChunkHeader, decodeChunks, encodeChunk, encodeChunkHeader, XET_CHUNK_HEADER_BYTES } from './chunk-codec.js';
+import { byteGroup4, byteUngroup4, ChunkStreamDecoder, CompressionScheme, decodeChunkBody, decodeChunkHeader, decodeChunks, encodeChunk, encodeChunkHeader, XET_CHUNK_HEADER_BYTES } from './chunk-codec.js';
 
 /** Compressible, float-like bytes: the high bytes of each 4-byte word repeat, as in fp32 tensors. */
 function tensorLike(length: number): Buffer {
@@ -75,5 +75,25 @@ describe('Xet chunk codec', () => {
     const garbage = Buffer.concat([encodeChunkHeader({ version: 0, compressedLength: 20, scheme: CompressionScheme.LZ4, uncompressedLength: 100 }), randomBytes(20)]);
     expect(() => decodeChunks(garbage, 1)).toThrow(/does not decompress/);
     expect(XET_CHUNK_HEADER_BYTES).toBe(8);
+  });
+
+  it('splits a stream into the same chunks however it is cut into pieces, header boundaries included', () => {
+    const parts = [tensorLike(9000), randomBytes(3000), tensorLike(70_001), randomBytes(1)];
+    const stream = Buffer.concat(parts.map((p, i) => encodeChunk(p, [CompressionScheme.LZ4, CompressionScheme.None, CompressionScheme.ByteGrouping4LZ4, CompressionScheme.None][i] as CompressionScheme)));
+    for (const pieceSize of [1, 3, 7, 8, 9, 100, 4096, stream.length]) {
+      const decoder = new ChunkStreamDecoder();
+      const out: Buffer[] = [];
+      for (let at = 0; at < stream.length; at += pieceSize) {
+        // A fresh copy per piece, overwritten after use, as a transport reusing its read buffer does.
+        const piece = Buffer.from(stream.subarray(at, at + pieceSize));
+        for (const { header, body } of decoder.push(piece)) out.push(Buffer.from(decodeChunkBody(header, body)));
+        piece.fill(0xee);
+      }
+      expect(decoder.pendingBytes).toBe(0);
+      expect(out).toEqual(parts);
+    }
+    const cut = new ChunkStreamDecoder();
+    expect([...cut.push(stream.subarray(0, 20))]).toEqual([]);
+    expect(cut.pendingBytes).toBe(20);
   });
 });

@@ -112,6 +112,54 @@ export function decodeChunkBody(header: ChunkHeader, body: Uint8Array, url?: str
   return header.scheme === CompressionScheme.ByteGrouping4LZ4 ? byteUngroup4(content) : content;
 }
 
+/**
+ * Splits a stream of xorb bytes, arriving in pieces of any size, into stored chunks. A chunk that
+ * lies within one piece is handed out in place; one split across pieces is gathered in a staging
+ * buffer the size of the largest stored chunk, so each byte is copied at most once. What `push`
+ * yields is valid until the generator is resumed (the piece or the staging buffer is reused after).
+ */
+export class ChunkStreamDecoder {
+  private readonly staging = Buffer.allocUnsafe(XET_CHUNK_HEADER_BYTES + XET_MAX_COMPRESSED_CHUNK_SIZE);
+  private staged = 0;
+
+  constructor(private readonly url?: string) {}
+
+  /** Bytes of an unfinished chunk held from earlier pieces. */
+  get pendingBytes(): number {
+    return this.staged;
+  }
+
+  *push(piece: Buffer): Generator<{ header: ChunkHeader; body: Buffer }> {
+    let at = 0;
+    if (this.staged > 0) {
+      const headerTake = Math.min(Math.max(0, XET_CHUNK_HEADER_BYTES - this.staged), piece.length);
+      piece.copy(this.staging, this.staged, 0, headerTake);
+      this.staged += headerTake;
+      at = headerTake;
+      if (this.staged < XET_CHUNK_HEADER_BYTES) return;
+      const header = decodeChunkHeader(this.staging, 0, this.url);
+      const total = XET_CHUNK_HEADER_BYTES + header.compressedLength;
+      const take = Math.min(total - this.staged, piece.length - at);
+      piece.copy(this.staging, this.staged, at, at + take);
+      this.staged += take;
+      at += take;
+      if (this.staged < total) return;
+      this.staged = 0;
+      yield { header, body: this.staging.subarray(XET_CHUNK_HEADER_BYTES, total) };
+    }
+    while (piece.length - at >= XET_CHUNK_HEADER_BYTES) {
+      const header = decodeChunkHeader(piece, at, this.url);
+      const end = at + XET_CHUNK_HEADER_BYTES + header.compressedLength;
+      if (end > piece.length) break;
+      yield { header, body: piece.subarray(at + XET_CHUNK_HEADER_BYTES, end) };
+      at = end;
+    }
+    // The rest is shorter than its chunk (whose header, if read, was checked), so it fits; it is
+    // copied now because the transport may reuse the piece's memory for its next read.
+    this.staged = piece.copy(this.staging, 0, at);
+  }
+}
+
 export interface DecodedChunk {
   /** Offset of the chunk's header within the input. */
   offset: number;

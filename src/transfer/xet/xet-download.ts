@@ -5,7 +5,7 @@ import { discardBody, headerValue, requestFollowingRedirects, retryAfterOf, stat
 import { resolveOptions, type EngineOptions, type ResolvedOptions } from '../options.js';
 import { retryDecision } from '../retry-policy.js';
 import { createTempFile, removeIfPresent } from '../temp-file.js';
-import { decodeChunkBody, decodeChunkHeader, XET_CHUNK_HEADER_BYTES } from './chunk-codec.js';
+import { ChunkStreamDecoder, decodeChunkBody } from './chunk-codec.js';
 import { isXetHashHex } from './hash.js';
 import { readJsonBody } from './json-body.js';
 import { parseReconstruction, type Reconstruction, type XorbRangeFetch } from './reconstruction.js';
@@ -297,8 +297,8 @@ class XetDownload {
   private async consume(response: HttpResponse, terms: TermSlot[], fetch: XorbRangeFetch): Promise<void> {
     const expectedBytes = fetch.byteEnd - fetch.byteStart + 1;
     const written = terms.map(() => 0);
+    const decoder = new ChunkStreamDecoder(fetch.url);
     let usedBytes = 0;
-    let pending: Buffer = Buffer.alloc(0);
     let received = 0;
     let chunkIndex = fetch.chunkStart;
     try {
@@ -306,26 +306,18 @@ class XetDownload {
         received += piece.length;
         this.bytesFetched += piece.length;
         if (received > expectedBytes) throw new ModelfetchError('ERR_BAD_RANGE', `${fetch.url} sent more than the ${expectedBytes} bytes of ${fetch.rangeHeader}.`, { url: fetch.url });
-        pending = pending.length === 0 ? piece : Buffer.concat([pending, piece]);
-        let at = 0;
-        while (pending.length - at >= XET_CHUNK_HEADER_BYTES) {
-          const header = decodeChunkHeader(pending, at, fetch.url);
-          const bodyEnd = at + XET_CHUNK_HEADER_BYTES + header.compressedLength;
-          if (bodyEnd > pending.length) break;
+        for (const { header, body } of decoder.push(piece)) {
           if (chunkIndex >= fetch.chunkEnd) throw new ModelfetchError('ERR_BAD_RESPONSE', `${fetch.url} holds more than the chunks ${fetch.chunkStart}..${fetch.chunkEnd} it was asked for.`, { url: fetch.url });
-          const data = decodeChunkBody(header, pending.subarray(at + XET_CHUNK_HEADER_BYTES, bodyEnd), fetch.url);
+          const data = decodeChunkBody(header, body, fetch.url);
           if (await this.writeChunk(terms, written, chunkIndex, data, fetch.url)) usedBytes += data.length;
           chunkIndex += 1;
-          at = bodyEnd;
         }
-        // The transport may reuse a piece's memory for the next read: what is kept is copied.
-        pending = pending.length === at ? Buffer.alloc(0) : Buffer.from(pending.subarray(at));
       }
     } catch (error) {
       if (isModelfetchError(error)) throw error;
       throw new ModelfetchError('ERR_NETWORK', `The connection to ${fetch.url} failed after ${received} of ${expectedBytes} bytes.`, { url: fetch.url, cause: error });
     }
-    if (received < expectedBytes || pending.length > 0 || chunkIndex < fetch.chunkEnd) {
+    if (received < expectedBytes || decoder.pendingBytes > 0 || chunkIndex < fetch.chunkEnd) {
       throw new ModelfetchError('ERR_NETWORK', `${fetch.url} closed the connection after ${received} of ${expectedBytes} bytes.`, { url: fetch.url, expected: expectedBytes, found: received });
     }
     this.uniqueBytes += usedBytes;
