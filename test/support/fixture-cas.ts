@@ -56,8 +56,12 @@ export interface FixtureCasXorb {
 
 export type CasRequestKind = 'reconstruction' | 'xorb';
 
-/** A status answer; half the body then a dropped connection; or every URL signed so far expiring (403) at this request. */
-export type CasFault = { status: number; retryAfterSeconds?: number } | { truncate: true } | { expireUrls: true };
+/**
+ * A status answer; half the body then a dropped connection; every URL signed so far expiring (403)
+ * at this request; or an answer held back for `delayMs` (0: served normally, which lets later faults
+ * start after a number of requests).
+ */
+export type CasFault = { status: number; retryAfterSeconds?: number } | { truncate: true } | { expireUrls: true } | { delayMs: number };
 
 export interface FixtureCas {
   /** The CAS base URL handed out with tokens. */
@@ -296,6 +300,7 @@ export async function startFixtureCas(options: FixtureCasOptions = {}): Promise<
     const expected = Buffer.from(sign(hash, signedRange, expires, generation), 'hex');
     if (!xorb || signature.length !== expected.length || !timingSafeEqual(signature, expected)) return answer(res, 403, 'SignatureDoesNotMatch');
     const fault = takeFault('xorb');
+    if (fault && 'delayMs' in fault && fault.delayMs > 0) await new Promise((resolve) => setTimeout(resolve, fault.delayMs).unref());
     if (fault && 'expireUrls' in fault) urlGeneration += 1;
     if (generation !== urlGeneration || expires <= nowSeconds()) return answer(res, 403, 'Request has expired');
     const parts = signedRange.slice('bytes='.length).split(',');

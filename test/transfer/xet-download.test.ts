@@ -1,7 +1,9 @@
+import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { systemClock } from '../../src/transfer/options.js';
 import { downloadXetFile, type XetDownloadJob } from '../../src/transfer/xet/xet-download.js';
@@ -55,6 +57,8 @@ describe('downloadXetFile', () => {
   it('rebuilds the file from v2, fetching each distinct range once with its exact signed Range and no credentials', async () => {
     const result = await downloadXetFile(job(), { connections: 4 });
     expect(sha256(await readFile(result.tempPath))).toBe(file.sha256);
+    // The journal is gone once the file is complete; the temp file is the caller's to commit.
+    expect(await readdir(dir)).toEqual(['file.part']);
     expect(result.reconstructionVersion).toBe(2);
     expect(result.reconstructions).toBe(1);
     const xorbRequests = cas.server.requests.filter((r) => r.url.startsWith('/xorbs/'));
@@ -125,7 +129,9 @@ describe('downloadXetFile', () => {
     expect(calls).toBeGreaterThanOrEqual(2);
   });
 
-  it('gives up on a range that keeps failing, with the status in the error, and removes the temp file', async () => {
+  it('gives up on a range that keeps failing, keeps the finished terms, and the next run fetches only the rest', async () => {
+    // Three ranges go through, then every request fails.
+    cas.injectFault('xorb', { delayMs: 0 }, 3);
     cas.injectFault('xorb', { status: 503 }, 100);
     try {
       await expect(downloadXetFile(job(), { clock: noWaitClock, maxAttempts: 3, connections: 1 })).rejects.toMatchObject({ code: 'ERR_HTTP', status: 503 });
@@ -133,7 +139,16 @@ describe('downloadXetFile', () => {
       cas.clearFaults();
     }
     expect(statuses().filter((s) => s === 'xorbs:503')).toHaveLength(3);
-    expect(await readdir(dir)).toEqual([]);
+    expect((await readdir(dir)).sort()).toEqual(['file.part', 'file.part.journal']);
+    const firstRun = cas.server.requests.filter((r) => r.url.startsWith('/xorbs/') && r.status === 206).map((r) => `${r.url.split('?')[0]} ${String(r.headers.range)}`);
+    expect(firstRun).toHaveLength(3);
+    cas.server.resetLog();
+    const result = await downloadXetFile(job(), { connections: 1 });
+    expect(sha256(await readFile(result.tempPath))).toBe(file.sha256);
+    expect(result.bytesResumed).toBeGreaterThan(0);
+    const secondRun = cas.server.requests.filter((r) => r.url.startsWith('/xorbs/')).map((r) => `${r.url.split('?')[0]} ${String(r.headers.range)}`);
+    expect(secondRun.filter((r) => firstRun.includes(r))).toEqual([]);
+    expect(await readdir(dir)).toEqual(['file.part']);
   });
 
   it('refuses bytes whose SHA-256 is not the expected one (ERR_INTEGRITY) and keeps nothing', async () => {
@@ -148,7 +163,6 @@ describe('downloadXetFile', () => {
     if (!xorb) throw new Error('no xorb');
     xorb.data[0] = 7; // header version 7
     await expect(downloadXetFile(job({ fileHash: other.fileHash, size: other.size, sha256: other.sha256 }))).rejects.toMatchObject({ code: 'ERR_BAD_RESPONSE', message: expect.stringContaining('header version 7') });
-    expect(await readdir(dir)).toEqual([]);
   });
 
   it('refuses a malformed file hash before any request', async () => {
@@ -180,4 +194,46 @@ describe('hubXetTokenProvider', () => {
     const token = hubXetTokenProvider({ tokenUrl, transport: { dispatcher: undefined, fast: undefined }, clock: systemClock });
     await expect(token(false)).rejects.toMatchObject({ code: 'ERR_AUTH', status: 401 });
   });
+});
+
+describe('downloadXetFile after kill -9', () => {
+  const CHILD = join(dirname(fileURLToPath(import.meta.url)), '..', 'support', 'xet-download-child.ts');
+  let hub: FixtureHub;
+  beforeAll(async () => {
+    hub = await startFixtureHub({ cas, repos: [{ repoId: 'org/kill-xet', files: [{ path: 'w.bin', content: randomBytes(3 * 1024 * 1024 + 77), xet: true }] }] });
+  });
+  afterAll(() => hub.close());
+
+  it('fetches only the terms the killed run had not journaled', async () => {
+    const target = hub.file('org/kill-xet', 'w.bin');
+    const tempPath = join(dir, 'w.part');
+    const tokenUrl = `${hub.endpoint}/api/models/org/kill-xet/xet-read-token/${hub.commitOf('org/kill-xet')}`;
+    // Four ranges are served, then the CAS holds every answer back: the process is killed while it waits.
+    cas.injectFault('xorb', { delayMs: 0 }, 4);
+    cas.injectFault('xorb', { delayMs: 60_000 }, 1000);
+    const child = spawn(process.execPath, ['--import', 'tsx', CHILD, tokenUrl, target.xetHash ?? '', String(target.size), target.sha256, tempPath], { stdio: 'ignore' });
+    const exited = new Promise<NodeJS.Signals | number | null>((resolve) => child.on('exit', (code, signal) => resolve(signal ?? code)));
+    try {
+      // Header plus one record per range: the fourth range's terms are synced and journaled.
+      for (let i = 0; i < 1500; i++) {
+        const lines = await readFile(`${tempPath}.journal`, 'utf8').then((t) => t.split('\n').length - 1, () => 0);
+        if (lines >= 5) break;
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      child.kill('SIGKILL');
+      expect(await exited).toBe('SIGKILL');
+    } finally {
+      cas.clearFaults();
+    }
+    const killedRun = cas.server.requests.filter((r) => r.url.startsWith('/xorbs/') && r.status === 206).map((r) => `${r.url.split('?')[0]} ${String(r.headers.range)}`);
+    expect(killedRun).toHaveLength(4);
+    cas.server.resetLog();
+    const token = hubXetTokenProvider({ tokenUrl, transport: { dispatcher: undefined, fast: undefined }, clock: systemClock });
+    const result = await downloadXetFile({ fileHash: target.xetHash ?? '', size: target.size, sha256: target.sha256, tempPath, token }, { connections: 2 });
+    expect(sha256(await readFile(tempPath))).toBe(target.sha256);
+    const rerun = cas.server.requests.filter((r) => r.url.startsWith('/xorbs/')).map((r) => `${r.url.split('?')[0]} ${String(r.headers.range)}`);
+    expect(rerun.filter((r) => killedRun.includes(r))).toEqual([]);
+    expect(result.bytesResumed).toBeGreaterThan(0);
+    expect(result.bytesFetched + result.bytesResumed).toBeLessThanOrEqual(target.size + 4096);
+  }, 60_000);
 });

@@ -4,7 +4,9 @@ import { HashCursor } from '../hash-cursor.js';
 import { discardBody, headerValue, requestFollowingRedirects, retryAfterOf, statusError, type HttpResponse } from '../http.js';
 import { resolveOptions, type EngineOptions, type ResolvedOptions } from '../options.js';
 import { retryDecision } from '../retry-policy.js';
-import { createTempFile, removeIfPresent } from '../temp-file.js';
+import { journalPathFor, JournalWriter, readJournal, type JournalKey } from '../journal.js';
+import { mergeRanges, type ByteRange } from '../segment-plan.js';
+import { createTempFile, removeIfPresent, reopenTempFile } from '../temp-file.js';
 import { ChunkStreamDecoder, decodeChunkBody } from './chunk-codec.js';
 import { isXetHashHex } from './hash.js';
 import { readJsonBody } from './json-body.js';
@@ -20,7 +22,12 @@ import type { XetTokenProvider } from './xet-token.js';
  *
  * Faults: 429/5xx/resets/truncated ranges are retried with backoff; a 403 on a xorb URL means the
  * signed URLs expired, so the reconstruction is asked for again; a 401 from the CAS refreshes the
- * access token once. Anything malformed fails with a clear error and the temp file is removed.
+ * access token once. Anything malformed fails with a clear error.
+ *
+ * Resume: finished terms are journaled (as byte ranges, after an fdatasync of their bytes) beside
+ * the temp file, keyed by the Xet hash, size and SHA-256. After a kill -9 the next run fetches only
+ * the terms no record vouches for. A failed run keeps temp file and journal for that; a digest
+ * mismatch removes both.
  */
 
 export interface XetDownloadJob {
@@ -41,6 +48,8 @@ export interface XetDownloadResult {
   bytesFetched: number;
   /** File bytes written from a range fetched once for several terms. */
   bytesDeduplicated: number;
+  /** File bytes taken from a previous run's journaled terms. */
+  bytesResumed: number;
   /** Reconstruction version that answered last. */
   reconstructionVersion: 1 | 2;
   /** How many reconstructions were asked for (more than 1 after URL expiry). */
@@ -77,19 +86,48 @@ class XetDownload {
   private contiguousTerms = 0;
   private handle!: FileHandle;
   private hasher: HashCursor | undefined;
+  private journal: JournalWriter | undefined;
+  private resumedRanges: ByteRange[] = [];
+  private bytesResumed = 0;
+  /** Finished terms whose bytes are not yet synced and journaled. */
+  private unjournaled: ByteRange[] = [];
+  private checkpointing: Promise<void> | undefined;
 
   constructor(
     private readonly job: XetDownloadJob,
     private readonly options: ResolvedOptions,
   ) {}
 
+  private get journalPath(): string {
+    return journalPathFor(this.job.tempPath);
+  }
+
+  /** Reopens a previous run's temp file when a valid journal vouches for some of it; starts afresh otherwise. */
+  private async open(): Promise<void> {
+    const key: JournalKey = { identity: `xet:${this.job.fileHash}`, size: this.job.size, etag: this.job.sha256 };
+    const done = await readJournal(this.journalPath, key);
+    const reopened = done && done.length > 0 ? await reopenTempFile(this.job.tempPath, this.job.size) : undefined;
+    if (reopened && done) {
+      this.handle = reopened;
+      this.resumedRanges = done;
+      this.journal = await JournalWriter.append(this.journalPath, key);
+      return;
+    }
+    this.handle = await createTempFile(this.job.tempPath, this.job.size);
+    this.journal = await JournalWriter.create(this.journalPath, key).catch((error: unknown) => {
+      throw fromSystemError(error, `creating ${this.journalPath}`);
+    });
+  }
+
   async run(): Promise<XetDownloadResult> {
     if (!isXetHashHex(this.job.fileHash)) throw new ModelfetchError('ERR_INVALID_DIGEST', `"${String(this.job.fileHash).slice(0, 80)}" is not a Xet file hash.`);
-    this.handle = await createTempFile(this.job.tempPath, this.job.size);
+    await this.open();
     try {
       this.hasher = HashCursor.open(this.job.tempPath, 'sha256', this.job.size);
       await this.refreshReconstruction(0);
-      await this.runAll(this.plan());
+      const works = this.plan();
+      this.takeResumedTerms();
+      await this.runAll(works);
       await this.handle.datasync().catch((error: unknown) => {
         throw fromSystemError(error, `syncing ${this.job.tempPath}`);
       });
@@ -103,21 +141,63 @@ class XetDownload {
         });
       }
       await this.handle.close();
+      await this.journal?.close();
+      this.journal = undefined;
+      await removeIfPresent(this.journalPath);
       return {
         tempPath: this.job.tempPath,
         size: this.job.size,
         sha256: digest,
         bytesFetched: this.bytesFetched,
-        bytesDeduplicated: Math.max(0, this.job.size - this.uniqueBytes),
+        bytesDeduplicated: Math.max(0, this.job.size - this.bytesResumed - this.uniqueBytes),
+        bytesResumed: this.bytesResumed,
         reconstructionVersion: this.reconstruction.version,
         reconstructions: this.reconstructions,
       };
     } catch (error) {
       this.hasher?.dispose();
+      // Terms finished before the failure still count for the next run.
+      await this.checkpoint().catch(() => undefined);
       await this.handle.close().catch(() => undefined);
-      await removeIfPresent(this.job.tempPath).catch(() => undefined);
+      await this.journal?.close().catch(() => undefined);
+      if (isModelfetchError(error, 'ERR_INTEGRITY')) {
+        await removeIfPresent(this.job.tempPath).catch(() => undefined);
+        await removeIfPresent(this.journalPath).catch(() => undefined);
+      }
       throw error;
     }
+  }
+
+  /** Marks the terms a previous run journaled as done, so nothing fetches them again. */
+  private takeResumedTerms(): void {
+    if (this.resumedRanges.length === 0) return;
+    let start = -this.reconstruction.offsetIntoFirstRange;
+    this.reconstruction.terms.forEach((term, index) => {
+      const end = start + term.unpackedLength;
+      if (this.resumedRanges.some((r) => r.start <= Math.max(0, start) && r.end >= end)) {
+        this.termDone[index] = true;
+        this.bytesResumed += end - Math.max(0, start);
+      }
+      start = end;
+    });
+    this.advanceHash();
+  }
+
+  /** Syncs the bytes of finished terms, then journals them; one checkpoint at a time. */
+  private async checkpoint(): Promise<void> {
+    while (this.checkpointing) await this.checkpointing.catch(() => undefined);
+    if (this.unjournaled.length === 0 || !this.journal) return;
+    const ranges = mergeRanges(this.unjournaled.splice(0));
+    const journal = this.journal;
+    this.checkpointing = (async () => {
+      try {
+        await this.handle.datasync();
+        await journal.record(ranges);
+      } catch (error) {
+        throw fromSystemError(error, `journaling ${this.job.tempPath}`);
+      }
+    })().finally(() => (this.checkpointing = undefined));
+    await this.checkpointing;
   }
 
   /** Terms grouped by the fetch that serves them, in the order the file needs them. */
@@ -250,6 +330,7 @@ class XetDownload {
         for (const [fetch, terms] of byFetch) {
           current = fetch;
           await this.fetchOnce(terms, fetch);
+          await this.checkpoint();
         }
         return;
       } catch (error) {
@@ -360,9 +441,15 @@ class XetDownload {
     }
   }
 
-  /** Records a finished term and feeds the hash the prefix of the file that is now complete. */
+  /** Records a finished term: its bytes await the next checkpoint, and the hash takes the grown prefix. */
   private markDone(index: number): void {
     this.termDone[index] = true;
+    const start = index === 0 ? 0 : (this.termEnds[index - 1] as number);
+    this.unjournaled.push({ start: Math.max(0, start), end: Math.min(this.job.size, this.termEnds[index] as number) });
+    this.advanceHash();
+  }
+
+  private advanceHash(): void {
     while (this.contiguousTerms < this.termDone.length && this.termDone[this.contiguousTerms]) this.contiguousTerms += 1;
     if (this.contiguousTerms > 0) this.hasher?.advance(Math.min(this.job.size, this.termEnds[this.contiguousTerms - 1] as number));
   }
