@@ -101,6 +101,15 @@ describe('downloadXetFile', () => {
     expect(xorbRequests.filter((r) => r.url === first?.url && r.headers.range === first?.headers.range)).toHaveLength(2);
   });
 
+  it('aborts a xorb range that sends nothing for the stall timeout and fetches it again', async () => {
+    cas.injectFault('xorb', { delayMs: 30_000 });
+    const result = await downloadXetFile(job(), { clock: noWaitClock, stallTimeoutMs: 300, connections: 1 });
+    expect(sha256(await readFile(result.tempPath))).toBe(file.sha256);
+    const xorbRequests = cas.server.requests.filter((r) => r.url.startsWith('/xorbs/'));
+    const first = xorbRequests[0];
+    expect(xorbRequests.filter((r) => r.url === first?.url && r.headers.range === first?.headers.range)).toHaveLength(2);
+  });
+
   it('asks for a new reconstruction when the signed URLs expire (403) and finishes with the new URLs', async () => {
     cas.injectFault('xorb', { expireUrls: true });
     const result = await downloadXetFile(job(), { connections: 2 });

@@ -4,6 +4,7 @@ import { HashCursor } from '../hash-cursor.js';
 import { discardBody, headerValue, requestFollowingRedirects, retryAfterOf, statusError, type HttpResponse } from '../http.js';
 import { resolveOptions, type EngineOptions, type ResolvedOptions } from '../options.js';
 import { retryDecision } from '../retry-policy.js';
+import { StallWatch } from '../stall-watch.js';
 import { journalPathFor, JournalWriter, readJournal, type JournalKey } from '../journal.js';
 import { mergeRanges, type ByteRange } from '../segment-plan.js';
 import { createTempFile, removeIfPresent, reopenTempFile } from '../temp-file.js';
@@ -348,6 +349,11 @@ class XetDownload {
 
   private async fetchOnce(terms: TermSlot[], fetch: XorbRangeFetch): Promise<void> {
     const release = await this.options.budget.acquire(new URL(fetch.url).host, this.options.signal);
+    // A range with no byte for stallTimeoutMs is aborted and retried, as the engine's segments are.
+    const controller = new AbortController();
+    const onAbort = (): void => controller.abort(this.options.signal?.reason);
+    this.options.signal?.addEventListener('abort', onAbort, { once: true });
+    const watch = new StallWatch(this.options.stallTimeoutMs, () => controller.abort(new Error('stall')));
     let response: HttpResponse | undefined;
     try {
       // A signed URL carries its own authorization: no header of ours goes with it, and the Range is the signed one.
@@ -355,8 +361,11 @@ class XetDownload {
         url: fetch.url,
         credentialed: false,
         extraHeaders: { range: fetch.rangeHeader },
-        ...(this.options.signal && { signal: this.options.signal }),
+        signal: controller.signal,
       });
+      const started = response;
+      controller.signal.addEventListener('abort', () => discardBody(started), { once: true });
+      watch.touch();
       if (response.status !== 206) {
         discardBody(response);
         if (response.status === 200) throw new ModelfetchError('ERR_RANGE_IGNORED', `${fetch.url} ignored the Range header of a xorb request.`, { url: fetch.url, status: 200 });
@@ -367,15 +376,21 @@ class XetDownload {
         discardBody(response);
         throw new ModelfetchError('ERR_BAD_RANGE', `${fetch.url} answered range "${contentRange}" for ${fetch.rangeHeader}.`, { url: fetch.url });
       }
-      await this.consume(response, terms, fetch);
+      await this.consume(response, terms, fetch, watch);
+    } catch (error) {
+      if (this.options.signal?.aborted) throw this.options.signal.reason;
+      if (watch.stalled) throw new ModelfetchError('ERR_STALL', `No data from ${fetch.url} for ${this.options.stallTimeoutMs} ms.`, { url: fetch.url, cause: error });
+      throw error;
     } finally {
+      watch.stop();
+      this.options.signal?.removeEventListener('abort', onAbort);
       if (response && !response.body.readableEnded) discardBody(response);
       release();
     }
   }
 
   /** Decodes chunks as they arrive and writes each into every term that uses it. */
-  private async consume(response: HttpResponse, terms: TermSlot[], fetch: XorbRangeFetch): Promise<void> {
+  private async consume(response: HttpResponse, terms: TermSlot[], fetch: XorbRangeFetch, watch: StallWatch): Promise<void> {
     const expectedBytes = fetch.byteEnd - fetch.byteStart + 1;
     const written = terms.map(() => 0);
     const decoder = new ChunkStreamDecoder(fetch.url);
@@ -384,6 +399,7 @@ class XetDownload {
     let chunkIndex = fetch.chunkStart;
     try {
       for await (const piece of response.body) {
+        watch.touch();
         received += piece.length;
         this.bytesFetched += piece.length;
         if (received > expectedBytes) throw new ModelfetchError('ERR_BAD_RANGE', `${fetch.url} sent more than the ${expectedBytes} bytes of ${fetch.rangeHeader}.`, { url: fetch.url });
