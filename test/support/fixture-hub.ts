@@ -4,6 +4,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { RepoType } from '../../src/source/types.js';
+import type { FixtureCas } from './fixture-cas.js';
 import { generateFile, serveFile, startFixtureServer, type FixtureServer, type RequestRecord, type RouteContext, type ServedFile } from './fixture-server.js';
 
 /**
@@ -21,6 +22,8 @@ export interface FixtureFileSpec {
   content?: Buffer | string;
   /** Stored with LFS (named by SHA-256, redirected to the CDN). Default: size >= 1 MiB. */
   lfs?: boolean;
+  /** Also stored in the fixture CAS (`FixtureHubOptions.cas`): listed with `xetHash`, resolved with Xet headers. Implies lfs. */
+  xet?: boolean;
 }
 
 export interface FixtureRepoSpec {
@@ -44,6 +47,8 @@ export interface FixtureHubFile {
   /** The Hub's tree `oid`: the git blob of the content, or of the LFS pointer. */
   oid: string;
   served: ServedFile;
+  /** The Xet file hash, for files stored in the fixture CAS. */
+  xetHash?: string;
 }
 
 export interface FixtureHubCommit {
@@ -67,6 +72,8 @@ export interface FixtureHubOptions {
   pageSize?: number;
   /** Where LFS resolves redirect: the CDN origin (absolute URL, default) or a relative path on the hub itself. */
   lfsRedirect?: 'cdn' | 'relative';
+  /** The Xet CAS that files with `xet: true` are stored in; the hub hands out its tokens. */
+  cas?: FixtureCas;
 }
 
 export interface FixtureHub {
@@ -99,7 +106,7 @@ function lfsPointer(sha256: string, size: number): Buffer {
 
 /** A file as the Hub's tree and paths-info endpoints describe it. */
 function treeEntry(file: FixtureHubFile): Record<string, unknown> {
-  return { type: 'file', oid: file.oid, size: file.size, path: file.path, ...(file.lfs && { lfs: { oid: file.sha256, size: file.size, pointerSize: lfsPointer(file.sha256, file.size).length } }) };
+  return { type: 'file', oid: file.oid, size: file.size, path: file.path, ...(file.lfs && { lfs: { oid: file.sha256, size: file.size, pointerSize: lfsPointer(file.sha256, file.size).length } }), ...(file.xetHash && { xetHash: file.xetHash }) };
 }
 
 function key(repoType: RepoType, repoId: string): string {
@@ -129,11 +136,16 @@ export async function startFixtureHub(options: FixtureHubOptions): Promise<Fixtu
       info = await generateFile(path, spec.size ?? 0);
       source = { path };
     }
-    const lfs = spec.lfs ?? info.size >= LFS_THRESHOLD;
+    const lfs = spec.xet === true || (spec.lfs ?? info.size >= LFS_THRESHOLD);
+    let xetHash: string | undefined;
+    if (spec.xet) {
+      if (!options.cas) throw new Error(`fixture hub: ${spec.path} is xet but the hub has no cas`);
+      xetHash = (await options.cas.addFile(source)).fileHash;
+    }
     const oid = lfs ? gitBlobSha1(lfsPointer(info.sha256, info.size)) : info.gitSha1;
     const served: ServedFile = { source, size: info.size, etag: lfs ? info.sha256 : info.gitSha1, sha256: info.sha256 };
     if (lfs) cdn.setFile(`/lfs/${info.sha256}`, { ...served, etag: info.sha256 });
-    return { path: spec.path, size: info.size, lfs, sha256: info.sha256, gitSha1: info.gitSha1, oid, served };
+    return { path: spec.path, size: info.size, lfs, sha256: info.sha256, gitSha1: info.gitSha1, oid, served, ...(xetHash && { xetHash }) };
   };
 
   const addRepo = async (spec: FixtureRepoSpec): Promise<FixtureHubRepo> => {
@@ -212,7 +224,7 @@ export async function startFixtureHub(options: FixtureHubOptions): Promise<Fixtu
     const typeSegment = segments.shift();
     const repoType = ({ models: 'model', datasets: 'dataset', spaces: 'space' } as const)[typeSegment as 'models'];
     if (!repoType) return sendError(res, 404, undefined, 'Not found');
-    const split = splitRepo(segments, 'revision') ?? splitRepo(segments, 'tree') ?? splitRepo(segments, 'paths-info');
+    const split = splitRepo(segments, 'revision') ?? splitRepo(segments, 'tree') ?? splitRepo(segments, 'paths-info') ?? splitRepo(segments, 'xet-read-token');
     if (!split) return sendError(res, 404, undefined, 'Not found');
     if (await applyFault(res, context)) return;
     const repo = accessRepo(req, res, repoType, split.repoId);
@@ -224,6 +236,16 @@ export async function startFixtureHub(options: FixtureHubOptions): Promise<Fixtu
     const commit = resolveRevision(res, repo, revision);
     if (!commit) return;
     res.setHeader('Content-Type', 'application/json');
+    if (endpoint === 'xet-read-token') {
+      // As the Hub: the token in the body (read by @huggingface/hub) and in headers (read by huggingface_hub).
+      if (!options.cas) return sendError(res, 404, undefined, 'Not found');
+      const token = options.cas.issueToken();
+      res.setHeader('X-Xet-Cas-Url', token.casUrl);
+      res.setHeader('X-Xet-Access-Token', token.accessToken);
+      res.setHeader('X-Xet-Token-Expiration', String(token.exp));
+      res.end(JSON.stringify(token));
+      return;
+    }
     if (endpoint === 'paths-info') {
       // POST {paths, expand}: the entries for those paths (as @huggingface/hub asks before a download).
       const chunks: Buffer[] = [];
@@ -293,6 +315,20 @@ export async function startFixtureHub(options: FixtureHubOptions): Promise<Fixtu
     res.setHeader('X-Linked-Etag', `"${file.sha256}"`);
     res.setHeader('X-Linked-Size', String(file.size));
     res.setHeader('ETag', `"${file.oid}"`);
+    if (file.xetHash && options.cas) {
+      const typePath = `${repoType}s`;
+      const tokenUrl = `${hub.origin}/api/${typePath}/${repo.repoId}/xet-read-token/${commit.commit}`;
+      const reconstructionUrl = `${options.cas.casUrl}/v1/reconstructions/${file.xetHash}`;
+      res.setHeader('X-Xet-Hash', file.xetHash);
+      res.setHeader('Link', `<${tokenUrl}>; rel="xet-auth", <${reconstructionUrl}>; rel="xet-reconstruction-info"`);
+      if ((req.headers.accept ?? '').includes('application/vnd.xet-fileinfo+json')) {
+        // What the Hub answers clients that ask for Xet file info instead of the bytes.
+        res.statusCode = 200;
+        res.setHeader('Content-Type', 'application/vnd.xet-fileinfo+json');
+        res.end(JSON.stringify({ hash: file.xetHash, refreshUrl: tokenUrl, reconstructionUrl, etag: file.sha256, size: file.size }));
+        return;
+      }
+    }
     const signed = `/lfs/${file.sha256}?X-Amz-Signature=fixture${file.sha256.slice(0, 8)}&Expires=9999999999`;
     res.statusCode = 302;
     res.setHeader('Location', options.lfsRedirect === 'relative' ? `/cdn-relative${signed}` : `${cdn.origin}${signed}`);
