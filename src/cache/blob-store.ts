@@ -13,9 +13,15 @@ import { writeFileAtomic } from './snapshot.js';
  * A blob without a stamp (e.g. written by huggingface_hub) is hashed once, then stamped.
  */
 
-interface Fingerprint {
+/**
+ * What a stamp vouches for. mtime alone can be put back after an in-place edit (`touch -r`, utimes);
+ * ctime cannot be set from user space and changes on every write, chmod or link, so an edited blob
+ * (or one replaced by another file: inode, device) is hashed again.
+ */
+export interface Fingerprint {
   size: number;
   mtimeMs: number;
+  ctimeMs: number;
   ino: number;
   dev: number;
 }
@@ -26,8 +32,13 @@ interface Stamp extends Fingerprint {
   verifiedAt: number;
 }
 
-function fingerprintOf(info: Fingerprint): Fingerprint {
-  return { size: info.size, mtimeMs: info.mtimeMs, ino: info.ino, dev: info.dev };
+export function fingerprintOf(info: Fingerprint): Fingerprint {
+  return { size: info.size, mtimeMs: info.mtimeMs, ctimeMs: info.ctimeMs, ino: info.ino, dev: info.dev };
+}
+
+/** Whether a recorded fingerprint (parsed from a stamp file, so maybe partial) still matches the file. */
+export function sameFingerprint(recorded: Partial<Fingerprint>, now: Fingerprint): boolean {
+  return recorded.size === now.size && recorded.mtimeMs === now.mtimeMs && recorded.ctimeMs === now.ctimeMs && recorded.ino === now.ino && recorded.dev === now.dev;
 }
 
 /** Records the blob's current stat fingerprint as verified. Call only after its bytes were checked. */
@@ -47,8 +58,7 @@ export async function isBlobStamped(repo: RepoPaths, digest: FileDigest, expecte
   if (!info?.isFile() || !raw || (expectedSize !== undefined && info.size !== expectedSize)) return false;
   try {
     const stamp = JSON.parse(raw) as Partial<Stamp>;
-    const now = fingerprintOf(info);
-    return stamp.hex === digest.hex && stamp.algorithm === digest.algorithm && stamp.size === now.size && stamp.mtimeMs === now.mtimeMs && stamp.ino === now.ino && stamp.dev === now.dev;
+    return stamp.hex === digest.hex && stamp.algorithm === digest.algorithm && sameFingerprint(stamp, fingerprintOf(info));
   } catch {
     return false;
   }

@@ -2,7 +2,7 @@ import { readFile, stat } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { replaceWithTempFile } from './atomic.js';
-import { hashFile } from './blob-store.js';
+import { fingerprintOf, hashFile, sameFingerprint, type Fingerprint } from './blob-store.js';
 import type { FileStore } from './file-store.js';
 import { assertRepoId } from './layout.js';
 import { writeFileAtomic } from './snapshot.js';
@@ -95,11 +95,8 @@ function fileKey(file: ListedFile): string {
   return `${file.digest.hex}-${encodeURIComponent(assertSafeRelativePath(file.path, 'ModelScope file'))}`.slice(0, 240);
 }
 
-interface FileStamp {
+interface FileStamp extends Fingerprint {
   sha256: string;
-  size: number;
-  mtimeMs: number;
-  ino: number;
 }
 
 /**
@@ -137,15 +134,15 @@ export class ModelScopeFolder {
     const paths = this.paths;
     const stampNow = async (file: ListedFile): Promise<void> => {
       const info = await stat(paths.file(file.path));
-      const stamp: FileStamp = { sha256: file.digest.hex, size: info.size, mtimeMs: info.mtimeMs, ino: info.ino };
+      const stamp: FileStamp = { sha256: file.digest.hex, ...fingerprintOf(info) };
       await writeFileAtomic(paths.stamp(file.path), JSON.stringify(stamp));
     };
     /** Whether the file is there with the size and stamp of this content (no hashing). */
     const stamped = async (file: ListedFile): Promise<boolean | 'unstamped'> => {
       const info = await stat(paths.file(file.path)).catch(() => undefined);
       if (!info?.isFile() || info.size !== file.size) return false;
-      const stamp = JSON.parse((await readFile(paths.stamp(file.path), 'utf8').catch(() => undefined)) ?? 'null') as FileStamp | null;
-      return (stamp && stamp.sha256 === file.digest.hex && stamp.size === info.size && stamp.mtimeMs === info.mtimeMs && stamp.ino === info.ino) || 'unstamped';
+      const stamp = JSON.parse((await readFile(paths.stamp(file.path), 'utf8').catch(() => undefined)) ?? 'null') as Partial<FileStamp> | null;
+      return (stamp && stamp.sha256 === file.digest.hex && sameFingerprint(stamp, fingerprintOf(info))) || 'unstamped';
     };
     const state = async (file: ListedFile): Promise<'present' | 'missing'> => {
       const known = await stamped(file);
