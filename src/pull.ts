@@ -1,4 +1,4 @@
-import { lstat, mkdir, readdir, readlink, stat } from 'node:fs/promises';
+import { lstat, readdir, readlink, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { Dispatcher } from 'undici';
 import { resolveCacheDir, RepoPaths } from './cache/layout.js';
@@ -6,6 +6,7 @@ import { acquireLock, markRevisionInUse, tryAcquireLock, type HeldLock } from '.
 import { hashFile } from './cache/blob-store.js';
 import { cacheStore, type FileStore } from './cache/file-store.js';
 import { LocalDir } from './cache/local-dir.js';
+import { makeRealFolders } from './cache/safe-path.js';
 import { markNoExist, readRef, writeRef } from './cache/snapshot.js';
 import { touchRevision } from './cache/usage.js';
 import { readRepoTreeListing, type ListedFile } from './cache/tree-listing.js';
@@ -379,11 +380,17 @@ async function fetchBlobs(store: FileStore, files: ListedFile[], commit: string,
   // Locks are taken in one global order, so processes waiting while holding some cannot wait in a cycle.
   let pending = [...files].sort((a, b) => (store.lockPath(a) < store.lockPath(b) ? -1 : 1));
   let wait = false;
+  const prepared = new Set<string>();
   while (pending.length) {
     const held: Array<{ file: ListedFile; lock: HeldLock }> = [];
     const later: ListedFile[] = [];
     try {
       for (const file of pending) {
+        // The temp and lock folders are made through real folders only, before anything is written there.
+        for (const dir of [dirname(store.lockPath(file)), dirname(store.tempPath(file))]) {
+          if (!prepared.has(dir)) await makeRealFolders(store.root, dir);
+          prepared.add(dir);
+        }
         const lock = wait ? await acquireLock(store.lockPath(file), options.signal ? { signal: options.signal } : {}) : await tryAcquireLock(store.lockPath(file));
         if (!lock) {
           later.push(file);
@@ -393,7 +400,6 @@ async function fetchBlobs(store: FileStore, files: ListedFile[], commit: string,
         else held.push({ file, lock });
       }
       if (held.length) {
-        for (const { file } of held) await mkdir(dirname(store.tempPath(file)), { recursive: true });
         const jobs: TransferJob[] = held.map(({ file }) => ({
           ...hub.job(commit, file),
           size: file.size,
