@@ -8,6 +8,7 @@ import { removeFromCache } from '../../src/cache/remove.js';
 import { isModelfetchError } from '../../src/errors.js';
 import { pull } from '../../src/pull.js';
 import { repairCache } from '../../src/repair.js';
+import { runCli } from '../support/cli.js';
 import { startFixtureHub, type FixtureHub } from '../support/fixture-hub.js';
 import { treeState } from '../support/tree-state.js';
 
@@ -116,6 +117,19 @@ describe('symlinked folders in the cache (case 29)', () => {
     expect(isModelfetchError(result, 'ERR_UNSAFE_PATH'), `ERR_UNSAFE_PATH, got ${String(result)}`).toBe(true);
     expect((result as Error).message).toContain(c.repo.snapshotDir(c.commit));
     expect(await treeState(c.victim)).toEqual(before);
+  });
+
+  it('the CLI: pull exits 9 with a sentence naming the link and saying to remove it; ls lists it', async () => {
+    const c = await pulledCache();
+    const snapshot = c.repo.snapshotDir(c.commit);
+    await plant(snapshot, c.victim);
+    const run = await runCli(['pull', 'x/y', '--cache-dir', c.cacheDir, '--endpoint', c.hub.endpoint], { TMPDIR: tmpdir() });
+    expect(run.code, run.stderr).toBe(9);
+    expect(run.stderr).toContain(snapshot);
+    expect(run.stderr).toMatch(/remove it/i);
+    expect(run.stderr).not.toMatch(/\n\s+at /);
+    const ls = await runCli(['ls', '--cache-dir', c.cacheDir], { TMPDIR: tmpdir() });
+    expect(ls.stderr).toContain(`link: ${snapshot}`);
   });
 
   it('used/<commit> and .no_exist/<commit>/<file> -> a missing path outside: pull creates nothing there', async () => {
