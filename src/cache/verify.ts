@@ -187,5 +187,10 @@ async function fixProblems(scan: CacheScan, problems: VerifyProblem[], options: 
 }
 
 async function refreshStamp(repo: RepoPaths, blob: ScannedBlob): Promise<void> {
-  await stampBlob(repo, blob.digest!);
+  try {
+    await stampBlob(repo, blob.digest!);
+  } catch (error) {
+    // A linked state folder is already in the report (scan's 'link' issue); stamps are an optimisation.
+    if (!isModelfetchError(error, 'ERR_UNSAFE_PATH')) throw error;
+  }
 }

@@ -101,6 +101,18 @@ describe('symlinked folders in the cache (case 29)', () => {
     expect(report.problems.some((p) => p.path === c.repo.blobsDir)).toBe(true);
   });
 
+  it('verify reports a symlinked stamps folder as a problem and writes no stamp through it', async () => {
+    const c = await pulledCache();
+    const stamps = join(c.repo.stateDir, 'stamps');
+    await plant(stamps, c.victim);
+    const before = await treeState(c.victim);
+    const { verifyCache } = await import('../../src/cache/verify.js');
+    const report = await verifyCache({ cacheDir: c.cacheDir, workers: 1 });
+    expect(report.ok).toBe(false);
+    expect(report.problems.filter((p) => p.kind === 'link').map((p) => p.path)).toEqual([stamps]);
+    expect(await treeState(c.victim)).toEqual(before);
+  });
+
   it('snapshots -> victim: rm x/y@<commit> leaves the victim alone', async () => {
     const c = await pulledCache();
     await plant(join(c.repo.dir, 'snapshots'), c.victim);
