@@ -101,6 +101,14 @@ describe('.git from a hostile hub (case 28)', () => {
     expect(() => parseLockfile(JSON.stringify(lock))).toThrow(/\.git/);
   });
 
+  it('the mirror refuses a request for a .git path (any alias) with the same validator', async () => {
+    const { parseRoute } = await import('../../src/server/route.js');
+    for (const path of ['/org/name/resolve/main/.git/config', '/org/name/resolve/main/sub/.GIT./config', '/org/name/resolve/main/git~1/config', '/org/name/resolve/main/.g%E2%80%8Cit/config', '/api/models/org/name/tree/main/.git']) {
+      expect(() => parseRoute('GET', path), path).toThrowError(expect.objectContaining({ code: 'ERR_UNSAFE_PATH' }));
+    }
+    expect(parseRoute('GET', '/org/name/resolve/main/.gitattributes')).toMatchObject({ kind: 'resolve', path: '.gitattributes' });
+  });
+
   it('names that only look like .git pass', async () => {
     const { assertSafeRelativePath } = await import('../../src/cache/validate.js');
     for (const path of ['.gitattributes', '.gitignore', '.github/workflows/x.yml', 'git/config', 'a.git/b', '.gitkeep', 'git~10', 'x.git']) {
