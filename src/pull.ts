@@ -1,4 +1,4 @@
-import { lstat, mkdir, readdir, readlink, stat } from 'node:fs/promises';
+import { lstat, readdir, readlink, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { Dispatcher } from 'undici';
 import { resolveCacheDir, RepoPaths } from './cache/layout.js';
@@ -6,11 +6,13 @@ import { acquireLock, markRevisionInUse, tryAcquireLock, type HeldLock } from '.
 import { hashFile } from './cache/blob-store.js';
 import { cacheStore, type FileStore } from './cache/file-store.js';
 import { LocalDir } from './cache/local-dir.js';
+import { makeRealFolders } from './cache/safe-path.js';
 import { markNoExist, readRef, writeRef } from './cache/snapshot.js';
 import { touchRevision } from './cache/usage.js';
 import { readRepoTreeListing, type ListedFile } from './cache/tree-listing.js';
 import { assertSafeRelativePath, isSha1Hex } from './cache/validate.js';
 import { ModelfetchError } from './errors.js';
+import { resolveMaxFiles, tooManyFiles } from './source/listing-limit.js';
 import type { FileDigest, RepoType } from './source/types.js';
 import type { Clock, ProgressEvent, TransferJob, TransferOptions, TransferResult } from './transfer/types.js';
 
@@ -58,6 +60,8 @@ export interface PullOptions {
   onProgress?: (event: ProgressEvent) => void;
   /** Told once what will be fetched, before any byte moves. */
   onPlan?: (plan: PullPlan) => void;
+  /** The most files a repo listing may have (default MODELFETCH_MAX_FILES, else 200,000); a larger one is refused while it streams in. */
+  maxFiles?: number;
   /** Engine overrides (segment sizes, timeouts) for tests and tuning. */
   transfer?: Omit<TransferOptions, 'connections' | 'dispatcher' | 'clock' | 'signal' | 'onProgress'>;
   /** The transfer engine; default `transferFiles` from ./transfer/index.js. */
@@ -130,13 +134,16 @@ export async function pull(options: PullOptions): Promise<PullResult> {
   const repo = new RepoPaths(msLayout ? resolveCacheDir(env) : (options.cacheDir ?? resolveCacheDir(env)), repoType, reference.repoId);
   if (!revision) throw new ModelfetchError('ERR_USAGE', `Empty revision in ${JSON.stringify(options.repo)}`, { hint: 'Write org/name@main or org/name@<commit>.' });
   const requested = (options.files ?? []).map((path) => assertSafeRelativePath(path.replace(/^\.\//, ''), 'the command line'));
+  const maxFiles = resolveMaxFiles(options.maxFiles, env);
   const local = options.localDir ? new LocalDir(options.localDir) : msLayout ? await modelScopeFolder(options, env, reference.repoId, revision) : undefined;
   if (options.include?.length || options.exclude?.length) await loadGlobSupport();
 
   let client: Remote | undefined;
-  const online = async () => (client ??= modelscope ? await modelScopeRemote(options, env, offline, reference.repoId) : await hubClient(options, env, offline, reference.repoId, repoType));
+  const online = async () => (client ??= modelscope ? await modelScopeRemote(options, env, offline, reference.repoId) : await hubClient(options, env, offline, reference.repoId, repoType, maxFiles));
 
   const resolved = options.listing ? pinnedListing(revision, options.listing) : await resolveListing({ repo, local, revision, offline, online });
+  // Whatever the listing came from (hub pages, ModelScope, a cached tree listing, a lockfile).
+  if (resolved.listing.length > maxFiles) throw tooManyFiles(reference.repoId, maxFiles);
   const selection = selectFiles(resolved.listing, requested, options.include, options.exclude);
   if (selection.missing.length) {
     if (resolved.authoritative && !local) for (const path of selection.missing) await markNoExist(repo, resolved.commit, path);
@@ -207,7 +214,7 @@ function refuseOffline(offline: boolean, repoId: string): void {
 }
 
 /** Loads the hub client only when the network is needed; refuses in offline mode. */
-async function hubClient(options: PullOptions, env: NodeJS.ProcessEnv, offline: boolean, repoId: string, repoType: RepoType): Promise<Remote> {
+async function hubClient(options: PullOptions, env: NodeJS.ProcessEnv, offline: boolean, repoId: string, repoType: RepoType, maxFiles: number): Promise<Remote> {
   refuseOffline(offline, repoId);
   const hf = await import('./source/hf.js');
   const endpoint = hf.resolveHfEndpoint(options.endpoint, env);
@@ -216,7 +223,7 @@ async function hubClient(options: PullOptions, env: NodeJS.ProcessEnv, offline: 
   const repo = { repoType, repoId: hf.parseRepoReference(repoId).repoId };
   return {
     fetchCommit: (revision) => hf.fetchRevisionCommit(repo, revision, client),
-    listFiles: (commit) => hf.listRepoFiles(repo, commit, client),
+    listFiles: (commit) => hf.listRepoFiles(repo, commit, client, maxFiles),
     job: (commit, file) => ({
       urls: [hf.hfResolveUrl(endpoint, repo, commit, file.path)],
       identity: `hf:${repo.repoType}:${repo.repoId}:${file.digest.algorithm}:${file.digest.hex}`,
@@ -353,8 +360,19 @@ export async function loadGlobSupport(): Promise<void> {
   picomatchModule ??= (await import('picomatch')).default;
 }
 
+/** How many files are looked at at once while planning: enough to keep the disk busy, few enough that a huge listing does not hold a pending check per file. */
+const PLAN_CONCURRENCY = 64;
+
 async function planFiles(store: FileStore, files: ListedFile[]): Promise<{ missing: ListedFile[]; unlinked: ListedFile[] }> {
-  const states = await Promise.all(files.map((file) => store.state(file)));
+  const states: Array<'present' | 'unlinked' | 'missing'> = new Array(files.length);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < files.length) {
+      const i = next++;
+      states[i] = await store.state(files[i]!);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(PLAN_CONCURRENCY, files.length) }, worker));
   return {
     missing: files.filter((_, i) => states[i] === 'missing'),
     unlinked: files.filter((_, i) => states[i] !== 'present'),
@@ -379,11 +397,17 @@ async function fetchBlobs(store: FileStore, files: ListedFile[], commit: string,
   // Locks are taken in one global order, so processes waiting while holding some cannot wait in a cycle.
   let pending = [...files].sort((a, b) => (store.lockPath(a) < store.lockPath(b) ? -1 : 1));
   let wait = false;
+  const prepared = new Set<string>();
   while (pending.length) {
     const held: Array<{ file: ListedFile; lock: HeldLock }> = [];
     const later: ListedFile[] = [];
     try {
       for (const file of pending) {
+        // The temp and lock folders are made through real folders only, before anything is written there.
+        for (const dir of [dirname(store.lockPath(file)), dirname(store.tempPath(file))]) {
+          if (!prepared.has(dir)) await makeRealFolders(store.root, dir);
+          prepared.add(dir);
+        }
         const lock = wait ? await acquireLock(store.lockPath(file), options.signal ? { signal: options.signal } : {}) : await tryAcquireLock(store.lockPath(file));
         if (!lock) {
           later.push(file);
@@ -393,7 +417,6 @@ async function fetchBlobs(store: FileStore, files: ListedFile[], commit: string,
         else held.push({ file, lock });
       }
       if (held.length) {
-        for (const { file } of held) await mkdir(dirname(store.tempPath(file)), { recursive: true });
         const jobs: TransferJob[] = held.map(({ file }) => ({
           ...hub.job(commit, file),
           size: file.size,

@@ -1,7 +1,8 @@
 import { constants } from 'node:fs';
-import { link, mkdir, open, rename, stat, unlink } from 'node:fs/promises';
+import { link, open, rename, stat, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { fromSystemError } from '../errors.js';
+import { makeRealFolders } from './safe-path.js';
 
 /**
  * The file system calls a finished download needs, injectable so tests can assert their order
@@ -83,12 +84,12 @@ export async function commitTempFile(tempPath: string, target: string, fs: Commi
 
 /**
  * Moves a finished temp file to `target`, replacing what is there (layouts that keep one version
- * per path: ModelScope's, a local dir): the parent is made, the rename, then the directory fsync.
- * `where` names the destination in the error.
+ * per path: ModelScope's, a local dir): the parent is made (through real folders below `root` only),
+ * the rename, then the directory fsync. `where` names the destination in the error.
  */
-export async function replaceWithTempFile(tempPath: string, target: string, where: string): Promise<void> {
+export async function replaceWithTempFile(root: string, tempPath: string, target: string, where: string): Promise<void> {
   try {
-    await mkdir(dirname(target), { recursive: true });
+    await makeRealFolders(root, dirname(target));
     await rename(tempPath, target);
     await nodeCommitFs.fsyncDir(dirname(target));
   } catch (error) {

@@ -1,11 +1,12 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { lstat, mkdir, readFile, stat, unlink } from 'node:fs/promises';
+import { lstat, readFile, stat, unlink } from 'node:fs/promises';
 import { fromSystemError } from '../errors.js';
 import type { FileDigest } from '../source/types.js';
 import { commitTempFile, type CommitFs, type CommitOutcome } from './atomic.js';
 import type { RepoPaths } from './layout.js';
-import { writeFileAtomic } from './snapshot.js';
+import { assertRealFolders, makeRealFolders } from './safe-path.js';
+import { writeCacheFile } from './snapshot.js';
 
 /**
  * Blobs are named by their digest and never change. Once a blob has been hashed, a stamp records its
@@ -13,9 +14,15 @@ import { writeFileAtomic } from './snapshot.js';
  * A blob without a stamp (e.g. written by huggingface_hub) is hashed once, then stamped.
  */
 
-interface Fingerprint {
+/**
+ * What a stamp vouches for. mtime alone can be put back after an in-place edit (`touch -r`, utimes);
+ * ctime cannot be set from user space and changes on every write, chmod or link, so an edited blob
+ * (or one replaced by another file: inode, device) is hashed again.
+ */
+export interface Fingerprint {
   size: number;
   mtimeMs: number;
+  ctimeMs: number;
   ino: number;
   dev: number;
 }
@@ -26,8 +33,13 @@ interface Stamp extends Fingerprint {
   verifiedAt: number;
 }
 
-function fingerprintOf(info: Fingerprint): Fingerprint {
-  return { size: info.size, mtimeMs: info.mtimeMs, ino: info.ino, dev: info.dev };
+export function fingerprintOf(info: Fingerprint): Fingerprint {
+  return { size: info.size, mtimeMs: info.mtimeMs, ctimeMs: info.ctimeMs, ino: info.ino, dev: info.dev };
+}
+
+/** Whether a recorded fingerprint (parsed from a stamp file, so maybe partial) still matches the file. */
+export function sameFingerprint(recorded: Partial<Fingerprint>, now: Fingerprint): boolean {
+  return recorded.size === now.size && recorded.mtimeMs === now.mtimeMs && recorded.ctimeMs === now.ctimeMs && recorded.ino === now.ino && recorded.dev === now.dev;
 }
 
 /** Records the blob's current stat fingerprint as verified. Call only after its bytes were checked. */
@@ -35,7 +47,7 @@ export async function stampBlob(repo: RepoPaths, digest: FileDigest): Promise<vo
   try {
     const info = await stat(repo.blob(digest));
     const stamp: Stamp = { ...fingerprintOf(info), algorithm: digest.algorithm, hex: digest.hex, verifiedAt: Date.now() };
-    await writeFileAtomic(repo.stamp(digest), JSON.stringify(stamp));
+    await writeCacheFile(repo.root, repo.stamp(digest), JSON.stringify(stamp));
   } catch (error) {
     throw fromSystemError(error, `stamping blob ${digest.hex}`);
   }
@@ -47,8 +59,7 @@ export async function isBlobStamped(repo: RepoPaths, digest: FileDigest, expecte
   if (!info?.isFile() || !raw || (expectedSize !== undefined && info.size !== expectedSize)) return false;
   try {
     const stamp = JSON.parse(raw) as Partial<Stamp>;
-    const now = fingerprintOf(info);
-    return stamp.hex === digest.hex && stamp.algorithm === digest.algorithm && stamp.size === now.size && stamp.mtimeMs === now.mtimeMs && stamp.ino === now.ino && stamp.dev === now.dev;
+    return stamp.hex === digest.hex && stamp.algorithm === digest.algorithm && sameFingerprint(stamp, fingerprintOf(info));
   } catch {
     return false;
   }
@@ -73,8 +84,10 @@ export type BlobState = 'stamped' | 'verified' | 'missing';
  * do not match its name is removed, so the next download replaces it, and reported 'missing'.
  */
 export async function verifyBlob(repo: RepoPaths, digest: FileDigest, expectedSize?: number): Promise<BlobState> {
-  if (await isBlobStamped(repo, digest, expectedSize)) return 'stamped';
   const path = repo.blob(digest);
+  // A blobs folder that is a link is neither trusted nor cleaned up through.
+  await assertRealFolders(repo.root, path);
+  if (await isBlobStamped(repo, digest, expectedSize)) return 'stamped';
   const info = await lstat(path).catch(() => undefined);
   if (!info) return 'missing';
   if (!info.isFile()) {
@@ -99,7 +112,7 @@ export async function verifyBlob(repo: RepoPaths, digest: FileDigest, expectedSi
 
 /** Moves a transferred, verified temp file into `blobs/{digest}` (never overwriting) and stamps it. */
 export async function commitBlob(repo: RepoPaths, digest: FileDigest, tempPath: string, fs?: CommitFs): Promise<CommitOutcome> {
-  await mkdir(repo.blobsDir, { recursive: true }).catch((error: unknown) => {
+  await makeRealFolders(repo.root, repo.blobsDir).catch((error: unknown) => {
     throw fromSystemError(error, 'creating the blobs folder');
   });
   const outcome = await commitTempFile(tempPath, repo.blob(digest), fs);

@@ -8,6 +8,8 @@ import { readRepoTreeListing, writeTreeListing, type ListedFile } from './tree-l
  * (real files + huggingface_hub's download metadata). `pull` drives either through this interface.
  */
 export interface FileStore {
+  /** The folder every path of this store lies below; nothing under it is reached through a link (safe-path.ts). */
+  readonly root: string;
   /** Whether files with the same digest share one download (true for blobs). */
   readonly sharesContent: boolean;
   /** 'present' (complete, verified, in place), 'unlinked' (content there, entry missing) or 'missing'. */
@@ -29,6 +31,7 @@ export interface FileStore {
 export function cacheStore(repo: RepoPaths, commit: string): FileStore {
   const hasContent = async (file: ListedFile): Promise<boolean> => (await verifyBlob(repo, file.digest, file.size)) !== 'missing';
   return {
+    root: repo.root,
     sharesContent: true,
     async state(file) {
       if (!file.digest.hex) return 'present'; // a copied snapshot file from an older cache, taken as it is
@@ -44,7 +47,7 @@ export function cacheStore(repo: RepoPaths, commit: string): FileStore {
     },
     link: async (file) => void (await linkSnapshotFile(repo, commit, file.path, file.digest)),
     async writeListing(listing) {
-      if (!(await readRepoTreeListing(repo, commit))) await writeTreeListing(repo.treeListing(commit), listing);
+      if (!(await readRepoTreeListing(repo, commit))) await writeTreeListing(repo.root, repo.treeListing(commit), listing);
     },
   };
 }

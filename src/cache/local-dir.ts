@@ -1,9 +1,10 @@
-import { mkdir, open, readdir, readFile, stat } from 'node:fs/promises';
+import { open, readdir, readFile, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { replaceWithTempFile } from './atomic.js';
 import { hashFile } from './blob-store.js';
 import type { FileStore } from './file-store.js';
-import { writeFileAtomic } from './snapshot.js';
+import { makeRealFolders } from './safe-path.js';
+import { writeCacheFile } from './snapshot.js';
 import { readTreeListing, writeTreeListing, type ListedFile } from './tree-listing.js';
 import { assertCommit, assertSafeRelativePath, isSha1Hex } from './validate.js';
 
@@ -53,10 +54,10 @@ export class LocalDir {
   }
 
   private async writeMetadata(path: string, commit: string, etag: string): Promise<void> {
-    await mkdir(this.meta, { recursive: true });
+    await makeRealFolders(this.root, this.meta);
     // huggingface_hub keeps .cache/huggingface out of git.
     await writeFileIfAbsent(join(this.meta, '.gitignore'), '*');
-    await writeFileAtomic(this.metadata(path), `${commit}\n${etag}\n${Date.now() / 1000}\n`);
+    await writeCacheFile(this.root, this.metadata(path), `${commit}\n${etag}\n${Date.now() / 1000}\n`);
   }
 
   /** The store for one commit. */
@@ -74,18 +75,19 @@ export class LocalDir {
     };
     const work = join(this.meta, 'modelfetch');
     return {
+      root: this.root,
       sharesContent: false,
       state,
       tempPath: (file) => join(work, 'partial', `${file.digest.hex}-${encodeURIComponent(file.path)}.part`.slice(-240)),
       lockPath: (file) => join(work, 'locks', `${file.digest.hex}-${encodeURIComponent(file.path)}.lock`.slice(-240)),
       hasContent: async (file) => (await state(file)) === 'present',
       commit: async (file, tempPath) => {
-        await replaceWithTempFile(tempPath, this.file(file.path), `moving ${file.path} into ${this.root}`);
+        await replaceWithTempFile(this.root, tempPath, this.file(file.path), `moving ${file.path} into ${this.root}`);
         await this.writeMetadata(file.path, commit, file.digest.hex);
       },
       link: async () => {},
       writeListing: async (listing) => {
-        if (!(await this.readListing(commit))) await writeTreeListing(this.treeListing(commit), listing);
+        if (!(await this.readListing(commit))) await writeTreeListing(this.root, this.treeListing(commit), listing);
       },
     };
   }

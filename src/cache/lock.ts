@@ -1,9 +1,10 @@
 import { randomBytes } from 'node:crypto';
-import { link, mkdir, open, readdir, readFile, rename, rmdir, stat, unlink, utimes } from 'node:fs/promises';
+import { link, lutimes, mkdir, open, readdir, readFile, rename, rmdir, stat, unlink } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fromSystemError, ModelfetchError } from '../errors.js';
 import type { RepoPaths } from './layout.js';
+import { makeRealFolders } from './safe-path.js';
 
 /**
  * Cross-process locks without flock: a lock is a file created exclusively (`wx`) holding
@@ -72,7 +73,8 @@ export async function isHolderStale(path: string, staleMs: number = DEFAULT_STAL
 function startHeartbeat(path: string, ms: number): () => void {
   const timer = setInterval(() => {
     const now = new Date();
-    void utimes(path, now, now).catch(() => {});
+    // lutimes: a link swapped in for the heartbeat file is never followed.
+    void lutimes(path, now, now).catch(() => {});
   }, ms);
   timer.unref();
   return () => clearInterval(timer);
@@ -160,6 +162,7 @@ export async function markRevisionInUse(repo: RepoPaths, commit: string, options
   const holder = newHolder();
   const path = join(dir, `${holder.host.replace(/[^A-Za-z0-9.-]/g, '_')}-${holder.pid}-${holder.nonce}`);
   try {
+    await makeRealFolders(repo.root, dir);
     await writeHolderFile(path, holder);
   } catch (error) {
     throw fromSystemError(error, `marking ${commit} in use`);

@@ -2,10 +2,10 @@ import { readFile, stat } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { replaceWithTempFile } from './atomic.js';
-import { hashFile } from './blob-store.js';
+import { fingerprintOf, hashFile, sameFingerprint, type Fingerprint } from './blob-store.js';
 import type { FileStore } from './file-store.js';
 import { assertRepoId } from './layout.js';
-import { writeFileAtomic } from './snapshot.js';
+import { writeCacheFile } from './snapshot.js';
 import { readTreeListing, writeTreeListing, type ListedFile } from './tree-listing.js';
 import { assertSafeRelativePath, isSha1Hex } from './validate.js';
 
@@ -95,11 +95,8 @@ function fileKey(file: ListedFile): string {
   return `${file.digest.hex}-${encodeURIComponent(assertSafeRelativePath(file.path, 'ModelScope file'))}`.slice(0, 240);
 }
 
-interface FileStamp {
+interface FileStamp extends Fingerprint {
   sha256: string;
-  size: number;
-  mtimeMs: number;
-  ino: number;
 }
 
 /**
@@ -137,15 +134,15 @@ export class ModelScopeFolder {
     const paths = this.paths;
     const stampNow = async (file: ListedFile): Promise<void> => {
       const info = await stat(paths.file(file.path));
-      const stamp: FileStamp = { sha256: file.digest.hex, size: info.size, mtimeMs: info.mtimeMs, ino: info.ino };
-      await writeFileAtomic(paths.stamp(file.path), JSON.stringify(stamp));
+      const stamp: FileStamp = { sha256: file.digest.hex, ...fingerprintOf(info) };
+      await writeCacheFile(paths.root, paths.stamp(file.path), JSON.stringify(stamp));
     };
     /** Whether the file is there with the size and stamp of this content (no hashing). */
     const stamped = async (file: ListedFile): Promise<boolean | 'unstamped'> => {
       const info = await stat(paths.file(file.path)).catch(() => undefined);
       if (!info?.isFile() || info.size !== file.size) return false;
-      const stamp = JSON.parse((await readFile(paths.stamp(file.path), 'utf8').catch(() => undefined)) ?? 'null') as FileStamp | null;
-      return (stamp && stamp.sha256 === file.digest.hex && stamp.size === info.size && stamp.mtimeMs === info.mtimeMs && stamp.ino === info.ino) || 'unstamped';
+      const stamp = JSON.parse((await readFile(paths.stamp(file.path), 'utf8').catch(() => undefined)) ?? 'null') as Partial<FileStamp> | null;
+      return (stamp && stamp.sha256 === file.digest.hex && sameFingerprint(stamp, fingerprintOf(info))) || 'unstamped';
     };
     const state = async (file: ListedFile): Promise<'present' | 'missing'> => {
       const known = await stamped(file);
@@ -156,6 +153,7 @@ export class ModelScopeFolder {
       return 'present';
     };
     return {
+      root: paths.root,
       sharesContent: false,
       state,
       tempPath: (file) => paths.partial(file),
@@ -163,14 +161,14 @@ export class ModelScopeFolder {
       hasContent: async (file) => (await state(file)) === 'present',
       commit: async (file, tempPath) => {
         // modelscope keeps one version per path: a newer revision's file replaces the old one.
-        await replaceWithTempFile(tempPath, paths.file(file.path), `moving ${file.path} into ${paths.dir}`);
+        await replaceWithTempFile(paths.root, tempPath, paths.file(file.path), `moving ${file.path} into ${paths.dir}`);
         await stampNow(file);
       },
       link: async () => {},
       writeListing: async (listing) => {
         if (!(await this.readListing(commit))) {
-          await writeFileAtomic(paths.revisions(commit), JSON.stringify(Object.fromEntries(listing.flatMap((f) => (f.revision ? [[f.path, f.revision]] : [])))));
-          await writeTreeListing(paths.treeListing(commit), listing);
+          await writeCacheFile(paths.root, paths.revisions(commit), JSON.stringify(Object.fromEntries(listing.flatMap((f) => (f.revision ? [[f.path, f.revision]] : [])))));
+          await writeTreeListing(paths.root, paths.treeListing(commit), listing);
         }
         // Only files known to hold this commit's bytes; a same-named file of another revision is not listed.
         const present = await Promise.all(listing.map(async (f) => (await stamped(f)) === true));
@@ -217,7 +215,7 @@ export function encodePickle(value: PickleValue): Buffer {
  * modelscope trusts), each file at the commit ModelScope lists for it (else `commit`).
  */
 export async function writeModelScopeMetadata(paths: ModelScopePaths, revision: string, commit: string, files: Array<{ path: string; revision?: string }>, now: number = Date.now()): Promise<void> {
-  await writeFileAtomic(paths.meta, encodePickle({ id: paths.metaId }));
-  await writeFileAtomic(paths.version, `Revision:${revision},CreatedAt:${Math.floor(now / 1000)}`);
-  await writeFileAtomic(paths.keys, encodePickle(files.map((f) => ({ Path: f.path, Revision: f.revision ?? commit }))));
+  await writeCacheFile(paths.root, paths.meta, encodePickle({ id: paths.metaId }));
+  await writeCacheFile(paths.root, paths.version, `Revision:${revision},CreatedAt:${Math.floor(now / 1000)}`);
+  await writeCacheFile(paths.root, paths.keys, encodePickle(files.map((f) => ({ Path: f.path, Revision: f.revision ?? commit }))));
 }

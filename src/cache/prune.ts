@@ -1,7 +1,8 @@
-import { readdir, rm, rmdir, unlink } from 'node:fs/promises';
+import { readdir, rmdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fromSystemError } from '../errors.js';
 import { RepoPaths } from './layout.js';
+import { removeUnder } from './safe-path.js';
 import type { ScannedBlob, ScannedRepo, ScannedRevision } from './scan.js';
 
 /**
@@ -94,24 +95,26 @@ function copyBytes(revision: ScannedRevision): number {
  */
 export async function applyPrune(root: string, plan: PrunePlan): Promise<void> {
   const paths = new RepoPaths(root, plan.repo.repoType, plan.repo.repoId);
+  // Each path is reached through real folders only: a planted link never makes this delete elsewhere.
+  const remove = (path: string, folder = false): Promise<void> => removeUnder(root, path, { folder });
   try {
     for (const revision of plan.revisions) {
       for (const ref of revision.refs) {
-        await unlink(paths.ref(ref)).catch(ignoreMissing);
+        await remove(paths.ref(ref));
         await removeEmptyParents(dirname(paths.ref(ref)), join(paths.dir, 'refs'));
       }
-      await rm(revision.path, { recursive: true, force: true });
-      await rm(join(paths.dir, '.no_exist', revision.commit), { recursive: true, force: true });
-      await unlink(paths.lastUsed(revision.commit)).catch(ignoreMissing);
-      await unlink(paths.treeListing(revision.commit)).catch(ignoreMissing);
+      await remove(revision.path, true);
+      await remove(join(paths.dir, '.no_exist', revision.commit), true);
+      await remove(paths.lastUsed(revision.commit));
+      await remove(paths.treeListing(revision.commit));
     }
     for (const blob of plan.blobs) {
-      await unlink(blob.path).catch(ignoreMissing);
-      if (blob.digest) await unlink(paths.stamp(blob.digest)).catch(ignoreMissing);
+      await remove(blob.path);
+      if (blob.digest) await remove(paths.stamp(blob.digest));
     }
     if (plan.wholeRepo || (await isEmptyRepo(paths))) {
-      await rm(paths.dir, { recursive: true, force: true });
-      await rm(paths.stateDir, { recursive: true, force: true });
+      await remove(paths.dir, true);
+      await remove(paths.stateDir, true);
     }
   } catch (error) {
     throw fromSystemError(error, `removing revisions of ${plan.repo.repoId}`);
@@ -134,8 +137,4 @@ async function removeEmptyParents(dir: string, stop: string): Promise<void> {
     }
     current = dirname(current);
   }
-}
-
-function ignoreMissing(error: unknown): void {
-  if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
 }

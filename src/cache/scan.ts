@@ -1,5 +1,5 @@
 import type { Dirent, Stats } from 'node:fs';
-import { lstat, readdir, readFile, readlink } from 'node:fs/promises';
+import { lstat, readdir, readFile, readlink, stat } from 'node:fs/promises';
 import { basename, dirname, join, relative, resolve, sep } from 'node:path';
 import { fromSystemError, ModelfetchError } from '../errors.js';
 import type { FileDigest, RepoType } from '../source/types.js';
@@ -23,7 +23,9 @@ export type CacheIssueKind =
   /** A snapshot link that points outside its repo's blobs/. */
   | 'outside'
   /** A ref that is malformed or points at a revision that is not in the cache. */
-  | 'ref';
+  | 'ref'
+  /** A symlink (or a file) where the layout has a folder: never followed, never acted through. */
+  | 'link';
 
 export interface CacheIssue {
   kind: CacheIssueKind;
@@ -111,6 +113,21 @@ export interface ScanOptions {
 
 const TEMP_NAME = /(\.incomplete|\.tmp|\.part|\.lock)$/;
 
+const LAYOUT_FOLDERS = ['blobs', 'snapshots', 'refs', '.no_exist', 'trees'];
+/** modelfetch's state folders of a repo (layout.ts: RepoPaths.stateDir and below). */
+const STATE_FOLDERS = ['partial', 'stamps', 'used', 'in-use', 'locks'];
+const LINKED_FOLDER = 'a symbolic link (or file) where the cache layout has a folder: never followed or acted through; remove it';
+
+type Note = (kind: CacheIssueKind, path: string, detail: string) => void;
+
+/** Whether `path` is a real folder or absent; anything else is noted as a 'link' issue. */
+async function isRealFolderOrAbsent(path: string, note: Note): Promise<boolean> {
+  const stats = await lstatOrUndefined(path);
+  if (!stats || stats.isDirectory()) return true;
+  note('link', path, LINKED_FOLDER);
+  return false;
+}
+
 /** The digest a blob name encodes: 64-hex is SHA-256, 40-hex is a git blob SHA-1. */
 export function digestFromBlobName(name: string): FileDigest | undefined {
   if (isSha256Hex(name)) return { algorithm: 'sha256', hex: name };
@@ -146,7 +163,8 @@ function selected(folder: string, repoId: string, repoType: RepoType, options: S
 export async function scanCache(options: ScanOptions = {}): Promise<CacheScan> {
   const root = options.cacheDir ?? resolveCacheDir(options.env);
   const issues: CacheIssue[] = [];
-  const rootStat = await lstatOrUndefined(root);
+  // The root itself may be a link (a cache moved to a bigger disk); nothing below it is followed.
+  const rootStat = await stat(root).catch(() => undefined);
   if (!rootStat) return { root, repos: [], sizeOnDisk: 0, issues };
   if (!rootStat.isDirectory()) {
     throw new ModelfetchError('ERR_USAGE', `Cache directory ${root} is not a directory`, { hint: 'Point --cache-dir (or HF_HUB_CACHE) at the hub cache folder.' });
@@ -154,6 +172,9 @@ export async function scanCache(options: ScanOptions = {}): Promise<CacheScan> {
   const repos: ScannedRepo[] = [];
   const seen = new Set<string>();
   let sizeOnDisk = 0;
+  const locks = join(root, '.locks');
+  const rootNote: Note = (kind, path, detail) => void issues.push({ kind, path, detail });
+  const stateUsable = (await isRealFolderOrAbsent(locks, rootNote)) && (await isRealFolderOrAbsent(join(locks, 'modelfetch'), rootNote));
   for (const entry of (await entries(root)).sort((a, b) => a.name.localeCompare(b.name))) {
     // huggingface_hub's lock folder (modelfetch's state lives inside it) and its cache marker.
     if (entry.name === '.locks' || entry.name === 'CACHEDIR.TAG') continue;
@@ -163,7 +184,9 @@ export async function scanCache(options: ScanOptions = {}): Promise<CacheScan> {
       continue;
     }
     if (!selected(entry.name, parsed.repoId, parsed.repoType, options)) continue;
-    const repo = await scanRepo(new RepoPaths(root, parsed.repoType, parsed.repoId), issues);
+    const paths = new RepoPaths(root, parsed.repoType, parsed.repoId);
+    const repo = await scanRepo(paths, issues);
+    if (stateUsable) await checkStateFolders(paths, (kind, path, detail) => void issues.push({ kind, path, folder: paths.folder, detail }));
     repos.push(repo.scanned);
     for (const [key, size] of repo.inodes) {
       if (seen.has(key)) continue;
@@ -172,6 +195,13 @@ export async function scanCache(options: ScanOptions = {}): Promise<CacheScan> {
     }
   }
   return { root, repos, sizeOnDisk, issues };
+}
+
+/** modelfetch's state folders of a repo, and huggingface_hub's lock folder: links there are reported. */
+async function checkStateFolders(paths: RepoPaths, note: Note): Promise<void> {
+  await isRealFolderOrAbsent(join(paths.root, '.locks', paths.folder), note);
+  if (!(await isRealFolderOrAbsent(paths.stateDir, note))) return;
+  for (const name of STATE_FOLDERS) await isRealFolderOrAbsent(join(paths.stateDir, name), note);
 }
 
 interface RepoScanResult {
@@ -185,12 +215,19 @@ async function scanRepo(paths: RepoPaths, issues: CacheIssue[]): Promise<RepoSca
   const inodes = new Map<string, number>();
   const note = (kind: CacheIssueKind, path: string, detail: string): void => void issues.push({ kind, path, folder, detail });
 
+  // A layout folder that is a link is reported and never read: its entries are not this repo's.
+  const linked = new Set<string>();
   for (const entry of await entries(paths.dir)) {
-    if (!['blobs', 'snapshots', 'refs', '.no_exist', 'trees'].includes(entry.name)) note('foreign', join(paths.dir, entry.name), 'not part of the cache layout');
+    if (!LAYOUT_FOLDERS.includes(entry.name)) note('foreign', join(paths.dir, entry.name), 'not part of the cache layout');
+    else if (!entry.isDirectory()) {
+      note('link', join(paths.dir, entry.name), LINKED_FOLDER);
+      linked.add(entry.name);
+    }
   }
+  const layoutEntries = async (name: string): Promise<Dirent[]> => (linked.has(name) ? [] : entries(join(paths.dir, name)));
 
   const blobs = new Map<string, ScannedBlob>();
-  for (const entry of await entries(paths.blobsDir)) {
+  for (const entry of await layoutEntries('blobs')) {
     const path = join(paths.blobsDir, entry.name);
     const digest = digestFromBlobName(entry.name);
     const stats = await lstatOrUndefined(path);
@@ -208,7 +245,7 @@ async function scanRepo(paths: RepoPaths, issues: CacheIssue[]): Promise<RepoSca
   const refs: Record<string, string> = {};
   const refsByCommit = new Map<string, string[]>();
   const refsDir = join(paths.dir, 'refs');
-  for (const file of await walkFiles(refsDir)) {
+  for (const file of linked.has('refs') ? [] : await walkFiles(refsDir)) {
     const name = relative(refsDir, file).split(sep).join('/');
     const commit = (await readFile(file, 'utf8').catch(() => '')).trim();
     if (!isSha1Hex(commit) && !isSha256Hex(commit)) {
@@ -221,9 +258,14 @@ async function scanRepo(paths: RepoPaths, issues: CacheIssue[]): Promise<RepoSca
 
   const revisions: ScannedRevision[] = [];
   const snapshotsDir = join(paths.dir, 'snapshots');
-  for (const entry of await entries(snapshotsDir)) {
+  for (const entry of await layoutEntries('snapshots')) {
     const dir = join(snapshotsDir, entry.name);
-    if (!entry.isDirectory() || !(isSha1Hex(entry.name) || isSha256Hex(entry.name))) {
+    const commitName = isSha1Hex(entry.name) || isSha256Hex(entry.name);
+    if (commitName && !entry.isDirectory()) {
+      note('link', dir, LINKED_FOLDER);
+      continue;
+    }
+    if (!entry.isDirectory() || !commitName) {
       note('foreign', dir, 'snapshot entry not named by a commit id');
       continue;
     }

@@ -4,6 +4,7 @@ import { dirname } from 'node:path';
 import { fromSystemError } from '../errors.js';
 import type { FileDigest } from '../source/types.js';
 import type { RepoPaths } from './layout.js';
+import { assertRealFolders, makeRealFolders, touchMarker } from './safe-path.js';
 import { assertCommit } from './validate.js';
 
 /** Writes snapshot entries, refs and `.no_exist` markers the way huggingface_hub does. Never writes blob content. */
@@ -33,6 +34,12 @@ export async function writeFileAtomic(path: string, content: string | Buffer): P
   }
 }
 
+/** writeFileAtomic for a file below a cache root: reached through real folders only (see safe-path.ts). */
+export async function writeCacheFile(root: string, path: string, content: string | Buffer): Promise<void> {
+  await makeRealFolders(root, dirname(path));
+  await writeFileAtomic(path, content);
+}
+
 /**
  * Points `snapshots/{commit}/{path}` at its blob: a relative symlink, or a copy of the blob where
  * symlinks fail (or `mode` is 'copy'). An existing correct entry is left alone; a wrong one is
@@ -42,7 +49,7 @@ export async function linkSnapshotFile(repo: RepoPaths, commit: string, path: st
   const target = repo.snapshotFile(commit, path);
   const relative = repo.linkTarget(path, digest);
   try {
-    await mkdir(dirname(target), { recursive: true });
+    await makeRealFolders(repo.root, dirname(target));
     if (mode === 'symlink') {
       const current = await readlink(target).catch(() => undefined);
       if (current === relative) return 'symlink';
@@ -75,9 +82,10 @@ export async function linkSnapshotFile(repo: RepoPaths, commit: string, path: st
 export async function writeRef(repo: RepoPaths, revision: string, commit: string): Promise<void> {
   assertCommit(commit, `ref ${revision}`);
   const path = repo.ref(revision);
+  await assertRealFolders(repo.root, path);
   const current = await readFile(path, 'utf8').catch(() => undefined);
   if (current === commit) return;
-  await writeFileAtomic(path, commit);
+  await writeCacheFile(repo.root, path, commit);
 }
 
 /** The commit a ref points to, or undefined when the ref is unknown or malformed. */
@@ -89,9 +97,7 @@ export async function readRef(repo: RepoPaths, revision: string): Promise<string
 
 /** Records that `path` does not exist at `commit` (an empty file, as huggingface_hub writes). */
 export async function markNoExist(repo: RepoPaths, commit: string, path: string): Promise<void> {
-  const marker = repo.noExist(commit, path);
-  await mkdir(dirname(marker), { recursive: true });
-  await (await open(marker, 'a')).close();
+  await touchMarker(repo.root, repo.noExist(commit, path));
 }
 
 /**
@@ -100,6 +106,8 @@ export async function markNoExist(repo: RepoPaths, commit: string, path: string)
  */
 export async function isSnapshotLinked(repo: RepoPaths, commit: string, path: string, digest: FileDigest, size: number): Promise<boolean> {
   const target = repo.snapshotFile(commit, path);
+  // A snapshot folder that is a link is never taken as holding the file (nor written through later).
+  await assertRealFolders(repo.root, target);
   const current = await readlink(target).catch((error: NodeJS.ErrnoException) => (error.code === 'EINVAL' ? null : undefined));
   if (current === null) return (await lstat(target).catch(() => undefined))?.size === size;
   return current === repo.linkTarget(path, digest);

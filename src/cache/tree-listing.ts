@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import type { FileDigest } from '../source/types.js';
 import type { RepoPaths } from './layout.js';
-import { writeFileAtomic } from './snapshot.js';
+import { writeCacheFile } from './snapshot.js';
 import { assertDigest, assertSafeRelativePath, isSha1Hex } from './validate.js';
 
 /**
@@ -43,8 +43,9 @@ export function serializeTreeListing(files: ListedFile[]): string {
   return JSON.stringify({ format_version: FORMAT_VERSION, files: entries }, null, 2);
 }
 
-export async function writeTreeListing(path: string, files: ListedFile[]): Promise<void> {
-  await writeFileAtomic(path, serializeTreeListing(files));
+/** Writes the listing at `path` below `root` (a cache root or a local dir), through real folders only. */
+export async function writeTreeListing(root: string, path: string, files: ListedFile[]): Promise<void> {
+  await writeCacheFile(root, path, serializeTreeListing(files));
 }
 
 /**

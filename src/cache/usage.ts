@@ -1,25 +1,15 @@
-import { open, stat, utimes } from 'node:fs/promises';
-import { mkdir } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { stat } from 'node:fs/promises';
 import type { RepoPaths } from './layout.js';
 import { markRevisionInUse } from './lock.js';
+import { touchMarker } from './safe-path.js';
 
 /**
  * When a revision was last used, as modelfetch records it: one empty file per revision whose mtime
- * is the time of last use. Touching it is one utimes (atomic, no torn content), so pull, serve and
+ * is the time of last use. Touching it is one open and futimes (atomic, no torn content), so pull, serve and
  * run can afford it on every use; gc reads it next to the blobs' atime.
  */
 export async function touchRevision(repo: RepoPaths, commit: string, options: { now?: number } = {}): Promise<void> {
-  const path = repo.lastUsed(commit);
-  const when = new Date(options.now ?? Date.now());
-  try {
-    await utimes(path, when, when);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
-    await mkdir(dirname(path), { recursive: true });
-    await (await open(path, 'a')).close();
-    await utimes(path, when, when);
-  }
+  await touchMarker(repo.root, repo.lastUsed(commit), new Date(options.now ?? Date.now()));
 }
 
 /** The recorded last use of a revision in ms since the epoch, or undefined when none is recorded. */

@@ -41,8 +41,25 @@ export function assertSafeRevision(revision: string): string {
 }
 
 /**
- * A repo-relative path from a server listing. Refused: empty, absolute, `..` or `.` segments,
- * backslashes, drive letters, NUL and control characters, empty segments.
+ * Code points HFS+ ignores when it compares names (git's `is_hfs_dotgit` list): `.g\u200Cit` is `.git` there.
+ */
+const HFS_IGNORABLE = /[\u200c-\u200f\u202a-\u202e\u206a-\u206f\ufeff]/g;
+
+/**
+ * Whether a path segment names git's own folder on some file system: `.git` in any case; on NTFS also
+ * with trailing dots or spaces, an alternate data stream (`.git::$INDEX_ALLOCATION`) or its 8.3 short
+ * name `git~1`; on HFS+ with ignorable code points anywhere inside. Git trees never hold such entries,
+ * so a listing that does is hostile: writing it would plant configuration (hooks, fsmonitor) that git runs.
+ */
+export function isDotGitSegment(segment: string): boolean {
+  const name = segment.replace(HFS_IGNORABLE, '').toLowerCase();
+  return /^(\.git|git~1)[. ]*(:.*)?$/.test(name);
+}
+
+/**
+ * A repo-relative path from a server listing, a lockfile or a request. Refused: empty, absolute,
+ * `..` or `.` segments, backslashes, drive letters, NUL and control characters, empty segments,
+ * and `.git` segments in any of their aliases (see isDotGitSegment).
  */
 export function assertSafeRelativePath(path: string, context: string): string {
   const fail = (why: string): never => {
@@ -60,6 +77,7 @@ export function assertSafeRelativePath(path: string, context: string): string {
   for (const segment of path.split('/')) {
     if (segment === '') fail('empty segment');
     if (segment === '.' || segment === '..') fail('dot segment');
+    if (isDotGitSegment(segment)) fail('a .git folder (git repositories never contain one; writing it could plant commands git runs)');
     if (Buffer.byteLength(segment) > 255) fail('segment longer than 255 bytes');
   }
   return path;

@@ -1,10 +1,11 @@
-import { lstat, unlink } from 'node:fs/promises';
+import { lstat } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { isModelfetchError, ModelfetchError } from '../errors.js';
 import type { RepoType } from '../source/types.js';
 import { stampBlob } from './blob-store.js';
 import { HashPool } from './hash-pool.js';
 import { RepoPaths } from './layout.js';
+import { assertRealFolders, removeUnder } from './safe-path.js';
 import { scanCache, type CacheIssueKind, type CacheScan, type ScanOptions, type ScannedBlob, type ScannedRepo } from './scan.js';
 
 /**
@@ -141,9 +142,9 @@ async function fixProblems(scan: CacheScan, problems: VerifyProblem[], options: 
     if (problem.kind === 'broken') {
       const name = problem.expected!;
       const paths = new RepoPaths(scan.root, repo.repoType, repo.repoId);
-      await unlink(problem.path).catch(ignoreMissing);
+      await removeUnder(scan.root, problem.path);
       const digest = repo.blobs.find((b) => b.name === name)?.digest;
-      if (digest) await unlink(paths.stamp(digest)).catch(ignoreMissing);
+      if (digest) await removeUnder(scan.root, paths.stamp(digest));
       fixes.push({ action: 'removed-blob', path: problem.path });
       for (const revision of repo.revisions) if (revision.blobs.includes(name)) mark(repo, revision.commit);
     } else if (problem.kind === 'missing' || problem.kind === 'outside') {
@@ -176,18 +177,20 @@ async function fixProblems(scan: CacheScan, problems: VerifyProblem[], options: 
     const repo = rescan.repos.find((r) => r.folder === issue.folder);
     const revision = repo?.revisions.find((r) => issue.path.startsWith(`${r.path}/`));
     if (!revision || !affected.get(repo!.folder)?.has(revision.commit)) continue;
+    await assertRealFolders(rescan.root, issue.path);
     const stats = await lstat(issue.path).catch(() => undefined);
     if (!stats?.isSymbolicLink()) continue;
-    await unlink(issue.path).catch(ignoreMissing);
+    await removeUnder(rescan.root, issue.path);
     fixes.push({ action: 'removed-link', path: issue.path });
   }
   return fixes;
 }
 
 async function refreshStamp(repo: RepoPaths, blob: ScannedBlob): Promise<void> {
-  await stampBlob(repo, blob.digest!);
-}
-
-function ignoreMissing(error: unknown): void {
-  if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+  try {
+    await stampBlob(repo, blob.digest!);
+  } catch (error) {
+    // A linked state folder is already in the report (scan's 'link' issue); stamps are an optimisation.
+    if (!isModelfetchError(error, 'ERR_UNSAFE_PATH')) throw error;
+  }
 }

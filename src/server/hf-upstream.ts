@@ -54,7 +54,7 @@ export function treeListingStore(): ListingStore {
   return {
     read: (repo, commit) => readRepoTreeListing(repo, commit),
     write: async (repo, commit, files) => {
-      if (!(await readRepoTreeListing(repo, commit))) await writeTreeListing(repo.treeListing(commit), files);
+      if (!(await readRepoTreeListing(repo, commit))) await writeTreeListing(repo.root, repo.treeListing(commit), files);
     },
   };
 }

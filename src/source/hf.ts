@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import type { Dispatcher } from 'undici';
 import { assertRepoId, resolveHfHome } from '../cache/layout.js';
 import { assertCommit, assertDigest, assertSafeRelativePath, assertSafeRevision, isSha1Hex } from '../cache/validate.js';
+import { DEFAULT_MAX_FILES, tooManyFiles } from './listing-limit.js';
 import { ModelfetchError } from '../errors.js';
 import { redactUrl } from '../redact.js';
 import type { FileDigest, RemoteFile, RepoType, Snapshot } from './types.js';
@@ -347,8 +348,11 @@ function treeFile(entry: unknown, url: string): HfListedFile | undefined {
   return { path, size, digest: { algorithm: 'git-sha1', hex: blobId }, blobId };
 }
 
-/** Every file at `commit`, following `Link: rel="next"` pages within the endpoint's origin. */
-export async function listRepoFiles(repo: HfRepo, commit: string, options: HfClientOptions): Promise<HfListedFile[]> {
+/**
+ * Every file at `commit`, following `Link: rel="next"` pages within the endpoint's origin. Beyond
+ * `maxFiles` files the listing is refused as soon as a page passes it, before the rest is fetched.
+ */
+export async function listRepoFiles(repo: HfRepo, commit: string, options: HfClientOptions, maxFiles: number = DEFAULT_MAX_FILES): Promise<HfListedFile[]> {
   assertCommit(commit, repo.repoId);
   const origin = new URL(options.endpoint).origin;
   const context = { ...repo, endpoint: options.endpoint, revision: commit, hadToken: !!options.token };
@@ -365,6 +369,7 @@ export async function listRepoFiles(repo: HfRepo, commit: string, options: HfCli
       if (!file) continue;
       if (files.has(file.path)) throw new ModelfetchError('ERR_BAD_RESPONSE', `The hub listed ${file.path} twice`, { url });
       files.set(file.path, file);
+      if (files.size > maxFiles) throw tooManyFiles(repo.repoId, maxFiles);
     }
     const next = nextPageUrl(header(page.headers, 'link'), page.url);
     if (next && new URL(next).origin !== origin) {

@@ -88,7 +88,7 @@ describe('a cache-hit pull stays lean', () => {
       const commit = fakeCommit('lean');
       const files = Array.from({ length: 20 }, (_, i) => ({ path: `f${i}.json`, content: Buffer.from(`{"i":${i}}`) }));
       const repo = await buildCachedRepo(join(dir, 'hub'), { repoId: 'org/lean', commit, files });
-      await writeTreeListing(repo.treeListing(commit), files.map((f) => ({ path: f.path, size: f.content.length, digest: digestOf(f) })));
+      await writeTreeListing(repo.root, repo.treeListing(commit), files.map((f) => ({ path: f.path, size: f.content.length, digest: digestOf(f) })));
       const trace = join(dir, 'modules.txt');
       const hooks = join(dirname(fileURLToPath(import.meta.url)), '..', 'support', 'module-trace.mjs');
       const run = await runProcess(process.execPath, ['--import', 'tsx', '--import', hooks, join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'src', 'cli', 'run.ts'), 'pull', `org/lean@${commit}`, '--quiet'], {
