@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
-import { stat, unlink } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { assertRepoId, type RepoPaths } from '../cache/layout.js';
-import { writeFileAtomic, writeRef } from '../cache/snapshot.js';
+import { writeCacheFile, writeRef } from '../cache/snapshot.js';
+import { removeUnder } from '../cache/safe-path.js';
 import { isModelfetchError, ModelfetchError } from '../errors.js';
 import type { CacheView } from './cache-view.js';
 import { HttpError, toHttpError } from './http-error.js';
@@ -190,7 +191,7 @@ export class Catalog {
       this.visibilities.set(key, { value, at: this.now() });
       if (value !== 'public') {
         this.recordedPublic.delete(key);
-        await unlink(repo.publicMarker).catch(() => {});
+        await removeUnder(repo.root, repo.publicMarker).catch(() => {});
       }
       return value;
     } catch (error) {
@@ -204,7 +205,7 @@ export class Catalog {
   private async recordPublic(repoRef: RepoRef, repo: RepoPaths): Promise<void> {
     const key = repoKey(repoRef);
     if (this.visibilities.get(key)?.value !== 'public' || this.recordedPublic.get(key)) return;
-    if (!(await exists(repo.publicMarker))) await writeFileAtomic(repo.publicMarker, '').catch(() => {});
+    if (!(await exists(repo.publicMarker))) await writeCacheFile(repo.root, repo.publicMarker, '').catch(() => {});
     this.recordedPublic.set(key, true);
   }
 
