@@ -106,7 +106,8 @@ describe('preload end to end', () => {
     expect(tree.code, tree.stderr).toBe(0);
     expect(await readFile(join(dir, 'tree', 'models--org--tts', 'snapshots', commit, 'sub', 'vocab.json'), 'utf8')).toBe('{"a":1}');
     expect(await readdir(join(dir, 'tree'))).toEqual(['datasets--org--data', 'models--org--tts']);
-    const oci = await runCli(['bake', '--oci', '--out', 'image', '--cache-dir', cache, '--endpoint', 'http://mirror.invalid'], { cwd: dir });
+    // A published spec: packing this checkout into the context is the install test's job.
+    const oci = await runCli(['bake', '--oci', '--out', 'image', '--cache-dir', cache, '--endpoint', 'http://mirror.invalid', '--package', 'modelfetch@0.1.0'], { cwd: dir });
     expect(oci.code, oci.stderr).toBe(0);
     expect(oci.stdout).toMatch(/OCI layout: image\/oci:models\n {2}manifest sha256:[0-9a-f]{64}/);
     expect(JSON.parse(await readFile(join(dir, 'image', 'oci', 'index.json'), 'utf8')).manifests).toHaveLength(1);
