@@ -1,8 +1,6 @@
 import { createHash } from 'node:crypto';
-import { mkdtemp, readdir } from 'node:fs/promises';
+import { readdir } from 'node:fs/promises';
 import { request } from 'node:http';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { RepoPaths } from '../../src/cache/layout.js';
 import type { FetchFile } from '../../src/server/flights.js';
@@ -11,6 +9,7 @@ import { createMirrorServer, type MirrorServer } from '../../src/server/mirror-s
 import { auditCache, isClean } from '../support/cache-audit.js';
 import { startFixtureHub, type FixtureHub } from '../support/fixture-hub.js';
 import { fastClock } from './engine-fixture.js';
+import { testTempDir } from '../support/temp.js';
 
 /** Cases 22–24: the mirror filling misses from an upstream that lies, is hammered, or is gone. */
 
@@ -28,7 +27,7 @@ const FILES = [WEIGHTS, { path: 'config.json', content: '{"layers":2}' }];
 
 async function start(): Promise<{ hub: FixtureHub; mirror: MirrorServer; cacheDir: string; fetches: () => number }> {
   hub = await startFixtureHub({ repos: [{ repoId: 'org/m', files: FILES }] });
-  const cacheDir = await mkdtemp(join(tmpdir(), 'mf-mirror-'));
+  const cacheDir = await testTempDir('mf-mirror-');
   // Short engine timeouts and recorded (not waited) backoff: failure paths finish quickly.
   const pullFile = createPullFetcher({ cacheDir, endpoint: hub.endpoint, pull: { clock: fastClock, transfer: { maxAttempts: 3, stallTimeoutMs: 2000 } } });
   let fetches = 0;
