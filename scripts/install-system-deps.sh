@@ -1,28 +1,34 @@
 #!/usr/bin/env bash
-# Installs the real third-party peers that tests and benchmarks drive (nginx, aria2c, Chromium, umoci, skopeo),
-# and a Python venv (.venv-interop/, gitignored) with huggingface_hub + transformers from the offline wheel index
-# for the cache interop tests. apt needs root; otherwise it prints what is missing and those tests skip.
-# With arguments (program names, e.g. `aria2c nginx`), only those are installed, and no venv (the benchmark uses this).
+# Installs the real third-party peers that tests and benchmarks drive (nginx, aria2c, Chromium, umoci, skopeo,
+# squid), and creates the Python venv .venv-interop/ (gitignored) with huggingface_hub, hf_xet, safetensors,
+# numpy and transformers for the interop tests (without it they skip, and say so under the test summary).
+# pip uses its configured index (pip.conf: index-url, extra-index-url, find-links); MODELFETCH_PYPI_INDEX,
+# when set, replaces the index for this install. apt needs root; otherwise it prints what is missing and
+# those tests skip. With arguments (program names, e.g. `aria2c nginx`), only those are installed, and no
+# venv (the benchmark uses this).
 set -euo pipefail
 
+PYTHON_PACKAGES=(huggingface_hub hf_xet safetensors numpy transformers)
+
 install_interop_venv() {
-  local root venv index
+  local root venv
   root="$(cd "$(dirname "$0")/.." && pwd)"
   venv="$root/.venv-interop"
-  index="${MODELFETCH_PYPI_INDEX:-file:///opt/pypi/simple}"
-  if [ -x "$venv/bin/python" ] && "$venv/bin/python" -c 'import huggingface_hub, transformers' >/dev/null 2>&1; then
+  if [ -x "$venv/bin/python" ] && "$venv/bin/python" -c 'import huggingface_hub, hf_xet, safetensors, numpy, transformers' >/dev/null 2>&1; then
     return 0
   fi
   if ! command -v python3 >/dev/null 2>&1; then
     echo "install-system-deps: no python3; the Python interop tests will skip" >&2
     return 0
   fi
-  echo "install-system-deps: creating $venv (huggingface_hub, transformers from $index)" >&2
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install -q --disable-pip-version-check --index-url "$index" huggingface_hub transformers >&2
+  local index=()
+  [ -n "${MODELFETCH_PYPI_INDEX:-}" ] && index=(--index-url "$MODELFETCH_PYPI_INDEX")
+  echo "install-system-deps: creating $venv (${PYTHON_PACKAGES[*]}; index: ${MODELFETCH_PYPI_INDEX:-as configured for pip})" >&2
+  [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --disable-pip-version-check "${index[@]}" "${PYTHON_PACKAGES[@]}" >&2
 }
 [ $# -eq 0 ] && install_interop_venv
-declare -A want=([nginx]=nginx-light [aria2c]=aria2 [chromium]=chromium [umoci]=umoci [skopeo]=skopeo [openssl]=openssl [unshare]=util-linux)
+declare -A want=([nginx]=nginx-light [aria2c]=aria2 [chromium]=chromium [umoci]=umoci [skopeo]=skopeo [squid]=squid [openssl]=openssl [unshare]=util-linux)
 missing=()
 bins=("$@")
 [ ${#bins[@]} -eq 0 ] && bins=("${!want[@]}")

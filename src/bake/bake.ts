@@ -1,13 +1,13 @@
 import { createHash } from 'node:crypto';
 import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import { ModelfetchError } from '../errors.js';
 import { readManifest } from '../preload/manifest.js';
 import { assertLockMatchesManifest, readLockfile, type Lockfile } from '../preload/lockfile.js';
 import { readVerifiedLockfile } from '../preload/lock-signature.js';
 import { lockedCacheTree, writeTree } from './cache-tree.js';
-import { renderDockerfile } from './dockerfile.js';
+import { CONTEXT_NAMES, renderDockerfile } from './dockerfile.js';
 import { writeOciLayout, type OciImageResult } from './oci-layout.js';
+import { packModelfetch } from './pack-self.js';
 
 /** Where the image keeps the Hugging Face cache. */
 export const IMAGE_HF_HOME = '/opt/huggingface';
@@ -26,8 +26,10 @@ export interface BakeOptions {
   tag?: string;
   /** Public key: the lockfile must carry a valid signature by it, and the image build checks it again. */
   verifyKey?: string;
-  /** npm spec of modelfetch installed in the image. Default `modelfetch@{this version}`. */
+  /** npm spec of a published modelfetch to install in the image. Default: this modelfetch, packed into the context. */
   modelfetchPackage?: string;
+  /** Writes this modelfetch as an npm tarball to the given path. Default: `npm pack` of the running package. */
+  packModelfetch?: (target: string) => Promise<void>;
   nodeImage?: string;
   baseImage?: string;
   /** Ensures every locked file is in cacheDir before the OCI layer is packed (sync). */
@@ -41,41 +43,37 @@ export interface BakeResult {
 
 /** Writes a Docker build context (and optionally an OCI image layout) for an image with the lockfile's models in place. */
 export async function bake(options: BakeOptions): Promise<BakeResult> {
-  const lockName = basename(options.lockPath);
   const manifestPath = options.manifestPath ?? join(options.lockPath, '..', 'modelfetch.yaml');
-  const manifestName = basename(manifestPath);
   const loaded = await readVerifiedLockfile(options.lockPath, options.verifyKey);
-  const signatureName = `${lockName}.sig`;
   assertLockMatchesManifest(await readManifest(manifestPath), loaded.lock, manifestPath, options.lockPath);
 
+  // Rendered first: a value the Dockerfile cannot hold is refused before anything is written.
+  const dockerfile = renderDockerfile({
+    modelfetch: options.modelfetchPackage === undefined ? { tarball: true } : { spec: options.modelfetchPackage },
+    nodeImage: options.nodeImage ?? 'node:20-bookworm-slim',
+    baseImage: options.baseImage ?? 'node:20-bookworm-slim',
+    hfHome: IMAGE_HF_HOME,
+    signed: options.verifyKey !== undefined,
+  });
+  // The context's files take fixed names (the Dockerfile never carries the user's file names).
   await mkdir(options.outDir, { recursive: true });
   const files: string[] = [];
   const put = async (name: string, content: string | Buffer): Promise<void> => {
     await writeFile(join(options.outDir, name), content);
     files.push(name);
   };
-  await put(lockName, loaded.canonical);
-  await copyFile(manifestPath, join(options.outDir, manifestName));
-  files.push(manifestName);
-  let signature: { signatureName: string; publicKeyName: string } | undefined;
+  await put(CONTEXT_NAMES.lock, loaded.canonical);
+  await copyFile(manifestPath, join(options.outDir, CONTEXT_NAMES.manifest));
+  files.push(CONTEXT_NAMES.manifest);
   if (options.verifyKey) {
-    const publicKeyName = 'modelfetch-lock.pub';
-    await put(signatureName, await readFile(`${options.lockPath}.sig`));
-    await put(publicKeyName, await readFile(options.verifyKey));
-    signature = { signatureName, publicKeyName };
+    await put(CONTEXT_NAMES.signature, await readFile(`${options.lockPath}.sig`));
+    await put(CONTEXT_NAMES.publicKey, await readFile(options.verifyKey));
   }
-  await put(
-    'Dockerfile',
-    renderDockerfile({
-      modelfetchPackage: options.modelfetchPackage ?? `modelfetch@${await ownVersion()}`,
-      nodeImage: options.nodeImage ?? 'node:20-bookworm-slim',
-      baseImage: options.baseImage ?? 'node:20-bookworm-slim',
-      hfHome: IMAGE_HF_HOME,
-      lockName,
-      manifestName,
-      ...(signature && { signature }),
-    }),
-  );
+  if (options.modelfetchPackage === undefined) {
+    await (options.packModelfetch ?? packModelfetch)(join(options.outDir, CONTEXT_NAMES.tarball));
+    files.push(CONTEXT_NAMES.tarball);
+  }
+  await put('Dockerfile', dockerfile);
   await put('.dockerignore', '*\n' + files.map((f) => `!${f}`).join('\n') + '\n');
 
   const result: BakeResult = { files: files.sort() };
@@ -86,7 +84,7 @@ export async function bake(options: BakeOptions): Promise<BakeResult> {
     const image = await writeOciLayout(lockedCacheTree(loaded.lock, options.cacheDir, `${IMAGE_HF_HOME.slice(1)}/hub`), layout, {
       tag,
       env: [`HF_HOME=${IMAGE_HF_HOME}`, `HF_HUB_CACHE=${IMAGE_HF_HOME}/hub`, 'HF_HUB_OFFLINE=1'],
-      labels: { 'org.opencontainers.image.title': `models of ${lockName}`, 'dev.modelfetch.lock.sha256': sha256Hex(loaded.canonical) },
+      labels: { 'org.opencontainers.image.title': `models of ${basename(options.lockPath)}`, 'dev.modelfetch.lock.sha256': sha256Hex(loaded.canonical) },
     });
     result.oci = { ...image, layout, tag };
   }
@@ -101,10 +99,4 @@ export async function exportLockedTree(lockPath: string, cacheDir: string, dir: 
 
 function sha256Hex(text: string): string {
   return createHash('sha256').update(text).digest('hex');
-}
-
-async function ownVersion(): Promise<string> {
-  const pkg = JSON.parse(await readFile(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: unknown };
-  if (typeof pkg.version !== 'string') throw new ModelfetchError('ERR_IO', 'Cannot read modelfetch version from package.json');
-  return pkg.version;
 }

@@ -1,8 +1,8 @@
-import { mkdtemp, readFile, writeFile, readdir } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, writeFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { commitTempFile, nodeCommitFs, type CommitFs } from './atomic.js';
+import { testTempDir } from '../../test/support/temp.js';
 
 function recordingFs(calls: string[], overrides: Partial<CommitFs> = {}): CommitFs {
   const wrap = <K extends keyof CommitFs>(name: K): CommitFs[K] => {
@@ -17,7 +17,7 @@ function recordingFs(calls: string[], overrides: Partial<CommitFs> = {}): Commit
 
 describe('commitTempFile', () => {
   it('syncs the data, links into place without overwrite, then syncs the directory', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'mf-atomic-'));
+    const dir = await testTempDir('mf-atomic-');
     await writeFile(join(dir, 't'), 'data');
     const calls: string[] = [];
     expect(await commitTempFile(join(dir, 't'), join(dir, 'final'), recordingFs(calls))).toBe('committed');
@@ -27,7 +27,7 @@ describe('commitTempFile', () => {
   });
 
   it('never overwrites an existing target and drops the temp file', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'mf-atomic-'));
+    const dir = await testTempDir('mf-atomic-');
     await writeFile(join(dir, 't'), 'new');
     await writeFile(join(dir, 'final'), 'old');
     expect(await commitTempFile(join(dir, 't'), join(dir, 'final'))).toBe('exists');
@@ -36,7 +36,7 @@ describe('commitTempFile', () => {
   });
 
   it('falls back to rename where hard links are unsupported', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'mf-atomic-'));
+    const dir = await testTempDir('mf-atomic-');
     await writeFile(join(dir, 't'), 'data');
     const calls: string[] = [];
     const noLinks = recordingFs(calls, { link: async () => Promise.reject(Object.assign(new Error('no links'), { code: 'EPERM' })) });

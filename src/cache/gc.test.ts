@@ -1,7 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { lstat, mkdtemp, readdir, readFile, rm, utimes } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { lstat, readdir, readFile, rm, utimes } from 'node:fs/promises';
 import { describe, expect, it } from 'vitest';
 import { buildCachedRepo, digestOf, fakeCommit, type BuiltFile } from '../../test/support/cache-builder.js';
 import { gcCache, type InUseCheck } from './gc.js';
@@ -9,6 +7,7 @@ import type { RepoPaths } from './layout.js';
 import { removeFromCache } from './remove.js';
 import { scanCache } from './scan.js';
 import { touchRevision } from './usage.js';
+import { testTempDir } from '../../test/support/temp.js';
 
 const DAY = 86_400_000;
 const NOW = Date.UTC(2026, 0, 31);
@@ -32,7 +31,7 @@ async function tree(root: string): Promise<string[]> {
 
 describe('gcCache', () => {
   it('removes revisions unused for the period, keeping a blob shared with a kept revision', async () => {
-    const root = await mkdtemp(join(tmpdir(), 'mf-gc-'));
+    const root = await testTempDir('mf-gc-');
     const shared = file('model.bin', 5000);
     const oldOnly = file('old.bin', 300);
     const old = await revision(root, 'org/a', 'old', [shared, oldOnly], 30, ['v1']);
@@ -50,7 +49,7 @@ describe('gcCache', () => {
   });
 
   it('changes nothing with dryRun and reports the same plan', async () => {
-    const root = await mkdtemp(join(tmpdir(), 'mf-gc-'));
+    const root = await testTempDir('mf-gc-');
     await revision(root, 'org/a', 'a', [file('a.bin', 100)], 30);
     await revision(root, 'org/b', 'b', [file('b.bin', 200)], 40);
     const before = await tree(root);
@@ -63,7 +62,7 @@ describe('gcCache', () => {
   });
 
   it('meets a size cap by removing least recently used revisions first', async () => {
-    const root = await mkdtemp(join(tmpdir(), 'mf-gc-'));
+    const root = await testTempDir('mf-gc-');
     const a = await revision(root, 'org/a', 'a', [file('a.bin', 1000)], 3);
     const b = await revision(root, 'org/b', 'b', [file('b.bin', 1000)], 1);
     const c = await revision(root, 'org/c', 'c', [file('c.bin', 1000)], 5);
@@ -80,7 +79,7 @@ describe('gcCache', () => {
   });
 
   it('never touches a revision in use or a kept repo, even to meet the size cap', async () => {
-    const root = await mkdtemp(join(tmpdir(), 'mf-gc-'));
+    const root = await testTempDir('mf-gc-');
     const busy = await revision(root, 'org/busy', 'busy', [file('w.bin', 1000)], 90);
     const kept = await revision(root, 'org/kept', 'kept', [file('k.bin', 1000)], 80);
     const idle = await revision(root, 'org/idle', 'idle', [file('i.bin', 1000)], 70);
@@ -97,7 +96,7 @@ describe('gcCache', () => {
   });
 
   it('leaves a revision alone when a pull claims it between planning and deleting', async () => {
-    const root = await mkdtemp(join(tmpdir(), 'mf-gc-'));
+    const root = await testTempDir('mf-gc-');
     const late = await revision(root, 'org/late', 'late', [file('l.bin', 10)], 90);
     let calls = 0;
     // Free while the plan is made, taken by the time gc deletes.
@@ -109,7 +108,7 @@ describe('gcCache', () => {
   });
 
   it('removes blobs no snapshot links to once they are older than the grace period', async () => {
-    const root = await mkdtemp(join(tmpdir(), 'mf-gc-'));
+    const root = await testTempDir('mf-gc-');
     const kept = await revision(root, 'org/o', 'o', [file('a.bin', 10)], 0);
     const orphan = file('orphan.bin', 77);
     const young = file('young.bin', 5);
@@ -126,7 +125,7 @@ describe('gcCache', () => {
 
 describe('removeFromCache', () => {
   it('removes one revision by ref, keeping blobs the other revision still uses', async () => {
-    const root = await mkdtemp(join(tmpdir(), 'mf-rm-'));
+    const root = await testTempDir('mf-rm-');
     const shared = file('shared.bin', 400);
     const only = file('only.bin', 50);
     const one = await revision(root, 'org/r', 'one', [shared, only], 1, ['v1']);
@@ -138,7 +137,7 @@ describe('removeFromCache', () => {
   });
 
   it('removes a whole repo and its state, and refuses one in use with ERR_LOCKED', async () => {
-    const root = await mkdtemp(join(tmpdir(), 'mf-rm-'));
+    const root = await testTempDir('mf-rm-');
     const r = await revision(root, 'org/whole', 'w', [file('x.bin', 10)], 1);
     await expect(removeFromCache({ cacheDir: root, repoId: 'org/whole', isInUse: async () => true })).rejects.toMatchObject({ code: 'ERR_LOCKED' });
     expect((await lstat(r.repo.dir)).isDirectory()).toBe(true);

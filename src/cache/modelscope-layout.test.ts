@@ -1,10 +1,9 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtemp, readFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readFile } from 'node:fs/promises';
 import { describe, expect, it } from 'vitest';
 import { hasTool } from '../../test/support/tools.js';
 import { ModelScopePaths, resolveModelScopeCache, writeModelScopeMetadata } from './modelscope-layout.js';
+import { testTempDir } from '../../test/support/temp.js';
 
 describe('ModelScope layout', () => {
   it('places files the way the modelscope library does', () => {
@@ -18,7 +17,7 @@ describe('ModelScope layout', () => {
 
   describe.skipIf(!hasTool('python3'))('metadata read by Python', () => {
     it('writes .mdl and .msc pickles and .mv text that Python loads as modelscope expects', async () => {
-      const root = await mkdtemp(join(tmpdir(), 'mf-ms-'));
+      const root = await testTempDir('mf-ms-');
       const paths = new ModelScopePaths(root, 'org/m.v2');
       await writeModelScopeMetadata(paths, 'master', 'c'.repeat(40), [{ path: 'config.json' }, { path: 'sub/模型.bin', revision: 'd'.repeat(40) }], Date.UTC(2024, 0, 1));
       const script = 'import pickle,sys,json; print(json.dumps([pickle.load(open(sys.argv[1],"rb")), pickle.load(open(sys.argv[2],"rb"))], ensure_ascii=False))';

@@ -1,16 +1,16 @@
-import { utimes, mkdir, mkdtemp, symlink, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { utimes, mkdir, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { buildCachedRepo, digestOf, fakeCommit } from '../../test/support/cache-builder.js';
 import { scanCache } from './scan.js';
 import { touchRevision } from './usage.js';
+import { testTempDir } from '../../test/support/temp.js';
 
 const shared = { path: 'model.safetensors', content: Buffer.alloc(1000, 7), lfs: true };
 
 describe('scanCache', () => {
   it('lists repos and revisions with refs, counting a blob shared by two revisions once', async () => {
-    const root = await mkdtemp(join(tmpdir(), 'mf-scan-'));
+    const root = await testTempDir('mf-scan-');
     const c1 = fakeCommit('one');
     const c2 = fakeCommit('two');
     await buildCachedRepo(root, { repoId: 'org/a', commit: c1, refs: ['v1'], files: [shared, { path: 'config.json', content: Buffer.from('{"v":1}') }] });
@@ -34,7 +34,7 @@ describe('scanCache', () => {
   });
 
   it('reports foreign entries, temp files, dangling links, links outside the cache and bad refs instead of failing', async () => {
-    const root = await mkdtemp(join(tmpdir(), 'mf-scan-'));
+    const root = await testTempDir('mf-scan-');
     const commit = fakeCommit('odd');
     const repo = await buildCachedRepo(root, { repoId: 'org/odd', commit, files: [{ path: 'a.txt', content: Buffer.from('a') }] });
     await writeFile(join(root, 'stray.txt'), 'x');
@@ -61,7 +61,7 @@ describe('scanCache', () => {
   });
 
   it('takes last use from modelfetch records and the atime of its own blobs, whichever is later', async () => {
-    const root = await mkdtemp(join(tmpdir(), 'mf-scan-'));
+    const root = await testTempDir('mf-scan-');
     const commit = fakeCommit('used');
     const file = { path: 'w.bin', content: Buffer.from('w'), lfs: true };
     const repo = await buildCachedRepo(root, { repoId: 'org/u', commit, files: [file] });
@@ -74,7 +74,7 @@ describe('scanCache', () => {
   });
 
   it('reads an empty or missing cache as empty, and filters by repo', async () => {
-    const root = await mkdtemp(join(tmpdir(), 'mf-scan-'));
+    const root = await testTempDir('mf-scan-');
     expect((await scanCache({ cacheDir: join(root, 'nope') })).repos).toEqual([]);
     await buildCachedRepo(root, { repoId: 'org/a', commit: fakeCommit('a'), files: [{ path: 'a', content: Buffer.from('a') }] });
     await buildCachedRepo(root, { repoId: 'org/b', commit: fakeCommit('b'), files: [{ path: 'b', content: Buffer.from('b') }] });

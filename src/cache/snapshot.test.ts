@@ -1,9 +1,8 @@
-import { lstat, mkdtemp, readFile, readlink, realpath } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { lstat, readFile, readlink, realpath } from 'node:fs/promises';
 import { describe, expect, it } from 'vitest';
 import { buildCachedRepo, digestOf, fakeCommit } from '../../test/support/cache-builder.js';
 import { markNoExist, readRef } from './snapshot.js';
+import { testTempDir } from '../../test/support/temp.js';
 
 describe('snapshot entries', () => {
   const files = [
@@ -12,7 +11,7 @@ describe('snapshot entries', () => {
   ];
 
   it('links snapshot files to blobs with relative symlinks and writes refs', async () => {
-    const root = await mkdtemp(join(tmpdir(), 'mf-snap-'));
+    const root = await testTempDir('mf-snap-');
     const commit = fakeCommit('c1');
     const repo = await buildCachedRepo(root, { repoId: 'org/m', commit, files });
     const nested = repo.snapshotFile(commit, 'weights/model.safetensors');
@@ -26,7 +25,7 @@ describe('snapshot entries', () => {
   });
 
   it('copies blobs into the snapshot where links are not wanted, with the same content', async () => {
-    const root = await mkdtemp(join(tmpdir(), 'mf-snap-'));
+    const root = await testTempDir('mf-snap-');
     const commit = fakeCommit('c2');
     const repo = await buildCachedRepo(root, { repoId: 'org/m', commit, files, mode: 'copy' });
     const nested = repo.snapshotFile(commit, 'weights/model.safetensors');

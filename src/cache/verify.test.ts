@@ -1,11 +1,11 @@
 import { randomBytes } from 'node:crypto';
-import { lstat, mkdtemp, readFile, symlink, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { lstat, readFile, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { buildCachedRepo, digestOf, fakeCommit } from '../../test/support/cache-builder.js';
 import { linkSnapshotFile } from './snapshot.js';
 import { verifyCache, type RefetchTarget } from './verify.js';
+import { testTempDir } from '../../test/support/temp.js';
 
 const big = { path: 'model.safetensors', content: randomBytes(3 << 20), lfs: true };
 const small = { path: 'config.json', content: Buffer.from('{"hidden":4}') };
@@ -13,7 +13,7 @@ const other = { path: 'tokenizer.json', content: randomBytes(70_000), lfs: true 
 
 describe('verifyCache', () => {
   it('passes a healthy cache, hashing SHA-256 and git-SHA-1 blobs on several workers', async () => {
-    const root = await mkdtemp(join(tmpdir(), 'mf-verify-'));
+    const root = await testTempDir('mf-verify-');
     await buildCachedRepo(root, { repoId: 'org/ok', commit: fakeCommit('ok'), files: [big, small, other] });
     const seen: number[] = [];
     const report = await verifyCache({ cacheDir: root, workers: 2, onProgress: (p) => seen.push(p.filesDone) });
@@ -25,7 +25,7 @@ describe('verifyCache', () => {
   });
 
   it('reports a corrupted blob, a dangling link, a foreign file and a link outside the cache', async () => {
-    const root = await mkdtemp(join(tmpdir(), 'mf-verify-'));
+    const root = await testTempDir('mf-verify-');
     const commit = fakeCommit('bad');
     const repo = await buildCachedRepo(root, { repoId: 'org/bad', commit, files: [big, small] });
     const corrupted = Buffer.from(big.content);
@@ -52,7 +52,7 @@ describe('verifyCache', () => {
   });
 
   it('with fix, removes bad blobs, fetches their revisions again and removes links it cannot restore', async () => {
-    const root = await mkdtemp(join(tmpdir(), 'mf-verify-'));
+    const root = await testTempDir('mf-verify-');
     const commit = fakeCommit('fix');
     const repo = await buildCachedRepo(root, { repoId: 'org/fix', commit, files: [big, small] });
     await writeFile(repo.blob(digestOf(big)), Buffer.alloc(10));
@@ -74,7 +74,7 @@ describe('verifyCache', () => {
   });
 
   it('with fix and no way to fetch, removes the bad blob and its links and still fails', async () => {
-    const root = await mkdtemp(join(tmpdir(), 'mf-verify-'));
+    const root = await testTempDir('mf-verify-');
     const commit = fakeCommit('nofetch');
     const repo = await buildCachedRepo(root, { repoId: 'org/nofetch', commit, files: [other, small] });
     await writeFile(repo.blob(digestOf(other)), 'rotten');

@@ -29,7 +29,7 @@ export function registerBakeCommand(program: Command, io: CliIo): void {
     .option('--cache-dir <dir>', 'hub cache to read the files from (default HF_HUB_CACHE, HF_HOME/hub or ~/.cache/huggingface/hub)')
     .option('--verify-key <public>', 'require a valid lockfile signature by this key, here and in the image build')
     .option('--endpoint <url>', 'hub or mirror for the sync before --oci')
-    .option('--package <spec>', 'npm spec of modelfetch to install in the image (default: this version)')
+    .option('--package <spec>', 'npm spec of a published modelfetch to install in the image (default: this modelfetch, packed into the build context)')
     .option('--base-image <image>', 'final stage base image (needs Node.js >= 20.18 for the healthcheck)')
     .option('--node-image <image>', 'image of the stage that downloads the models')
     .action(async (flags: BakeFlags) => {

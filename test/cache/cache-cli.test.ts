@@ -1,12 +1,12 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { lstat, mkdtemp, utimes, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { lstat, utimes, writeFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { markRevisionInUse } from '../../src/cache/lock.js';
 import { buildCachedRepo, digestOf, fakeCommit } from '../support/cache-builder.js';
+import { testTempDir } from '../support/temp.js';
 
 const CLI = resolve(import.meta.dirname, '../../src/cli/run.ts');
 
@@ -22,7 +22,7 @@ async function cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code:
 
 describe('cache commands (CLI)', () => {
   it('ls prints an aligned table of repos with human sizes, and JSON on request', async () => {
-    const root = await mkdtemp(join(tmpdir(), 'mf-cli-'));
+    const root = await testTempDir('mf-cli-');
     await buildCachedRepo(root, { repoId: 'org/alpha', commit: fakeCommit('a'), files: [{ path: 'w.bin', content: randomBytes(3 * 1024 * 1024), lfs: true }] });
     await buildCachedRepo(root, { repoId: 'org/beta-longer-name', commit: fakeCommit('b'), refs: ['main', 'v2'], files: [{ path: 'c.json', content: Buffer.from('{}') }] });
     const table = await cli(['ls'], { HF_HUB_CACHE: root });
@@ -45,7 +45,7 @@ describe('cache commands (CLI)', () => {
   });
 
   it('verify exits 0 on a healthy cache and non-zero with a report on a corrupted one', async () => {
-    const root = await mkdtemp(join(tmpdir(), 'mf-cli-'));
+    const root = await testTempDir('mf-cli-');
     const file = { path: 'w.bin', content: randomBytes(100_000), lfs: true };
     const repo = await buildCachedRepo(root, { repoId: 'org/v', commit: fakeCommit('v'), files: [file] });
     const ok = await cli(['verify', '--cache-dir', root]);
@@ -61,7 +61,7 @@ describe('cache commands (CLI)', () => {
   });
 
   it('gc plans with --dry-run, then frees unused revisions but never one a running pull holds', async () => {
-    const root = await mkdtemp(join(tmpdir(), 'mf-cli-'));
+    const root = await testTempDir('mf-cli-');
     const old = new Date(Date.now() - 30 * 86_400_000);
     const idleFile = { path: 'idle.bin', content: randomBytes(2048), lfs: true };
     const busyFile = { path: 'busy.bin', content: randomBytes(1024), lfs: true };

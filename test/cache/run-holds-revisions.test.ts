@@ -1,5 +1,4 @@
-import { mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { isRevisionInUse } from '../../src/cache/lock.js';
@@ -8,10 +7,11 @@ import { serialiseLockfile } from '../../src/preload/lockfile.js';
 import { fakeCommit } from '../support/cache-builder.js';
 import { buildLockedCache } from '../support/locked-cache.js';
 import { runCli } from '../preload/cli-helpers.js';
+import { testTempDir } from '../support/temp.js';
 
 describe('modelfetch run and gc', () => {
   it('holds the synced revisions in use while the command runs, and lets go when it exits', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'mf-run-hold-'));
+    const dir = await testTempDir('mf-run-hold-');
     const cache = join(dir, 'hub');
     const commit = fakeCommit('held');
     const { lock } = await buildLockedCache(cache, [{ repoId: 'org/held', commit, files: [{ path: 'config.json', content: Buffer.from('{}') }] }]);

@@ -1,9 +1,9 @@
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { lstat, mkdtemp, readFile, readlink, readdir, writeFile } from 'node:fs/promises';
+import { lstat, mkdtemp, readFile, readlink, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { lockedCacheTree } from '../../src/bake/cache-tree.js';
 import { writeOciLayout } from '../../src/bake/oci-layout.js';
 import { fakeCommit, type BuiltRepo } from '../support/cache-builder.js';
@@ -27,6 +27,7 @@ describe('bake --oci layout', async () => {
   const cache = join(work, 'cache');
   const { lock } = await buildLockedCache(cache, [spec]);
   const tree = lockedCacheTree(lock, cache, prefix);
+  afterAll(() => rm(work, { recursive: true, force: true }));
 
   it('is reproducible: the same lockfile gives the same digests', async () => {
     const a = await writeOciLayout(tree, join(work, 'a'), { tag: 'models' });
@@ -40,7 +41,7 @@ describe('bake --oci layout', async () => {
   });
 
   it('refuses a blob that changed in the cache', async () => {
-    const tampered = await mkdtemp(join(tmpdir(), 'mf-oci-bad-'));
+    const tampered = await mkdtemp(join(work, 'tampered-'));
     const { lock: lock2, repos } = await buildLockedCache(join(tampered, 'cache'), [spec]);
     const blob = repos[0]!.blob(lock2.models[0]!.files.find((f) => f.digest.algorithm === 'sha256')!.digest);
     const bytes = await readFile(blob);

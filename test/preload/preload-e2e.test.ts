@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { mkdir, mkdtemp, readFile, readdir, readlink, rename, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, readdir, readlink, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -38,6 +38,7 @@ describe('preload end to end', () => {
   });
   afterAll(async () => {
     await hub.close();
+    await rm(work, { recursive: true, force: true });
   });
 
   async function project(name: string): Promise<{ dir: string; cache: string }> {
@@ -106,7 +107,8 @@ describe('preload end to end', () => {
     expect(tree.code, tree.stderr).toBe(0);
     expect(await readFile(join(dir, 'tree', 'models--org--tts', 'snapshots', commit, 'sub', 'vocab.json'), 'utf8')).toBe('{"a":1}');
     expect(await readdir(join(dir, 'tree'))).toEqual(['datasets--org--data', 'models--org--tts']);
-    const oci = await runCli(['bake', '--oci', '--out', 'image', '--cache-dir', cache, '--endpoint', 'http://mirror.invalid'], { cwd: dir });
+    // A published spec: packing this checkout into the context is the install test's job.
+    const oci = await runCli(['bake', '--oci', '--out', 'image', '--cache-dir', cache, '--endpoint', 'http://mirror.invalid', '--package', 'modelfetch@0.1.0'], { cwd: dir });
     expect(oci.code, oci.stderr).toBe(0);
     expect(oci.stdout).toMatch(/OCI layout: image\/oci:models\n {2}manifest sha256:[0-9a-f]{64}/);
     expect(JSON.parse(await readFile(join(dir, 'image', 'oci', 'index.json'), 'utf8')).manifests).toHaveLength(1);

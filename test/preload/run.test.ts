@@ -1,6 +1,5 @@
 import { spawn } from 'node:child_process';
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
@@ -8,10 +7,11 @@ import { serialiseLockfile } from '../../src/preload/lockfile.js';
 import { fakeCommit } from '../support/cache-builder.js';
 import { buildLockedCache } from '../support/locked-cache.js';
 import { CLI, runCli, TSX } from './cli-helpers.js';
+import { testTempDir } from '../support/temp.js';
 
 /** `modelfetch run` with real processes: a locked cache that is already complete, so no network is involved. */
 async function lockedProject(): Promise<{ dir: string; cache: string; args: string[] }> {
-  const dir = await mkdtemp(join(tmpdir(), 'mf-run-'));
+  const dir = await testTempDir('mf-run-');
   const cache = join(dir, 'hub');
   const { lock } = await buildLockedCache(cache, [{ repoId: 'org/svc', commit: fakeCommit('svc'), files: [{ path: 'config.json', content: Buffer.from('{"ok":true}') }] }]);
   await writeFile(join(dir, 'modelfetch.lock.json'), serialiseLockfile(lock));

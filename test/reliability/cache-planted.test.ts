@@ -1,5 +1,4 @@
-import { mkdir, mkdtemp, readFile, readlink, symlink, writeFile, lstat } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, readFile, readlink, symlink, writeFile, lstat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
 import { commitTempFile } from '../../src/cache/atomic.js';
@@ -7,6 +6,7 @@ import { RepoPaths } from '../../src/cache/layout.js';
 import { linkSnapshotFile, writeRef } from '../../src/cache/snapshot.js';
 import { auditCache, isClean } from '../support/cache-audit.js';
 import { buildCachedRepo, digestOf, fakeCommit } from '../support/cache-builder.js';
+import { testTempDir } from '../support/temp.js';
 
 /** Cases 3 and 4 at the cache layer: planted links are never followed or overwritten; copy mode matches link mode. */
 
@@ -20,7 +20,7 @@ vi.mock('node:fs/promises', async (importOriginal) => {
 });
 
 async function outsideVictim(): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'mf-victim-'));
+  const dir = await testTempDir('mf-victim-');
   const victim = join(dir, 'victim.txt');
   await writeFile(victim, 'do not touch');
   return victim;
@@ -28,7 +28,7 @@ async function outsideVictim(): Promise<string> {
 
 describe('planted links in the cache', () => {
   it('a symlink planted at a blob path is neither followed nor overwritten by a commit', async () => {
-    const root = await mkdtemp(join(tmpdir(), 'mf-plant-'));
+    const root = await testTempDir('mf-plant-');
     const victim = await outsideVictim();
     const repo = new RepoPaths(root, 'model', 'org/name');
     const file = { path: 'w.bin', content: Buffer.from('real weights'), lfs: true };
@@ -46,7 +46,7 @@ describe('planted links in the cache', () => {
 
   it('a symlink planted at a snapshot path is replaced, its target untouched (link and copy mode)', async () => {
     for (const mode of ['symlink', 'copy'] as const) {
-      const root = await mkdtemp(join(tmpdir(), 'mf-plant-'));
+      const root = await testTempDir('mf-plant-');
       const victim = await outsideVictim();
       const commit = fakeCommit('c');
       const file = { path: 'config.json', content: Buffer.from('{"a":1}') };
@@ -63,7 +63,7 @@ describe('planted links in the cache', () => {
   });
 
   it('a planted ref symlink is replaced, not written through', async () => {
-    const root = await mkdtemp(join(tmpdir(), 'mf-plant-'));
+    const root = await testTempDir('mf-plant-');
     const victim = await outsideVictim();
     const repo = new RepoPaths(root, 'model', 'org/name');
     await mkdir(join(repo.dir, 'refs'), { recursive: true });
@@ -81,9 +81,9 @@ describe('symlinks unavailable', () => {
       { path: 'sub/dir/w.bin', content: Buffer.alloc(100_000, 7), lfs: true },
     ];
     const commit = fakeCommit('s');
-    const linked = await mkdtemp(join(tmpdir(), 'mf-links-'));
+    const linked = await testTempDir('mf-links-');
     await buildCachedRepo(linked, { repoId: 'org/name', commit, files });
-    const copied = await mkdtemp(join(tmpdir(), 'mf-copies-'));
+    const copied = await testTempDir('mf-copies-');
     symlinkFailure.on = true;
     let modes: string[];
     try {

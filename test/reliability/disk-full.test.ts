@@ -1,10 +1,9 @@
-import { mkdtemp } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startFixtureHub, type FixtureHub } from '../support/fixture-hub.js';
 import { canMountSmallDisk, runOnSmallDisk } from '../support/small-disk.js';
+import { testTempDir } from '../support/temp.js';
 
 /**
  * Case 18: a real full disk. The cache lives on a 2 MiB tmpfs mounted in a private mount namespace
@@ -20,7 +19,7 @@ describe.skipIf(!canMountSmallDisk())('disk full (case 18)', () => {
     it(`${command}: fails fast with exit code 7, a clear message, and no temp file left`, async () => {
       hub = await startFixtureHub({ repos: [{ repoId: 'org/big', files: [{ path: 'config.json', content: '{}' }, { path: 'w.safetensors', size: 6 * 1024 * 1024 }] }] });
       const file = hub.file('org/big', 'w.safetensors');
-      const mountPoint = await mkdtemp(join(tmpdir(), 'mf-full-'));
+      const mountPoint = await testTempDir('mf-full-');
       const args = command === 'pull' ? ['pull', 'org/big', '--cache-dir', mountPoint, '--quiet'] : ['get', `${hub.cdn.origin}/lfs/${file.sha256}`, '-o', join(mountPoint, 'w.safetensors'), '--sha256', file.sha256, '--quiet'];
       const run = await runOnSmallDisk({
         sizeBytes: 2 * 1024 * 1024,

@@ -1,10 +1,10 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, readdir, stat } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Clock, TransferJob, TransferOptions } from '../../src/transfer/types.js';
 import { servedBuffer, startFixtureServer, type FixtureServer } from '../support/fixture-server.js';
+import { testTempDir } from '../support/temp.js';
 
 /** One served file and a job to fetch it, for the engine's fault cases. */
 export interface EngineCase {
@@ -48,7 +48,7 @@ export async function engineCase(size = 2 * 1024 * 1024, server?: FixtureServer)
   const data = randomBytes(size);
   const sha256 = sha256Of(data);
   srv.setFile('/f.bin', servedBuffer(data));
-  const dir = await mkdtemp(join(tmpdir(), 'mf-rel-'));
+  const dir = await testTempDir('mf-rel-');
   const url = `${srv.origin}/f.bin`;
   const job: TransferJob = { urls: [url], size, digest: { algorithm: 'sha256', hex: sha256 }, tempPath: join(dir, 'f.part'), identity: `test:${sha256}` };
   return { server: srv, data, sha256, url, dir, job };

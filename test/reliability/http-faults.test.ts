@@ -1,9 +1,8 @@
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { lstat, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { lstat, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { Agent } from 'undici';
@@ -13,6 +12,7 @@ import { transferFile } from '../../src/transfer/index.js';
 import type { TransferJob, TransferOptions } from '../../src/transfer/types.js';
 import { startFaultProxy, type FaultProxy } from '../support/fault-proxy.js';
 import { servedBuffer, startFixtureServer, type FixtureServer } from '../support/fixture-server.js';
+import { testTempDir } from '../support/temp.js';
 import { hasTool } from '../support/tools.js';
 import { engineCase, FAST, filesIn, sha256Of, sizeOf, sleepsAsked } from './engine-fixture.js';
 
@@ -70,7 +70,7 @@ describe('credentials on redirects (case 6)', () => {
         res.setHeader('location', `${target.origin}/blob`);
         res.end();
       });
-      const dir = await mkdtemp(join(tmpdir(), 'mf-redir-'));
+      const dir = await testTempDir('mf-redir-');
       const result = await transferFile(
         { urls: [`${origin.origin}/resolve`], size: data.length, digest: { algorithm: 'sha256', hex: sha256Of(data) }, tempPath: join(dir, 'p'), identity: 'redir', headers: CREDENTIALS },
         FAST,
@@ -84,7 +84,7 @@ describe('credentials on redirects (case 6)', () => {
   }
 
   it.skipIf(!hasTool('openssl'))('drops them on an https → http downgrade', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'mf-tls-'));
+    const dir = await testTempDir('mf-tls-');
     execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(dir, 'k.pem'), '-out', join(dir, 'c.pem'), '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore' });
     const target = await fixture();
     const data = randomBytes(100_000);

@@ -1,6 +1,5 @@
 import { spawn } from 'node:child_process';
-import { mkdtemp, readdir, stat } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readdir, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -8,6 +7,7 @@ import { RepoPaths } from '../../src/cache/layout.js';
 import { auditCache, isClean } from '../support/cache-audit.js';
 import { runCli } from '../support/cli.js';
 import { startFixtureHub, type FixtureHub } from '../support/fixture-hub.js';
+import { testTempDir } from '../support/temp.js';
 
 /** Case 16, the quick version (the chaos run does 200): kill -9 mid-write, twice, then the rerun completes. */
 
@@ -44,7 +44,7 @@ describe('kill -9 and resume (case 16)', () => {
   it('survives two kills mid-write, reuses finished ranges, and leaves nothing bad behind', async () => {
     hub = await startFixtureHub({ repos: [{ repoId: 'org/kill', files: [{ path: 'w.safetensors', size: 8 * 1024 * 1024 }, { path: 'config.json', content: '{}' }] }] });
     hub.cdn.addFault({ fault: { throttleBytesPerSec: 1024 * 1024 } });
-    const cacheDir = await mkdtemp(join(tmpdir(), 'mf-kill-'));
+    const cacheDir = await testTempDir('mf-kill-');
     const env = { PATH: process.env.PATH, HOME: process.env.HOME, HF_ENDPOINT: hub.endpoint, HF_HUB_CACHE: cacheDir, HF_TOKEN: '' };
     const partialDir = join(new RepoPaths(cacheDir, 'model', 'org/kill').stateDir, 'partial');
     const file = hub.file('org/kill', 'w.safetensors');

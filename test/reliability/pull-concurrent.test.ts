@@ -1,5 +1,4 @@
-import { mkdtemp, readFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { pull } from '../../src/pull.js';
@@ -7,6 +6,7 @@ import { auditCache, isClean } from '../support/cache-audit.js';
 import { runCli } from '../support/cli.js';
 import { startFixtureHub, type FixtureHub } from '../support/fixture-hub.js';
 import { serveFile } from '../support/fixture-server.js';
+import { testTempDir } from '../support/temp.js';
 
 /** Case 5: several processes (and an in-process library caller) pulling one repo into one cache at once. */
 
@@ -34,7 +34,7 @@ describe('concurrent pulls into one cache (case 5)', () => {
       if (!file) return void res.writeHead(404).end();
       await serveFile(req, res, { ...file.served, etag: file.sha256 }, context.takeFault(), context.onBody);
     });
-    const cacheDir = await mkdtemp(join(tmpdir(), 'mf-concurrent-'));
+    const cacheDir = await testTempDir('mf-concurrent-');
     const env = { HF_ENDPOINT: hub.endpoint, HF_HUB_CACHE: cacheDir };
     const runs = await Promise.all([
       runCli(['pull', 'org/shared', '--json'], env),

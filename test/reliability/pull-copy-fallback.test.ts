@@ -1,10 +1,10 @@
-import { lstat, mkdtemp, readFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { lstat, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { pull } from '../../src/pull.js';
 import { auditCache, isClean } from '../support/cache-audit.js';
 import { startFixtureHub, type FixtureHub } from '../support/fixture-hub.js';
+import { testTempDir } from '../support/temp.js';
 
 /** Case 4 through `pull`: where the OS refuses symlinks, the snapshot holds copies with the same bytes. */
 
@@ -30,8 +30,8 @@ describe('symlinks unavailable (case 4)', () => {
       { path: 'deep/er/vocab.txt', content: 'a\nb\n' },
     ];
     hub = await startFixtureHub({ repos: [{ repoId: 'org/copy', files }] });
-    const linked = await mkdtemp(join(tmpdir(), 'mf-linked-'));
-    const copied = await mkdtemp(join(tmpdir(), 'mf-copied-'));
+    const linked = await testTempDir('mf-linked-');
+    const copied = await testTempDir('mf-copied-');
     const withLinks = await pull({ repo: 'org/copy', cacheDir: linked, endpoint: hub.endpoint, env: {} });
     symlinkFailure.on = true;
     let withCopies;

@@ -1,6 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { lstat, mkdir, mkdtemp, readFile, symlink, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { lstat, mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { RepoPaths } from '../../src/cache/layout.js';
@@ -9,6 +8,7 @@ import { pull } from '../../src/pull.js';
 import { auditCache, isClean, listTree } from '../support/cache-audit.js';
 import { buildCachedRepo, fakeCommit } from '../support/cache-builder.js';
 import { serveFile, servedBuffer, startFixtureServer, type FixtureServer } from '../support/fixture-server.js';
+import { testTempDir } from '../support/temp.js';
 
 /** Cases 1–3 through `pull`: a hub that lists hostile names, malformed digests and commits, and planted links. */
 
@@ -54,7 +54,7 @@ function fileEntry(path: string, content = Buffer.from('{}')): TreeEntry {
 }
 
 async function cacheWithSomething(): Promise<string> {
-  const root = await mkdtemp(join(tmpdir(), 'mf-hostile-'));
+  const root = await testTempDir('mf-hostile-');
   await buildCachedRepo(root, { repoId: 'other/repo', commit: fakeCommit('other'), files: [{ path: 'keep.json', content: Buffer.from('{"keep":1}') }] });
   return root;
 }
@@ -132,8 +132,8 @@ describe('digests and commits that are not hex of the right length (case 2)', ()
 
 describe('planted links at temp and blob paths (case 3)', () => {
   async function plantedCase() {
-    const cacheDir = await mkdtemp(join(tmpdir(), 'mf-planted-'));
-    const outsideDir = await mkdtemp(join(tmpdir(), 'mf-outside-'));
+    const cacheDir = await testTempDir('mf-planted-');
+    const outsideDir = await testTempDir('mf-outside-');
     const victim = join(outsideDir, 'victim');
     await writeFile(victim, 'precious');
     const content = randomBytes(300_000);

@@ -1,8 +1,6 @@
 import { createHash } from 'node:crypto';
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { readdir } from 'node:fs/promises';
 import { request } from 'node:http';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { RepoPaths } from '../../src/cache/layout.js';
 import type { FetchFile } from '../../src/server/flights.js';
@@ -11,19 +9,17 @@ import { createMirrorServer, type MirrorServer } from '../../src/server/mirror-s
 import { auditCache, isClean } from '../support/cache-audit.js';
 import { startFixtureHub, type FixtureHub } from '../support/fixture-hub.js';
 import { fastClock } from './engine-fixture.js';
+import { testTempDir } from '../support/temp.js';
 
 /** Cases 22–24: the mirror filling misses from an upstream that lies, is hammered, or is gone. */
 
 let hub: FixtureHub | undefined;
 let mirror: MirrorServer | undefined;
-let cacheDir: string | undefined;
 afterEach(async () => {
   await mirror?.close();
   await hub?.close();
-  if (cacheDir) await rm(cacheDir, { recursive: true, force: true });
   mirror = undefined;
   hub = undefined;
-  cacheDir = undefined;
 });
 
 const WEIGHTS = { path: 'model.safetensors', size: 3 * 1024 * 1024 + 5 };
@@ -31,8 +27,7 @@ const FILES = [WEIGHTS, { path: 'config.json', content: '{"layers":2}' }];
 
 async function start(): Promise<{ hub: FixtureHub; mirror: MirrorServer; cacheDir: string; fetches: () => number }> {
   hub = await startFixtureHub({ repos: [{ repoId: 'org/m', files: FILES }] });
-  const dir = await mkdtemp(join(tmpdir(), 'mf-mirror-'));
-  cacheDir = dir;
+  const dir = await testTempDir('mf-mirror-');
   // Short engine timeouts and recorded (not waited) backoff: failure paths finish quickly.
   const pullFile = createPullFetcher({ cacheDir: dir, endpoint: hub.endpoint, pull: { clock: fastClock, transfer: { maxAttempts: 3, stallTimeoutMs: 2000 } } });
   let fetches = 0;

@@ -1,8 +1,8 @@
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { commitTempFile, nodeCommitFs, type CommitFs } from '../../src/cache/atomic.js';
+import { testTempDir } from '../support/temp.js';
 
 /**
  * Case 19: write ordering for power loss. A model of what a crash may keep: file data survives only
@@ -39,7 +39,7 @@ function crashModelFs(states: CrashState[], target: string): CommitFs {
 }
 
 async function commitUnderModel(overrides: Partial<CommitFs> = {}): Promise<CrashState[]> {
-  const dir = await mkdtemp(join(tmpdir(), 'mf-order-'));
+  const dir = await testTempDir('mf-order-');
   const temp = join(dir, 'blob.part');
   const target = join(dir, 'blob');
   await writeFile(temp, 'complete content');
@@ -70,7 +70,7 @@ describe('write ordering for power loss', () => {
 
   it('the model catches a commit that renames before the data is durable', async () => {
     // Guard for the guard: a commit that skips the data fsync must fail the crash check.
-    const dir = await mkdtemp(join(tmpdir(), 'mf-order-'));
+    const dir = await testTempDir('mf-order-');
     const target = join(dir, 'blob');
     await writeFile(join(dir, 'blob.part'), 'x');
     const states: CrashState[] = [];

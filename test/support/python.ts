@@ -13,23 +13,28 @@ const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
 export const interopVenv = process.env.MODELFETCH_INTEROP_VENV ?? join(repoRoot, '.venv-interop');
 
+/** Why the interop venv cannot be used (a sentence fragment), or undefined when it can. */
+export function interopProblem(): string | undefined {
+  const python = join(interopVenv, 'bin', 'python');
+  if (!existsSync(python)) return `${interopVenv} does not exist`;
+  try {
+    execFileSync(python, ['-c', 'import huggingface_hub'], { stdio: 'ignore' });
+    return undefined;
+  } catch {
+    return `${interopVenv} cannot import huggingface_hub`;
+  }
+}
+
 let cached: string | null | undefined;
 
 export function interopPython(): string | undefined {
+  let problem: string | undefined;
   if (cached === undefined) {
-    const python = join(interopVenv, 'bin', 'python');
-    cached = null;
-    if (existsSync(python)) {
-      try {
-        execFileSync(python, ['-c', 'import huggingface_hub'], { stdio: 'ignore' });
-        cached = python;
-      } catch {
-        cached = null;
-      }
-    }
+    problem = interopProblem();
+    cached = problem === undefined ? join(interopVenv, 'bin', 'python') : null;
   }
   if (cached === null && process.env.MODELFETCH_REQUIRE_TOOLS === '1') {
-    throw new Error(`Python huggingface_hub is required (MODELFETCH_REQUIRE_TOOLS=1) but ${interopVenv} is missing or broken; run scripts/install-system-deps.sh`);
+    throw new Error(`Python huggingface_hub is required (MODELFETCH_REQUIRE_TOOLS=1) but ${problem ?? `${interopVenv} is missing or broken`}; run scripts/install-system-deps.sh`);
   }
   return cached ?? undefined;
 }
@@ -40,6 +45,7 @@ export function hasTransformers(python: string): boolean {
     execFileSync(python, ['-c', 'import transformers'], { stdio: 'ignore' });
     return true;
   } catch {
+    if (process.env.MODELFETCH_REQUIRE_TOOLS === '1') throw new Error(`transformers is required (MODELFETCH_REQUIRE_TOOLS=1) but ${python} cannot import it; run scripts/install-system-deps.sh`);
     return false;
   }
 }
