@@ -16,6 +16,7 @@ import { registerSyncCommand } from './sync.js';
 import { registerBakeCommand } from './bake.js';
 import { registerRunCommand } from './run-command.js';
 import { registerInspectCommand } from './inspect.js';
+import { registerConvertCommand } from './convert.js';
 
 export interface CliIo {
   stdout: NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
@@ -56,6 +57,7 @@ export function buildProgram(io: CliIo): Command {
   registerBakeCommand(program, io);
   registerRunCommand(program, io);
   registerInspectCommand(program, io);
+  registerConvertCommand(program, io);
   return program;
 }
 
