@@ -13,9 +13,15 @@ import { ModelfetchError } from '../errors.js';
 export type FloatDtype = 'F32' | 'F16' | 'BF16';
 export type TargetDtype = 'F16' | 'BF16';
 
-/** Half-precision bits of the float32 with bits `w`. */
+/** Half-precision bits of the float32 with bits `w` (as a signed or unsigned 32-bit integer). */
 export function f32ToF16Bits(w: number): number {
   const sign = (w >>> 16) & 0x8000;
+  const abs = w & 0x7fffffff;
+  if (abs >= 0x38800000 && abs < 0x477ff000) {
+    // The common case, a normal half that does not overflow: re-bias the exponent (112 << 23), then
+    // round to nearest even by adding 0xFFF plus the lowest kept bit; a carry bumps the exponent.
+    return sign | ((abs - 0x38000000 + 0xfff + ((abs >>> 13) & 1)) >>> 13);
+  }
   const exp = (w >>> 23) & 0xff;
   const mant = w & 0x7fffff;
   if (exp === 0xff) return sign | (mant !== 0 ? 0x7e00 : 0x7c00);
@@ -42,7 +48,8 @@ export function f32ToF16Bits(w: number): number {
 /** bfloat16 bits of the float32 with bits `w`. */
 export function f32ToBf16Bits(w: number): number {
   if ((w & 0x7fffffff) > 0x7f800000) return 0x7fc0;
-  return ((w >>> 0) + 0x7fff + ((w >>> 16) & 1)) >>> 16;
+  // Exact in doubles for signed or unsigned `w`; >>> takes the sum modulo 2^32.
+  return (w + 0x7fff + ((w >>> 16) & 1)) >>> 16;
 }
 
 /** float32 bits of the half with bits `h` (exact). */
@@ -92,7 +99,8 @@ export function convertElements(input: Buffer, from: FloatDtype, to: TargetDtype
   if (!littleEndian) throw new ModelfetchError('ERR_USAGE', 'Converting safetensors needs a little-endian machine', { hint: 'Run the conversion on x86-64 or arm64.' });
   const out = new Uint16Array(output.buffer, output.byteOffset, count);
   if (from === 'F32') {
-    const src = new Uint32Array(input.buffer, input.byteOffset, count);
+    // Int32 loads stay small integers in V8; Uint32 values from 2^31 up (every negative float) would not.
+    const src = new Int32Array(input.buffer, input.byteOffset, count);
     if (to === 'F16') for (let i = 0; i < count; i++) out[i] = f32ToF16Bits(src[i]!);
     else for (let i = 0; i < count; i++) out[i] = f32ToBf16Bits(src[i]!);
     return;

@@ -72,7 +72,8 @@ export function shardedModel(options: { shards: number; rows?: number; cols?: nu
   const random = seededRandom(options.seed ?? 1);
   const rows = options.rows ?? 16;
   const cols = options.cols ?? 32;
-  const special = [NaN, Infinity, -Infinity, 70000, -65520, 65519, 1e-8, 3e-5, -0, 2 ** -25, 1 + 2 ** -11];
+  // Ties (even and odd last kept bit) for f16 and bf16, overflow, subnormals, signed zero, NaN and Inf.
+  const special = [NaN, Infinity, -Infinity, 70000, -65520, 65519, 1e-8, 3e-5, -0, 2 ** -25, 1 + 2 ** -11, 1 + 3 * 2 ** -11, -(1 + 3 * 2 ** -11), 1 + 2 ** -8, 1 + 3 * 2 ** -8, 3 * 2 ** -25, 6e-8];
   const shards = new Map<string, FixtureTensor[]>();
   const weightMap: Record<string, string> = {};
   const files: ModelFile[] = [];
