@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { isModelfetchError } from '../../src/errors.js';
 import { pull } from '../../src/pull.js';
+import { createMirrorServer } from '../../src/server/mirror-server.js';
 import { inspect, type InspectReport } from '../../src/safetensors/inspect.js';
 import { runCli } from '../support/cli.js';
 import { startFixtureHub, type FixtureHub } from '../support/fixture-hub.js';
@@ -103,6 +104,18 @@ describe('inspect', () => {
     expect(run.code).toBe(3);
     expect(run.stderr).toMatch(/^modelfetch: .*overlaps.*\[ERR_BAD_SAFETENSORS\]\n {2}The file is damaged/);
     expect(run.stderr).not.toMatch(/\n\s+at /);
+  });
+
+  it('reads headers through a modelfetch mirror', async () => {
+    const mirror = createMirrorServer({ cacheDir: join(work, 'mirror-cache'), upstream: hub.endpoint, log: () => undefined });
+    await mirror.listen();
+    try {
+      const report = await inspect({ target: 'org/tts', endpoint: mirror.url, cacheDir, env: {} });
+      expectModelTotals(report);
+      expect(report.files.every((f) => f.from === 'http')).toBe(true);
+    } finally {
+      await mirror.close();
+    }
   });
 
   it('goes to the endpoint in HF_ENDPOINT (a mirror) from the CLI, with --json', async () => {
