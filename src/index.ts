@@ -27,4 +27,5 @@ export { supervise, type SuperviseOptions, type SupervisorResult } from './super
 export { runWithModels, modelEnvironment, type RunWithModelsOptions } from './supervise/run-with-models.js';
 export { createMirrorServer, serve, type MirrorServer, type MirrorServerOptions } from './server/mirror-server.js';
 export { inspect, type InspectOptions, type InspectReport, type InspectedFile } from './safetensors/inspect.js';
-export { convertSnapshot, derivedSnapshotId, type ConvertSnapshotOptions, type ConvertResult } from './safetensors/convert.js';
+export { convertSnapshot, type ConvertSnapshotOptions, type ConvertResult } from './safetensors/convert.js';
+export { derivedSnapshotId, readDerivedRecord, type DerivedRecord } from './safetensors/derived.js';

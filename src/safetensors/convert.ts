@@ -14,6 +14,7 @@ import type { TargetDtype } from './float.js';
 import type { SafetensorsHeader } from './header.js';
 import { checkIndex, parseIndex, rewriteIndex, type SafetensorsIndex } from './index-file.js';
 import { readLocalHeader } from './local-file.js';
+import { derivedRecordPath, derivedSnapshotId, readDerivedRecord, type DerivedRecord } from './derived.js';
 import { parseTargetDtype, planConversion, torchDtypeName, type ConversionPlan } from './plan.js';
 import { isSafetensors, isSafetensorsIndex, listFolder, type FolderFile } from './source-folder.js';
 
@@ -72,39 +73,6 @@ interface FilePlan {
   conversion?: ConversionPlan;
   /** New content of a rewritten JSON file. */
   content?: string;
-}
-
-const DERIVED_VERSION = 'modelfetch derived snapshot v1';
-
-/** The derived snapshot id of `commit` converted to `dtype` keeping `keep`: 64 hex, never a git commit. */
-export function derivedSnapshotId(commit: string, dtype: TargetDtype, keep: string[] = []): string {
-  return createHash('sha256').update([DERIVED_VERSION, commit, dtype, ...[...keep].sort()].join('\0')).digest('hex');
-}
-
-/** Where modelfetch records what a derived snapshot came from (beside its other state, which huggingface_hub never reads). */
-export function derivedRecordPath(repo: RepoPaths, id: string): string {
-  return join(repo.stateDir, 'derived', `${id}.json`);
-}
-
-export interface DerivedRecord {
-  format: 1;
-  derivedFrom: string;
-  dtype: TargetDtype;
-  keep: string[];
-  files: number;
-  createdAt: string;
-}
-
-/** The record of a derived snapshot, or undefined when `id` is not one (or not complete). */
-export async function readDerivedRecord(repo: RepoPaths, id: string): Promise<DerivedRecord | undefined> {
-  const text = await readFile(derivedRecordPath(repo, id), 'utf8').catch(() => undefined);
-  if (!text) return undefined;
-  try {
-    const record = JSON.parse(text) as DerivedRecord;
-    return record.format === 1 && typeof record.derivedFrom === 'string' ? record : undefined;
-  } catch {
-    return undefined;
-  }
 }
 
 /** The repo and commit of a path that is a cache snapshot (`{root}/models--org--name/snapshots/{commit}`), else undefined. */
