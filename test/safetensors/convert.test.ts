@@ -257,11 +257,14 @@ print(json.dumps({"warnings": [str(w) for w in info.warnings],
     expect((await verifyCache({ cacheDir })).problems).toEqual([]);
   });
 
-  it('convert org/name from the CLI prints the derived snapshot, ls labels it; a plain folder needs --out', async () => {
+  it('convert org/name and pull --dtype from the CLI print the derived snapshot, ls labels it; a plain folder needs --out', async () => {
     const run = await runCli(['convert', 'org/tts', '--dtype', 'bf16', '--cache-dir', cacheDir], { HF_ENDPOINT: hub.endpoint });
     expect(run.stderr).toMatch(/converted 4 tensors in 2 file\(s\) to BF16/);
     expect(run.code).toBe(0);
     expect(run.stdout.trim()).toBe(new RepoPaths(cacheDir, 'model', 'org/tts').snapshotDir(derivedSnapshotId(hub.commitOf('org/tts'), 'BF16')));
+    const pulled = await runCli(['pull', 'org/tts', '--dtype', 'f16', '--quiet', '--cache-dir', cacheDir], { HF_ENDPOINT: hub.endpoint });
+    expect(pulled.code).toBe(0);
+    expect(pulled.stdout.trim()).toBe(new RepoPaths(cacheDir, 'model', 'org/tts').snapshotDir(derivedSnapshotId(hub.commitOf('org/tts'), 'F16')));
     const ls = await runCli(['ls', 'org/tts', '--cache-dir', cacheDir], {});
     expect(ls.stdout).toContain(`revision ${derivedSnapshotId(hub.commitOf('org/tts'), 'BF16')} [derived: BF16 of ${hub.commitOf('org/tts').slice(0, 12)}]`);
     expect(ls.stdout).toContain(`revision ${hub.commitOf('org/tts')} (main): `);
