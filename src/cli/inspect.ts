@@ -93,7 +93,7 @@ export function registerInspectCommand(program: Command, io: CliIo): void {
           ...hubFlagOptions(flags),
           ...(connections !== undefined && { connections }),
         });
-        io.stdout.write(flags.json ? `${JSON.stringify(report, null, 2)}\n` : render(report));
+        io.stdout.write(flags.json ? `${JSON.stringify(report)}\n` : render(report));
       } catch (error) {
         if (flags.json && error instanceof ModelfetchError) io.stdout.write(`${JSON.stringify({ ok: false, error: error.toJSON() })}\n`);
         throw error;
