@@ -25,6 +25,7 @@ export const ERROR_CODES = {
   ERR_SIGNATURE: 'signature check failed',
   ERR_ABORTED: 'aborted',
   ERR_IO: 'file system error',
+  ERR_BAD_SAFETENSORS: 'malformed safetensors file',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
@@ -128,5 +129,7 @@ export function exitCodeFor(error: unknown): number {
       return 130;
     case 'ERR_IO':
       return 1;
+    case 'ERR_BAD_SAFETENSORS':
+      return 3;
   }
 }

@@ -26,3 +26,6 @@ export { writeOciLayout, type OciImageOptions, type OciImageResult } from './bak
 export { supervise, type SuperviseOptions, type SupervisorResult } from './supervise/supervisor.js';
 export { runWithModels, modelEnvironment, type RunWithModelsOptions } from './supervise/run-with-models.js';
 export { createMirrorServer, serve, type MirrorServer, type MirrorServerOptions } from './server/mirror-server.js';
+export { inspect, type InspectOptions, type InspectReport, type InspectedFile } from './safetensors/inspect.js';
+export { convertSnapshot, type ConvertSnapshotOptions, type ConvertResult } from './safetensors/convert.js';
+export { derivedSnapshotId, readDerivedRecord, type DerivedRecord } from './safetensors/derived.js';

@@ -73,6 +73,10 @@ export interface PullOptions {
    * (MODELSCOPE_CACHE, or --cache-dir); 'hf' writes the hub cache like any Hub pull.
    */
   layout?: 'hf' | 'modelscope';
+  /** Then convert the safetensors weights to f16/bf16 into a derived snapshot (`path` is then that one). */
+  dtype?: string;
+  /** With `dtype`: tensor-name globs left as they are. */
+  keep?: string[];
 }
 
 export interface PullPlan {
@@ -100,6 +104,8 @@ export interface PullResult {
   bytesFetched: number;
   bytesResumed: number;
   elapsedMs: number;
+  /** What `dtype` converted. */
+  converted?: import('./safetensors/convert.js').ConvertResult;
 }
 
 interface Resolved {
@@ -130,6 +136,7 @@ export async function pull(options: PullOptions): Promise<PullResult> {
   if (modelscope && repoType !== 'model') throw new ModelfetchError('ERR_USAGE', 'ModelScope pulls are models only', { hint: 'Drop --repo-type.' });
   const offline = options.offline === true || isOfflineEnv(env);
   if (options.localDir && options.cacheDir) throw new ModelfetchError('ERR_USAGE', 'Use either --cache-dir or --local-dir, not both');
+  if (options.dtype && (options.localDir || modelscope)) throw new ModelfetchError('ERR_USAGE', '--dtype converts into the hub cache, not a local dir or the ModelScope layout', { hint: 'Pull into the cache, or run modelfetch convert FOLDER --dtype … --out DIR.' });
   const msLayout = modelscope && (options.layout ?? 'modelscope') === 'modelscope';
   const repo = new RepoPaths(msLayout ? resolveCacheDir(env) : (options.cacheDir ?? resolveCacheDir(env)), repoType, reference.repoId);
   if (!revision) throw new ModelfetchError('ERR_USAGE', `Empty revision in ${JSON.stringify(options.repo)}`, { hint: 'Write org/name@main or org/name@<commit>.' });
@@ -195,6 +202,11 @@ export async function pull(options: PullOptions): Promise<PullResult> {
     if (!local) await touchRevision(repo, resolved.commit); // gc's last-use record
   } finally {
     await inUse?.release();
+  }
+  if (options.dtype) {
+    const { convertAfterPull } = await import('./safetensors/convert.js');
+    result.converted = await convertAfterPull(result.path, repo, resolved.commit, options);
+    result.path = result.converted.path;
   }
   result.elapsedMs = Date.now() - started;
   return result;

@@ -1,6 +1,8 @@
 import type { Command } from 'commander';
 import { ModelfetchError } from '../errors.js';
+import { RepoPaths } from '../cache/layout.js';
 import { scanCache, type CacheScan, type ScannedRepo } from '../cache/scan.js';
+import { readDerivedRecord } from '../safetensors/derived.js';
 import type { RepoType } from '../source/types.js';
 import type { CliIo } from './main.js';
 import { formatBytes } from '../format-bytes.js';
@@ -24,7 +26,7 @@ export function registerLsCommand(program: Command, io: CliIo): void {
         io.stdout.write(`${JSON.stringify(scan, null, 2)}\n`);
         return;
       }
-      io.stdout.write(repo ? renderRepo(scan.repos) : renderCache(scan));
+      io.stdout.write(repo ? renderRepo(scan.repos, await derivedLabels(scan)) : renderCache(scan));
       if (scan.issues.length > 0) {
         io.stderr.write(`${scan.issues.length} odd entr${scan.issues.length === 1 ? 'y' : 'ies'} in the cache:\n`);
         for (const issue of scan.issues) io.stderr.write(`  ${issue.kind}: ${issue.path} (${issue.detail})\n`);
@@ -40,13 +42,26 @@ function renderCache(scan: CacheScan): string {
   return `${table}\n${scan.repos.length} repo(s), ${formatBytes(scan.sizeOnDisk)} in ${scan.root}\n`;
 }
 
-function renderRepo(repos: ScannedRepo[]): string {
+/** "F16 of 0123456789ab" for each revision that is a snapshot derived by `convert`. */
+async function derivedLabels(scan: CacheScan): Promise<Map<string, string>> {
+  const labels = new Map<string, string>();
+  for (const repo of scan.repos) {
+    for (const revision of repo.revisions) {
+      const record = revision.commit.length === 64 ? await readDerivedRecord(new RepoPaths(scan.root, repo.repoType, repo.repoId), revision.commit) : undefined;
+      if (record) labels.set(revision.commit, `${record.dtype} of ${record.derivedFrom.slice(0, 12)}`);
+    }
+  }
+  return labels;
+}
+
+function renderRepo(repos: ScannedRepo[], derived: Map<string, string>): string {
   const now = Date.now();
   let out = '';
   for (const repo of repos) {
     out += `${repo.repoType} ${repo.repoId}: ${repo.revisions.length} revision(s), ${formatBytes(repo.sizeOnDisk)} at ${repo.path}\n\n`;
     for (const revision of repo.revisions) {
-      out += `revision ${revision.commit}${revision.refs.length ? ` (${revision.refs.join(', ')})` : ''}: ${revision.nbFiles} file(s), ${formatBytes(revision.sizeOnDisk)}, last used ${formatAge(revision.lastUsed, now)}\n`;
+      const label = derived.get(revision.commit);
+      out += `revision ${revision.commit}${revision.refs.length ? ` (${revision.refs.join(', ')})` : ''}${label ? ` [derived: ${label}]` : ''}: ${revision.nbFiles} file(s), ${formatBytes(revision.sizeOnDisk)}, last used ${formatAge(revision.lastUsed, now)}\n`;
       const rows = revision.files.map((f) => [f.path, formatBytes(f.size), f.copy ? '(copy)' : (f.blob?.slice(0, 12) ?? '(broken)')]);
       out += renderTable(['  FILE', 'SIZE', 'BLOB'], rows.map(([p, s, b]) => [`  ${p}`, s!, b!]), [1]);
       out += '\n';

@@ -15,6 +15,8 @@ import { registerLockCommand } from './lock.js';
 import { registerSyncCommand } from './sync.js';
 import { registerBakeCommand } from './bake.js';
 import { registerRunCommand } from './run-command.js';
+import { registerInspectCommand } from './inspect.js';
+import { registerConvertCommand } from './convert.js';
 
 export interface CliIo {
   stdout: NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
@@ -54,6 +56,8 @@ export function buildProgram(io: CliIo): Command {
   registerSyncCommand(program, io);
   registerBakeCommand(program, io);
   registerRunCommand(program, io);
+  registerInspectCommand(program, io);
+  registerConvertCommand(program, io);
   return program;
 }
 

@@ -6,6 +6,8 @@ import { abortOnInterrupt } from './interrupt.js';
 import type { CliIo } from './main.js';
 import { formatBytes } from '../format-bytes.js';
 import { createProgressRenderer, progressModeFor } from './progress.js';
+import { parseTargetDtype } from '../safetensors/plan.js';
+import { describeConversion } from './convert.js';
 
 /** `modelfetch pull org/name[@rev] [FILES…]`: prints the snapshot path on stdout, progress on stderr. */
 
@@ -24,6 +26,8 @@ interface PullFlags {
   quiet?: boolean;
   source?: string;
   layout?: string;
+  dtype?: string;
+  keep?: string[];
 }
 
 function usage(message: string, hint: string): ModelfetchError {
@@ -56,6 +60,8 @@ function toOptions(repo: string, files: string[], flags: PullFlags, io: CliIo): 
     ...(flags.check && { check: true }),
     ...(flags.endpoint && { endpoint: flags.endpoint }),
     ...(flags.token && { token: flags.token }),
+    ...(flags.dtype && { dtype: parseTargetDtype(flags.dtype) === 'F16' ? 'f16' : 'bf16' }),
+    ...(flags.keep && { keep: flags.keep }),
   };
 }
 
@@ -87,6 +93,8 @@ export function registerPullCommand(program: Command, io: CliIo): void {
     .option('--token <token>', 'access token (default: HF_TOKEN, HF_TOKEN_PATH, HF_HOME/token; for ModelScope MODELSCOPE_API_TOKEN)')
     .option('--source <source>', 'hf (default) or modelscope (implied by ms://)')
     .option('--layout <layout>', 'ModelScope only: modelscope (default, MODELSCOPE_CACHE) or hf (the hub cache)')
+    .option('--dtype <dtype>', 'then convert the safetensors weights to f16 or bf16 into a derived snapshot (see convert); prints its path')
+    .option('--keep <glob...>', 'with --dtype: leave tensors whose names match as they are')
     .option('--json', 'print one JSON object with the result')
     .option('--quiet', 'print only the path')
     .action(async (repo: string, files: string[], flags: PullFlags) => {
@@ -113,7 +121,7 @@ export function registerPullCommand(program: Command, io: CliIo): void {
         io.stdout.write(`${JSON.stringify({ ok: true, ...result })}\n`);
         return;
       }
-      if (chatty) io.stderr.write(describeResult(result));
+      if (chatty) io.stderr.write(describeResult(result) + (result.converted ? describeConversion(result.converted) : ''));
       io.stdout.write(`${result.path}\n`);
     });
 }

@@ -10,6 +10,7 @@ export { warmHashWorker } from './hash-cursor.js';
 export { createConnectionBudget, type ConnectionBudget } from './budget.js';
 export type { EngineOptions } from './options.js';
 export type { TransferJob, TransferResult, TransferOptions, ProgressEvent, Clock } from './types.js';
+export { createRangeReader, type RangeReader, type RangeReadRequest, type RangeReadResult } from './range-read.js';
 
 export interface BatchResult extends Array<TransferResult> {
   /** Most connections that were open at once during the batch. */
