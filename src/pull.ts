@@ -10,7 +10,8 @@ import { markNoExist, readRef, writeRef } from './cache/snapshot.js';
 import { touchRevision } from './cache/usage.js';
 import { readRepoTreeListing, type ListedFile } from './cache/tree-listing.js';
 import { assertSafeRelativePath, isSha1Hex } from './cache/validate.js';
-import { ModelfetchError } from './errors.js';
+import { assertDiskSpace } from './disk-space.js';
+import { isModelfetchError, ModelfetchError, type ErrorCode } from './errors.js';
 import type { FileDigest, RepoType } from './source/types.js';
 import type { Clock, ProgressEvent, TransferJob, TransferOptions, TransferResult } from './transfer/types.js';
 
@@ -49,6 +50,14 @@ export interface PullOptions {
   offline?: boolean;
   /** Download nothing; fail with ERR_INCOMPLETE when something is missing. */
   check?: boolean;
+  /** Skip the free-space check made before the first byte (ERR_NO_SPACE when the missing bytes do not fit). */
+  ignoreDiskSpace?: boolean;
+  /** With `localDir`: replace files edited since they were downloaded (kept, with a warning, otherwise). */
+  forceDownload?: boolean;
+  /** The command that fetches what `check` or `offline` found missing, for the hint (default: this pull, without those flags). */
+  fixCommand?: string;
+  /** One-line warnings (the hub unreachable and the cache used instead; a local-dir file kept because it was edited). */
+  onWarning?: (message: string) => void;
   endpoint?: string;
   token?: string;
   env?: NodeJS.ProcessEnv;
@@ -104,6 +113,8 @@ interface Resolved {
   /** Where the listing came from: the hub or a cached tree listing (authoritative), or the snapshot folder. */
   authoritative: boolean;
   fromHub: boolean;
+  /** Set when the hub could not be reached and the revision was resolved from the cache instead. */
+  fallback?: { error: ModelfetchError };
 }
 
 export function isOfflineEnv(env: NodeJS.ProcessEnv): boolean {
@@ -130,13 +141,13 @@ export async function pull(options: PullOptions): Promise<PullResult> {
   const repo = new RepoPaths(msLayout ? resolveCacheDir(env) : (options.cacheDir ?? resolveCacheDir(env)), repoType, reference.repoId);
   if (!revision) throw new ModelfetchError('ERR_USAGE', `Empty revision in ${JSON.stringify(options.repo)}`, { hint: 'Write org/name@main or org/name@<commit>.' });
   const requested = (options.files ?? []).map((path) => assertSafeRelativePath(path.replace(/^\.\//, ''), 'the command line'));
-  const local = options.localDir ? new LocalDir(options.localDir) : msLayout ? await modelScopeFolder(options, env, reference.repoId, revision) : undefined;
+  const local: FolderOfFiles | undefined = options.localDir ? new LocalDir(options.localDir) : msLayout ? await modelScopeFolder(options, env, reference.repoId, revision) : undefined;
   if (options.include?.length || options.exclude?.length) await loadGlobSupport();
 
   let client: Remote | undefined;
   const online = async () => (client ??= modelscope ? await modelScopeRemote(options, env, offline, reference.repoId) : await hubClient(options, env, offline, reference.repoId, repoType));
 
-  const resolved = options.listing ? pinnedListing(revision, options.listing) : await resolveListing({ repo, local, revision, offline, online });
+  const resolved = options.listing ? pinnedListing(revision, options.listing) : await resolveListing({ repo, local, revision, offline, online, mayFallBack: !options.check });
   const selection = selectFiles(resolved.listing, requested, options.include, options.exclude);
   if (selection.missing.length) {
     if (resolved.authoritative && !local) for (const path of selection.missing) await markNoExist(repo, resolved.commit, path);
@@ -144,10 +155,18 @@ export async function pull(options: PullOptions): Promise<PullResult> {
       hint: 'Check the file names (they are case-sensitive and relative to the repo root) and the revision.',
     });
   }
+  if (selection.files.length === 0 && !options.listing) throw emptySelection(reference.repoId, resolved, offline, options);
   if (resolved.fromHub && !local && revision !== resolved.commit) await writeRef(repo, revision, resolved.commit);
 
-  const store = local ? local.store(resolved.commit) : cacheStore(repo, resolved.commit);
+  const store = local ? local.store(resolved.commit, localDirOptions(options)) : cacheStore(repo, resolved.commit);
+  // What is on disk before planning, which removes wrong blobs: lets an error tell "corrupt" from "missing".
+  const foundBefore = options.check || offline ? await pathsOnDisk(selection.files, (file) => (local ? undefined : repo.blob(file.digest))) : new Set<string>();
   const plan = await planFiles(store, selection.files);
+  if (resolved.fallback) {
+    // The hub could not be reached: the cache may stand in only for a selection it holds completely.
+    if (plan.missing.length) throw resolved.fallback.error;
+    options.onWarning?.(`${resolved.fallback.error.message.replace(/[.\s]+$/, '')}; using the cached ${reference.repoId}@${resolved.commit.slice(0, 12)} (${revision})`);
+  }
   const result: PullResult = {
     path: local ? local.root : repo.snapshotDir(resolved.commit),
     repoId: reference.repoId,
@@ -167,8 +186,13 @@ export async function pull(options: PullOptions): Promise<PullResult> {
   const absent = options.check ? plan.unlinked : plan.missing;
   if (absent.length && (options.check || offline)) {
     const names = absent.map((f) => f.path);
-    throw new ModelfetchError(options.check ? 'ERR_INCOMPLETE' : 'ERR_OFFLINE', `${names.length} of ${selection.files.length} files of ${reference.repoId}@${resolved.commit.slice(0, 12)} are not in the cache: ${names.slice(0, 5).join(', ')}${names.length > 5 ? ', …' : ''}`, {
-      hint: options.check ? `Run modelfetch pull ${reference.repoId}${reference.revision ? `@${revision}` : ''} without --check to fetch them.` : 'Run the same pull online once (without --offline / HF_HUB_OFFLINE) to fetch them.',
+    const corrupt = names.filter((path) => foundBefore.has(path));
+    const state = corrupt.length ? ` (${corrupt.length} of them corrupt and removed: ${corrupt.slice(0, 5).join(', ')}${corrupt.length > 5 ? ', …' : ''})` : '';
+    const fix = options.fixCommand ?? pullCommandLine(options, reference.repoId, reference.revision ? revision : undefined);
+    throw new ModelfetchError(options.check ? 'ERR_INCOMPLETE' : 'ERR_OFFLINE', `${names.length} of ${selection.files.length} files of ${reference.repoId}@${resolved.commit.slice(0, 12)} are not in the cache: ${names.slice(0, 5).join(', ')}${names.length > 5 ? ', …' : ''}${state}`, {
+      hint: options.check
+        ? `Run \`${fix}\` to fetch them${corrupt.length ? ' again; `modelfetch verify --fix` also repairs the rest of the cache' : ''}.`
+        : `Run \`${fix}\` once with network access (HF_HUB_OFFLINE unset${options.fixCommand ? '' : ', no --offline'}) to fetch them.`,
       expected: selection.files.length,
       found: selection.files.length - names.length,
     });
@@ -177,6 +201,10 @@ export async function pull(options: PullOptions): Promise<PullResult> {
   const inUse = local ? undefined : await markRevisionInUse(repo, resolved.commit);
   try {
     if (plan.missing.length) {
+      await assertDiskSpace(
+        unique.map((file) => ({ path: store.tempPath(file), size: file.size })),
+        { ...(options.ignoreDiskSpace && { ignore: true }), elsewhere: local ? 'pull into another --local-dir' : 'point --cache-dir (or HF_HUB_CACHE) at a larger disk' },
+      );
       const hub = await online();
       const fetched = await fetchBlobs(store, unique, resolved.commit, hub, options);
       result.downloaded = plan.missing.length;
@@ -249,6 +277,13 @@ async function modelScopeRemote(options: PullOptions, env: NodeJS.ProcessEnv, of
   };
 }
 
+function localDirOptions(options: PullOptions): { forceDownload?: boolean; onKept?: (path: string) => void } {
+  return {
+    ...(options.forceDownload && { forceDownload: true }),
+    onKept: (path) => options.onWarning?.(`${path} was changed since it was downloaded; kept as it is (--force-download replaces it)`),
+  };
+}
+
 /** The modelscope-layout folder of a model (MODELSCOPE_CACHE, or --cache-dir). */
 async function modelScopeFolder(options: PullOptions, env: NodeJS.ProcessEnv, repoId: string, revision: string): Promise<import('./cache/modelscope-layout.js').ModelScopeFolder> {
   const layout = await import('./cache/modelscope-layout.js');
@@ -264,6 +299,8 @@ interface ResolveInput {
   revision: string;
   offline: boolean;
   online: () => Promise<Remote>;
+  /** Whether an unreachable hub may be replaced by the cache (not for --check). */
+  mayFallBack: boolean;
 }
 
 /** A listing the caller vouches for (a lockfile's): not written as the commit's tree listing, which it may only be part of. */
@@ -273,7 +310,26 @@ function pinnedListing(revision: string, listing: ListedFile[]): Resolved {
 }
 
 /** The commit and its file listing, from the cache when it can answer, else from the hub. */
-async function resolveListing({ repo, local, revision, offline, online }: ResolveInput): Promise<Resolved> {
+async function resolveListing(input: ResolveInput): Promise<Resolved> {
+  try {
+    return await resolveListingOnce(input);
+  } catch (error) {
+    if (input.offline || !input.mayFallBack || !isUnreachable(error)) throw error;
+    // As huggingface_hub does: the hub is unreachable, so the cache answers if it can (pull checks it is complete).
+    const cached = await resolveListingOnce({ ...input, offline: true }).catch(() => undefined);
+    if (!cached) throw error;
+    return { ...cached, fallback: { error } };
+  }
+}
+
+/** Failures that mean "the hub could not be reached", as opposed to an answer (401, 404, gated). */
+const UNREACHABLE: ReadonlySet<ErrorCode> = new Set(['ERR_NETWORK', 'ERR_STALL']);
+
+function isUnreachable(error: unknown): error is ModelfetchError {
+  return isModelfetchError(error) && (UNREACHABLE.has(error.code) || (error.code === 'ERR_HTTP' && (error.status ?? 0) >= 500));
+}
+
+async function resolveListingOnce({ repo, local, revision, offline, online }: ResolveInput): Promise<Resolved> {
   let commit: string | undefined = isSha1Hex(revision) ? revision : undefined;
   if (!commit && offline) commit = local ? await local.onlyCommit() : await readRef(repo, revision);
   if (!commit && offline) {
@@ -318,6 +374,43 @@ async function listSnapshotFolder(repo: RepoPaths, commit: string): Promise<List
     files.push({ path, size, digest: digest ?? { algorithm: 'sha256', hex: '' } });
   }
   return files;
+}
+
+/** The `modelfetch pull` command line that fetches this selection (for hints): the same repo, revision, files and filters. */
+function pullCommandLine(options: PullOptions, repoId: string, revision: string | undefined): string {
+  const quote = (text: string): string => (/^[\w@%+=:,./-]+$/.test(text) ? text : `'${text.replace(/'/g, "'\\''")}'`);
+  const words = ['modelfetch', 'pull', `${options.repo.startsWith('ms://') ? 'ms://' : ''}${repoId}${revision ? `@${revision}` : ''}`, ...(options.files ?? [])];
+  for (const glob of options.include ?? []) words.push('--include', glob);
+  for (const glob of options.exclude ?? []) words.push('--exclude', glob);
+  if (options.repoType && options.repoType !== 'model') words.push('--repo-type', options.repoType);
+  if (options.localDir) words.push('--local-dir', options.localDir);
+  else if (options.cacheDir) words.push('--cache-dir', options.cacheDir);
+  return words.map(quote).join(' ');
+}
+
+/** Which files have something at their content path (a blob, or a file in a folder), before planning decides on it. */
+async function pathsOnDisk(files: ListedFile[], contentPath: (file: ListedFile) => string | undefined): Promise<Set<string>> {
+  const found = new Set<string>();
+  for (const file of files) {
+    const path = contentPath(file);
+    if (path && (await lstat(path).then(() => true, () => false))) found.add(file.path);
+  }
+  return found;
+}
+
+/** A selection that matches nothing is an error that shows what there is, never an empty success. */
+function emptySelection(repoId: string, resolved: Resolved, offline: boolean, options: PullOptions): ModelfetchError {
+  const filters = [...(options.include ?? []).map((g) => `--include ${JSON.stringify(g)}`), ...(options.exclude ?? []).map((g) => `--exclude ${JSON.stringify(g)}`)];
+  const at = `${repoId}@${resolved.commit.slice(0, 12)}`;
+  const sample = resolved.listing.map((f) => f.path).sort();
+  const shown = sample.slice(0, 10).join(', ');
+  const has = sample.length === 0 ? `${at} has no files` : `${at} has ${sample.length} file${sample.length === 1 ? '' : 's'}: ${shown}${sample.length > 10 ? `, … (${sample.length - 10} more)` : ''}`;
+  const code = offline && !resolved.authoritative ? 'ERR_OFFLINE' : 'ERR_NOT_FOUND';
+  return new ModelfetchError(code, `No file matches ${filters.length ? filters.join(' ') : 'the selection'}; ${has}`, {
+    expected: 'at least one file',
+    found: 0,
+    hint: 'Check the patterns: a pattern without "/" matches the file name at any depth, "dir/" matches everything under dir, and names are case-sensitive.',
+  });
 }
 
 /** Files to pull: exact paths if given, then include/exclude globs. */

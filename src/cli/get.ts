@@ -13,6 +13,7 @@ interface GetFlags {
   json?: boolean;
   quiet?: boolean;
   force?: boolean;
+  ignoreDiskSpace?: boolean;
 }
 
 /** Parses `Name: value` into a header pair. */
@@ -38,6 +39,7 @@ export function registerGetCommand(program: Command, io: CliIo): void {
     .option('--json', 'print one JSON object with the result on stdout')
     .option('--quiet', 'no progress output')
     .option('--force', 'replace an existing output file that does not match')
+    .option('--ignore-disk-space', 'skip the free-space check made before the first byte')
     .action(async (urls: string[], flags: GetFlags) => {
       let connections: number | undefined;
       if (flags.connections !== undefined) {
@@ -60,6 +62,7 @@ export function registerGetCommand(program: Command, io: CliIo): void {
           ...(connections !== undefined && { connections }),
           ...(Object.keys(headers).length > 0 && { headers }),
           ...(flags.force && { force: true }),
+          ...(flags.ignoreDiskSpace && { ignoreDiskSpace: true }),
           signal: interrupt.signal,
           onProgress: renderer.onProgress,
         });

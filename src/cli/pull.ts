@@ -24,6 +24,8 @@ interface PullFlags {
   quiet?: boolean;
   source?: string;
   layout?: string;
+  ignoreDiskSpace?: boolean;
+  forceDownload?: boolean;
 }
 
 function usage(message: string, hint: string): ModelfetchError {
@@ -56,6 +58,9 @@ function toOptions(repo: string, files: string[], flags: PullFlags, io: CliIo): 
     ...(flags.check && { check: true }),
     ...(flags.endpoint && { endpoint: flags.endpoint }),
     ...(flags.token && { token: flags.token }),
+    ...(flags.ignoreDiskSpace && { ignoreDiskSpace: true }),
+    ...(flags.forceDownload && { forceDownload: true }),
+    onWarning: (message) => void io.stderr.write(`modelfetch: warning: ${message}\n`),
   };
 }
 
@@ -87,6 +92,8 @@ export function registerPullCommand(program: Command, io: CliIo): void {
     .option('--token <token>', 'access token (default: HF_TOKEN, HF_TOKEN_PATH, HF_HOME/token; for ModelScope MODELSCOPE_API_TOKEN)')
     .option('--source <source>', 'hf (default) or modelscope (implied by ms://)')
     .option('--layout <layout>', 'ModelScope only: modelscope (default, MODELSCOPE_CACHE) or hf (the hub cache)')
+    .option('--ignore-disk-space', 'skip the free-space check made before the first byte')
+    .option('--force-download', 'with --local-dir: replace files edited since they were downloaded (kept, with a warning, otherwise)')
     .option('--json', 'print one JSON object with the result')
     .option('--quiet', 'print only the path')
     .action(async (repo: string, files: string[], flags: PullFlags) => {

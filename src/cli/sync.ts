@@ -12,6 +12,7 @@ export interface SyncFlags {
   endpoint?: string;
   token?: string;
   cacheDir?: string;
+  ignoreDiskSpace?: boolean;
 }
 
 /** Adds the options `sync` and `run` share. */
@@ -23,7 +24,8 @@ export function addSyncOptions(command: Command, io: CliIo): Command {
     .option('--verify-key <public>', 'refuse the lockfile unless {lock}.sig is a valid signature by this key')
     .option('--endpoint <url>', 'hub or mirror to fetch from (default HF_ENDPOINT or huggingface.co); the lockfile decides what is accepted')
     .option('--token <token>', 'Hugging Face token (default HF_TOKEN or the token file)')
-    .option('--cache-dir <dir>', 'hub cache (default HF_HUB_CACHE, HF_HOME/hub or ~/.cache/huggingface/hub)');
+    .option('--cache-dir <dir>', 'hub cache (default HF_HUB_CACHE, HF_HOME/hub or ~/.cache/huggingface/hub)')
+    .option('--ignore-disk-space', 'skip the free-space check made before the first byte');
 }
 
 /** Runs syncLockfile for the CLI flags, progress on stderr; returns the cache dir it synced. `onSynced` sees the report (run uses it to hold the synced revisions while its command runs). */
@@ -47,6 +49,7 @@ export async function syncFromFlags(flags: SyncFlags, io: CliIo, onSynced?: (cac
     ...(flags.verifyKey !== undefined && { verifyKey: flags.verifyKey }),
     ...(flags.endpoint !== undefined && { endpoint: flags.endpoint }),
     ...(flags.token !== undefined && { token: flags.token }),
+    ...(flags.ignoreDiskSpace && { ignoreDiskSpace: true }),
   }).finally(renderer.finish);
   log(`${report.files} file${report.files === 1 ? '' : 's'} of ${report.models} model${report.models === 1 ? '' : 's'} in place (${report.fetched} fetched)`);
   await onSynced?.(cacheDir, report);

@@ -30,6 +30,8 @@ export interface SyncOptions {
   frozen?: boolean;
   /** Never download: fail with ERR_INCOMPLETE when a file is missing or corrupt. */
   check?: boolean;
+  /** Skip the free-space check made before the first byte. */
+  ignoreDiskSpace?: boolean;
   /** Refuse the lockfile unless `{lock}.sig` is a valid signature by this public key. */
   verifyKey?: string;
   /** ModelScope models' cache (default MODELSCOPE_CACHE, else ~/.cache/modelscope/hub). */
@@ -90,7 +92,8 @@ async function syncModel(model: LockedModel, options: SyncOptions): Promise<Pull
       listing: model.files,
       ...(options.modelscopeCacheDir !== undefined && { cacheDir: options.modelscopeCacheDir }),
       ...(options.check && { check: true }),
-      ...pick(options, ['env', 'dispatcher', 'clock', 'signal', 'onProgress', 'transfer']),
+      ...pick(options, ['env', 'dispatcher', 'clock', 'signal', 'onProgress', 'transfer', 'ignoreDiskSpace']),
+      fixCommand: syncCommandLine(options.lockPath),
       onPlan: (plan) => logPlan(plan, model, options),
     });
   }
@@ -104,7 +107,8 @@ async function syncModel(model: LockedModel, options: SyncOptions): Promise<Pull
     listing: model.files,
     cacheDir: options.cacheDir,
     ...(options.check && { check: true }),
-    ...pick(options, ['endpoint', 'token', 'env', 'dispatcher', 'clock', 'signal', 'onProgress', 'transfer']),
+    ...pick(options, ['endpoint', 'token', 'env', 'dispatcher', 'clock', 'signal', 'onProgress', 'transfer', 'ignoreDiskSpace']),
+    fixCommand: syncCommandLine(options.lockPath),
     onPlan: (plan) => logPlan(plan, model, options),
   });
   const repo = new RepoPaths(options.cacheDir, model.repoType, model.repo);
@@ -112,6 +116,11 @@ async function syncModel(model: LockedModel, options: SyncOptions): Promise<Pull
   if (model.revision !== model.commit && (await readRef(repo, model.revision)) !== model.commit) await writeRef(repo, model.revision, model.commit);
   if (model.localDir !== undefined) await placeLocalDir(model, repo, resolve(options.localRoot ?? process.cwd(), model.localDir));
   return result;
+}
+
+/** What fetches a locked file that is missing or corrupt: sync itself (only the locked bytes are accepted), with the same lockfile. */
+function syncCommandLine(lockPath: string): string {
+  return resolve(lockPath) === resolve('modelfetch.lock.json') ? 'modelfetch sync' : `modelfetch sync --lock ${lockPath}`;
 }
 
 function logPlan(plan: PullPlan, model: LockedModel, options: SyncOptions): void {
