@@ -17,6 +17,8 @@ import { registerBakeCommand } from './bake.js';
 import { registerRunCommand } from './run-command.js';
 
 export interface CliIo {
+  /** For prompts (`rm` asks on a terminal); absent or not a TTY means no one can answer. */
+  stdin?: NodeJS.ReadableStream & { isTTY?: boolean };
   stdout: NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
   stderr: NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
   env: NodeJS.ProcessEnv;
@@ -57,8 +59,20 @@ export function buildProgram(io: CliIo): Command {
   return program;
 }
 
+/** The process's streams; stdin is touched only when a command reads it (opening it can hold the process open). */
+function defaultIo(): CliIo {
+  return {
+    get stdin() {
+      return process.stdin;
+    },
+    stdout: process.stdout,
+    stderr: process.stderr,
+    env: process.env,
+  };
+}
+
 /** Runs the CLI and returns the process exit code. */
-export async function main(argv: string[], io: CliIo = { stdout: process.stdout, stderr: process.stderr, env: process.env }): Promise<number> {
+export async function main(argv: string[], io: CliIo = defaultIo()): Promise<number> {
   const program = buildProgram(io);
   try {
     await program.parseAsync(argv, { from: 'user' });
