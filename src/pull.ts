@@ -206,7 +206,9 @@ export async function pull(options: PullOptions): Promise<PullResult> {
         { ...(options.ignoreDiskSpace && { ignore: true }), elsewhere: local ? 'pull into another --local-dir' : 'point --cache-dir (or HF_HUB_CACHE) at a larger disk' },
       );
       const hub = await online();
-      const fetched = await fetchBlobs(store, unique, resolved.commit, hub, options);
+      const fetched = await fetchBlobs(store, unique, resolved.commit, hub, options).catch((error: unknown) => {
+        throw withPullHint(error, options.fixCommand ?? pullCommandLine(options, reference.repoId, reference.revision ? revision : undefined));
+      });
       result.downloaded = plan.missing.length;
       result.bytesFetched = fetched.bytesFetched;
       result.bytesResumed = fetched.bytesResumed;
@@ -314,7 +316,7 @@ async function resolveListing(input: ResolveInput): Promise<Resolved> {
   try {
     return await resolveListingOnce(input);
   } catch (error) {
-    if (input.offline || !input.mayFallBack || !isUnreachable(error)) throw error;
+    if (input.offline || !input.mayFallBack || !isModelfetchError(error) || !isUnreachable(error)) throw error;
     // As huggingface_hub does: the hub is unreachable, so the cache answers if it can (pull checks it is complete).
     const cached = await resolveListingOnce({ ...input, offline: true }).catch(() => undefined);
     if (!cached) throw error;
@@ -325,8 +327,8 @@ async function resolveListing(input: ResolveInput): Promise<Resolved> {
 /** Failures that mean "the hub could not be reached", as opposed to an answer (401, 404, gated). */
 const UNREACHABLE: ReadonlySet<ErrorCode> = new Set(['ERR_NETWORK', 'ERR_STALL']);
 
-function isUnreachable(error: unknown): error is ModelfetchError {
-  return isModelfetchError(error) && (UNREACHABLE.has(error.code) || (error.code === 'ERR_HTTP' && (error.status ?? 0) >= 500));
+function isUnreachable(error: ModelfetchError): boolean {
+  return (UNREACHABLE.has(error.code) || (error.code === 'ERR_HTTP' && (error.status ?? 0) >= 500));
 }
 
 async function resolveListingOnce({ repo, local, revision, offline, online }: ResolveInput): Promise<Resolved> {
@@ -386,6 +388,21 @@ function pullCommandLine(options: PullOptions, repoId: string, revision: string 
   if (options.localDir) words.push('--local-dir', options.localDir);
   else if (options.cacheDir) words.push('--cache-dir', options.cacheDir);
   return words.map(quote).join(' ');
+}
+
+/**
+ * The engine's hints speak of URLs and `get`'s flags; a pull's user gave a repo. Errors from the
+ * download phase get a hint in terms of the command that ran (`--endpoint`, `--token`, rerun to resume).
+ */
+function withPullHint(error: unknown, fix: string): unknown {
+  if (!isModelfetchError(error)) return error;
+  let hint: string | undefined;
+  if (isUnreachable(error) || error.code === 'ERR_HTTP') hint = `Check the network and --endpoint (or HF_ENDPOINT), then run \`${fix}\` again: finished files and ranges are kept.`;
+  else if (error.code === 'ERR_NOT_FOUND') hint = 'The endpoint does not serve this file at this commit: check --endpoint (or HF_ENDPOINT).';
+  else if (error.code === 'ERR_AUTH' || error.code === 'ERR_GATED') hint = 'Set HF_TOKEN (or --token) to a token that can read this repo; a gated repo also needs its terms accepted on its page.';
+  if (hint === undefined) return error;
+  const { code, message, expected, found, url, status } = error;
+  return new ModelfetchError(code, message, { hint, cause: error, ...(expected !== undefined && { expected }), ...(found !== undefined && { found }), ...(url !== undefined && { url }), ...(status !== undefined && { status }) });
 }
 
 /** Which files have something at their content path (a blob, or a file in a folder), before planning decides on it. */
