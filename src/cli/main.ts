@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { exitCodeFor, ModelfetchError } from '../errors.js';
 import { redactText } from '../redact.js';
+import { examples } from './examples.js';
 import { registerLsCommand } from './ls.js';
 import { registerVerifyCommand } from './verify.js';
 import { registerGcCommand } from './gc.js';
@@ -42,7 +43,8 @@ export function buildProgram(io: CliIo): Command {
     .description('Fast, resumable, verified model downloads into the standard Hugging Face cache')
     .version(packageVersion(), '-V, --version')
     .exitOverride()
-    .configureOutput({ writeOut: (s) => io.stdout.write(s), writeErr: (s) => io.stderr.write(s) });
+    .configureOutput({ writeOut: (s) => io.stdout.write(s), writeErr: (s) => io.stderr.write(s) })
+    .addHelpText('after', examples(['modelfetch pull org/name                 # a Hub repo into the cache; prints the snapshot path', 'modelfetch get https://host/model.bin     # one file from a URL', 'modelfetch <command> --help              # options and examples of a command']));
   registerLsCommand(program, io);
   registerVerifyCommand(program, io);
   registerGcCommand(program, io);

@@ -6,6 +6,7 @@ import { abortOnInterrupt } from './interrupt.js';
 import type { CliIo } from './main.js';
 import { formatBytes } from '../format-bytes.js';
 import { createProgressRenderer, progressModeFor } from './progress.js';
+import { examples } from './examples.js';
 
 /** `modelfetch pull org/name[@rev] [FILES…]`: prints the snapshot path on stdout, progress on stderr. */
 
@@ -78,6 +79,7 @@ export function registerPullCommand(program: Command, io: CliIo): void {
   program
     .command('pull')
     .description('Pull a Hugging Face repo into the standard cache, verified and ready offline; prints the snapshot path')
+    .addHelpText('after', examples(['MODEL_DIR=$(modelfetch pull org/name --quiet)               # the snapshot path, for the app', 'modelfetch pull org/name --include \'*.json\' \'*.safetensors\'  # only some files', 'modelfetch pull org/name --local-dir ./model                 # real files in a folder']))
     .argument('<repo>', 'org/name, optionally @branch, @tag or @commit; ms://org/name[@rev] for ModelScope')
     .argument('[files...]', 'only these files (repo-relative paths)')
     .option('--include <glob...>', 'only files matching these globs (a glob without "/" matches the file name at any depth)')

@@ -5,19 +5,20 @@ import type { RepoType } from '../source/types.js';
 import type { CliIo } from './main.js';
 import { formatBytes } from '../format-bytes.js';
 import { parseRepoType } from './units.js';
+import { examples } from './examples.js';
 
 /** `modelfetch rm REPO[@rev]`: remove a repo, or one revision and the blobs only it used. */
 export function registerRmCommand(program: Command, io: CliIo): void {
   program
     .command('rm')
     .description('Remove a cached repo, or one revision of it (blobs only when no other revision uses them)')
+    .addHelpText('after', examples(['modelfetch rm org/name --dry-run       # what would go, and how much it frees', 'modelfetch rm org/name@0123abcd        # one revision; blobs other revisions use stay', 'modelfetch rm org/name --yes           # a whole repo, without the prompt (scripts)']))
     .argument('<repo>', 'org/name, or org/name@revision (a ref or a commit)')
     .option('--repo-type <type>', 'model, dataset or space', parseRepoType)
     .option('--cache-dir <dir>', 'hub cache folder (default: HF_HUB_CACHE, HF_HOME/hub, ~/.cache/huggingface/hub)')
     .option('--yes', 'remove a whole repo without asking (needed when stdin is not a terminal; on a terminal rm asks first)')
     .option('--dry-run', 'print what would go, change nothing')
     .option('--json', 'machine-readable report')
-    .addHelpText('after', '\nExamples:\n  modelfetch rm org/name --dry-run      # what would go, and how much it frees\n  modelfetch rm org/name@0123abcd       # one revision; blobs other revisions use stay\n  modelfetch rm org/name --yes          # a whole repo, without the prompt (scripts)\n')
     .action(async (target: string, opts: { repoType?: RepoType; cacheDir?: string; yes?: boolean; dryRun?: boolean; json?: boolean }) => {
       const at = target.indexOf('@');
       const repoId = at === -1 ? target : target.slice(0, at);

@@ -2,6 +2,7 @@ import type { SyncReport } from '../preload/sync.js';
 import type { Command } from 'commander';
 import type { CliIo } from './main.js';
 import { createProgressRenderer, progressModeFor } from './progress.js';
+import { examples } from './examples.js';
 
 export interface SyncFlags {
   lock: string;
@@ -18,7 +19,7 @@ export interface SyncFlags {
 /** Adds the options `sync` and `run` share. */
 export function addSyncOptions(command: Command, io: CliIo): Command {
   return command
-    .option('--lock <file>', 'lockfile (default MODELFETCH_LOCK, else modelfetch.lock.json)', io.env.MODELFETCH_LOCK || 'modelfetch.lock.json')
+    .option('--lock <file>', 'lockfile (MODELFETCH_LOCK sets the default)', io.env.MODELFETCH_LOCK || 'modelfetch.lock.json')
     .option('--manifest <file>', 'manifest checked by --frozen (default: modelfetch.yaml beside the lockfile)')
     .option('--frozen', 'fail when the manifest changed since the lockfile was made')
     .option('--verify-key <public>', 'refuse the lockfile unless {lock}.sig is a valid signature by this key')
@@ -58,6 +59,7 @@ export async function syncFromFlags(flags: SyncFlags, io: CliIo, onSynced?: (cac
 
 export function registerSyncCommand(program: Command, io: CliIo): void {
   addSyncOptions(program.command('sync').description('Make the cache hold exactly the files the lockfile pins (resumable, verified; no network when all are present)'), io)
+    .addHelpText('after', examples(['modelfetch sync                        # fetch what the lockfile pins and the cache lacks', 'modelfetch sync --check --frozen       # health check: exit 8 if anything is missing']))
     .option('--check', 'never download: fail when a file is missing or corrupt (for health checks)')
     .action(async (flags: SyncFlags) => {
       await syncFromFlags(flags, io);
