@@ -463,7 +463,8 @@ export async function loadGlobSupport(): Promise<void> {
   picomatchModule ??= (await import('picomatch')).default;
 }
 
-async function planFiles(store: FileStore, files: ListedFile[]): Promise<{ missing: ListedFile[]; unlinked: ListedFile[] }> {
+/** What a store lacks of `files` ('missing': no content; 'unlinked': content there, entry not). */
+export async function planFiles(store: FileStore, files: ListedFile[]): Promise<{ missing: ListedFile[]; unlinked: ListedFile[] }> {
   const states = await Promise.all(files.map((file) => store.state(file)));
   return {
     missing: files.filter((_, i) => states[i] === 'missing'),
@@ -471,7 +472,7 @@ async function planFiles(store: FileStore, files: ListedFile[]): Promise<{ missi
   };
 }
 
-function uniqueByDigest(files: ListedFile[]): ListedFile[] {
+export function uniqueByDigest(files: ListedFile[]): ListedFile[] {
   const seen = new Map<string, ListedFile>();
   for (const file of files) if (!seen.has(file.digest.hex)) seen.set(file.digest.hex, file);
   return [...seen.values()];

@@ -6,7 +6,9 @@ import type { Dispatcher } from 'undici';
 import { RepoPaths } from '../cache/layout.js';
 import { readRef, writeRef } from '../cache/snapshot.js';
 import { fromSystemError, ModelfetchError } from '../errors.js';
-import { pull, type PullOptions, type PullPlan, type PullResult } from '../pull.js';
+import { cacheStore, type FileStore } from '../cache/file-store.js';
+import { assertDiskSpace, type SpaceNeed } from '../disk-space.js';
+import { isOfflineEnv, planFiles, pull, uniqueByDigest, type PullOptions, type PullPlan, type PullResult } from '../pull.js';
 import type { Clock, ProgressEvent } from '../transfer/types.js';
 import { readVerifiedLockfile } from './lock-signature.js';
 import { assertLockMatchesManifest, type LockedModel } from './lockfile.js';
@@ -69,6 +71,7 @@ export async function syncLockfile(options: SyncOptions): Promise<SyncReport> {
     const { readManifest } = await import('./manifest.js'); // yaml is loaded only for --frozen
     assertLockMatchesManifest(await readManifest(manifestPath), lock, manifestPath, options.lockPath);
   }
+  if (!options.check && !options.ignoreDiskSpace && !isOfflineEnv(options.env ?? process.env)) await assertRoomForLock(lock.models, options);
   const report: SyncReport = { models: lock.models.length, files: 0, present: 0, fetched: 0, bytesFetched: 0, revisions: [] };
   for (const model of lock.models) {
     const result = await syncModel(model, options);
@@ -121,6 +124,27 @@ async function syncModel(model: LockedModel, options: SyncOptions): Promise<Pull
 /** What fetches a locked file that is missing or corrupt: sync itself (only the locked bytes are accepted), with the same lockfile. */
 function syncCommandLine(lockPath: string): string {
   return resolve(lockPath) === resolve('modelfetch.lock.json') ? 'modelfetch sync' : `modelfetch sync --lock ${lockPath}`;
+}
+
+/**
+ * One free-space check for the whole lockfile before the first model is fetched (each pull checks
+ * its own model again, which then costs only stats): a lock whose second model does not fit fails
+ * before the first one is downloaded.
+ */
+async function assertRoomForLock(models: LockedModel[], options: SyncOptions): Promise<void> {
+  const env = options.env ?? process.env;
+  const needs: SpaceNeed[] = [];
+  for (const model of models) {
+    let store: FileStore;
+    if (model.source === 'hf') store = cacheStore(new RepoPaths(options.cacheDir, model.repoType, model.repo), model.commit);
+    else if (model.source === 'modelscope') {
+      const layout = await import('../cache/modelscope-layout.js');
+      store = new layout.ModelScopeFolder(new layout.ModelScopePaths(options.modelscopeCacheDir ?? layout.resolveModelScopeCache(env), model.repo), model.commit).store(model.commit);
+    } else continue; // refused with its own error when its turn comes
+    const { missing } = await planFiles(store, model.files);
+    for (const file of uniqueByDigest(missing)) needs.push({ path: store.tempPath(file), size: file.size });
+  }
+  await assertDiskSpace(needs, { elsewhere: 'point --cache-dir (or HF_HUB_CACHE) at a larger disk' });
 }
 
 function logPlan(plan: PullPlan, model: LockedModel, options: SyncOptions): void {

@@ -29,6 +29,7 @@ beforeAll(async () => {
           { path: 'model.safetensors', size: 3 * MiB, lfs: true },
         ],
       },
+      { repoId: 'org/small', files: [{ path: 'weights.bin', size: 512 * 1024, lfs: true }] },
     ],
   });
   work = await mkdtemp(join(tmpdir(), 'mf-diskspace-'));
@@ -76,17 +77,17 @@ describe.skipIf(!canMountSmallDisk())('free space is checked before the first by
     expect(contentRequests()).toBeGreaterThan(0);
   });
 
-  it('sync checks before the first byte too', async () => {
+  it('sync checks the whole lockfile before the first byte: a second model that does not fit stops the first', async () => {
     const project = join(work, 'project');
     await mkdir(project, { recursive: true });
-    await writeFile(join(project, 'modelfetch.yaml'), ['version: 1', 'models:', '  - repo: org/big', ''].join('\n'));
+    await writeFile(join(project, 'modelfetch.yaml'), ['version: 1', 'models:', '  - repo: org/small', '  - repo: org/big', ''].join('\n'));
     const locked = await runCli(['lock', '--endpoint', hub.endpoint], { cwd: project });
     expect(locked.stderr).toBe('');
     expect(locked.code).toBe(0);
     hub.resetLogs();
     const run = await onSmallDisk(MiB, (mount) => cli('sync', '--cache-dir', join(mount, 'hub'), '--endpoint', hub.endpoint), project);
     expect(run.code).toBe(7);
-    expect(run.stderr).toMatch(/3\.0 MiB still to download, .* free/);
+    expect(run.stderr).toMatch(/3\.5 MiB still to download, .* free/);
     expect(contentRequests()).toBe(0);
   });
 
