@@ -187,9 +187,11 @@ export async function pull(options: PullOptions): Promise<PullResult> {
   if (absent.length && (options.check || offline)) {
     const names = absent.map((f) => f.path);
     const corrupt = names.filter((path) => foundBefore.has(path));
-    const state = corrupt.length ? ` (${corrupt.length} of them corrupt and removed: ${corrupt.slice(0, 5).join(', ')}${corrupt.length > 5 ? ', …' : ''})` : '';
+    const gone = names.filter((path) => !foundBefore.has(path));
+    const list = (paths: string[]): string => `${paths.slice(0, 5).join(', ')}${paths.length > 5 ? ', …' : ''}`;
+    const what = [...(gone.length ? [`${gone.length} missing (${list(gone)})`] : []), ...(corrupt.length ? [`${corrupt.length} corrupt, now removed (${list(corrupt)})`] : [])].join(', ');
     const fix = options.fixCommand ?? pullCommandLine(options, reference.repoId, reference.revision ? revision : undefined);
-    throw new ModelfetchError(options.check ? 'ERR_INCOMPLETE' : 'ERR_OFFLINE', `${names.length} of ${selection.files.length} files of ${reference.repoId}@${resolved.commit.slice(0, 12)} are not in the cache: ${names.slice(0, 5).join(', ')}${names.length > 5 ? ', …' : ''}${state}`, {
+    throw new ModelfetchError(options.check ? 'ERR_INCOMPLETE' : 'ERR_OFFLINE', `${names.length} of ${selection.files.length} files of ${reference.repoId}@${resolved.commit.slice(0, 12)} are not in the cache: ${what}`, {
       hint: options.check
         ? `Run \`${fix}\` to fetch them${corrupt.length ? ' again; `modelfetch verify --fix` also repairs the rest of the cache' : ''}.`
         : `Run \`${fix}\` once with network access (HF_HUB_OFFLINE unset${options.fixCommand ? '' : ', no --offline'}) to fetch them.`,

@@ -108,7 +108,7 @@ describe('pull hints', () => {
     await corruptBlobOf('config.json');
     const run = await expectHint('pull', ['org/tts', '--check', '--cache-dir', cacheOf()], 8, 'ERR_INCOMPLETE', `Run \`modelfetch pull org/tts --cache-dir ${cacheOf()}\` to fetch them again; \`modelfetch verify --fix\` also repairs the rest of the cache.`);
     expect(run.message).toContain('1 of 2 files of org/tts@');
-    expect(run.message).toContain('(1 of them corrupt and removed: config.json)');
+    expect(run.message).toContain('are not in the cache: 1 corrupt, now removed (config.json)');
   });
 
   it('ERR_OFFLINE: the same pull with network access', async () => {
@@ -133,11 +133,12 @@ describe('sync hints', () => {
   it('ERR_INCOMPLETE (--check): `modelfetch sync` with the same lockfile, never a pull without its filters', async () => {
     const lock = await locked();
     const missing = await expectHint('sync', ['--lock', lock, '--cache-dir', cacheOf(), '--check'], 8, 'ERR_INCOMPLETE', `Run \`modelfetch sync --lock ${lock}\` to fetch them.`);
+    expect(missing.message).toContain('are not in the cache: 2 missing (config.json, model.safetensors)');
     expect(missing.message).not.toContain('corrupt');
     expect((await cli(['sync', '--lock', lock, '--cache-dir', cacheOf()])).code).toBe(0);
     await corruptBlobOf('model.safetensors');
     const corrupt = await expectHint('sync', ['--lock', lock, '--cache-dir', cacheOf(), '--check'], 8, 'ERR_INCOMPLETE', `Run \`modelfetch sync --lock ${lock}\` to fetch them again; \`modelfetch verify --fix\` also repairs the rest of the cache.`);
-    expect(corrupt.message).toContain('(1 of them corrupt and removed: model.safetensors)');
+    expect(corrupt.message).toContain('are not in the cache: 1 corrupt, now removed (model.safetensors)');
     expect(corrupt.hint).not.toContain('modelfetch pull');
   });
 
