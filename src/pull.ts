@@ -149,6 +149,8 @@ export async function pull(options: PullOptions): Promise<PullResult> {
 
   const resolved = options.listing ? pinnedListing(revision, options.listing) : await resolveListing({ repo, local, revision, offline, online, mayFallBack: !options.check });
   const selection = selectFiles(resolved.listing, requested, options.include, options.exclude);
+  // A snapshot folder (not a full listing) cannot say a file does not exist: the network error stands.
+  if (resolved.fallback && !resolved.authoritative && (selection.missing.length || !selection.files.length)) throw resolved.fallback.error;
   if (selection.missing.length) {
     if (resolved.authoritative && !local) for (const path of selection.missing) await markNoExist(repo, resolved.commit, path);
     throw new ModelfetchError(offline && !resolved.authoritative ? 'ERR_OFFLINE' : 'ERR_NOT_FOUND', `${selection.missing.slice(0, 5).join(', ')}${selection.missing.length > 5 ? ` and ${selection.missing.length - 5} more` : ''} not found in ${reference.repoId}@${resolved.commit.slice(0, 12)}`, {

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { isModelfetchError } from '../../src/errors.js';
 import { pull, type PullOptions } from '../../src/pull.js';
+import { buildCachedRepo, fakeCommit } from '../support/cache-builder.js';
 import { runCli } from '../support/cli.js';
 import { startFixtureHub, type FixtureHub } from '../support/fixture-hub.js';
 import { interopPython, runPython } from '../support/python.js';
@@ -88,6 +89,17 @@ describe('the hub unreachable while the repo is cached', () => {
     const result = await pull(options({ include: ['*.json'], onWarning: (w) => warnings.push(w) }));
     expect(result.downloaded).toBe(0);
     expect(warnings).toHaveLength(1);
+  });
+
+  it('with an older cache (no tree listing) the snapshot folder answers, but cannot say a file does not exist', async () => {
+    const commit = fakeCommit('old-cache');
+    await buildCachedRepo(cacheDir(), { repoId: 'org/old', commit, refs: ['main'], files: [{ path: 'config.json', content: Buffer.from('{}') }] });
+    const warnings: string[] = [];
+    const result = await pull(options({ repo: 'org/old', endpoint: DEAD_ENDPOINT, onWarning: (w) => warnings.push(w) }));
+    expect(result).toMatchObject({ commit, files: 1, downloaded: 0 });
+    expect(warnings).toHaveLength(1);
+    const error = await pull(options({ repo: 'org/old', endpoint: DEAD_ENDPOINT, files: ['absent.bin'] })).catch((e: unknown) => e);
+    expect(isModelfetchError(error, 'ERR_NETWORK')).toBe(true);
   });
 
   it('does not fall back when the selection is not complete in the cache (exit 6)', async () => {
