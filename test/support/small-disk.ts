@@ -1,5 +1,5 @@
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdtemp, readFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -49,5 +49,6 @@ export async function runOnSmallDisk(options: { sizeBytes: number; mountPoint: s
   child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
   const code = await new Promise<number>((resolve) => child.on('exit', (c) => resolve(c ?? 1)));
   const leftover = (await readFile(report, 'utf8').catch(() => '')).split('\n').filter(Boolean);
+  await rm(reportDir, { recursive: true, force: true });
   return { code, stdout, stderr, leftover };
 }
