@@ -31,6 +31,7 @@ beforeAll(async () => {
           { path: 'model.safetensors', size: 300_000, lfs: true },
         ],
       },
+      { repoId: 'org/gated', gatedToken: 'hf_hintsgatedtoken000001', files: [{ path: 'config.json', content: '{}' }] },
     ],
   });
   work = await mkdtemp(join(tmpdir(), 'mf-hints-'));
@@ -116,6 +117,10 @@ describe('pull hints', () => {
     await expectHint('pull', ['org/tts', '--offline', '--cache-dir', cacheOf()], 8, 'ERR_OFFLINE', `Run \`modelfetch pull org/tts --cache-dir ${cacheOf()}\` once with network access (HF_HUB_OFFLINE unset, no --offline) to fetch them.`);
   });
 
+  it('ERR_GATED: a gated repo without a token names HF_TOKEN and --token', async () => {
+    await expectHint('pull', ['org/gated', '--cache-dir', cacheOf()], 5, 'ERR_GATED', /^Set HF_TOKEN \(or --token\) and accept the terms at http/);
+  });
+
   it('ERR_NETWORK and ERR_USAGE', async () => {
     await expectHint('pull', ['org/tts', '--cache-dir', cacheOf()], 6, 'ERR_NETWORK', /^Check the network and HF_ENDPOINT/, { HF_ENDPOINT: DEAD_ENDPOINT });
     await expectHint('pull', ['org/tts', '--connections', '0'], 2, 'ERR_USAGE', 'Use a whole number from 1 to 256.');
@@ -150,6 +155,13 @@ describe('sync hints', () => {
   it('ERR_NETWORK: names sync\'s --endpoint and says a rerun resumes', async () => {
     const lock = await locked();
     await expectHint('sync', ['--lock', lock, '--cache-dir', cacheOf(), '--endpoint', DEAD_ENDPOINT], 6, 'ERR_NETWORK', `Check the network and --endpoint (or HF_ENDPOINT), then run \`modelfetch sync --lock ${lock}\` again: finished files and ranges are kept.`);
+  });
+
+  it('ERR_SIGNATURE: an unsigned lockfile under --verify-key', async () => {
+    const lock = await locked();
+    const pub = join(dir, 'release');
+    expect((await cli(['keygen', '--out', pub])).code).toBe(0);
+    await expectHint('sync', ['--lock', lock, '--cache-dir', cacheOf(), '--verify-key', `${pub}.pub`], 3, 'ERR_SIGNATURE', 'Sign it with `modelfetch sign --key PRIVATE_KEY`, or drop --verify-key if you accept unsigned lockfiles.');
   });
 
   it('ERR_USAGE: a missing lockfile', async () => {
