@@ -4,6 +4,7 @@ import { lstat } from 'node:fs/promises';
 import { basename, resolve } from 'node:path';
 import { commitTempFile } from './cache/atomic.js';
 import { isSha256Hex } from './cache/validate.js';
+import { assertDiskSpace } from './disk-space.js';
 import { ModelfetchError } from './errors.js';
 import { discardBody, requestFollowingRedirects, statusError } from './transfer/http.js';
 import { transferFile, type EngineOptions } from './transfer/index.js';
@@ -26,6 +27,8 @@ export interface GetOptions extends EngineOptions {
   headers?: Record<string, string>;
   /** Replace an existing target that does not match. */
   force?: boolean;
+  /** Skip the free-space check made once the size is known, before the first byte. */
+  ignoreDiskSpace?: boolean;
 }
 
 export interface GetResult {
@@ -130,6 +133,9 @@ export async function get(options: GetOptions): Promise<GetResult> {
       identity: `get:${options.urls.join(' ')}`,
       ...(expected !== undefined && { digest: { algorithm: 'sha256' as const, hex: expected } }),
       ...(options.headers && { headers: options.headers }),
+      beforeWrite: async (size) => {
+        if (size !== undefined) await assertDiskSpace([{ path: tempPath, size }], { ...(options.ignoreDiskSpace && { ignore: true }), elsewhere: 'write it elsewhere with -o' });
+      },
     },
     options,
   );

@@ -11,7 +11,8 @@ import { markNoExist, readRef, writeRef } from './cache/snapshot.js';
 import { touchRevision } from './cache/usage.js';
 import { readRepoTreeListing, type ListedFile } from './cache/tree-listing.js';
 import { assertSafeRelativePath, isSha1Hex } from './cache/validate.js';
-import { ModelfetchError } from './errors.js';
+import { assertDiskSpace } from './disk-space.js';
+import { isModelfetchError, ModelfetchError, type ErrorCode } from './errors.js';
 import { resolveMaxFiles, tooManyFiles } from './source/listing-limit.js';
 import type { FileDigest, RepoType } from './source/types.js';
 import type { Clock, ProgressEvent, TransferJob, TransferOptions, TransferResult } from './transfer/types.js';
@@ -51,6 +52,14 @@ export interface PullOptions {
   offline?: boolean;
   /** Download nothing; fail with ERR_INCOMPLETE when something is missing. */
   check?: boolean;
+  /** Skip the free-space check made before the first byte (ERR_NO_SPACE when the missing bytes do not fit). */
+  ignoreDiskSpace?: boolean;
+  /** With `localDir`: replace files edited since they were downloaded (kept, with a warning, otherwise). */
+  forceDownload?: boolean;
+  /** The command that fetches what `check` or `offline` found missing, for the hint (default: this pull, without those flags). */
+  fixCommand?: string;
+  /** One-line warnings (the hub unreachable and the cache used instead; a local-dir file kept because it was edited). */
+  onWarning?: (message: string) => void;
   endpoint?: string;
   token?: string;
   env?: NodeJS.ProcessEnv;
@@ -114,6 +123,8 @@ interface Resolved {
   /** Where the listing came from: the hub or a cached tree listing (authoritative), or the snapshot folder. */
   authoritative: boolean;
   fromHub: boolean;
+  /** Set when the hub could not be reached and the revision was resolved from the cache instead. */
+  fallback?: { error: ModelfetchError };
 }
 
 export function isOfflineEnv(env: NodeJS.ProcessEnv): boolean {
@@ -142,26 +153,36 @@ export async function pull(options: PullOptions): Promise<PullResult> {
   if (!revision) throw new ModelfetchError('ERR_USAGE', `Empty revision in ${JSON.stringify(options.repo)}`, { hint: 'Write org/name@main or org/name@<commit>.' });
   const requested = (options.files ?? []).map((path) => assertSafeRelativePath(path.replace(/^\.\//, ''), 'the command line'));
   const maxFiles = resolveMaxFiles(options.maxFiles, env);
-  const local = options.localDir ? new LocalDir(options.localDir) : msLayout ? await modelScopeFolder(options, env, reference.repoId, revision) : undefined;
+  const local: FolderOfFiles | undefined = options.localDir ? new LocalDir(options.localDir) : msLayout ? await modelScopeFolder(options, env, reference.repoId, revision) : undefined;
   if (options.include?.length || options.exclude?.length) await loadGlobSupport();
 
   let client: Remote | undefined;
   const online = async () => (client ??= modelscope ? await modelScopeRemote(options, env, offline, reference.repoId) : await hubClient(options, env, offline, reference.repoId, repoType, maxFiles));
 
-  const resolved = options.listing ? pinnedListing(revision, options.listing) : await resolveListing({ repo, local, revision, offline, online });
+  const resolved = options.listing ? pinnedListing(revision, options.listing) : await resolveListing({ repo, local, revision, offline, online, mayFallBack: !options.check });
   // Whatever the listing came from (hub pages, ModelScope, a cached tree listing, a lockfile).
   if (resolved.listing.length > maxFiles) throw tooManyFiles(reference.repoId, maxFiles);
   const selection = selectFiles(resolved.listing, requested, options.include, options.exclude);
+  // A snapshot folder (not a full listing) cannot say a file does not exist: the network error stands.
+  if (resolved.fallback && !resolved.authoritative && (selection.missing.length || !selection.files.length)) throw resolved.fallback.error;
   if (selection.missing.length) {
     if (resolved.authoritative && !local) for (const path of selection.missing) await markNoExist(repo, resolved.commit, path);
     throw new ModelfetchError(offline && !resolved.authoritative ? 'ERR_OFFLINE' : 'ERR_NOT_FOUND', `${selection.missing.slice(0, 5).join(', ')}${selection.missing.length > 5 ? ` and ${selection.missing.length - 5} more` : ''} not found in ${reference.repoId}@${resolved.commit.slice(0, 12)}`, {
       hint: 'Check the file names (they are case-sensitive and relative to the repo root) and the revision.',
     });
   }
+  if (selection.files.length === 0 && !options.listing) throw emptySelection(reference.repoId, resolved, offline, options);
   if (resolved.fromHub && !local && revision !== resolved.commit) await writeRef(repo, revision, resolved.commit);
 
-  const store = local ? local.store(resolved.commit) : cacheStore(repo, resolved.commit);
+  const store = local ? local.store(resolved.commit, localDirOptions(options)) : cacheStore(repo, resolved.commit);
+  // What is on disk before planning, which removes wrong blobs: lets an error tell "corrupt" from "missing".
+  const foundBefore = options.check || offline ? await pathsOnDisk(selection.files, (file) => (local ? undefined : repo.blob(file.digest))) : new Set<string>();
   const plan = await planFiles(store, selection.files);
+  if (resolved.fallback) {
+    // The hub could not be reached: the cache may stand in only for a selection it holds completely.
+    if (plan.missing.length) throw resolved.fallback.error;
+    options.onWarning?.(`${resolved.fallback.error.message.replace(/[.\s]+$/, '')}; using the cached ${reference.repoId}@${resolved.commit.slice(0, 12)} (${revision})`);
+  }
   const result: PullResult = {
     path: local ? local.root : repo.snapshotDir(resolved.commit),
     repoId: reference.repoId,
@@ -181,8 +202,15 @@ export async function pull(options: PullOptions): Promise<PullResult> {
   const absent = options.check ? plan.unlinked : plan.missing;
   if (absent.length && (options.check || offline)) {
     const names = absent.map((f) => f.path);
-    throw new ModelfetchError(options.check ? 'ERR_INCOMPLETE' : 'ERR_OFFLINE', `${names.length} of ${selection.files.length} files of ${reference.repoId}@${resolved.commit.slice(0, 12)} are not in the cache: ${names.slice(0, 5).join(', ')}${names.length > 5 ? ', …' : ''}`, {
-      hint: options.check ? `Run modelfetch pull ${reference.repoId}${reference.revision ? `@${revision}` : ''} without --check to fetch them.` : 'Run the same pull online once (without --offline / HF_HUB_OFFLINE) to fetch them.',
+    const corrupt = names.filter((path) => foundBefore.has(path));
+    const gone = names.filter((path) => !foundBefore.has(path));
+    const list = (paths: string[]): string => `${paths.slice(0, 5).join(', ')}${paths.length > 5 ? ', …' : ''}`;
+    const what = [...(gone.length ? [`${gone.length} missing (${list(gone)})`] : []), ...(corrupt.length ? [`${corrupt.length} corrupt, now removed (${list(corrupt)})`] : [])].join(', ');
+    const fix = options.fixCommand ?? pullCommandLine(options, reference.repoId, reference.revision ? revision : undefined);
+    throw new ModelfetchError(options.check ? 'ERR_INCOMPLETE' : 'ERR_OFFLINE', `${names.length} of ${selection.files.length} files of ${reference.repoId}@${resolved.commit.slice(0, 12)} are not in the cache: ${what}`, {
+      hint: options.check
+        ? `Run \`${fix}\` to fetch them${corrupt.length ? ' again; `modelfetch verify --fix` also repairs the rest of the cache' : ''}.`
+        : `Run \`${fix}\` once with network access (HF_HUB_OFFLINE unset${options.fixCommand ? '' : ', no --offline'}) to fetch them.`,
       expected: selection.files.length,
       found: selection.files.length - names.length,
     });
@@ -191,8 +219,14 @@ export async function pull(options: PullOptions): Promise<PullResult> {
   const inUse = local ? undefined : await markRevisionInUse(repo, resolved.commit);
   try {
     if (plan.missing.length) {
+      await assertDiskSpace(
+        unique.map((file) => ({ path: store.tempPath(file), size: file.size })),
+        { ...(options.ignoreDiskSpace && { ignore: true }), elsewhere: local ? 'pull into another --local-dir' : 'point --cache-dir (or HF_HUB_CACHE) at a larger disk' },
+      );
       const hub = await online();
-      const fetched = await fetchBlobs(store, unique, resolved.commit, hub, options);
+      const fetched = await fetchBlobs(store, unique, resolved.commit, hub, options).catch((error: unknown) => {
+        throw withPullHint(error, options.fixCommand ?? pullCommandLine(options, reference.repoId, reference.revision ? revision : undefined));
+      });
       result.downloaded = plan.missing.length;
       result.bytesFetched = fetched.bytesFetched;
       result.bytesResumed = fetched.bytesResumed;
@@ -268,6 +302,13 @@ async function modelScopeRemote(options: PullOptions, env: NodeJS.ProcessEnv, of
   };
 }
 
+function localDirOptions(options: PullOptions): { forceDownload?: boolean; onKept?: (path: string) => void } {
+  return {
+    ...(options.forceDownload && { forceDownload: true }),
+    onKept: (path) => options.onWarning?.(`${path} was changed since it was downloaded; kept as it is (--force-download replaces it)`),
+  };
+}
+
 /** The modelscope-layout folder of a model (MODELSCOPE_CACHE, or --cache-dir). */
 async function modelScopeFolder(options: PullOptions, env: NodeJS.ProcessEnv, repoId: string, revision: string): Promise<import('./cache/modelscope-layout.js').ModelScopeFolder> {
   const layout = await import('./cache/modelscope-layout.js');
@@ -283,6 +324,8 @@ interface ResolveInput {
   revision: string;
   offline: boolean;
   online: () => Promise<Remote>;
+  /** Whether an unreachable hub may be replaced by the cache (not for --check). */
+  mayFallBack: boolean;
 }
 
 /** A listing the caller vouches for (a lockfile's): not written as the commit's tree listing, which it may only be part of. */
@@ -292,7 +335,26 @@ function pinnedListing(revision: string, listing: ListedFile[]): Resolved {
 }
 
 /** The commit and its file listing, from the cache when it can answer, else from the hub. */
-async function resolveListing({ repo, local, revision, offline, online }: ResolveInput): Promise<Resolved> {
+async function resolveListing(input: ResolveInput): Promise<Resolved> {
+  try {
+    return await resolveListingOnce(input);
+  } catch (error) {
+    if (input.offline || !input.mayFallBack || !isModelfetchError(error) || !isUnreachable(error)) throw error;
+    // As huggingface_hub does: the hub is unreachable, so the cache answers if it can (pull checks it is complete).
+    const cached = await resolveListingOnce({ ...input, offline: true }).catch(() => undefined);
+    if (!cached) throw error;
+    return { ...cached, fallback: { error } };
+  }
+}
+
+/** Failures that mean "the hub could not be reached", as opposed to an answer (401, 404, gated). */
+const UNREACHABLE: ReadonlySet<ErrorCode> = new Set(['ERR_NETWORK', 'ERR_STALL']);
+
+function isUnreachable(error: ModelfetchError): boolean {
+  return (UNREACHABLE.has(error.code) || (error.code === 'ERR_HTTP' && (error.status ?? 0) >= 500));
+}
+
+async function resolveListingOnce({ repo, local, revision, offline, online }: ResolveInput): Promise<Resolved> {
   let commit: string | undefined = isSha1Hex(revision) ? revision : undefined;
   if (!commit && offline) commit = local ? await local.onlyCommit() : await readRef(repo, revision);
   if (!commit && offline) {
@@ -339,6 +401,58 @@ async function listSnapshotFolder(repo: RepoPaths, commit: string): Promise<List
   return files;
 }
 
+/** The `modelfetch pull` command line that fetches this selection (for hints): the same repo, revision, files and filters. */
+function pullCommandLine(options: PullOptions, repoId: string, revision: string | undefined): string {
+  const quote = (text: string): string => (/^[\w@%+=:,./-]+$/.test(text) ? text : `'${text.replace(/'/g, "'\\''")}'`);
+  const words = ['modelfetch', 'pull', `${options.repo.startsWith('ms://') ? 'ms://' : ''}${repoId}${revision ? `@${revision}` : ''}`, ...(options.files ?? [])];
+  for (const glob of options.include ?? []) words.push('--include', glob);
+  for (const glob of options.exclude ?? []) words.push('--exclude', glob);
+  if (options.repoType && options.repoType !== 'model') words.push('--repo-type', options.repoType);
+  if (options.localDir) words.push('--local-dir', options.localDir);
+  else if (options.cacheDir) words.push('--cache-dir', options.cacheDir);
+  return words.map(quote).join(' ');
+}
+
+/**
+ * The engine's hints speak of URLs and `get`'s flags; a pull's user gave a repo. Errors from the
+ * download phase get a hint in terms of the command that ran (`--endpoint`, `--token`, rerun to resume).
+ */
+function withPullHint(error: unknown, fix: string): unknown {
+  if (!isModelfetchError(error)) return error;
+  let hint: string | undefined;
+  if (isUnreachable(error) || error.code === 'ERR_HTTP') hint = `Check the network and --endpoint (or HF_ENDPOINT), then run \`${fix}\` again: finished files and ranges are kept.`;
+  else if (error.code === 'ERR_NOT_FOUND') hint = 'The endpoint does not serve this file at this commit: check --endpoint (or HF_ENDPOINT).';
+  else if (error.code === 'ERR_AUTH' || error.code === 'ERR_GATED') hint = 'Set HF_TOKEN (or --token) to a token that can read this repo; a gated repo also needs its terms accepted on its page.';
+  if (hint === undefined) return error;
+  const { code, message, expected, found, url, status } = error;
+  return new ModelfetchError(code, message, { hint, cause: error, ...(expected !== undefined && { expected }), ...(found !== undefined && { found }), ...(url !== undefined && { url }), ...(status !== undefined && { status }) });
+}
+
+/** Which files have something at their content path (a blob, or a file in a folder), before planning decides on it. */
+async function pathsOnDisk(files: ListedFile[], contentPath: (file: ListedFile) => string | undefined): Promise<Set<string>> {
+  const found = new Set<string>();
+  for (const file of files) {
+    const path = contentPath(file);
+    if (path && (await lstat(path).then(() => true, () => false))) found.add(file.path);
+  }
+  return found;
+}
+
+/** A selection that matches nothing is an error that shows what there is, never an empty success. */
+function emptySelection(repoId: string, resolved: Resolved, offline: boolean, options: PullOptions): ModelfetchError {
+  const filters = [...(options.include ?? []).map((g) => `--include ${JSON.stringify(g)}`), ...(options.exclude ?? []).map((g) => `--exclude ${JSON.stringify(g)}`)];
+  const at = `${repoId}@${resolved.commit.slice(0, 12)}`;
+  const sample = resolved.listing.map((f) => f.path).sort();
+  const shown = sample.slice(0, 10).join(', ');
+  const has = sample.length === 0 ? `${at} has no files` : `${at} has ${sample.length} file${sample.length === 1 ? '' : 's'}: ${shown}${sample.length > 10 ? `, … (${sample.length - 10} more)` : ''}`;
+  const code = offline && !resolved.authoritative ? 'ERR_OFFLINE' : 'ERR_NOT_FOUND';
+  return new ModelfetchError(code, `No file matches ${filters.length ? filters.join(' ') : 'the selection'}; ${has}`, {
+    expected: 'at least one file',
+    found: 0,
+    hint: 'Check the patterns: a pattern without "/" matches the file name at any depth, "dir/" matches everything under dir, and names are case-sensitive.',
+  });
+}
+
 /** Files to pull: exact paths if given, then include/exclude globs. */
 function selectFiles(listing: ListedFile[], requested: string[], include: string[] = [], exclude: string[] = []): { files: ListedFile[]; missing: string[] } {
   let files = listing;
@@ -375,7 +489,8 @@ export async function loadGlobSupport(): Promise<void> {
 /** How many files are looked at at once while planning: enough to keep the disk busy, few enough that a huge listing does not hold a pending check per file. */
 const PLAN_CONCURRENCY = 64;
 
-async function planFiles(store: FileStore, files: ListedFile[]): Promise<{ missing: ListedFile[]; unlinked: ListedFile[] }> {
+/** What a store lacks of `files` ('missing': no content; 'unlinked': content there, entry not). */
+export async function planFiles(store: FileStore, files: ListedFile[]): Promise<{ missing: ListedFile[]; unlinked: ListedFile[] }> {
   const states: Array<'present' | 'unlinked' | 'missing'> = new Array(files.length);
   let next = 0;
   const worker = async (): Promise<void> => {
@@ -391,7 +506,7 @@ async function planFiles(store: FileStore, files: ListedFile[]): Promise<{ missi
   };
 }
 
-function uniqueByDigest(files: ListedFile[]): ListedFile[] {
+export function uniqueByDigest(files: ListedFile[]): ListedFile[] {
   const seen = new Map<string, ListedFile>();
   for (const file of files) if (!seen.has(file.digest.hex)) seen.set(file.digest.hex, file);
   return [...seen.values()];

@@ -15,6 +15,13 @@ import { assertCommit, assertSafeRelativePath, isSha1Hex } from './validate.js';
  * its digest and whose mtime is not newer than the metadata is complete, as huggingface_hub decides.
  * modelfetch's partial files and locks live in `{dir}/.cache/huggingface/modelfetch/`.
  */
+export interface LocalDirStoreOptions {
+  /** Replace files edited since they were downloaded (huggingface_hub's `force_download`). */
+  forceDownload?: boolean;
+  /** Told about each edited file that is kept. */
+  onKept?: (path: string) => void;
+}
+
 export class LocalDir {
   readonly root: string;
   private readonly meta: string;
@@ -60,17 +67,26 @@ export class LocalDir {
     await writeCacheFile(this.root, this.metadata(path), `${commit}\n${etag}\n${Date.now() / 1000}\n`);
   }
 
-  /** The store for one commit. */
-  store(commit: string): FileStore {
+  /**
+   * The store for one commit. A file is untouched when its metadata is not older than its mtime
+   * (huggingface_hub's rule): then the metadata's etag says whether it is this commit's version, or
+   * an older download to replace. A file changed since (or never recorded) is hashed once; when its
+   * bytes are not this commit's, the user edited it: it is kept, and `onKept` told, unless `forceDownload`.
+   */
+  store(commit: string, options: LocalDirStoreOptions = {}): FileStore {
     const state = async (file: ListedFile): Promise<'present' | 'missing'> => {
       const info = await stat(this.file(file.path)).catch(() => undefined);
-      if (!info?.isFile() || info.size !== file.size) return 'missing';
+      if (!info?.isFile()) return 'missing';
       const metadata = await this.readMetadata(file.path);
-      if (metadata && metadata.etag === file.digest.hex && info.mtimeMs / 1000 - 1 <= metadata.timestamp) return 'present';
+      if (metadata && info.mtimeMs / 1000 - 1 <= metadata.timestamp) return metadata.etag === file.digest.hex && info.size === file.size ? 'present' : 'missing';
       // No (or outdated) metadata: the bytes decide, once.
-      const actual = await hashFile(this.file(file.path), file.digest.algorithm);
-      if (actual.hex !== file.digest.hex) return 'missing';
-      await this.writeMetadata(file.path, commit, file.digest.hex);
+      const same = info.size === file.size && (await hashFile(this.file(file.path), file.digest.algorithm)).hex === file.digest.hex;
+      if (same) {
+        await this.writeMetadata(file.path, commit, file.digest.hex);
+        return 'present';
+      }
+      if (options.forceDownload) return 'missing';
+      options.onKept?.(file.path);
       return 'present';
     };
     const work = join(this.meta, 'modelfetch');

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import type { CliIo } from './main.js';
+import { examples } from './examples.js';
 
 interface BakeFlags {
   lock: string;
@@ -20,6 +21,7 @@ export function registerBakeCommand(program: Command, io: CliIo): void {
   program
     .command('bake')
     .description('Write a Docker build context (and with --oci an OCI image layout) of an image with the lockfile\'s models in place')
+    .addHelpText('after', examples(['modelfetch bake --out image && docker build image', 'modelfetch bake --oci --tag models     # an OCI image layout, no Docker needed']))
     .option('--lock <file>', 'lockfile', 'modelfetch.lock.json')
     .option('--manifest <file>', 'manifest (default: modelfetch.yaml beside the lockfile)')
     .option('--out <dir>', 'build context folder to write', 'modelfetch-image')

@@ -4,12 +4,14 @@ import { ModelfetchError } from '../errors.js';
 import type { CliIo } from './main.js';
 import { formatBytes } from '../format-bytes.js';
 import { formatAge, parseDuration, parseSize, renderTable } from './units.js';
+import { examples } from './examples.js';
 
 /** `modelfetch gc`: remove unused revisions, then least recently used ones down to a size cap. */
 export function registerGcCommand(program: Command, io: CliIo): void {
   program
     .command('gc')
     .description('Remove revisions not used for a while, then least recently used ones until the cache fits a size cap')
+    .addHelpText('after', examples(['modelfetch gc --unused-for 7d --dry-run   # what a week of disuse would free', 'modelfetch gc --max-size 200G             # trim least recently used revisions to 200 GiB']))
     .option('--unused-for <duration>', 'remove revisions not used within this period (e.g. 7d, 12h)', parseDuration)
     .option('--max-size <size>', 'then remove least recently used revisions until the cache is at most this size (e.g. 200G)', parseSize)
     .option('--keep <repos...>', 'never touch these repos (org/name)')

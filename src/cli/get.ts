@@ -3,6 +3,7 @@ import { ModelfetchError } from '../errors.js';
 import { abortOnInterrupt } from './interrupt.js';
 import type { CliIo } from './main.js';
 import { createProgressRenderer, progressModeFor } from './progress.js';
+import { examples } from './examples.js';
 
 interface GetFlags {
   output?: string;
@@ -13,6 +14,7 @@ interface GetFlags {
   json?: boolean;
   quiet?: boolean;
   force?: boolean;
+  ignoreDiskSpace?: boolean;
 }
 
 /** Parses `Name: value` into a header pair. */
@@ -28,7 +30,8 @@ export function parseHeaderFlag(text: string): [string, string] {
 export function registerGetCommand(program: Command, io: CliIo): void {
   program
     .command('get')
-    .description('download a file from one or more URLs (mirrors of the same file), in parallel, resumable and verified')
+    .description('Download a file from one or more URLs (mirrors of the same file), in parallel, resumable and verified')
+    .addHelpText('after', examples(['modelfetch get https://example.com/model.bin --sha256 <hex>', 'modelfetch get https://a.example/m.bin https://b.example/m.bin -o m.bin   # two mirrors at once']))
     .argument('<url...>', 'URLs of the same file; several are used together as mirrors')
     .option('-o, --output <file>', 'where to write the file (default: the name in the URL)')
     .option('--sha256 <hex>', 'expected SHA-256; a mismatch fails and nothing is written')
@@ -38,6 +41,7 @@ export function registerGetCommand(program: Command, io: CliIo): void {
     .option('--json', 'print one JSON object with the result on stdout')
     .option('--quiet', 'no progress output')
     .option('--force', 'replace an existing output file that does not match')
+    .option('--ignore-disk-space', 'skip the free-space check made before the first byte')
     .action(async (urls: string[], flags: GetFlags) => {
       let connections: number | undefined;
       if (flags.connections !== undefined) {
@@ -60,6 +64,7 @@ export function registerGetCommand(program: Command, io: CliIo): void {
           ...(connections !== undefined && { connections }),
           ...(Object.keys(headers).length > 0 && { headers }),
           ...(flags.force && { force: true }),
+          ...(flags.ignoreDiskSpace && { ignoreDiskSpace: true }),
           signal: interrupt.signal,
           onProgress: renderer.onProgress,
         });

@@ -1,10 +1,12 @@
 import type { Command } from 'commander';
 import type { CliIo } from './main.js';
+import { examples } from './examples.js';
 
 export function registerLockCommand(program: Command, io: CliIo): void {
   program
     .command('lock')
     .description('Resolve modelfetch.yaml to exact commits and file digests in a lockfile (deterministic canonical JSON)')
+    .addHelpText('after', examples(['modelfetch lock                        # modelfetch.yaml -> modelfetch.lock.json', 'modelfetch lock --manifest models.yaml --out models.lock.json']))
     .option('--manifest <file>', 'manifest', 'modelfetch.yaml')
     .option('--out <file>', 'lockfile to write', 'modelfetch.lock.json')
     .option('--endpoint <url>', 'Hugging Face hub or mirror (default HF_ENDPOINT or huggingface.co; ModelScope: MODELSCOPE_DOMAIN); not recorded in the lockfile')

@@ -7,12 +7,14 @@ import type { RepoType } from '../source/types.js';
 import type { CliIo } from './main.js';
 import { formatBytes } from '../format-bytes.js';
 import { formatAge, parseRepoType, renderTable } from './units.js';
+import { examples } from './examples.js';
 
 /** `modelfetch ls [REPO] [--json]`: what is in the cache. */
 export function registerLsCommand(program: Command, io: CliIo): void {
   program
     .command('ls')
     .description('List cached repos (or one repo\'s revisions and files) with sizes and last use')
+    .addHelpText('after', examples(['modelfetch ls                         # every cached repo, its size and last use', 'modelfetch ls org/name --json          # one repo\'s revisions and files, for scripts']))
     .argument('[repo]', 'org/name: show its revisions and files')
     .option('--cache-dir <dir>', 'hub cache folder (default: HF_HUB_CACHE, HF_HOME/hub, ~/.cache/huggingface/hub)')
     .option('--repo-type <type>', 'model, dataset or space', parseRepoType)

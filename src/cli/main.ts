@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { exitCodeFor, ModelfetchError } from '../errors.js';
 import { redactText } from '../redact.js';
+import { examples } from './examples.js';
 import { registerLsCommand } from './ls.js';
 import { registerVerifyCommand } from './verify.js';
 import { registerGcCommand } from './gc.js';
@@ -19,6 +20,8 @@ import { registerInspectCommand } from './inspect.js';
 import { registerConvertCommand } from './convert.js';
 
 export interface CliIo {
+  /** For prompts (`rm` asks on a terminal); absent or not a TTY means no one can answer. */
+  stdin?: NodeJS.ReadableStream & { isTTY?: boolean };
   stdout: NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
   stderr: NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
   env: NodeJS.ProcessEnv;
@@ -42,7 +45,8 @@ export function buildProgram(io: CliIo): Command {
     .description('Fast, resumable, verified model downloads into the standard Hugging Face cache')
     .version(packageVersion(), '-V, --version')
     .exitOverride()
-    .configureOutput({ writeOut: (s) => io.stdout.write(s), writeErr: (s) => io.stderr.write(s) });
+    .configureOutput({ writeOut: (s) => io.stdout.write(s), writeErr: (s) => io.stderr.write(s) })
+    .addHelpText('after', examples(['modelfetch pull org/name                 # a Hub repo into the cache; prints the snapshot path', 'modelfetch get https://host/model.bin     # one file from a URL', 'modelfetch <command> --help              # options and examples of a command']));
   registerLsCommand(program, io);
   registerVerifyCommand(program, io);
   registerGcCommand(program, io);
@@ -61,8 +65,20 @@ export function buildProgram(io: CliIo): Command {
   return program;
 }
 
+/** The process's streams; stdin is touched only when a command reads it (opening it can hold the process open). */
+function defaultIo(): CliIo {
+  return {
+    get stdin() {
+      return process.stdin;
+    },
+    stdout: process.stdout,
+    stderr: process.stderr,
+    env: process.env,
+  };
+}
+
 /** Runs the CLI and returns the process exit code. */
-export async function main(argv: string[], io: CliIo = { stdout: process.stdout, stderr: process.stderr, env: process.env }): Promise<number> {
+export async function main(argv: string[], io: CliIo = defaultIo()): Promise<number> {
   const program = buildProgram(io);
   try {
     await program.parseAsync(argv, { from: 'user' });

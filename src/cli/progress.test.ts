@@ -48,11 +48,29 @@ describe('progress rendering', () => {
     now = 500;
     renderer.onProgress(event());
     now = 2600;
-    renderer.onProgress(event());
-    renderer.onProgress(event({ phase: 'done' }));
+    renderer.onProgress(event({ bytesDone: 600 * 1024 * 1024, batchBytesDone: 600 * 1024 * 1024 }));
+    renderer.onProgress(event({ phase: 'done', batchBytesDone: 1024 * 1024 * 1024, bytesDone: 1024 * 1024 * 1024, speed: 0 }));
     expect(out.text.split('\n').filter(Boolean)).toHaveLength(3);
     const quiet = sink(false);
     createProgressRenderer(quiet, 'none').onProgress(event());
     expect(quiet.text).toBe('');
+  });
+
+  it('never repeats an identical line in a log, and shows one file finishing in a batch only at the usual pace', () => {
+    let now = 0;
+    const out = sink(false);
+    const renderer = createProgressRenderer(out, 'lines', () => now);
+    const stalled = event({ speed: 0, eta: undefined, connections: 4 });
+    for (let i = 0; i < 5; i += 1) {
+      now = i * 2500;
+      renderer.onProgress(stalled);
+    }
+    expect(out.text.split('\n').filter(Boolean)).toEqual(['50% 512.0 MiB/1.0 GiB 0 B/s 4 conn']);
+    const batch = sink(false);
+    const lines = createProgressRenderer(batch, 'lines', () => now);
+    lines.onProgress(event());
+    now += 100;
+    lines.onProgress(event({ phase: 'done', job: 1, batchBytesDone: 600 * 1024 * 1024 })); // one file of several: not the end of the batch
+    expect(batch.text.split('\n').filter(Boolean)).toHaveLength(1);
   });
 });

@@ -44,13 +44,17 @@ export function progressModeFor(stream: Stream, quiet: boolean): ProgressMode {
 export function createProgressRenderer(stream: Stream, mode: ProgressMode, now: () => number = () => Date.now()): ProgressRenderer {
   let drawn = false;
   let lastLine = -Infinity;
+  let lastText = '';
   const onProgress = (event: ProgressEvent): void => {
     if (mode === 'none' || event.phase === 'probe') return;
     const text = describeProgress(event);
     if (mode === 'lines') {
+      // A log gets a line every few seconds and the final one; never the same line twice (a stalled download says it once).
       const at = now();
-      if (event.phase !== 'done' && at - lastLine < LINE_EVERY_MS) return;
+      const final = event.phase === 'done' && event.batchBytesDone >= event.batchTotalBytes;
+      if ((!final && at - lastLine < LINE_EVERY_MS) || text === lastText) return;
       lastLine = at;
+      lastText = text;
       stream.write(`${text}\n`);
       return;
     }

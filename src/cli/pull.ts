@@ -8,6 +8,7 @@ import { formatBytes } from '../format-bytes.js';
 import { createProgressRenderer, progressModeFor } from './progress.js';
 import { parseTargetDtype } from '../safetensors/plan.js';
 import { describeConversion } from './convert.js';
+import { examples } from './examples.js';
 
 /** `modelfetch pull org/name[@rev] [FILES…]`: prints the snapshot path on stdout, progress on stderr. */
 
@@ -28,6 +29,8 @@ interface PullFlags {
   layout?: string;
   dtype?: string;
   keep?: string[];
+  ignoreDiskSpace?: boolean;
+  forceDownload?: boolean;
 }
 
 function usage(message: string, hint: string): ModelfetchError {
@@ -62,6 +65,9 @@ function toOptions(repo: string, files: string[], flags: PullFlags, io: CliIo): 
     ...(flags.token && { token: flags.token }),
     ...(flags.dtype && { dtype: parseTargetDtype(flags.dtype) === 'F16' ? 'f16' : 'bf16' }),
     ...(flags.keep && { keep: flags.keep }),
+    ...(flags.ignoreDiskSpace && { ignoreDiskSpace: true }),
+    ...(flags.forceDownload && { forceDownload: true }),
+    onWarning: (message) => void io.stderr.write(`modelfetch: warning: ${message}\n`),
   };
 }
 
@@ -79,6 +85,7 @@ export function registerPullCommand(program: Command, io: CliIo): void {
   program
     .command('pull')
     .description('Pull a Hugging Face repo into the standard cache, verified and ready offline; prints the snapshot path')
+    .addHelpText('after', examples(['MODEL_DIR=$(modelfetch pull org/name --quiet)               # the snapshot path, for the app', 'modelfetch pull org/name --include \'*.json\' \'*.safetensors\'  # only some files', 'modelfetch pull org/name --local-dir ./model                 # real files in a folder']))
     .argument('<repo>', 'org/name, optionally @branch, @tag or @commit; ms://org/name[@rev] for ModelScope')
     .argument('[files...]', 'only these files (repo-relative paths)')
     .option('--include <glob...>', 'only files matching these globs (a glob without "/" matches the file name at any depth)')
@@ -95,6 +102,8 @@ export function registerPullCommand(program: Command, io: CliIo): void {
     .option('--layout <layout>', 'ModelScope only: modelscope (default, MODELSCOPE_CACHE) or hf (the hub cache)')
     .option('--dtype <dtype>', 'then convert the safetensors weights to f16 or bf16 into a derived snapshot (see convert); prints its path')
     .option('--keep <glob...>', 'with --dtype: leave tensors whose names match as they are')
+    .option('--ignore-disk-space', 'skip the free-space check made before the first byte')
+    .option('--force-download', 'with --local-dir: replace files edited since they were downloaded (kept, with a warning, otherwise)')
     .option('--json', 'print one JSON object with the result')
     .option('--quiet', 'print only the path')
     .action(async (repo: string, files: string[], flags: PullFlags) => {

@@ -1,54 +1,53 @@
 import type { Command } from 'commander';
+import { ModelfetchError } from '../errors.js';
 import type { CliIo } from './main.js';
 import type { SyncReport } from '../preload/sync.js';
 import { addSyncOptions, syncFromFlags, type SyncFlags } from './sync.js';
+import { examples } from './examples.js';
 
 interface RunFlags extends SyncFlags {
   healthUrl?: string;
-  healthInterval: string;
-  healthGrace: string;
-  unhealthyAfter: string;
-  restarts: string;
-  backoff: string;
-  backoffMax: string;
-  stopTimeout: string;
+  healthInterval: number;
+  healthGrace: number;
+  unhealthyAfter: number;
+  restarts: number;
+  backoff: number;
+  backoffMax: number;
+  stopTimeout: number;
 }
 
-function count(value: string, flag: string, min = 0): number {
-  const n = Number(value);
-  if (!Number.isSafeInteger(n) || n < min) throw new Error(`${flag} must be an integer ≥ ${min}, got ${JSON.stringify(value)}`);
-  return n;
+/** A whole number ≥ `min` for `flag`; commander shows the default as a number, and a bad value is a usage error. */
+function count(flag: string, min = 0): (value: string) => number {
+  return (value) => {
+    const n = Number(value);
+    if (!Number.isSafeInteger(n) || n < min) throw new ModelfetchError('ERR_USAGE', `${flag} must be an integer ≥ ${min}, got ${JSON.stringify(value)}`);
+    return n;
+  };
 }
 
 /** `modelfetch run` (in this file because src/cli/run.ts is the CLI's entry point). */
 export function registerRunCommand(program: Command, io: CliIo): void {
   addSyncOptions(program.command('run').description('Sync the lockfile\'s models, then run COMMAND offline against them, restarting it when it dies or stays unhealthy'), io)
+    .addHelpText('after', examples(['modelfetch run -- python serve.py', 'modelfetch run --health-url http://127.0.0.1:8000/health --restarts 5 -- ./start.sh']))
     .argument('<command...>', 'the service to run, after --')
     .option('--health-url <url>', 'poll this URL; a non-2xx answer or no answer counts as unhealthy')
-    .option('--health-interval <ms>', 'between health checks', '5000')
-    .option('--health-grace <ms>', 'failed checks do not count for this long after each start', '60000')
-    .option('--unhealthy-after <n>', 'consecutive failed checks that make the command unhealthy', '3')
-    .option('--restarts <n>', 'restarts allowed before giving up', '3')
-    .option('--backoff <ms>', 'first restart delay; doubles each time', '1000')
-    .option('--backoff-max <ms>', 'longest restart delay', '30000')
-    .option('--stop-timeout <ms>', 'SIGKILL follows a stop signal or an unhealthy verdict after this long', '10000')
+    .option('--health-interval <ms>', 'between health checks', count('--health-interval', 1), 5000)
+    .option('--health-grace <ms>', 'failed checks do not count for this long after each start', count('--health-grace'), 60000)
+    .option('--unhealthy-after <n>', 'consecutive failed checks that make the command unhealthy', count('--unhealthy-after', 1), 3)
+    .option('--restarts <n>', 'restarts allowed before giving up', count('--restarts'), 3)
+    .option('--backoff <ms>', 'first restart delay; doubles each time', count('--backoff'), 1000)
+    .option('--backoff-max <ms>', 'longest restart delay', count('--backoff-max'), 30000)
+    .option('--stop-timeout <ms>', 'SIGKILL follows a stop signal or an unhealthy verdict after this long', count('--stop-timeout'), 10000)
     .action(async (command: string[], flags: RunFlags) => {
-      const { ModelfetchError } = await import('../errors.js');
-      const numbers = (() => {
-        try {
-          return {
-            healthIntervalMs: count(flags.healthInterval, '--health-interval', 1),
-            healthGraceMs: count(flags.healthGrace, '--health-grace'),
-            unhealthyThreshold: count(flags.unhealthyAfter, '--unhealthy-after', 1),
-            restarts: count(flags.restarts, '--restarts'),
-            backoffMs: count(flags.backoff, '--backoff'),
-            backoffMaxMs: count(flags.backoffMax, '--backoff-max'),
-            stopTimeoutMs: count(flags.stopTimeout, '--stop-timeout'),
-          };
-        } catch (error) {
-          throw new ModelfetchError('ERR_USAGE', (error as Error).message);
-        }
-      })();
+      const numbers = {
+        healthIntervalMs: flags.healthInterval,
+        healthGraceMs: flags.healthGrace,
+        unhealthyThreshold: flags.unhealthyAfter,
+        restarts: flags.restarts,
+        backoffMs: flags.backoff,
+        backoffMaxMs: flags.backoffMax,
+        stopTimeoutMs: flags.stopTimeout,
+      };
       const [{ runWithModels }, nodeIo] = await Promise.all([import('../supervise/run-with-models.js'), import('../supervise/node-supervisor-io.js')]);
       const [name, ...args] = command;
       // The synced revisions stay marked in use (and recorded as used) while the command runs, so gc leaves them alone.

@@ -2,6 +2,7 @@ import { InvalidArgumentError, type Command } from 'commander';
 import { resolveCacheDir } from '../cache/layout.js';
 import { readHfToken, resolveHfEndpoint } from '../source/hf.js';
 import type { CliIo } from './main.js';
+import { examples } from './examples.js';
 
 function parsePort(value: string): number {
   const port = Number(value);
@@ -41,6 +42,7 @@ export function registerServeCommand(program: Command, io: CliIo): void {
   program
     .command('serve')
     .description('Serve the cache over the Hugging Face Hub API (point HF_ENDPOINT at it), filling misses from upstream')
+    .addHelpText('after', examples(['modelfetch serve --host 0.0.0.0 --port 8080     # then HF_ENDPOINT=http://<host>:8080 on clients', 'modelfetch serve --offline                      # serve only what is cached']))
     .option('--cache-dir <dir>', 'cache root (default: HF_HUB_CACHE, HF_HOME/hub, ~/.cache/huggingface/hub)')
     .option('--upstream <url>', 'hub to fill misses from (default: HF_ENDPOINT, else https://huggingface.co)')
     .option('--host <host>', 'address to listen on', '127.0.0.1')

@@ -5,12 +5,14 @@ import type { RepoType } from '../source/types.js';
 import type { CliIo } from './main.js';
 import { formatBytes } from '../format-bytes.js';
 import { parseRepoType } from './units.js';
+import { examples } from './examples.js';
 
 /** `modelfetch verify [REPO…] [--fix] [--json]`: re-hash every blob and check every link. */
 export function registerVerifyCommand(program: Command, io: CliIo): void {
   program
     .command('verify')
     .description('Re-hash every cached blob against its digest and check every snapshot link; exits non-zero on any problem')
+    .addHelpText('after', examples(['modelfetch verify                      # re-hash everything; exit 3 on a bad blob', 'modelfetch verify org/name --fix       # remove bad blobs and pull them again']))
     .argument('[repos...]', 'only these repos (org/name)')
     .option('--cache-dir <dir>', 'hub cache folder (default: HF_HUB_CACHE, HF_HOME/hub, ~/.cache/huggingface/hub)')
     .option('--repo-type <type>', 'model, dataset or space', parseRepoType)

@@ -22,6 +22,8 @@ describe('parseManifest', () => {
     ['models:\n  - revision: main\n', /:2:5: models\[0\]\.repo is required/],
     ['models:\n  - repo: a/b\n    source: s3\n', /:3:13: models\[0\]\.source must be one of hf, modelscope, url/],
     ['models:\n  - repo: ../etc\n', /:2:11: models\[0\]\.repo: Invalid repo id/],
+    ['version: 1\nmodels:\n  - repo: acme\n', /modelfetch\.yaml:3:11: models\[0\]\.repo must be org\/name, got "acme"/],
+    ['models:\n  - repo: acme\n    source: modelscope\n', /:2:11: models\[0\]\.repo must be org\/name/],
     ['models:\n  - repo: a/b\n    local-dir: ../outside\n', /:3:16: models\[0\]\.local-dir: Refusing path/],
     ['models:\n  - repo: a/b\n    include: [1]\n', /:3:15: models\[0\]\.include must be a glob/],
     ['models: []\n', /`models` must be a non-empty list/],

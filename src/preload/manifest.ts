@@ -117,6 +117,8 @@ export function parseManifest(text: string, fileName = 'modelfetch.yaml'): Manif
     const repo = str('repo', true)!;
     if (source === 'url') guard('repo', () => assertHttpUrl(repo));
     else guard('repo', () => assertRepoId(repo));
+    // A lockfile pins canonical ids: a bare name (`gpt2`) is only a Hub redirect to `org/name`.
+    if (source !== 'url' && !repo.includes('/')) fail(item.get('repo', true) as Node, `${where}.repo must be org/name, got ${JSON.stringify(repo)} (write the full id, e.g. openai-community/gpt2 for gpt2)`);
     // Each hub's own default branch.
     const revision = str('revision', false) ?? (source === 'modelscope' ? 'master' : 'main');
     guard('revision', () => assertSafeRevision(revision));

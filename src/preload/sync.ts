@@ -6,7 +6,9 @@ import type { Dispatcher } from 'undici';
 import { RepoPaths } from '../cache/layout.js';
 import { readRef, writeRef } from '../cache/snapshot.js';
 import { fromSystemError, ModelfetchError } from '../errors.js';
-import { pull, type PullOptions, type PullPlan, type PullResult } from '../pull.js';
+import { cacheStore, type FileStore } from '../cache/file-store.js';
+import { assertDiskSpace, type SpaceNeed } from '../disk-space.js';
+import { isOfflineEnv, planFiles, pull, uniqueByDigest, type PullOptions, type PullPlan, type PullResult } from '../pull.js';
 import type { Clock, ProgressEvent } from '../transfer/types.js';
 import { readVerifiedLockfile } from './lock-signature.js';
 import { assertLockMatchesManifest, type LockedModel } from './lockfile.js';
@@ -30,6 +32,8 @@ export interface SyncOptions {
   frozen?: boolean;
   /** Never download: fail with ERR_INCOMPLETE when a file is missing or corrupt. */
   check?: boolean;
+  /** Skip the free-space check made before the first byte. */
+  ignoreDiskSpace?: boolean;
   /** Refuse the lockfile unless `{lock}.sig` is a valid signature by this public key. */
   verifyKey?: string;
   /** ModelScope models' cache (default MODELSCOPE_CACHE, else ~/.cache/modelscope/hub). */
@@ -67,6 +71,7 @@ export async function syncLockfile(options: SyncOptions): Promise<SyncReport> {
     const { readManifest } = await import('./manifest.js'); // yaml is loaded only for --frozen
     assertLockMatchesManifest(await readManifest(manifestPath), lock, manifestPath, options.lockPath);
   }
+  if (!options.check && !options.ignoreDiskSpace && !isOfflineEnv(options.env ?? process.env)) await assertRoomForLock(lock.models, options);
   const report: SyncReport = { models: lock.models.length, files: 0, present: 0, fetched: 0, bytesFetched: 0, revisions: [] };
   for (const model of lock.models) {
     const result = await syncModel(model, options);
@@ -90,7 +95,8 @@ async function syncModel(model: LockedModel, options: SyncOptions): Promise<Pull
       listing: model.files,
       ...(options.modelscopeCacheDir !== undefined && { cacheDir: options.modelscopeCacheDir }),
       ...(options.check && { check: true }),
-      ...pick(options, ['env', 'dispatcher', 'clock', 'signal', 'onProgress', 'transfer']),
+      ...pick(options, ['env', 'dispatcher', 'clock', 'signal', 'onProgress', 'transfer', 'ignoreDiskSpace']),
+      fixCommand: syncCommandLine(options.lockPath),
       onPlan: (plan) => logPlan(plan, model, options),
     });
   }
@@ -104,7 +110,8 @@ async function syncModel(model: LockedModel, options: SyncOptions): Promise<Pull
     listing: model.files,
     cacheDir: options.cacheDir,
     ...(options.check && { check: true }),
-    ...pick(options, ['endpoint', 'token', 'env', 'dispatcher', 'clock', 'signal', 'onProgress', 'transfer']),
+    ...pick(options, ['endpoint', 'token', 'env', 'dispatcher', 'clock', 'signal', 'onProgress', 'transfer', 'ignoreDiskSpace']),
+    fixCommand: syncCommandLine(options.lockPath),
     onPlan: (plan) => logPlan(plan, model, options),
   });
   const repo = new RepoPaths(options.cacheDir, model.repoType, model.repo);
@@ -112,6 +119,32 @@ async function syncModel(model: LockedModel, options: SyncOptions): Promise<Pull
   if (model.revision !== model.commit && (await readRef(repo, model.revision)) !== model.commit) await writeRef(repo, model.revision, model.commit);
   if (model.localDir !== undefined) await placeLocalDir(model, repo, resolve(options.localRoot ?? process.cwd(), model.localDir));
   return result;
+}
+
+/** What fetches a locked file that is missing or corrupt: sync itself (only the locked bytes are accepted), with the same lockfile. */
+function syncCommandLine(lockPath: string): string {
+  return resolve(lockPath) === resolve('modelfetch.lock.json') ? 'modelfetch sync' : `modelfetch sync --lock ${lockPath}`;
+}
+
+/**
+ * One free-space check for the whole lockfile before the first model is fetched (each pull checks
+ * its own model again, which then costs only stats): a lock whose second model does not fit fails
+ * before the first one is downloaded.
+ */
+async function assertRoomForLock(models: LockedModel[], options: SyncOptions): Promise<void> {
+  const env = options.env ?? process.env;
+  const needs: SpaceNeed[] = [];
+  for (const model of models) {
+    let store: FileStore;
+    if (model.source === 'hf') store = cacheStore(new RepoPaths(options.cacheDir, model.repoType, model.repo), model.commit);
+    else if (model.source === 'modelscope') {
+      const layout = await import('../cache/modelscope-layout.js');
+      store = new layout.ModelScopeFolder(new layout.ModelScopePaths(options.modelscopeCacheDir ?? layout.resolveModelScopeCache(env), model.repo), model.commit).store(model.commit);
+    } else continue; // refused with its own error when its turn comes
+    const { missing } = await planFiles(store, model.files);
+    for (const file of uniqueByDigest(missing)) needs.push({ path: store.tempPath(file), size: file.size });
+  }
+  await assertDiskSpace(needs, { elsewhere: 'point --cache-dir (or HF_HUB_CACHE) at a larger disk' });
 }
 
 function logPlan(plan: PullPlan, model: LockedModel, options: SyncOptions): void {

@@ -62,6 +62,8 @@ export class FileTransfer {
   private streamFailed = false;
   /** Set after a restart caused by the server's answers: always probe from then on. */
   private mustProbe = false;
+  /** Set when the job's `beforeWrite` refused: nothing was written, so nothing is discarded. */
+  private refusedBeforeWrite = false;
 
   constructor(
     private readonly job: TransferJob,
@@ -113,7 +115,7 @@ export class FileTransfer {
             continue;
           }
         }
-        if (error.code === 'ERR_NO_SPACE') await this.discardPartial();
+        if (error.code === 'ERR_NO_SPACE' && !this.refusedBeforeWrite) await this.discardPartial(); // a refusal up front keeps a resumable partial
         throw error;
       }
     }
@@ -235,6 +237,12 @@ export class FileTransfer {
         }
       }
 
+      if (this.job.beforeWrite) {
+        await this.job.beforeWrite(size).catch((error: unknown) => {
+          this.refusedBeforeWrite = true;
+          throw error;
+        });
+      }
       // Resume only what a valid journal for this very download vouches for.
       const journalPath = journalPathFor(this.job.tempPath);
       const key: JournalKey = { identity: this.job.identity, size: size ?? -1, etag: mirrors.map((m) => m.target.etag ?? '').join(',') };

@@ -17,6 +17,8 @@ export class BatchProgress {
   private readonly files: FileState[];
   private connections = 0;
   private peak = 0;
+  /** Most connections open at once since the last event: small files open and close theirs between two events, and data did flow. */
+  private windowPeak = 0;
   private received = 0;
   private readonly samples: Array<{ at: number; received: number }> = [];
   private lastEmit = -Infinity;
@@ -39,6 +41,7 @@ export class BatchProgress {
   connection(delta: 1 | -1): void {
     this.connections += delta;
     this.peak = Math.max(this.peak, this.connections);
+    this.windowPeak = Math.max(this.windowPeak, this.connections);
   }
 
   addReceived(n: number): void {
@@ -100,6 +103,8 @@ export class BatchProgress {
       batchTotalBytes += f.totalBytes;
     }
     const left = batchTotalBytes - batchBytesDone;
+    const connections = Math.max(this.windowPeak, this.connections);
+    this.windowPeak = this.connections;
     return {
       job,
       tempPath: file.tempPath,
@@ -110,7 +115,7 @@ export class BatchProgress {
       batchTotalBytes,
       speed,
       ...(speed > 0 && left >= 0 && { eta: left / speed }),
-      connections: this.connections,
+      connections,
       phase: file.phase,
     };
   }

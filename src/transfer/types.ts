@@ -21,6 +21,8 @@ export interface TransferJob {
   identity: string;
   /** Extra request headers. Credential headers are sent only to the origin of `urls[i]`, never after a cross-origin redirect. */
   headers?: Record<string, string>;
+  /** Called once the size is known (from the caller or the probe), before the temp file is written: may refuse, e.g. when the disk is too small. */
+  beforeWrite?: (size: number | undefined) => Promise<void>;
   /** Called once when a signed URL has expired (403 after it worked): returns fresh URLs. */
   reresolve?: () => Promise<string[]>;
 }

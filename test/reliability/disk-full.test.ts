@@ -7,7 +7,9 @@ import { testTempDir } from '../support/temp.js';
 
 /**
  * Case 18: a real full disk. The cache lives on a 2 MiB tmpfs mounted in a private mount namespace
- * (`unshare -rm`), so the kernel itself answers ENOSPC in the middle of a write.
+ * (`unshare -rm`), so the kernel itself answers ENOSPC in the middle of a write. The up-front
+ * free-space check is skipped (`--ignore-disk-space`) so that the write path itself is tested; the
+ * check has its own test (test/cli/disk-space.test.ts).
  */
 
 const RUN_TS = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'src', 'cli', 'run.ts');
@@ -20,7 +22,7 @@ describe.skipIf(!canMountSmallDisk())('disk full (case 18)', () => {
       hub = await startFixtureHub({ repos: [{ repoId: 'org/big', files: [{ path: 'config.json', content: '{}' }, { path: 'w.safetensors', size: 6 * 1024 * 1024 }] }] });
       const file = hub.file('org/big', 'w.safetensors');
       const mountPoint = await testTempDir('mf-full-');
-      const args = command === 'pull' ? ['pull', 'org/big', '--cache-dir', mountPoint, '--quiet'] : ['get', `${hub.cdn.origin}/lfs/${file.sha256}`, '-o', join(mountPoint, 'w.safetensors'), '--sha256', file.sha256, '--quiet'];
+      const args = command === 'pull' ? ['pull', 'org/big', '--cache-dir', mountPoint, '--quiet', '--ignore-disk-space'] : ['get', `${hub.cdn.origin}/lfs/${file.sha256}`, '-o', join(mountPoint, 'w.safetensors'), '--sha256', file.sha256, '--quiet', '--ignore-disk-space'];
       const run = await runOnSmallDisk({
         sizeBytes: 2 * 1024 * 1024,
         mountPoint,
