@@ -22,7 +22,7 @@ export interface GetOptions extends EngineOptions {
   sha256?: string;
   /** URL of a checksum file (`hex` or `hex  filename`) to take the expected SHA-256 from. */
   sha256Url?: string;
-  /** Request headers (credentials only go to each URL's own origin). */
+  /** Request headers (credentials only go to the origins of `urls`, the checksum URL included only when it shares one). */
   headers?: Record<string, string>;
   /** Replace an existing target that does not match. */
   force?: boolean;
@@ -77,7 +77,10 @@ export function parseChecksumText(text: string, url: string): string {
 
 async function fetchChecksum(url: string, options: GetOptions): Promise<string> {
   const opts = resolveOptions(options);
-  const response = await requestFollowingRedirects(opts.transport, { url, ...(options.headers && { headers: options.headers }), ...(options.signal && { signal: options.signal }) });
+  // --header credentials were given for the download URLs: a checksum on another origin gets none of them.
+  const origin = new URL(url).origin;
+  const credentialed = options.urls.some((download) => new URL(download).origin === origin);
+  const response = await requestFollowingRedirects(opts.transport, { url, credentialed, ...(options.headers && { headers: options.headers }), ...(options.signal && { signal: options.signal }) });
   if (response.status !== 200) {
     await response.body.dump().catch(() => undefined);
     throw statusError(response.status, response.url, response.headers, opts.clock.now());
@@ -98,7 +101,7 @@ async function fetchChecksum(url: string, options: GetOptions): Promise<string> 
 export async function get(options: GetOptions): Promise<GetResult> {
   const began = performance.now();
   if (options.urls.length === 0) throw usage('No URL given');
-  for (const url of options.urls) {
+  for (const url of [...options.urls, ...(options.sha256Url === undefined ? [] : [options.sha256Url])]) {
     let parsed: URL | undefined;
     try {
       parsed = new URL(url);
