@@ -1,6 +1,6 @@
 import { setMaxListeners } from 'node:events';
 import type { FileHandle } from 'node:fs/promises';
-import { isModelfetchError, ModelfetchError, type ErrorCode } from '../errors.js';
+import { fromSystemError, isFileSystemError, isModelfetchError, ModelfetchError, type ErrorCode } from '../errors.js';
 import type { FileDigest } from '../source/types.js';
 import { Checkpointer } from './checkpointer.js';
 import { HashCursor } from './hash-cursor.js';
@@ -48,6 +48,7 @@ function hostOf(url: string): string {
 function asModelfetchError(error: unknown): ModelfetchError {
   if (isModelfetchError(error)) return error;
   if (error instanceof Error && error.name === 'AbortError') return new ModelfetchError('ERR_ABORTED', 'Download aborted', { cause: error });
+  if (isFileSystemError(error)) return fromSystemError(error);
   return new ModelfetchError('ERR_NETWORK', error instanceof Error ? error.message : String(error), { cause: error });
 }
 
