@@ -5,6 +5,7 @@ import { assertRepoId, resolveHfHome } from '../cache/layout.js';
 import { assertCommit, assertDigest, assertSafeRelativePath, assertSafeRevision, isSha1Hex } from '../cache/validate.js';
 import { ModelfetchError } from '../errors.js';
 import { redactUrl } from '../redact.js';
+import { UNREACHABLE_MAX_ATTEMPTS } from '../transfer/retry-policy.js';
 import type { FileDigest, RemoteFile, RepoType, Snapshot } from './types.js';
 
 /**
@@ -159,7 +160,8 @@ export function hubError(status: number, headers: Record<string, HeaderValue>, u
 }
 
 const MAX_REDIRECTS = 5;
-const MAX_API_ATTEMPTS = 3;
+/** The same budget as a download's first contact with a host, so get and pull give up on a dead address alike. */
+const MAX_API_ATTEMPTS = UNREACHABLE_MAX_ATTEMPTS;
 const MAX_JSON_BYTES = 64 * 1024 * 1024;
 
 interface JsonResponse {

@@ -10,7 +10,7 @@ import type { ResolvedOptions } from './options.js';
 import { probe, type ProbeResult } from './probe.js';
 import type { BatchProgress } from './progress.js';
 import { fetchSegment, type FetchContext, type FetchTarget } from './range-fetch.js';
-import { retryDecision } from './retry-policy.js';
+import { attemptBudget, failureInWords, retryDecision, unreachableReason, type RetryDecision } from './retry-policy.js';
 import { missingRanges, type ByteRange } from './segment-plan.js';
 import { SegmentTable, type Segment } from './segment-table.js';
 import type { SegmentWriter } from './segment-writer.js';
@@ -50,6 +50,18 @@ function asModelfetchError(error: unknown): ModelfetchError {
   if (error instanceof Error && error.name === 'AbortError') return new ModelfetchError('ERR_ABORTED', 'Download aborted', { cause: error });
   if (isFileSystemError(error)) return fromSystemError(error);
   return new ModelfetchError('ERR_NETWORK', error instanceof Error ? error.message : String(error), { cause: error });
+}
+
+/** The final word on a host nobody answers at: which host, why, and what to check. */
+function unreachableError(url: string, reason: string, attempts: number, cause: ModelfetchError): ModelfetchError {
+  const { host } = new URL(url);
+  const hint =
+    reason === 'connection refused'
+      ? `Nothing accepts connections at ${host}: check that the server is running and listening on that port, and that the URL's host and port are right.`
+      : reason.startsWith('host name')
+        ? `Check the host name in the URL, and that this machine's DNS (and proxy, if any) can resolve it.`
+        : `Check the network route to ${host} (a firewall, a VPN, a proxy) and that the URL is right.`;
+  return new ModelfetchError('ERR_NETWORK', `Could not connect to ${host}: ${reason} (${attempts} attempt${attempts === 1 ? '' : 's'})`, { url, hint, cause });
 }
 
 /** Downloads one job into its temp file: probe, plan, parallel range fetches, journal, hash, verify. */
@@ -108,7 +120,7 @@ export class FileTransfer {
         }
         if (this.streamFailed) {
           streamAttempts += 1;
-          const decision = retryDecision({ attempt: streamAttempts, maxAttempts: this.opts.maxAttempts, code: error.code, ...(error.status !== undefined && { status: error.status }), ...this.retryAfter(error), random: this.opts.random() });
+          const decision = this.decideRetry(error, streamAttempts, this.job.urls[0] ?? '');
           if (decision.retry) {
             await this.opts.clock.sleep(decision.delayMs, this.opts.signal);
             continue;
@@ -125,6 +137,14 @@ export class FileTransfer {
     return ms === undefined ? {} : { retryAfterMs: ms };
   }
 
+  /** The retry policy's decision for `error`, announced through onRetry when it is to retry. */
+  private decideRetry(error: ModelfetchError, attempt: number, url: string, unreachable = false): RetryDecision {
+    const input = { attempt, maxAttempts: this.opts.maxAttempts, code: error.code, ...(error.status !== undefined && { status: error.status }), ...this.retryAfter(error), random: this.opts.random(), unreachable };
+    const decision = retryDecision(input);
+    if (decision.retry) this.opts.onRetry?.({ url, reason: failureInWords(error), retry: attempt, maxRetries: attemptBudget(input) - 1, delayMs: decision.delayMs });
+    return decision;
+  }
+
   private async discardPartial(): Promise<void> {
     await removeIfPresent(this.job.tempPath);
     await removeIfPresent(journalPathFor(this.job.tempPath));
@@ -138,7 +158,7 @@ export class FileTransfer {
     for (let attempt = 1; ; attempt += 1) {
       const release = holdsSlot ? () => undefined : await this.opts.budget.acquire(hostOf(url), this.controller.signal);
       try {
-        return await probe(this.opts.transport, {
+        const result = await probe(this.opts.transport, {
           url,
           ...(this.job.headers && { headers: this.job.headers }),
           signal: this.controller.signal,
@@ -148,11 +168,20 @@ export class FileTransfer {
           // After a server broke what its probe promised, only the GET probe is trusted.
           headFirst: this.job.size !== undefined && !this.mustProbe,
         });
+        try {
+          this.job.acceptAnswer?.({ url, answeredUrl: result.url, contentType: result.contentType });
+        } catch (refused) {
+          discardBody(result.stream);
+          throw refused;
+        }
+        return result;
       } catch (caught) {
         if (this.controller.signal.aborted) throw this.controller.signal.reason;
         const error = asModelfetchError(caught);
-        const decision = retryDecision({ attempt, maxAttempts: this.opts.maxAttempts, code: error.code, ...(error.status !== undefined && { status: error.status }), ...this.retryAfter(error), random: this.opts.random() });
-        if (!decision.retry) throw error;
+        // Nobody has answered at this address yet: a refused connection or an unknown name gets the short budget.
+        const unreachable = unreachableReason(error);
+        const decision = this.decideRetry(error, attempt, url, unreachable !== undefined);
+        if (!decision.retry) throw unreachable === undefined ? error : unreachableError(url, unreachable, attempt, error);
         release();
         await this.opts.clock.sleep(decision.delayMs, this.controller.signal);
       } finally {
@@ -441,7 +470,7 @@ export class FileTransfer {
           continue;
         }
         attempt += 1;
-        const decision = retryDecision({ attempt, maxAttempts: this.opts.maxAttempts, code: error.code, ...(error.status !== undefined && { status: error.status }), ...this.retryAfter(error), random: this.opts.random() });
+        const decision = this.decideRetry(error, attempt, mirror.url);
         if (!decision.retry) {
           mirror.alive = false;
           this.lastError = error;

@@ -21,6 +21,11 @@ export interface TransferJob {
   identity: string;
   /** Extra request headers. Credential headers are sent only to the origin of `urls[i]`, never after a cross-origin redirect. */
   headers?: Record<string, string>;
+  /**
+   * Called with each mirror's first answer, before anything is written: throws (a ModelfetchError,
+   * not retried) to refuse what the server sent, e.g. a web page where a file was asked for.
+   */
+  acceptAnswer?: (answer: { url: string; answeredUrl: string; contentType: string | undefined }) => void;
   /** Called once when a signed URL has expired (403 after it worked): returns fresh URLs. */
   reresolve?: () => Promise<string[]>;
 }
@@ -74,4 +79,16 @@ export interface TransferOptions {
   clock?: Clock;
   signal?: AbortSignal;
   onProgress?: (event: ProgressEvent) => void;
+  /** Called before each wait to retry a failed request, so a user sees why nothing moves. */
+  onRetry?: (event: RetryEvent) => void;
+}
+
+export interface RetryEvent {
+  url: string;
+  /** What failed, in words (`connection refused`, `HTTP 503`, `no data for 30 s` …). */
+  reason: string;
+  /** The retry about to be made (1 for the first) and how many the budget allows. */
+  retry: number;
+  maxRetries: number;
+  delayMs: number;
 }

@@ -78,6 +78,7 @@ describe('operating-system errors are sentences with a hint, never a stack trace
       const run = await runOnSmallDisk({ sizeBytes: 1024 * 1024, readOnly: true, mountPoint, cwd: root, argv: [...cliArgv, 'get', s.url, '-o', out, '--quiet'] });
       expect(run.code).toBe(1);
       expect(run.stderr).toContain(`The file system is read-only (EROFS) while creating ${out}.modelfetch-partial [ERR_READ_ONLY]`);
+      expect(run.stderr).toContain(`  Pass -o with a path in a folder you can write to (${mountPoint} is not writable).`);
       expect(run.stderr).not.toContain('removing');
       expect(run.stderr).not.toMatch(STACK_LINE);
     });
