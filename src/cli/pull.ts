@@ -5,7 +5,7 @@ import type { RepoType } from '../source/types.js';
 import { abortOnInterrupt } from './interrupt.js';
 import type { CliIo } from './main.js';
 import { formatBytes } from '../format-bytes.js';
-import { createProgressRenderer, progressModeFor } from './progress.js';
+import { createProgressRenderer, describeRetry, progressModeFor } from './progress.js';
 
 /** `modelfetch pull org/name[@rev] [FILES…]`: prints the snapshot path on stdout, progress on stderr. */
 
@@ -96,6 +96,7 @@ export function registerPullCommand(program: Command, io: CliIo): void {
       if (chatty) {
         options.onPlan = (plan) => void io.stderr.write(describePlan(plan));
         options.onProgress = renderer.onProgress;
+        options.transfer = { ...options.transfer, onRetry: (event) => renderer.note(`modelfetch: ${describeRetry(event)}`) };
       }
       const { pull } = await import('../pull.js');
       const interrupt = abortOnInterrupt();

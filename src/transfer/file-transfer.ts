@@ -141,7 +141,8 @@ export class FileTransfer {
   private decideRetry(error: ModelfetchError, attempt: number, url: string, unreachable = false): RetryDecision {
     const input = { attempt, maxAttempts: this.opts.maxAttempts, code: error.code, ...(error.status !== undefined && { status: error.status }), ...this.retryAfter(error), random: this.opts.random(), unreachable };
     const decision = retryDecision(input);
-    if (decision.retry) this.opts.onRetry?.({ url, reason: failureInWords(error), retry: attempt, maxRetries: attemptBudget(input) - 1, delayMs: decision.delayMs });
+    // The URL that answered (after redirects) when the error knows it: that is the host failing.
+    if (decision.retry) this.opts.onRetry?.({ url: error.url ?? url, reason: failureInWords(error), retry: attempt, maxRetries: attemptBudget(input) - 1, delayMs: decision.delayMs });
     return decision;
   }
 

@@ -22,8 +22,9 @@ export interface TransferJob {
   /** Extra request headers. Credential headers are sent only to the origin of `urls[i]`, never after a cross-origin redirect. */
   headers?: Record<string, string>;
   /**
-   * Called with each mirror's first answer, before anything is written: throws (a ModelfetchError,
-   * not retried) to refuse what the server sent, e.g. a web page where a file was asked for.
+   * Called with each mirror's probe answer, before anything is written: throws (a ModelfetchError,
+   * not retried) to refuse what the server sent, e.g. a web page where a file was asked for. A file
+   * of known size below the segment threshold is not probed, so it is not called for one.
    */
   acceptAnswer?: (answer: { url: string; answeredUrl: string; contentType: string | undefined }) => void;
   /** Called once when a signed URL has expired (403 after it worked): returns fresh URLs. */

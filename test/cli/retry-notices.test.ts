@@ -1,0 +1,22 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { runCli } from '../support/cli.js';
+import { startFixtureHub } from '../support/fixture-hub.js';
+
+describe('pull announces retries like get', () => {
+  it('a 503 from the CDN shows "HTTP 503, retry 1/7" on stderr and the pull completes', async () => {
+    const hub = await startFixtureHub({ repos: [{ repoId: 'org/tiny', files: [{ path: 'model.bin', size: 2 * 1024 * 1024, lfs: true }] }] });
+    const cacheDir = await mkdtemp(join(tmpdir(), 'mf-retry-'));
+    try {
+      hub.cdn.addFault({ times: 1, fault: { status: 503 } });
+      const run = await runCli(['pull', 'org/tiny', '--cache-dir', cacheDir], { HF_ENDPOINT: hub.endpoint });
+      expect(run.code).toBe(0);
+      expect(run.stderr).toMatch(new RegExp(`modelfetch: ${hub.cdn.origin.replace('http://', '').replace(/\./g, '\\.')}: HTTP 503, retry 1/7 in \\d+\\.\\d s`));
+    } finally {
+      await hub.close();
+      await rm(cacheDir, { recursive: true, force: true });
+    }
+  });
+});
