@@ -4,7 +4,7 @@ import { lstat, mkdir } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { commitTempFile } from './cache/atomic.js';
 import { isSha256Hex } from './cache/validate.js';
-import { fromSystemError, isModelfetchError, ModelfetchError } from './errors.js';
+import { fromSystemError, isModelfetchError, isSystemError, ModelfetchError } from './errors.js';
 import { isOfflineEnv } from './pull.js';
 import { discardBody, requestFollowingRedirects, statusError } from './transfer/http.js';
 import { transferFile, type EngineOptions } from './transfer/index.js';
@@ -217,7 +217,9 @@ export async function get(options: GetOptions): Promise<GetResult> {
   try {
     return await download(options, path, tempPath, expected, began);
   } catch (error) {
-    throw await explainForGet(fromSystemError(error), path, tempPath);
+    if (options.signal?.aborted && !isModelfetchError(error, 'ERR_ABORTED')) throw await explainForGet(new ModelfetchError('ERR_ABORTED', 'Interrupted', { cause: error }), path, tempPath);
+    if (isModelfetchError(error) || isSystemError(error)) throw await explainForGet(fromSystemError(error), path, tempPath);
+    throw error;
   }
 }
 
