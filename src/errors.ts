@@ -85,7 +85,7 @@ export function isModelfetchError(error: unknown, code?: ErrorCode): error is Mo
 type SystemError = NodeJS.ErrnoException & { address?: string; port?: number; dest?: string };
 
 export function isSystemError(error: unknown): error is SystemError {
-  return error instanceof Error && typeof (error as SystemError).code === 'string' && /^E[A-Z0-9]+$/.test((error as SystemError).code ?? '') && typeof (error as SystemError).syscall === 'string';
+  return error instanceof Error && !(error instanceof ModelfetchError) && /^E[A-Z0-9]+$/.test(String((error as SystemError).code ?? ''));
 }
 
 const FILE_SYSTEM_CODES = new Set(['ENOSPC', 'EDQUOT', 'EROFS', 'EACCES', 'EPERM', 'EISDIR', 'ENOTDIR', 'ENOENT', 'EEXIST', 'EMFILE', 'ENFILE', 'ENAMETOOLONG', 'ELOOP', 'EIO', 'EFBIG', 'ETXTBSY', 'EBUSY']);

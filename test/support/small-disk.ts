@@ -1,5 +1,5 @@
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdtemp, readFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -47,7 +47,11 @@ export async function runOnSmallDisk(options: { sizeBytes: number; mountPoint: s
   let stderr = '';
   child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
   child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-  const code = await new Promise<number>((resolve) => child.on('exit', (c) => resolve(c ?? 1)));
-  const leftover = (await readFile(report, 'utf8').catch(() => '')).split('\n').filter(Boolean);
-  return { code, stdout, stderr, leftover };
+  try {
+    const code = await new Promise<number>((resolve) => child.on('exit', (c) => resolve(c ?? 1)));
+    const leftover = (await readFile(report, 'utf8').catch(() => '')).split('\n').filter(Boolean);
+    return { code, stdout, stderr, leftover };
+  } finally {
+    await rm(reportDir, { recursive: true, force: true });
+  }
 }
