@@ -31,6 +31,7 @@ describe('fromSystemError: one mapping from OS errors to coded sentences with hi
   it('names the path from the error when the caller did not say what it was doing', () => {
     const mapped = fromSystemError(systemError('EACCES', 'mkdir', { path: '/srv/hub' }));
     expect(mapped.message).toBe('Permission denied (EACCES) while creating the folder /srv/hub');
+    expect(mapped.hint).toContain('Check the owner and permissions of /srv (');
   });
 
   it('EADDRINUSE names the address and port, and serve\'s --port', () => {

@@ -179,7 +179,8 @@ export function fromSystemError(error: unknown, what?: string): ModelfetchError 
       if (real.syscall === 'listen' || real.syscall === 'bind') {
         return new ModelfetchError('ERR_PERMISSION', `Not allowed to listen on ${where} (${code})`, { hint: 'Ports below 1024 need privileges; choose a port of 1024 or above.', cause: error });
       }
-      return make('ERR_PERMISSION', 'Permission denied', `Check the owner and permissions of ${path ?? 'that path'} (you are not allowed to change it), or choose a location you can write to.`);
+      // A folder that cannot be made is refused by the folder above it.
+      return make('ERR_PERMISSION', 'Permission denied', `Check the owner and permissions of ${path ? (real.syscall === 'mkdir' ? dirname(path) : path) : 'that path'} (you are not allowed to change it), or choose a location you can write to.`);
     case 'EADDRINUSE':
       return new ModelfetchError('ERR_PORT_IN_USE', `Address ${where} is already in use (${code})`, { hint: 'Another program (or another modelfetch serve) listens there: stop it, or choose another --port (0 picks a free one).', cause: error });
     case 'EADDRNOTAVAIL':

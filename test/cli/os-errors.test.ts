@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -6,6 +6,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { runCli } from '../support/cli.js';
 import { startFixtureHub, type FixtureHub } from '../support/fixture-hub.js';
 import { canMountSmallDisk, runOnSmallDisk } from '../support/small-disk.js';
+import { runProcess } from '../support/process.js';
+import { hasTool } from '../support/tools.js';
 import { testScope } from '../transfer/helpers.js';
 
 const root = resolve(import.meta.dirname, '../..');
@@ -47,6 +49,27 @@ describe('operating-system errors are sentences with a hint, never a stack trace
 
     const debug = await runCli(['serve', '--port', String(port), '--cache-dir', cacheDir, '--offline'], { DEBUG: 'other,modelfetch' });
     expect(debug.stderr).toMatch(STACK_LINE);
+  });
+
+  // As root, permissions stop nobody: the CLI runs as `nobody` through setpriv. As another user, it runs as that user.
+  const asRoot = process.getuid?.() === 0;
+  it.skipIf(asRoot && !hasTool('setpriv'))('a folder the user may not write to: ERR_PERMISSION naming the folder that refused, with get\'s -o hint', async () => {
+    const s = await scope.setup(1000);
+    const dir = await scratchDir('mf-perm-');
+    await chmod(dir, 0o777);
+    const locked = join(dir, 'locked');
+    await mkdir(locked, { mode: 0o755 });
+    await chmod(locked, 0o555);
+    const childTmp = join(dir, 'tmp');
+    await mkdir(childTmp, { mode: 0o777 });
+    await chmod(childTmp, 0o777);
+    const argv = [...cliArgv, 'get', s.url, '-o', join(locked, 'model.bin'), '--quiet'];
+    const [command, ...args] = asRoot ? ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', ...argv] : argv;
+    const run = await runProcess(command!, args, { PATH: process.env.PATH, TMPDIR: childTmp });
+    expect(run.code).toBe(1);
+    expect(run.stderr).toContain(`Permission denied (EACCES) while creating ${join(locked, 'model.bin')}.modelfetch-partial [ERR_PERMISSION]`);
+    expect(run.stderr).toContain(`  Pass -o with a path in a folder you can write to (${locked} is not writable).`);
+    expect(run.stderr).not.toMatch(STACK_LINE);
   });
 
   describe.skipIf(!canMountSmallDisk())('on a read-only file system (a tmpfs mounted ro in a private mount namespace)', () => {
