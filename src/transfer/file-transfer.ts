@@ -28,6 +28,8 @@ interface Mirror {
   alive: boolean;
   /** Had a good response: a later 403 means an expired signed URL, not a lack of access. */
   worked: boolean;
+  /** Some answer came from it (a probe, any HTTP status): refused connections are then a restart, worth the full retry budget. */
+  answered: boolean;
   reresolved: boolean;
   reresolving?: Promise<void>;
   stream?: HttpResponse;
@@ -53,7 +55,9 @@ function asModelfetchError(error: unknown): ModelfetchError {
 }
 
 /** The final word on a host nobody answers at: which host, why, and what to check. */
-function unreachableError(url: string, reason: string, attempts: number, cause: ModelfetchError): ModelfetchError {
+function unreachableError(asked: string, reason: string, attempts: number, cause: ModelfetchError): ModelfetchError {
+  // The URL that refused (a redirect's target, when the error knows it), not only the one asked for.
+  const url = cause.url ?? asked;
   const { host } = new URL(url);
   const hint =
     reason === 'connection refused'
@@ -156,6 +160,7 @@ export class FileTransfer {
    * caller already holds a slot for it (re-resolving from inside a segment, which would deadlock).
    */
   private async probeWithRetry(url: string, holdsSlot = false): Promise<ProbeResult> {
+    let answered = false;
     for (let attempt = 1; ; attempt += 1) {
       const release = holdsSlot ? () => undefined : await this.opts.budget.acquire(hostOf(url), this.controller.signal);
       try {
@@ -180,7 +185,8 @@ export class FileTransfer {
         if (this.controller.signal.aborted) throw this.controller.signal.reason;
         const error = asModelfetchError(caught);
         // Nobody has answered at this address yet: a refused connection or an unknown name gets the short budget.
-        const unreachable = unreachableReason(error);
+        answered ||= error.status !== undefined;
+        const unreachable = answered ? undefined : unreachableReason(error);
         const decision = this.decideRetry(error, attempt, url, unreachable !== undefined);
         if (!decision.retry) throw unreachable === undefined ? error : unreachableError(url, unreachable, attempt, error);
         release();
@@ -199,6 +205,7 @@ export class FileTransfer {
       host: hostOf(result.url),
       alive: true,
       worked: false,
+      answered: true,
       reresolved: false,
       ...(result.stream && { stream: result.stream }),
     };
@@ -206,7 +213,7 @@ export class FileTransfer {
 
   private unprobedMirrors(indices: number[]): { mirrors: Mirror[]; results: ProbeResult[] } {
     const results = indices.map((i): ProbeResult => ({ size: this.job.size, etag: undefined, rangeSupported: true, url: this.job.urls[i] ?? '', credentialed: true }));
-    return { mirrors: results.map((r, k) => this.mirrorFrom(indices[k] ?? 0, r.url, r)), results };
+    return { mirrors: results.map((r, k) => ({ ...this.mirrorFrom(indices[k] ?? 0, r.url, r), answered: false })), results };
   }
 
   private async probeMirrors(indices: number[]): Promise<{ mirrors: Mirror[]; results: ProbeResult[] }> {
@@ -471,10 +478,13 @@ export class FileTransfer {
           continue;
         }
         attempt += 1;
-        const decision = this.decideRetry(error, attempt, mirror.url);
+        // A mirror that never answered (an unprobed small file's first request) gets the short budget too.
+        mirror.answered ||= mirror.worked || error.status !== undefined;
+        const unreachable = mirror.answered ? undefined : unreachableReason(error);
+        const decision = this.decideRetry(error, attempt, mirror.url, unreachable !== undefined);
         if (!decision.retry) {
           mirror.alive = false;
-          this.lastError = error;
+          this.lastError = unreachable === undefined ? error : unreachableError(mirror.url, unreachable, attempt, error);
           return;
         }
         try {
