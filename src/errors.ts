@@ -1,3 +1,5 @@
+import { accessSync, constants, lstatSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { redactText, redactUrl } from './redact.js';
 
 /** Stable error codes. Scripts and the CLI's exit codes depend on them; never rename one. */
@@ -26,6 +28,9 @@ export const ERROR_CODES = {
   ERR_ABORTED: 'aborted',
   ERR_IO: 'file system error',
   ERR_BAD_SAFETENSORS: 'malformed safetensors file',
+  ERR_PERMISSION: 'permission denied',
+  ERR_READ_ONLY: 'read-only file system',
+  ERR_PORT_IN_USE: 'address already in use',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
@@ -77,18 +82,128 @@ export function isModelfetchError(error: unknown, code?: ErrorCode): error is Mo
   return error instanceof ModelfetchError && (code === undefined || error.code === code);
 }
 
-/** Maps a Node.js system error to a ModelfetchError; ENOSPC and friends get their own codes. */
-export function fromSystemError(error: unknown, what: string): ModelfetchError {
-  if (error instanceof ModelfetchError) return error;
-  const code = (error as NodeJS.ErrnoException | undefined)?.code;
-  if (code === 'ENOSPC' || code === 'EDQUOT') {
-    return new ModelfetchError('ERR_NO_SPACE', `No space left on device while ${what}`, {
-      hint: 'Free disk space or point --cache-dir at a larger disk, then run the same command again; finished ranges are kept.',
-      cause: error,
-    });
+/** A Node.js system error: `code` (`ENOSPC`, …), and where it happened when the OS call had a path or port. */
+type SystemError = NodeJS.ErrnoException & { address?: string; port?: number; dest?: string };
+
+export function isSystemError(error: unknown): error is SystemError {
+  return error instanceof Error && !(error instanceof ModelfetchError) && /^E[A-Z0-9]+$/.test(String((error as SystemError).code ?? ''));
+}
+
+const FILE_SYSTEM_CODES = new Set(['ENOSPC', 'EDQUOT', 'EROFS', 'EACCES', 'EPERM', 'EISDIR', 'ENOTDIR', 'ENOENT', 'EEXIST', 'EMFILE', 'ENFILE', 'ENAMETOOLONG', 'ELOOP', 'EIO', 'EFBIG', 'ETXTBSY', 'EBUSY']);
+
+/** A system error from the file system (as opposed to the network, whose errors are retried). */
+export function isFileSystemError(error: unknown): error is SystemError {
+  return isSystemError(error) && FILE_SYSTEM_CODES.has(error.code ?? '') && error.syscall !== 'connect' && error.syscall !== 'getaddrinfo';
+}
+
+/**
+ * Node's recursive mkdir reports ENOENT when the real failure was EROFS, EACCES or ENOTDIR: on any
+ * error but EEXIST it stats the path it could not make and reports that stat's ENOENT instead. The
+ * deepest folder that does exist tells the truth: not a folder (ENOTDIR), or not writable (access(2)
+ * gives EROFS on a read-only file system, even to root, and EACCES without permission).
+ */
+function realMkdirError(error: SystemError): SystemError {
+  if (error.code !== 'ENOENT' || error.syscall !== 'mkdir' || !error.path) return error;
+  let at = error.path;
+  for (;;) {
+    const parent = dirname(at);
+    if (parent === at) return error;
+    at = parent;
+    let info;
+    try {
+      info = lstatSync(at);
+    } catch {
+      continue;
+    }
+    const found = (code: string): SystemError => Object.assign(new Error(`${code}: ${error.syscall} '${at}'`), { code, syscall: error.syscall, path: at });
+    if (!info.isDirectory()) return found('ENOTDIR');
+    try {
+      accessSync(at, constants.W_OK | constants.X_OK);
+    } catch (denied) {
+      return found((denied as SystemError).code ?? 'EACCES');
+    }
+    return error;
   }
-  const detail = error instanceof Error ? error.message : String(error);
-  return new ModelfetchError('ERR_IO', `File system error while ${what}: ${detail}`, { cause: error });
+}
+
+const SYSCALL_VERBS: Record<string, string> = {
+  mkdir: 'creating the folder',
+  open: 'opening',
+  write: 'writing',
+  read: 'reading',
+  rename: 'moving',
+  link: 'linking',
+  symlink: 'linking',
+  unlink: 'removing',
+  rmdir: 'removing',
+  rm: 'removing',
+  scandir: 'reading the folder',
+  opendir: 'reading the folder',
+  stat: 'reading',
+  lstat: 'reading',
+  copyfile: 'copying',
+  fsync: 'syncing',
+  ftruncate: 'sizing',
+  access: 'checking',
+};
+
+/**
+ * The one mapping from an operating-system error to a ModelfetchError with a stable code, a
+ * sentence naming the path (or address and port) and a hint. Every command's errors pass through it
+ * (library code where it knows `what` it was doing; the CLI for anything that got past). Hints name
+ * no command's flags, only what is true whichever command ran; commands add their own where they know better.
+ */
+export function fromSystemError(error: unknown, what?: string): ModelfetchError {
+  if (error instanceof ModelfetchError) return error;
+  if (!isSystemError(error)) {
+    const detail = error instanceof Error ? error.message : String(error);
+    return new ModelfetchError('ERR_IO', `File system error${what ? ` while ${what}` : ''}: ${detail}`, { cause: error });
+  }
+  const real = realMkdirError(error);
+  const code = real.code ?? '';
+  const path = real.path;
+  const doing = what ?? `${SYSCALL_VERBS[error.syscall ?? ''] ?? error.syscall ?? 'accessing'}${error.path ? ` ${error.path}` : ''}`;
+  // Where the OS said it failed (for a recursive mkdir, the folder that refused), unless the description already says it.
+  const at = path && !doing.includes(path) ? `, at ${path}` : '';
+  const where = real.port !== undefined ? `${real.address ?? ''}:${real.port}` : '';
+  const make = (errorCode: ErrorCode, reason: string, hint: string): ModelfetchError =>
+    new ModelfetchError(errorCode, `${reason} (${code}) while ${doing}${at}`, { hint, cause: error });
+  switch (code) {
+    case 'ENOSPC':
+      return make('ERR_NO_SPACE', 'No space left on the device', 'Free space on that disk, or write to a larger one, then run the same command again.');
+    case 'EDQUOT':
+      return make('ERR_NO_SPACE', 'Disk quota exceeded', 'Free space within your quota, or write to another disk, then run the same command again.');
+    case 'EROFS':
+      return make('ERR_READ_ONLY', 'The file system is read-only', 'Choose a location on a writable disk (or remount this one read-write), then run the same command again.');
+    case 'EACCES':
+    case 'EPERM':
+      if (real.syscall === 'listen' || real.syscall === 'bind') {
+        return new ModelfetchError('ERR_PERMISSION', `Not allowed to listen on ${where} (${code})`, { hint: 'Ports below 1024 need privileges; choose a port of 1024 or above.', cause: error });
+      }
+      // A folder that cannot be made is refused by the folder above it.
+      return make('ERR_PERMISSION', 'Permission denied', `Check the owner and permissions of ${path ? (real.syscall === 'mkdir' ? dirname(path) : path) : 'that path'} (you are not allowed to change it), or choose a location you can write to.`);
+    case 'EADDRINUSE':
+      return new ModelfetchError('ERR_PORT_IN_USE', `Address ${where} is already in use (${code})`, { hint: 'Another program (or another modelfetch serve) listens there: stop it, or choose another --port (0 picks a free one).', cause: error });
+    case 'EADDRNOTAVAIL':
+      return new ModelfetchError('ERR_USAGE', `Address ${where} is not an address of this machine (${code})`, { hint: 'Choose another --host (127.0.0.1 for this machine only, 0.0.0.0 for every interface).', cause: error });
+    case 'EISDIR':
+      return make('ERR_IO', 'A folder is in the way', `${path ?? 'The path'} is a folder where a file belongs; choose another path or move the folder.`);
+    case 'ENOTDIR':
+      return make('ERR_IO', 'A file is in the way', `A part of ${path ?? 'the path'} is a file where a folder belongs; choose another path or move the file.`);
+    case 'ENOENT':
+      return make('ERR_IO', 'No such file or folder', `Check that ${path ?? 'the path'} and the folders above it exist and are spelled right.`);
+    case 'EEXIST':
+      return make('ERR_IO', 'Something is already there', `Remove ${path ?? 'it'} or choose another path.`);
+    case 'EMFILE':
+    case 'ENFILE':
+      return make('ERR_IO', 'Too many open files', 'Raise the open-file limit (ulimit -n) or use fewer connections, then run the same command again.');
+    case 'ENAMETOOLONG':
+      return make('ERR_IO', 'A file name is too long', 'Choose a shorter path.');
+    case 'ELOOP':
+      return make('ERR_IO', 'Too many levels of symbolic links', `Check the links along ${path ?? 'the path'}.`);
+    default:
+      return make('ERR_IO', `File system error (${real.message})`, 'Check the disk and the path, then run the same command again.');
+  }
 }
 
 /** Exit codes of the CLI, one per family of failure, so start scripts can branch on them. */
@@ -128,6 +243,9 @@ export function exitCodeFor(error: unknown): number {
     case 'ERR_ABORTED':
       return 130;
     case 'ERR_IO':
+    case 'ERR_PERMISSION':
+    case 'ERR_READ_ONLY':
+    case 'ERR_PORT_IN_USE':
       return 1;
     case 'ERR_BAD_SAFETENSORS':
       return 3;

@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { ModelfetchError } from '../errors.js';
 import { abortOnInterrupt } from './interrupt.js';
 import type { CliIo } from './main.js';
-import { createProgressRenderer, progressModeFor } from './progress.js';
+import { createProgressRenderer, describeRetry, progressModeFor } from './progress.js';
 import { examples } from './examples.js';
 
 interface GetFlags {
@@ -15,6 +15,7 @@ interface GetFlags {
   quiet?: boolean;
   force?: boolean;
   ignoreDiskSpace?: boolean;
+  acceptHtml?: boolean;
 }
 
 /** Parses `Name: value` into a header pair. */
@@ -33,7 +34,7 @@ export function registerGetCommand(program: Command, io: CliIo): void {
     .description('Download a file from one or more URLs (mirrors of the same file), in parallel, resumable and verified')
     .addHelpText('after', examples(['modelfetch get https://example.com/model.bin --sha256 <hex>', 'modelfetch get https://a.example/m.bin https://b.example/m.bin -o m.bin   # two mirrors at once']))
     .argument('<url...>', 'URLs of the same file; several are used together as mirrors')
-    .option('-o, --output <file>', 'where to write the file (default: the name in the URL)')
+    .option('-o, --output <path>', 'where to write the file (default: the name in the URL); a folder (or a path ending in /) gets the name in the URL inside it')
     .option('--sha256 <hex>', 'expected SHA-256; a mismatch fails and nothing is written')
     .option('--sha256-url <url>', 'take the expected SHA-256 from a checksum file ("hex" or "hex  filename")')
     .option('--connections <n>', 'connections per host (default 16)')
@@ -42,6 +43,7 @@ export function registerGetCommand(program: Command, io: CliIo): void {
     .option('--quiet', 'no progress output')
     .option('--force', 'replace an existing output file that does not match')
     .option('--ignore-disk-space', 'skip the free-space check made before the first byte')
+    .option('--accept-html', 'keep a web page (text/html) answer; by default it is refused, since a model file was asked for')
     .action(async (urls: string[], flags: GetFlags) => {
       let connections: number | undefined;
       if (flags.connections !== undefined) {
@@ -65,8 +67,11 @@ export function registerGetCommand(program: Command, io: CliIo): void {
           ...(Object.keys(headers).length > 0 && { headers }),
           ...(flags.force && { force: true }),
           ...(flags.ignoreDiskSpace && { ignoreDiskSpace: true }),
+          ...(flags.acceptHtml && { acceptHtml: true }),
+          env: io.env,
           signal: interrupt.signal,
           onProgress: renderer.onProgress,
+          onRetry: (event) => renderer.note(`modelfetch: ${describeRetry(event)}`),
         });
         renderer.finish();
         if (flags.json) {

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
-import { exitCodeFor, ModelfetchError } from '../errors.js';
+import { exitCodeFor, fromSystemError, isSystemError, ModelfetchError } from '../errors.js';
 import { redactText } from '../redact.js';
 import { examples } from './examples.js';
 import { registerLsCommand } from './ls.js';
@@ -44,6 +44,7 @@ export function buildProgram(io: CliIo): Command {
   const program = new Command('modelfetch')
     .description('Fast, resumable, verified model downloads into the standard Hugging Face cache')
     .version(packageVersion(), '-V, --version')
+    .option('--verbose', 'on an error, also print its stack and causes (also DEBUG=modelfetch)')
     .exitOverride()
     .configureOutput({ writeOut: (s) => io.stdout.write(s), writeErr: (s) => io.stderr.write(s) })
     .addHelpText('after', examples(['modelfetch pull org/name                 # a Hub repo into the cache; prints the snapshot path', 'modelfetch get https://host/model.bin     # one file from a URL', 'modelfetch <command> --help              # options and examples of a command']));
@@ -85,17 +86,38 @@ export async function main(argv: string[], io: CliIo = defaultIo()): Promise<num
     return io.exitCode ?? 0;
   } catch (error) {
     if (error instanceof CommanderError) return error.exitCode === 0 ? 0 : 2;
-    reportError(error, io);
-    return exitCodeFor(error);
+    const reported = isSystemError(error) ? fromSystemError(error) : error;
+    const verbose = program.opts<{ verbose?: boolean }>().verbose === true || debugEnabled(io.env.DEBUG);
+    reportError(reported, io, verbose);
+    return exitCodeFor(reported);
   }
 }
 
-export function reportError(error: unknown, io: CliIo): void {
+/** DEBUG as the `debug` package reads it: a list of names and wildcards (`modelfetch`, `modelfetch:*`, `*`). */
+function debugEnabled(value: string | undefined): boolean {
+  return (value ?? '').split(/[\s,]+/).some((name) => name === '*' || name === 'modelfetch' || name === 'modelfetch*' || name === 'modelfetch:*');
+}
+
+/** The error's stack and its causes' (redacted), for --verbose. */
+function stackOf(error: unknown): string {
+  const lines: string[] = [];
+  for (let at: unknown = error, depth = 0; at !== undefined && depth < 8; depth += 1) {
+    lines.push(at instanceof Error ? (at.stack ?? `${at.name}: ${at.message}`) : String(at));
+    at = at instanceof Error ? at.cause : undefined;
+    if (at !== undefined) lines.push('caused by:');
+  }
+  return redactText(lines.join('\n'));
+}
+
+/** One sentence and a hint on stderr; the stack only when asked for (--verbose or DEBUG=modelfetch). */
+export function reportError(error: unknown, io: CliIo, verbose = false): void {
   if (error instanceof ModelfetchError) {
     io.stderr.write(`modelfetch: ${error.message} [${error.code}]\n`);
     if (error.hint) io.stderr.write(`  ${error.hint}\n`);
-    return;
+  } else {
+    const message = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+    io.stderr.write(`modelfetch: unexpected error: ${redactText(message)}\n`);
+    if (!verbose) io.stderr.write('  This is a bug in modelfetch; run again with --verbose for the details to report.\n');
   }
-  const message = error instanceof Error ? (error.stack ?? error.message) : String(error);
-  io.stderr.write(`modelfetch: unexpected error: ${redactText(message)}\n`);
+  if (verbose) io.stderr.write(`${stackOf(error)}\n`);
 }

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import type { ProgressEvent } from '../transfer/types.js';
 import { formatBytes } from '../format-bytes.js';
-import { createProgressRenderer, describeProgress, formatDuration } from './progress.js';
+import { PassThrough } from 'node:stream';
+import { createProgressRenderer, describeProgress, describeRetry, formatDuration } from './progress.js';
 
 const event = (patch: Partial<ProgressEvent> = {}): ProgressEvent => ({
   job: 0,
@@ -72,5 +73,21 @@ describe('progress rendering', () => {
     now += 100;
     lines.onProgress(event({ phase: 'done', job: 1, batchBytesDone: 600 * 1024 * 1024 })); // one file of several: not the end of the batch
     expect(batch.text.split('\n').filter(Boolean)).toHaveLength(1);
+  });
+});
+
+describe('retry notices', () => {
+  it('name the host, the reason, the retry count and the wait', () => {
+    expect(describeRetry({ url: 'http://127.0.0.1:9/f.bin', reason: 'connection refused', retry: 3, maxRetries: 7, delayMs: 2000 })).toBe('127.0.0.1:9: connection refused, retry 3/7 in 2.0 s');
+    expect(describeRetry({ url: 'https://cdn.example/x', reason: 'HTTP 503', retry: 1, maxRetries: 7, delayMs: 12_400 })).toBe('cdn.example: HTTP 503, retry 1/7 in 12 s');
+  });
+
+  it('print above the bar on a terminal and nothing when quiet', () => {
+    const written: string[] = [];
+    const stream = Object.assign(new PassThrough(), { isTTY: true, columns: 80 });
+    stream.on('data', (chunk: Buffer) => written.push(chunk.toString()));
+    createProgressRenderer(stream, 'bar').note('a notice');
+    createProgressRenderer(stream, 'none').note('hidden');
+    expect(written.join('')).toBe('a notice\n');
   });
 });

@@ -1,4 +1,4 @@
-import type { ProgressEvent } from '../transfer/types.js';
+import type { ProgressEvent, RetryEvent } from '../transfer/types.js';
 import { formatBytes } from '../format-bytes.js';
 
 /**
@@ -12,6 +12,8 @@ export interface ProgressRenderer {
   onProgress: (event: ProgressEvent) => void;
   /** Clears the bar (call before printing the result or an error). */
   finish: () => void;
+  /** A line of its own (a retry notice) above the bar, which the next event redraws; dropped when quiet. */
+  note: (line: string) => void;
 }
 
 type Stream = NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
@@ -68,5 +70,22 @@ export function createProgressRenderer(stream: Stream, mode: ProgressMode, now: 
     if (drawn) stream.write('\r\u001b[K');
     drawn = false;
   };
-  return { onProgress, finish };
+  const note = (line: string): void => {
+    if (mode === 'none') return;
+    finish();
+    stream.write(`${line}\n`);
+  };
+  return { onProgress, finish, note };
+}
+
+/** A retry notice: `127.0.0.1:9: connection refused, retry 1/2 in 0.2 s`. */
+export function describeRetry(event: RetryEvent): string {
+  let host: string;
+  try {
+    host = new URL(event.url).host;
+  } catch {
+    host = event.url;
+  }
+  const seconds = event.delayMs / 1000;
+  return `${host}: ${event.reason}, retry ${event.retry}/${event.maxRetries} in ${seconds < 10 ? seconds.toFixed(1) : Math.round(seconds)} s`;
 }

@@ -5,7 +5,7 @@ import type { RepoType } from '../source/types.js';
 import { abortOnInterrupt } from './interrupt.js';
 import type { CliIo } from './main.js';
 import { formatBytes } from '../format-bytes.js';
-import { createProgressRenderer, progressModeFor } from './progress.js';
+import { createProgressRenderer, describeRetry, progressModeFor } from './progress.js';
 import { parseTargetDtype } from '../safetensors/plan.js';
 import { describeConversion } from './convert.js';
 import { examples } from './examples.js';
@@ -113,6 +113,7 @@ export function registerPullCommand(program: Command, io: CliIo): void {
       if (chatty) {
         options.onPlan = (plan) => void io.stderr.write(describePlan(plan));
         options.onProgress = renderer.onProgress;
+        options.transfer = { ...options.transfer, onRetry: (event) => renderer.note(`modelfetch: ${describeRetry(event)}`) };
       }
       const { pull } = await import('../pull.js');
       const interrupt = abortOnInterrupt();

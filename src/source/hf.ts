@@ -6,6 +6,7 @@ import { assertCommit, assertDigest, assertSafeRelativePath, assertSafeRevision,
 import { DEFAULT_MAX_FILES, tooManyFiles } from './listing-limit.js';
 import { ModelfetchError } from '../errors.js';
 import { redactUrl } from '../redact.js';
+import { UNREACHABLE_MAX_ATTEMPTS } from '../transfer/retry-policy.js';
 import type { FileDigest, RemoteFile, RepoType, Snapshot } from './types.js';
 
 /**
@@ -160,7 +161,8 @@ export function hubError(status: number, headers: Record<string, HeaderValue>, u
 }
 
 const MAX_REDIRECTS = 5;
-const MAX_API_ATTEMPTS = 3;
+/** The same budget as a download's first contact with a host, so get and pull give up on a dead address alike. */
+const MAX_API_ATTEMPTS = UNREACHABLE_MAX_ATTEMPTS;
 const MAX_JSON_BYTES = 64 * 1024 * 1024;
 
 interface JsonResponse {

@@ -1,6 +1,6 @@
 import { setMaxListeners } from 'node:events';
 import type { FileHandle } from 'node:fs/promises';
-import { isModelfetchError, ModelfetchError, type ErrorCode } from '../errors.js';
+import { fromSystemError, isFileSystemError, isModelfetchError, ModelfetchError, type ErrorCode } from '../errors.js';
 import type { FileDigest } from '../source/types.js';
 import { Checkpointer } from './checkpointer.js';
 import { HashCursor } from './hash-cursor.js';
@@ -10,7 +10,7 @@ import type { ResolvedOptions } from './options.js';
 import { probe, type ProbeResult } from './probe.js';
 import type { BatchProgress } from './progress.js';
 import { fetchSegment, type FetchContext, type FetchTarget } from './range-fetch.js';
-import { retryDecision } from './retry-policy.js';
+import { attemptBudget, failureInWords, retryDecision, unreachableReason, type RetryDecision } from './retry-policy.js';
 import { missingRanges, type ByteRange } from './segment-plan.js';
 import { SegmentTable, type Segment } from './segment-table.js';
 import type { SegmentWriter } from './segment-writer.js';
@@ -28,6 +28,8 @@ interface Mirror {
   alive: boolean;
   /** Had a good response: a later 403 means an expired signed URL, not a lack of access. */
   worked: boolean;
+  /** Some answer came from it (a probe, any HTTP status): refused connections are then a restart, worth the full retry budget. */
+  answered: boolean;
   reresolved: boolean;
   reresolving?: Promise<void>;
   stream?: HttpResponse;
@@ -48,7 +50,22 @@ function hostOf(url: string): string {
 function asModelfetchError(error: unknown): ModelfetchError {
   if (isModelfetchError(error)) return error;
   if (error instanceof Error && error.name === 'AbortError') return new ModelfetchError('ERR_ABORTED', 'Download aborted', { cause: error });
+  if (isFileSystemError(error)) return fromSystemError(error);
   return new ModelfetchError('ERR_NETWORK', error instanceof Error ? error.message : String(error), { cause: error });
+}
+
+/** The final word on a host nobody answers at: which host, why, and what to check. */
+function unreachableError(asked: string, reason: string, attempts: number, cause: ModelfetchError): ModelfetchError {
+  // The URL that refused (a redirect's target, when the error knows it), not only the one asked for.
+  const url = cause.url ?? asked;
+  const { host } = new URL(url);
+  const hint =
+    reason === 'connection refused'
+      ? `Nothing accepts connections at ${host}: check that the server is running and listening on that port, and that the URL's host and port are right.`
+      : reason.startsWith('host name')
+        ? `Check the host name in the URL, and that this machine's DNS (and proxy, if any) can resolve it.`
+        : `Check the network route to ${host} (a firewall, a VPN, a proxy) and that the URL is right.`;
+  return new ModelfetchError('ERR_NETWORK', `Could not connect to ${host}: ${reason} (${attempts} attempt${attempts === 1 ? '' : 's'})`, { url, hint, cause });
 }
 
 /** Downloads one job into its temp file: probe, plan, parallel range fetches, journal, hash, verify. */
@@ -109,7 +126,7 @@ export class FileTransfer {
         }
         if (this.streamFailed) {
           streamAttempts += 1;
-          const decision = retryDecision({ attempt: streamAttempts, maxAttempts: this.opts.maxAttempts, code: error.code, ...(error.status !== undefined && { status: error.status }), ...this.retryAfter(error), random: this.opts.random() });
+          const decision = this.decideRetry(error, streamAttempts, this.job.urls[0] ?? '');
           if (decision.retry) {
             await this.opts.clock.sleep(decision.delayMs, this.opts.signal);
             continue;
@@ -126,6 +143,15 @@ export class FileTransfer {
     return ms === undefined ? {} : { retryAfterMs: ms };
   }
 
+  /** The retry policy's decision for `error`, announced through onRetry when it is to retry. */
+  private decideRetry(error: ModelfetchError, attempt: number, url: string, unreachable = false): RetryDecision {
+    const input = { attempt, maxAttempts: this.opts.maxAttempts, code: error.code, ...(error.status !== undefined && { status: error.status }), ...this.retryAfter(error), random: this.opts.random(), unreachable };
+    const decision = retryDecision(input);
+    // The URL that answered (after redirects) when the error knows it: that is the host failing.
+    if (decision.retry) this.opts.onRetry?.({ url: error.url ?? url, reason: failureInWords(error), retry: attempt, maxRetries: attemptBudget(input) - 1, delayMs: decision.delayMs });
+    return decision;
+  }
+
   private async discardPartial(): Promise<void> {
     await removeIfPresent(this.job.tempPath);
     await removeIfPresent(journalPathFor(this.job.tempPath));
@@ -136,10 +162,11 @@ export class FileTransfer {
    * caller already holds a slot for it (re-resolving from inside a segment, which would deadlock).
    */
   private async probeWithRetry(url: string, holdsSlot = false): Promise<ProbeResult> {
+    let answered = false;
     for (let attempt = 1; ; attempt += 1) {
       const release = holdsSlot ? () => undefined : await this.opts.budget.acquire(hostOf(url), this.controller.signal);
       try {
-        return await probe(this.opts.transport, {
+        const result = await probe(this.opts.transport, {
           url,
           ...(this.job.headers && { headers: this.job.headers }),
           signal: this.controller.signal,
@@ -149,11 +176,21 @@ export class FileTransfer {
           // After a server broke what its probe promised, only the GET probe is trusted.
           headFirst: this.job.size !== undefined && !this.mustProbe,
         });
+        try {
+          this.job.acceptAnswer?.({ url, answeredUrl: result.url, contentType: result.contentType });
+        } catch (refused) {
+          discardBody(result.stream);
+          throw refused;
+        }
+        return result;
       } catch (caught) {
         if (this.controller.signal.aborted) throw this.controller.signal.reason;
         const error = asModelfetchError(caught);
-        const decision = retryDecision({ attempt, maxAttempts: this.opts.maxAttempts, code: error.code, ...(error.status !== undefined && { status: error.status }), ...this.retryAfter(error), random: this.opts.random() });
-        if (!decision.retry) throw error;
+        // Nobody has answered at this address yet: a refused connection or an unknown name gets the short budget.
+        answered ||= error.status !== undefined;
+        const unreachable = answered ? undefined : unreachableReason(error);
+        const decision = this.decideRetry(error, attempt, url, unreachable !== undefined);
+        if (!decision.retry) throw unreachable === undefined ? error : unreachableError(url, unreachable, attempt, error);
         release();
         await this.opts.clock.sleep(decision.delayMs, this.controller.signal);
       } finally {
@@ -170,6 +207,7 @@ export class FileTransfer {
       host: hostOf(result.url),
       alive: true,
       worked: false,
+      answered: true,
       reresolved: false,
       ...(result.stream && { stream: result.stream }),
     };
@@ -177,7 +215,7 @@ export class FileTransfer {
 
   private unprobedMirrors(indices: number[]): { mirrors: Mirror[]; results: ProbeResult[] } {
     const results = indices.map((i): ProbeResult => ({ size: this.job.size, etag: undefined, rangeSupported: true, url: this.job.urls[i] ?? '', credentialed: true }));
-    return { mirrors: results.map((r, k) => this.mirrorFrom(indices[k] ?? 0, r.url, r)), results };
+    return { mirrors: results.map((r, k) => ({ ...this.mirrorFrom(indices[k] ?? 0, r.url, r), answered: false })), results };
   }
 
   private async probeMirrors(indices: number[]): Promise<{ mirrors: Mirror[]; results: ProbeResult[] }> {
@@ -448,10 +486,13 @@ export class FileTransfer {
           continue;
         }
         attempt += 1;
-        const decision = retryDecision({ attempt, maxAttempts: this.opts.maxAttempts, code: error.code, ...(error.status !== undefined && { status: error.status }), ...this.retryAfter(error), random: this.opts.random() });
+        // A mirror that never answered (an unprobed small file's first request) gets the short budget too.
+        mirror.answered ||= mirror.worked || error.status !== undefined;
+        const unreachable = mirror.answered ? undefined : unreachableReason(error);
+        const decision = this.decideRetry(error, attempt, mirror.url, unreachable !== undefined);
         if (!decision.retry) {
           mirror.alive = false;
-          this.lastError = error;
+          this.lastError = unreachable === undefined ? error : unreachableError(mirror.url, unreachable, attempt, error);
           return;
         }
         try {

@@ -122,7 +122,14 @@ export async function requestFollowingRedirects(transport: Transport, request: H
   for (let hop = 0; ; hop += 1) {
     seen.add(url.href);
     credentialed &&= url.origin === credentialOrigin;
-    const response = await sendOnce(transport, url, method, headersFor(url.href, { ...request, credentialOrigin }, credentialed), request.signal);
+    let response: Awaited<ReturnType<typeof sendOnce>>;
+    try {
+      response = await sendOnce(transport, url, method, headersFor(url.href, { ...request, credentialOrigin }, credentialed), request.signal);
+    } catch (error) {
+      // Name the URL that failed (after redirects, that is not the one asked for); aborts stay as they are.
+      if (request.signal?.aborted || error instanceof ModelfetchError) throw error;
+      throw new ModelfetchError('ERR_NETWORK', `${url.href}: ${error instanceof Error ? error.message : String(error)}`, { url: url.href, cause: error });
+    }
     const location = headerValue(response.headers, 'location');
     if (!REDIRECT_STATUSES.has(response.status) || location === undefined) {
       return { status: response.status, headers: response.headers, body: response.body, url: url.href, credentialed };

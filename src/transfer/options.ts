@@ -1,4 +1,4 @@
-import type { Clock, ProgressEvent, TransferOptions } from './types.js';
+import type { Clock, ProgressEvent, RetryEvent, TransferOptions } from './types.js';
 import { createConnectionBudget, type ConnectionBudget } from './budget.js';
 import { FastHttpPool } from './fast-http.js';
 import type { Transport } from './http.js';
@@ -24,6 +24,7 @@ export interface ResolvedOptions {
   clock: Clock;
   signal: AbortSignal | undefined;
   onProgress: ((event: ProgressEvent) => void) | undefined;
+  onRetry: ((event: RetryEvent) => void) | undefined;
   budget: ConnectionBudget;
   random: () => number;
 }
@@ -81,6 +82,7 @@ export function resolveOptions(options: EngineOptions = {}): ResolvedOptions {
     clock: options.clock ?? systemClock,
     signal: options.signal,
     onProgress: options.onProgress,
+    onRetry: options.onRetry,
     budget: options.budget ?? createConnectionBudget(connections),
     random: options.random ?? Math.random,
   };

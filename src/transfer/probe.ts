@@ -14,6 +14,8 @@ export interface ProbeResult {
   url: string;
   /** Whether `url` is still the origin the credentials were given for. */
   credentialed: boolean;
+  /** The answer's Content-Type, as sent (undefined when absent). */
+  contentType?: string;
   /** A server that ignored Range answered 200 with the whole body: this is that body, to be used as the one stream. */
   stream?: HttpResponse;
 }
@@ -96,7 +98,8 @@ async function probeOnce(transport: Transport, request: ProbeRequest): Promise<P
     extraHeaders: { range: 'bytes=0-0' },
     ...(request.signal && { signal: request.signal }),
   });
-  const base = { etag: strongEtag(headerValue(response.headers, 'etag')), url: response.url, credentialed: response.credentialed };
+  const contentType = headerValue(response.headers, 'content-type');
+  const base = { etag: strongEtag(headerValue(response.headers, 'etag')), url: response.url, credentialed: response.credentialed, ...(contentType !== undefined && { contentType }) };
   if (response.status === 206) {
     await response.body.dump().catch(() => undefined);
     assertIdentityEncoding(response.headers, response.url);
@@ -150,7 +153,9 @@ async function probeWithHead(transport: Transport, request: ProbeRequest, mode: 
   if (response.status !== 200) throw statusError(response.status, response.url, response.headers, request.now);
   if (mode === 'lenient' && ranges !== 'bytes' && ranges !== 'none') return undefined;
   assertIdentityEncoding(response.headers, response.url);
+  const contentType = headerValue(response.headers, 'content-type');
   return {
+    ...(contentType !== undefined && { contentType }),
     size: contentLength(response.headers),
     etag: strongEtag(headerValue(response.headers, 'etag')),
     rangeSupported: ranges === 'bytes',

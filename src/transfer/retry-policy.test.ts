@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { BACKOFF, parseRetryAfter, retryDecision } from './retry-policy.js';
+import { attemptBudget, BACKOFF, failureInWords, parseRetryAfter, retryDecision, UNREACHABLE_MAX_ATTEMPTS, unreachableReason } from './retry-policy.js';
 
 describe('retryDecision', () => {
   const base = { attempt: 1, maxAttempts: 8, random: 0.5 } as const;
@@ -53,5 +53,27 @@ describe('parseRetryAfter', () => {
     expect(parseRetryAfter('Wed, 31 Dec 2025 00:00:10 GMT', now)).toBe(0);
     expect(parseRetryAfter('soon', now)).toBeUndefined();
     expect(parseRetryAfter(undefined, now)).toBeUndefined();
+  });
+});
+
+describe('the unreachable-host budget', () => {
+  const refused = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:9'), { code: 'ECONNREFUSED', syscall: 'connect' });
+
+  it('gives a host that refuses connections UNREACHABLE_MAX_ATTEMPTS attempts, never more than maxAttempts', () => {
+    const input = { maxAttempts: 8, code: 'ERR_NETWORK', random: 0.5, unreachable: true } as const;
+    expect(attemptBudget(input)).toBe(UNREACHABLE_MAX_ATTEMPTS);
+    expect(retryDecision({ ...input, attempt: UNREACHABLE_MAX_ATTEMPTS - 1 }).retry).toBe(true);
+    expect(retryDecision({ ...input, attempt: UNREACHABLE_MAX_ATTEMPTS })).toEqual({ retry: false });
+    expect(retryDecision({ ...input, attempt: UNREACHABLE_MAX_ATTEMPTS, unreachable: false }).retry).toBe(true);
+    expect(attemptBudget({ maxAttempts: 2, unreachable: true })).toBe(2);
+  });
+
+  it('finds the reason in the cause chain, and words other failures', () => {
+    expect(unreachableReason(new Error('fetch failed', { cause: refused }))).toBe('connection refused');
+    expect(unreachableReason(Object.assign(new Error('x'), { code: 'ENOTFOUND' }))).toBe('host name not found');
+    expect(unreachableReason(Object.assign(new Error('x'), { code: 'ECONNRESET' }))).toBeUndefined();
+    expect(failureInWords(Object.assign(new Error('x'), { code: 'ERR_NETWORK', cause: Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' }) }))).toBe('connection reset');
+    expect(failureInWords(Object.assign(new Error('x'), { code: 'ERR_HTTP', status: 503 }))).toBe('HTTP 503');
+    expect(failureInWords(Object.assign(new Error('x'), { code: 'ERR_STALL' }))).toBe('no data for too long');
   });
 });

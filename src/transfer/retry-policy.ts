@@ -9,6 +9,7 @@ import type { ErrorCode } from '../errors.js';
  * | 429 Too Many Requests                     | yes     | Retry-After if given, else backoff     |
  * | 5xx, 408                                  | yes     | Retry-After if given, else backoff     |
  * | connection reset / refused / timeout      | yes     | backoff                                |
+ * | refused / name not found, first contact   | yes, UNREACHABLE_MAX_ATTEMPTS in all | backoff   |
  * | stall (no byte for stallTimeoutMs)        | yes     | backoff                                |
  * | wrong Content-Range, short body           | yes     | backoff                                |
  * | 404/410, 401, 403, other 4xx              | no      |                                        |
@@ -27,6 +28,8 @@ export interface RetryInput {
   retryAfterMs?: number;
   /** Uniform in [0, 1). */
   random: number;
+  /** The host has not answered yet and refuses connections (or its name does not resolve): see UNREACHABLE_MAX_ATTEMPTS. */
+  unreachable?: boolean;
 }
 
 export type RetryDecision = { retry: false } | { retry: true; delayMs: number };
@@ -40,8 +43,58 @@ export function isRetryable(code: ErrorCode, status?: number): boolean {
   return RETRIED_CODES.has(code);
 }
 
+/**
+ * Attempts at a host that has never answered and refuses connections or does not resolve: nothing
+ * listens there, and a busy server answers rather than refusing. The same budget as every hub API
+ * call (`source/hf.ts`), so `get` and `pull` give up on a dead address alike, in under a second.
+ */
+export const UNREACHABLE_MAX_ATTEMPTS = 3;
+
+const UNREACHABLE_CAUSES: Readonly<Record<string, string>> = {
+  ECONNREFUSED: 'connection refused',
+  ENOTFOUND: 'host name not found',
+  EAI_AGAIN: 'host name lookup failed',
+  EHOSTUNREACH: 'host unreachable',
+  ENETUNREACH: 'network unreachable',
+};
+
+const BROKEN_CONNECTION_CAUSES: Readonly<Record<string, string>> = {
+  ECONNRESET: 'connection reset',
+  EPIPE: 'connection closed',
+  ETIMEDOUT: 'connection timed out',
+  UND_ERR_CONNECT_TIMEOUT: 'connection timed out',
+  UND_ERR_SOCKET: 'connection closed',
+};
+
+function causeCode(error: unknown, table: Readonly<Record<string, string>>): string | undefined {
+  for (let at = error, depth = 0; at instanceof Error && depth < 6; at = at.cause, depth += 1) {
+    const reason = table[(at as NodeJS.ErrnoException).code ?? ''];
+    if (reason) return reason;
+  }
+  return undefined;
+}
+
+/** Why nobody could be reached (in words), when an error or one of its causes says so; undefined otherwise. */
+export function unreachableReason(error: unknown): string | undefined {
+  return causeCode(error, UNREACHABLE_CAUSES);
+}
+
+/** A failure in a few words, for a retry notice: `connection refused`, `HTTP 503`, `connection reset` … */
+export function failureInWords(error: Error & { code?: string; status?: number }): string {
+  const network = unreachableReason(error) ?? causeCode(error, BROKEN_CONNECTION_CAUSES);
+  if (network) return network;
+  if (error.status !== undefined) return `HTTP ${error.status}`;
+  if (error.code === 'ERR_STALL') return 'no data for too long';
+  return error.message.length > 80 ? `${error.message.slice(0, 77)}…` : error.message;
+}
+
+/** How many attempts a request gets in all. */
+export function attemptBudget(input: Pick<RetryInput, 'maxAttempts' | 'unreachable'>): number {
+  return input.unreachable ? Math.min(input.maxAttempts, UNREACHABLE_MAX_ATTEMPTS) : input.maxAttempts;
+}
+
 export function retryDecision(input: RetryInput): RetryDecision {
-  if (input.attempt >= input.maxAttempts || !isRetryable(input.code, input.status)) return { retry: false };
+  if (input.attempt >= attemptBudget(input) || !isRetryable(input.code, input.status)) return { retry: false };
   if (input.retryAfterMs !== undefined && input.retryAfterMs >= 0) {
     if (input.retryAfterMs > BACKOFF.retryAfterCapMs) return { retry: false };
     return { retry: true, delayMs: Math.ceil(input.retryAfterMs) };

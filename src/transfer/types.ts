@@ -23,6 +23,12 @@ export interface TransferJob {
   headers?: Record<string, string>;
   /** Called once the size is known (from the caller or the probe), before the temp file is written: may refuse, e.g. when the disk is too small. */
   beforeWrite?: (size: number | undefined) => Promise<void>;
+  /**
+   * Called with each mirror's probe answer, before anything is written: throws (a ModelfetchError,
+   * not retried) to refuse what the server sent, e.g. a web page where a file was asked for. A file
+   * of known size below the segment threshold is not probed, so it is not called for one.
+   */
+  acceptAnswer?: (answer: { url: string; answeredUrl: string; contentType: string | undefined }) => void;
   /** Called once when a signed URL has expired (403 after it worked): returns fresh URLs. */
   reresolve?: () => Promise<string[]>;
 }
@@ -76,4 +82,16 @@ export interface TransferOptions {
   clock?: Clock;
   signal?: AbortSignal;
   onProgress?: (event: ProgressEvent) => void;
+  /** Called before each wait to retry a failed request, so a user sees why nothing moves. */
+  onRetry?: (event: RetryEvent) => void;
+}
+
+export interface RetryEvent {
+  url: string;
+  /** What failed, in words (`connection refused`, `HTTP 503`, `no data for 30 s` …). */
+  reason: string;
+  /** The retry about to be made (1 for the first) and how many the budget allows. */
+  retry: number;
+  maxRetries: number;
+  delayMs: number;
 }

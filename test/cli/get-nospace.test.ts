@@ -21,6 +21,10 @@ describe.skipIf(!canMountSmallDisk())('modelfetch get on a full disk', () => {
       });
       expect(run.code).toBe(7);
       expect(run.stderr).toContain('ERR_NO_SPACE');
+      // get's own words: its -o flag (get has no --cache-dir), and the partial file is gone, so it starts over.
+      expect(run.stderr).toContain(`  Free space on the disk holding ${mountPoint}, or pass -o with a folder on a larger disk, then run the same command again; the partial file was removed, so it starts over.`);
+      expect(run.stderr).not.toContain('--cache-dir');
+      expect(run.stderr).not.toContain('ranges are kept');
       expect(run.leftover).toEqual([]);
       // one probe and one round of segment requests, no retries
       expect(s.server.requests.length).toBeLessThanOrEqual(17);

@@ -34,21 +34,24 @@ export interface SmallDiskRun {
   leftover: string[];
 }
 
-export async function runOnSmallDisk(options: { sizeBytes: number; mountPoint: string; argv: string[]; env?: NodeJS.ProcessEnv; cwd?: string }): Promise<SmallDiskRun> {
+export async function runOnSmallDisk(options: { sizeBytes: number; mountPoint: string; argv: string[]; env?: NodeJS.ProcessEnv; cwd?: string; /** Mount it read-only (EROFS from the kernel, which stops root too). */ readOnly?: boolean }): Promise<SmallDiskRun> {
   const reportDir = await mkdtemp(join(tmpdir(), 'mf-smalldisk-report-'));
   const report = join(reportDir, 'files.txt');
   const script = 'mp="$1"; rep="$2"; shift 2; mount -t tmpfs -o "size=$SMALL_DISK_BYTES" tmpfs "$mp" || exit 99; "$@"; rc=$?; (cd "$mp" && find . -type f -printf "%P %s\\n" | sort) > "$rep"; exit $rc';
   const child = spawn('unshare', ['-rm', 'sh', '-c', script, 'sh', options.mountPoint, report, ...options.argv], {
     cwd: options.cwd,
-    env: { ...(options.env ?? process.env), SMALL_DISK_BYTES: String(options.sizeBytes) },
+    env: { ...(options.env ?? process.env), SMALL_DISK_BYTES: `${options.sizeBytes}${options.readOnly ? ',ro' : ''}` },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
   child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-  const code = await new Promise<number>((resolve) => child.on('exit', (c) => resolve(c ?? 1)));
-  const leftover = (await readFile(report, 'utf8').catch(() => '')).split('\n').filter(Boolean);
-  await rm(reportDir, { recursive: true, force: true });
-  return { code, stdout, stderr, leftover };
+  try {
+    const code = await new Promise<number>((resolve) => child.on('exit', (c) => resolve(c ?? 1)));
+    const leftover = (await readFile(report, 'utf8').catch(() => '')).split('\n').filter(Boolean);
+    return { code, stdout, stderr, leftover };
+  } finally {
+    await rm(reportDir, { recursive: true, force: true });
+  }
 }
