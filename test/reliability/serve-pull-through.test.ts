@@ -25,11 +25,11 @@ afterEach(async () => {
 const WEIGHTS = { path: 'model.safetensors', size: 3 * 1024 * 1024 + 5 };
 const FILES = [WEIGHTS, { path: 'config.json', content: '{"layers":2}' }];
 
-async function start(): Promise<{ hub: FixtureHub; mirror: MirrorServer; cacheDir: string; fetches: () => number }> {
+async function start(engine: { stallTimeoutMs?: number } = {}): Promise<{ hub: FixtureHub; mirror: MirrorServer; cacheDir: string; fetches: () => number }> {
   hub = await startFixtureHub({ repos: [{ repoId: 'org/m', files: FILES }] });
   const dir = await testTempDir('mf-mirror-');
   // Short engine timeouts and recorded (not waited) backoff: failure paths finish quickly.
-  const pullFile = createPullFetcher({ cacheDir: dir, endpoint: hub.endpoint, pull: { clock: fastClock, transfer: { maxAttempts: 3, stallTimeoutMs: 2000 } } });
+  const pullFile = createPullFetcher({ cacheDir: dir, endpoint: hub.endpoint, pull: { clock: fastClock, transfer: { maxAttempts: 3, stallTimeoutMs: engine.stallTimeoutMs ?? 2000 } } });
   let fetches = 0;
   const fetchFile: FetchFile = (request) => {
     fetches += 1;
@@ -95,7 +95,9 @@ describe('pull-through integrity (case 22)', () => {
 
 describe('single flight (case 23)', () => {
   it('50 clients missing the same blob cause one upstream fetch', async () => {
-    const { hub, mirror, fetches } = await start();
+    // A stall timeout long enough that a busy machine never makes the engine fetch a segment twice:
+    // the bytes counted below are then exactly what single flight promises.
+    const { hub, mirror, fetches } = await start({ stallTimeoutMs: 60_000 });
     const file = hub.file('org/m', WEIGHTS.path);
     hub.cdn.addFault({ fault: { throttleBytesPerSec: 8 * 1024 * 1024 } });
     const results = await Promise.all(Array.from({ length: 50 }, () => getBody(`${mirror.url}/org/m/resolve/main/${WEIGHTS.path}`)));
