@@ -24,6 +24,8 @@ interface PullFlags {
   quiet?: boolean;
   source?: string;
   layout?: string;
+  /** commander's negation of --no-xet: false when given. */
+  xet?: boolean;
 }
 
 function usage(message: string, hint: string): ModelfetchError {
@@ -56,6 +58,8 @@ function toOptions(repo: string, files: string[], flags: PullFlags, io: CliIo): 
     ...(flags.check && { check: true }),
     ...(flags.endpoint && { endpoint: flags.endpoint }),
     ...(flags.token && { token: flags.token }),
+    ...(flags.xet === false && { xet: false }),
+    onXetFallback: (line) => void io.stderr.write(line),
   };
 }
 
@@ -87,6 +91,7 @@ export function registerPullCommand(program: Command, io: CliIo): void {
     .option('--token <token>', 'access token (default: HF_TOKEN, HF_TOKEN_PATH, HF_HOME/token; for ModelScope MODELSCOPE_API_TOKEN)')
     .option('--source <source>', 'hf (default) or modelscope (implied by ms://)')
     .option('--layout <layout>', 'ModelScope only: modelscope (default, MODELSCOPE_CACHE) or hf (the hub cache)')
+    .option('--no-xet', 'fetch Xet-backed Hub files through the plain path (also HF_HUB_DISABLE_XET=1)')
     .option('--json', 'print one JSON object with the result')
     .option('--quiet', 'print only the path')
     .action(async (repo: string, files: string[], flags: PullFlags) => {

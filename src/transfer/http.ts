@@ -65,6 +65,8 @@ export interface HttpRequest {
   /** Engine headers (Range, If-Range…), sent everywhere and overriding caller headers. */
   extraHeaders?: Record<string, string>;
   signal?: AbortSignal;
+  /** False: a redirect is handed back as it is (a Hub resolve answer that may carry Xet headers instead). */
+  followRedirects?: boolean;
 }
 
 /**
@@ -124,7 +126,7 @@ export async function requestFollowingRedirects(transport: Transport, request: H
     credentialed &&= url.origin === credentialOrigin;
     const response = await sendOnce(transport, url, method, headersFor(url.href, { ...request, credentialOrigin }, credentialed), request.signal);
     const location = headerValue(response.headers, 'location');
-    if (!REDIRECT_STATUSES.has(response.status) || location === undefined) {
+    if (!REDIRECT_STATUSES.has(response.status) || location === undefined || request.followRedirects === false) {
       return { status: response.status, headers: response.headers, body: response.body, url: url.href, credentialed };
     }
     await response.body.dump().catch(() => undefined);
