@@ -4,6 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { RepoPaths, XET_CHUNK_CACHE_PARTS } from '../../src/cache/layout.js';
+import { gcCache } from '../../src/cache/gc.js';
+import { verifyCache } from '../../src/cache/verify.js';
 import { pull, type PullOptions } from '../../src/pull.js';
 import { ChunkCache } from '../../src/transfer/xet/chunk-cache.js';
 import { runCli } from '../support/cli.js';
@@ -165,6 +167,25 @@ describe('the dedup chunk cache', () => {
     const entries = await new ChunkCache(cacheDir, XET_CHUNK_CACHE_PARTS).entries();
     expect(entries.length).toBeGreaterThan(0);
     expect(entries.reduce((sum, e) => sum + e.size, 0)).toBeLessThanOrEqual(1024 * 1024);
+  });
+
+  it('is re-hashed by verify, which drops a bad entry, and trimmed by gc', async () => {
+    await pull(options({ repo: 'org/xet' }));
+    const cache = new ChunkCache(cacheDir, XET_CHUNK_CACHE_PARTS);
+    const entries = await cache.entries();
+    const victim = entries[0]!;
+    const data = await readFile(victim.path);
+    data[1] = (data[1] ?? 0) ^ 0x01;
+    await writeFile(victim.path, data);
+    const verified = await verifyCache({ cacheDir, env: {}, workers: 1 });
+    expect(verified.xetChunks).toEqual({ entries: entries.length, bad: [victim.path] });
+    expect((await cache.entries()).map((e) => e.path)).not.toContain(victim.path);
+    const dry = await gcCache({ cacheDir, env: {}, unusedForMs: 1, now: Date.now() + 60_000, dryRun: true, isInUse: async () => true });
+    expect(dry.xetChunks.entries).toBe(entries.length - 1);
+    expect(await cache.entries()).toHaveLength(entries.length - 1);
+    const capped = await gcCache({ cacheDir, env: { MODELFETCH_XET_CACHE_SIZE: '0' }, unusedForMs: 86_400_000, isInUse: async () => true });
+    expect(capped.xetChunks.entries).toBe(entries.length - 1);
+    expect(await cache.entries()).toEqual([]);
   });
 
   it('never follows a symlinked chunk cache folder', async () => {

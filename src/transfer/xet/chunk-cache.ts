@@ -1,6 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { lstat, mkdir, open, readdir, rename, rm, utimes, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
+import { XET_CHUNK_CACHE_PARTS } from '../../cache/layout.js';
+import { parseSize } from '../../cli/units.js';
 import { chunkHash, isXetHashHex } from './hash.js';
 
 /**
@@ -81,6 +83,12 @@ async function openEntry(path: string, count: number): Promise<EntryIndex | unde
     await handle.close();
     return undefined;
   }
+}
+
+/** The chunk cache of the hub cache at `cacheRoot`, limited by MODELFETCH_XET_CACHE_SIZE (default 10 GiB; 0 turns it off). */
+export function chunkCacheFor(cacheRoot: string, env: NodeJS.ProcessEnv): ChunkCache {
+  const limit = env.MODELFETCH_XET_CACHE_SIZE ? parseSize(env.MODELFETCH_XET_CACHE_SIZE) : DEFAULT_CHUNK_CACHE_LIMIT;
+  return new ChunkCache(cacheRoot, XET_CHUNK_CACHE_PARTS, limit);
 }
 
 export class ChunkCache {
@@ -185,14 +193,17 @@ export class ChunkCache {
     return out;
   }
 
-  /** Removes least recently used entries until the cache holds at most `limit` bytes; returns what went. */
-  async trim(limit: number = this.limit): Promise<{ entries: number; bytes: number }> {
+  /**
+   * Removes entries unused since `unusedBefore` (ms since the epoch), then least recently used ones
+   * until the cache holds at most `limit` bytes; returns what went (or would go, with `dryRun`).
+   */
+  async trim(limit: number = this.limit, options: { unusedBefore?: number; dryRun?: boolean } = {}): Promise<{ entries: number; bytes: number }> {
     const all = (await this.entries()).sort((a, b) => a.mtimeMs - b.mtimeMs);
     let total = all.reduce((sum, e) => sum + e.size, 0);
     const removed = { entries: 0, bytes: 0 };
     for (const entry of all) {
-      if (total <= Math.max(0, limit)) break;
-      await rm(entry.path, { force: true });
+      if (total <= Math.max(0, limit) && !(options.unusedBefore !== undefined && entry.mtimeMs < options.unusedBefore)) break;
+      if (!options.dryRun) await rm(entry.path, { force: true });
       total -= entry.size;
       removed.entries += 1;
       removed.bytes += entry.size;

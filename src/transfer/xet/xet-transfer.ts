@@ -1,5 +1,3 @@
-import { XET_CHUNK_CACHE_PARTS } from '../../cache/layout.js';
-import { parseSize } from '../../cli/units.js';
 import { ModelfetchError } from '../../errors.js';
 import { redactUrl } from '../../redact.js';
 import { discardBody, headerValue, requestFollowingRedirects } from '../http.js';
@@ -8,7 +6,7 @@ import type { ResolvedOptions } from '../options.js';
 import type { BatchProgress } from '../progress.js';
 import { removeIfPresent } from '../temp-file.js';
 import type { TransferJob, TransferResult, XetTransferOptions } from '../types.js';
-import { ChunkCache, DEFAULT_CHUNK_CACHE_LIMIT } from './chunk-cache.js';
+import { chunkCacheFor } from './chunk-cache.js';
 import { parseXetPointer, type XetFilePointer } from './xet-auth.js';
 
 /**
@@ -32,12 +30,6 @@ export interface XetSettingsInput {
   /** The hub cache root the chunk cache lives under (src/cache/layout.ts). */
   cacheRoot: string;
   onFallback?: (line: string) => void;
-}
-
-/** The chunk cache under `cacheRoot`, limited by MODELFETCH_XET_CACHE_SIZE (default 10 GiB; 0 turns it off). */
-export function chunkCacheFor(cacheRoot: string, env: NodeJS.ProcessEnv): ChunkCache {
-  const limit = env.MODELFETCH_XET_CACHE_SIZE ? parseSize(env.MODELFETCH_XET_CACHE_SIZE) : DEFAULT_CHUNK_CACHE_LIMIT;
-  return new ChunkCache(cacheRoot, XET_CHUNK_CACHE_PARTS, limit);
 }
 
 /** The engine's `xet` option for a pull, or undefined when Xet is switched off. */
