@@ -9,6 +9,7 @@ import { syncCase } from './sync.js';
 import { throttledCase } from './throttled.js';
 import { unthrottledCase } from './unthrottled.js';
 import { verifyCase } from './verify.js';
+import { xetCase } from './xet.js';
 
 /** Every case, in the order `npm run bench` runs them (rss reads the two download cases, so it follows them). */
-export const allCases: BenchCase[] = [throttledCase, unthrottledCase, peakRssCase, resumeCase, mixedRepoCase, cacheHitCase, servingCase, pullThroughCase, verifyCase, syncCase];
+export const allCases: BenchCase[] = [throttledCase, unthrottledCase, peakRssCase, resumeCase, mixedRepoCase, cacheHitCase, servingCase, pullThroughCase, verifyCase, syncCase, xetCase];
