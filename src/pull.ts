@@ -86,6 +86,10 @@ export interface PullOptions {
   dtype?: string;
   /** With `dtype`: tensor-name globs left as they are. */
   keep?: string[];
+  /** false (`--no-xet`, also HF_HUB_DISABLE_XET=1): Hub files stored in Xet come through the plain path. */
+  xet?: boolean;
+  /** Told one line when a Xet download fell back to the plain path (default: stderr). */
+  onXetFallback?: (line: string) => void;
 }
 
 export interface PullPlan {
@@ -112,6 +116,10 @@ export interface PullResult {
   downloaded: number;
   bytesFetched: number;
   bytesResumed: number;
+  /** File bytes that cost no download: Xet chunks from the chunk cache or fetched once for several places. */
+  bytesDeduplicated: number;
+  /** Network bytes by the path that fetched them. */
+  bytesBySource: { xet: number; plain: number };
   elapsedMs: number;
   /** What `dtype` converted. */
   converted?: import('./safetensors/convert.js').ConvertResult;
@@ -194,6 +202,8 @@ export async function pull(options: PullOptions): Promise<PullResult> {
     downloaded: 0,
     bytesFetched: 0,
     bytesResumed: 0,
+    bytesDeduplicated: 0,
+    bytesBySource: { xet: 0, plain: 0 },
     elapsedMs: 0,
   };
   const unique = store.sharesContent ? uniqueByDigest(plan.missing) : plan.missing;
@@ -230,6 +240,8 @@ export async function pull(options: PullOptions): Promise<PullResult> {
       result.downloaded = plan.missing.length;
       result.bytesFetched = fetched.bytesFetched;
       result.bytesResumed = fetched.bytesResumed;
+      result.bytesDeduplicated = fetched.bytesDeduplicated;
+      result.bytesBySource = fetched.bytesBySource;
     }
     for (const file of plan.unlinked) await store.link(file);
     if (resolved.fromHub) await store.writeListing(resolved.listing);
@@ -250,7 +262,7 @@ export async function pull(options: PullOptions): Promise<PullResult> {
 interface Remote {
   fetchCommit(revision: string): Promise<string>;
   listFiles(commit: string): Promise<ListedFile[]>;
-  job(commit: string, file: ListedFile): Pick<TransferJob, 'urls' | 'identity' | 'headers'>;
+  job(commit: string, file: ListedFile): Pick<TransferJob, 'urls' | 'identity' | 'headers' | 'xet'>;
 }
 
 function refuseOffline(offline: boolean, repoId: string): void {
@@ -267,14 +279,26 @@ async function hubClient(options: PullOptions, env: NodeJS.ProcessEnv, offline: 
   const token = await hf.readHfToken(options.token, env);
   const client = { endpoint, ...(token && { token }), ...(options.dispatcher && { dispatcher: options.dispatcher }), ...(options.signal && { signal: options.signal }) };
   const repo = { repoType, repoId: hf.parseRepoReference(repoId).repoId };
+  const xetHashes = new Map<string, string>(); // commit/path -> Xet hash, from the tree listing
+  const listed = new Set<string>(); // commits whose listing came from the hub this run
   return {
     fetchCommit: (revision) => hf.fetchRevisionCommit(repo, revision, client),
-    listFiles: (commit) => hf.listRepoFiles(repo, commit, client, maxFiles),
-    job: (commit, file) => ({
-      urls: [hf.hfResolveUrl(endpoint, repo, commit, file.path)],
-      identity: `hf:${repo.repoType}:${repo.repoId}:${file.digest.algorithm}:${file.digest.hex}`,
-      headers: hf.hfAuthHeaders(token),
-    }),
+    listFiles: async (commit) => {
+      const files = await hf.listRepoFiles(repo, commit, client, maxFiles);
+      for (const file of files) if (file.xetHash) xetHashes.set(`${commit}/${file.path}`, file.xetHash);
+      listed.add(commit);
+      return files;
+    },
+    job: (commit, file) => {
+      const xetHash = xetHashes.get(`${commit}/${file.path}`);
+      return {
+        urls: [hf.hfResolveUrl(endpoint, repo, commit, file.path)],
+        identity: `hf:${repo.repoType}:${repo.repoId}:${file.digest.algorithm}:${file.digest.hex}`,
+        headers: hf.hfAuthHeaders(token),
+        // In Xet when the hub's listing says so; with a listing from elsewhere, the resolve answer tells (LFS files only).
+        ...(xetHash ? { xet: { fileHash: xetHash, tokenUrl: hf.hfXetTokenUrl(endpoint, repo, commit) } } : file.digest.algorithm === 'sha256' && !listed.has(commit) && { xet: {} }),
+      };
+    },
   };
 }
 
@@ -517,10 +541,13 @@ export function uniqueByDigest(files: ListedFile[]): ListedFile[] {
  * one batch; for blobs another process is fetching, wait for its lock, then use its result (or fetch
  * it ourselves if that process failed).
  */
-async function fetchBlobs(store: FileStore, files: ListedFile[], commit: string, hub: Remote, options: PullOptions): Promise<{ bytesFetched: number; bytesResumed: number }> {
+async function fetchBlobs(store: FileStore, files: ListedFile[], commit: string, hub: Remote, options: PullOptions): Promise<Pick<PullResult, 'bytesFetched' | 'bytesResumed' | 'bytesDeduplicated' | 'bytesBySource'>> {
   // Loaded only when bytes must move, so a cache hit never pays for the engine (or undici).
-  const transferFiles = options.transferFiles ?? (await import('./transfer/index.js')).transferFiles;
-  const totals = { bytesFetched: 0, bytesResumed: 0 };
+  const engine = await import('./transfer/index.js');
+  const transferFiles = options.transferFiles ?? engine.transferFiles;
+  const env = options.env ?? process.env;
+  const xet = engine.xetSettings({ env, ...(options.xet !== undefined && { xet: options.xet }), cacheRoot: options.cacheDir ?? resolveCacheDir(env), ...(options.onXetFallback && { onFallback: options.onXetFallback }) });
+  const totals = { bytesFetched: 0, bytesResumed: 0, bytesDeduplicated: 0, bytesBySource: { xet: 0, plain: 0 } };
   // Locks are taken in one global order, so processes waiting while holding some cannot wait in a cycle.
   let pending = [...files].sort((a, b) => (store.lockPath(a) < store.lockPath(b) ? -1 : 1));
   let wait = false;
@@ -557,11 +584,14 @@ async function fetchBlobs(store: FileStore, files: ListedFile[], commit: string,
           ...(options.clock && { clock: options.clock }),
           ...(options.signal && { signal: options.signal }),
           ...(options.onProgress && { onProgress: options.onProgress }),
+          ...(xet && { xet }),
         });
         for (const [i, { file }] of held.entries()) {
           await store.commit(file, results[i]!.tempPath);
           totals.bytesFetched += results[i]!.bytesFetched;
           totals.bytesResumed += results[i]!.bytesResumed;
+          totals.bytesDeduplicated += results[i]!.bytesDeduplicated ?? 0;
+          totals.bytesBySource[results[i]!.source === 'xet' ? 'xet' : 'plain'] += results[i]!.bytesFetched;
         }
       }
     } finally {

@@ -65,6 +65,8 @@ export interface GcReport {
   sizeAfter: number;
   /** False when --max-size could not be met without touching kept or in-use revisions. */
   underCap: boolean;
+  /** Xet dedup chunk cache entries removed: unused for `unusedForMs`, then least recently used over its own limit. */
+  xetChunks: { entries: number; bytes: number };
 }
 
 export async function gcCache(options: GcOptions): Promise<GcReport> {
@@ -123,6 +125,9 @@ export async function gcCache(options: GcOptions): Promise<GcReport> {
     plans.push(plan);
   }
   const bytesFreed = plans.reduce((sum, p) => sum + p.bytes, 0);
+  const { chunkCacheFor } = await import('../transfer/xet/chunk-cache.js');
+  const chunks = chunkCacheFor(scan.root, options.env ?? process.env);
+  const xetChunks = await chunks.trim(chunks.limit, { ...(options.unusedForMs !== undefined && { unusedBefore: now - options.unusedForMs }), ...(options.dryRun && { dryRun: true }) });
   return {
     root: scan.root,
     dryRun: options.dryRun ?? false,
@@ -134,6 +139,7 @@ export async function gcCache(options: GcOptions): Promise<GcReport> {
     sizeBefore: scan.sizeOnDisk,
     sizeAfter: scan.sizeOnDisk - bytesFreed,
     underCap: options.maxSize === undefined || scan.sizeOnDisk - bytesFreed <= options.maxSize,
+    xetChunks,
   };
 }
 

@@ -16,7 +16,8 @@ import { assertCommit, assertDigest, assertSafeRelativePath, assertSafeRevision 
  *
  * modelfetch's own state (partial downloads, resume journals, verification stamps, last use) lives in
  * {root}/.locks/modelfetch/: same file system as the blobs, so a finished file is renamed, never
- * copied, and in a folder that huggingface_hub's cache scan skips.
+ * copied, and in a folder that huggingface_hub's cache scan skips. Decoded Xet chunks kept for
+ * deduplication live in {root}/.locks/modelfetch/xet-chunks/{xorb hash}/.
  */
 
 /** Cache root: HF_HUB_CACHE, else HF_HOME/hub, else XDG_CACHE_HOME/huggingface/hub, else ~/.cache/huggingface/hub. */
@@ -183,3 +184,6 @@ function assertCommitOrHash(commit: string): string {
   if (/^[0-9a-f]{64}$/.test(commit)) return commit;
   return assertCommit(commit, 'snapshot');
 }
+
+/** modelfetch's Xet dedup chunk cache, as folders below the cache root (src/transfer/xet/chunk-cache.ts). */
+export const XET_CHUNK_CACHE_PARTS: readonly string[] = ['.locks', 'modelfetch', 'xet-chunks'];

@@ -68,6 +68,8 @@ export interface VerifyReport {
   /** What `fix` did (empty without it). */
   fixes: FixAction[];
   ok: boolean;
+  /** Xet dedup chunk cache entries re-hashed (whole-cache runs only), and the bad ones, which were dropped. */
+  xetChunks?: { entries: number; bad: string[] };
 }
 
 export async function verifyCache(options: VerifyOptions = {}): Promise<VerifyReport> {
@@ -79,11 +81,16 @@ export async function verifyCache(options: VerifyOptions = {}): Promise<VerifyRe
       throw new ModelfetchError('ERR_NOT_FOUND', `No cached repo matches ${options.repos.join(', ')} in ${scan.root}`, { hint: 'Run `modelfetch ls` to see what is cached.' });
     }
     const first = await checkScan(scan, pool, options);
+    if (!options.repos?.length) {
+      // The chunk cache is only a cache: a bad entry is dropped (and fetched again when needed), not a failure.
+      const { chunkCacheFor } = await import('../transfer/xet/chunk-cache.js');
+      first.xetChunks = await chunkCacheFor(scan.root, options.env ?? process.env).verify();
+    }
     if (!options.fix || first.problems.length === 0) return first;
     const fixes = await fixProblems(scan, first.problems, options);
     const again = await checkScan(await scanCache(options), pool, { ...options, onProgress: undefined });
     // A revision that could not be fetched again is now incomplete: still a failure.
-    return { ...again, fixes, ok: again.ok && !fixes.some((f) => f.action === 'refetch-failed') };
+    return { ...again, ...(first.xetChunks && { xetChunks: first.xetChunks }), fixes, ok: again.ok && !fixes.some((f) => f.action === 'refetch-failed') };
   } finally {
     await pool.close();
   }

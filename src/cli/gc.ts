@@ -39,6 +39,7 @@ function renderGc(report: GcReport): string {
   const rows = report.revisions.map((r) => [r.repoId, r.commit.slice(0, 12), r.refs.join(', '), formatAge(r.lastUsed), r.reason, formatBytes(r.bytes)]);
   let out = rows.length ? renderTable(['REPO ID', 'REVISION', 'REFS', 'LAST USED', 'WHY', 'FREES'], rows, [5]) : 'Nothing to remove.\n';
   for (const s of report.skipped.filter((s) => s.reason === 'in-use')) out += `kept (in use): ${s.repoId}@${s.commit.slice(0, 12)}\n`;
+  if (report.xetChunks.entries > 0) out += `${verb} ${formatBytes(report.xetChunks.bytes)} of Xet chunk cache (${report.xetChunks.entries} entries)\n`;
   out += `${verb} ${formatBytes(report.bytesFreed)}: ${report.revisions.length} revision(s), ${report.blobs.length} blob(s), ${report.repos.length} repo folder(s); cache ${formatBytes(report.sizeBefore)} -> ${formatBytes(report.sizeAfter)}\n`;
   return out;
 }

@@ -31,6 +31,8 @@ interface PullFlags {
   keep?: string[];
   ignoreDiskSpace?: boolean;
   forceDownload?: boolean;
+  /** commander's negation of --no-xet: false when given. */
+  xet?: boolean;
 }
 
 function usage(message: string, hint: string): ModelfetchError {
@@ -68,6 +70,8 @@ function toOptions(repo: string, files: string[], flags: PullFlags, io: CliIo): 
     ...(flags.ignoreDiskSpace && { ignoreDiskSpace: true }),
     ...(flags.forceDownload && { forceDownload: true }),
     onWarning: (message) => void io.stderr.write(`modelfetch: warning: ${message}\n`),
+    ...(flags.xet === false && { xet: false }),
+    onXetFallback: (line) => void io.stderr.write(line),
   };
 }
 
@@ -104,6 +108,7 @@ export function registerPullCommand(program: Command, io: CliIo): void {
     .option('--keep <glob...>', 'with --dtype: leave tensors whose names match as they are')
     .option('--ignore-disk-space', 'skip the free-space check made before the first byte')
     .option('--force-download', 'with --local-dir: replace files edited since they were downloaded (kept, with a warning, otherwise)')
+    .option('--no-xet', 'fetch Xet-backed Hub files through the plain path (also HF_HUB_DISABLE_XET=1)')
     .option('--json', 'print one JSON object with the result')
     .option('--quiet', 'print only the path')
     .action(async (repo: string, files: string[], flags: PullFlags) => {

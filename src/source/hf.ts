@@ -80,6 +80,11 @@ function encodePath(path: string): string {
   return path.split('/').map(encodeURIComponent).join('/');
 }
 
+/** Where the Hub hands out Xet read tokens for a commit (called with the Hub token, same origin as the endpoint). */
+export function hfXetTokenUrl(endpoint: string, repo: HfRepo, commit: string): string {
+  return `${apiBase(endpoint, repo)}/xet-read-token/${assertCommit(commit, 'the Xet token URL')}`;
+}
+
 /** `{endpoint}/{datasets/|spaces/}{repo}/resolve/{rev}/{path}`; the revision is one URL segment, as huggingface_hub quotes it. */
 export function hfResolveUrl(endpoint: string, repo: HfRepo, revision: string, path: string): string {
   const prefix = repo.repoType === 'model' ? '' : `${repo.repoType}s/`;
@@ -325,6 +330,8 @@ export interface HfListedFile {
   size: number;
   digest: FileDigest;
   blobId: string;
+  /** The Xet file hash when the Hub stores the file in Xet (tree `xetHash`). */
+  xetHash?: string;
 }
 
 /** One file from a tree entry, everything validated; undefined for folders. */
@@ -345,7 +352,8 @@ function treeFile(entry: unknown, url: string): HfListedFile | undefined {
     if (lfs.size !== undefined && sizeOf(lfs.size, path, url) !== size) {
       throw new ModelfetchError('ERR_BAD_RESPONSE', `The hub listed two sizes for ${path}`, { url, expected: size, found: String(lfs.size) });
     }
-    return { path, size, digest, blobId };
+    const xetHash = typeof record.xetHash === 'string' && /^[0-9a-f]{64}$/.test(record.xetHash) ? record.xetHash : undefined;
+    return { path, size, digest, blobId, ...(xetHash && { xetHash }) };
   }
   return { path, size, digest: { algorithm: 'git-sha1', hex: blobId }, blobId };
 }

@@ -65,6 +65,8 @@ export interface HttpRequest {
   /** Engine headers (Range, If-Range…), sent everywhere and overriding caller headers. */
   extraHeaders?: Record<string, string>;
   signal?: AbortSignal;
+  /** False: a redirect is handed back as it is (a Hub resolve answer that may carry Xet headers instead). */
+  followRedirects?: boolean;
 }
 
 /**
@@ -131,7 +133,7 @@ export async function requestFollowingRedirects(transport: Transport, request: H
       throw new ModelfetchError('ERR_NETWORK', `${url.href}: ${error instanceof Error ? error.message : String(error)}`, { url: url.href, cause: error });
     }
     const location = headerValue(response.headers, 'location');
-    if (!REDIRECT_STATUSES.has(response.status) || location === undefined) {
+    if (!REDIRECT_STATUSES.has(response.status) || location === undefined || request.followRedirects === false) {
       return { status: response.status, headers: response.headers, body: response.body, url: url.href, credentialed };
     }
     await response.body.dump().catch(() => undefined);

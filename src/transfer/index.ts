@@ -5,12 +5,14 @@ import { warmHashWorker } from './hash-cursor.js';
 import { resolveOptions, type EngineOptions } from './options.js';
 import { BatchProgress } from './progress.js';
 import type { TransferJob, TransferResult } from './types.js';
+import { transferMaybeXet, trimChunkCache } from './xet/xet-transfer.js';
 
 export { warmHashWorker } from './hash-cursor.js';
 export { createConnectionBudget, type ConnectionBudget } from './budget.js';
 export type { EngineOptions } from './options.js';
-export type { TransferJob, TransferResult, TransferOptions, ProgressEvent, Clock } from './types.js';
+export type { TransferJob, TransferResult, TransferOptions, ProgressEvent, Clock, XetTransferOptions } from './types.js';
 export { createRangeReader, type RangeReader, type RangeReadRequest, type RangeReadResult } from './range-read.js';
+export { xetSettings } from './xet/xet-transfer.js';
 
 export interface BatchResult extends Array<TransferResult> {
   /** Most connections that were open at once during the batch. */
@@ -48,7 +50,7 @@ export async function transferFiles(jobs: TransferJob[], options: EngineOptions 
     while (next < jobs.length) {
       const i = next++;
       const job = jobs[i] as TransferJob;
-      outcomes[i] = await new FileTransfer(job, i, opts, progress).run().then(
+      outcomes[i] = await transferMaybeXet(job, i, opts, progress, options.xet, () => new FileTransfer(job, i, opts, progress).run()).then(
         (value): PromiseFulfilledResult<TransferResult> => ({ status: 'fulfilled', value }),
         (reason: unknown): PromiseRejectedResult => ({ status: 'rejected', reason }),
       );
@@ -58,6 +60,7 @@ export async function transferFiles(jobs: TransferJob[], options: EngineOptions 
     progress.close();
     options.signal?.removeEventListener('abort', onAbort);
   });
+  await trimChunkCache(options.xet);
   const failure = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
   if (failure) throw failure.reason;
   const results = settled.map((s) => (s as PromiseFulfilledResult<TransferResult>).value) as BatchResult;

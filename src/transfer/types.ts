@@ -1,5 +1,6 @@
 import type { Dispatcher } from 'undici';
 import type { FileDigest } from '../source/types.js';
+import type { ChunkCache } from './xet/chunk-cache.js';
 
 /** The contract between the engine and everything that moves bytes through it (get, pull, serve). */
 
@@ -31,6 +32,12 @@ export interface TransferJob {
   acceptAnswer?: (answer: { url: string; answeredUrl: string; contentType: string | undefined }) => void;
   /** Called once when a signed URL has expired (403 after it worked): returns fresh URLs. */
   reresolve?: () => Promise<string[]>;
+  /**
+   * The file may be stored in Xet (a Hub resolve URL). With the engine's `xet` option on, a known
+   * `fileHash` and `tokenUrl` (tree listing) skip the look; otherwise `urls[0]` is asked without
+   * following its redirect, and `X-Xet-Hash` + `rel="xet-auth"` in the answer choose Xet.
+   */
+  xet?: { fileHash?: string; tokenUrl?: string };
 }
 
 export interface TransferResult {
@@ -43,6 +50,10 @@ export interface TransferResult {
   /** Bytes taken from a previous run's journal. */
   bytesResumed: number;
   etag?: string;
+  /** Which path delivered the bytes: Xet, or plain HTTP (also after a Xet fallback). */
+  source?: 'xet' | 'plain';
+  /** File bytes that needed no network: Xet chunks found in the chunk cache or fetched once for several places. */
+  bytesDeduplicated?: number;
 }
 
 export interface ProgressEvent {
@@ -84,6 +95,8 @@ export interface TransferOptions {
   onProgress?: (event: ProgressEvent) => void;
   /** Called before each wait to retry a failed request, so a user sees why nothing moves. */
   onRetry?: (event: RetryEvent) => void;
+  /** Download jobs marked `xet` through Xet (absent: plain HTTP only). */
+  xet?: XetTransferOptions;
 }
 
 export interface RetryEvent {
@@ -94,4 +107,11 @@ export interface RetryEvent {
   retry: number;
   maxRetries: number;
   delayMs: number;
+}
+
+export interface XetTransferOptions {
+  /** The dedup chunk cache (absent: none); it keeps to its own size limit. */
+  chunkCache?: ChunkCache;
+  /** Told one line when a Xet download failed and the plain path takes over (default: stderr). */
+  onFallback?: (line: string) => void;
 }

@@ -12,6 +12,7 @@ import { ChunkStreamDecoder, decodeChunkBody } from './chunk-codec.js';
 import { isXetHashHex } from './hash.js';
 import { readJsonBody } from './json-body.js';
 import { parseReconstruction, type Reconstruction, type XorbRangeFetch } from './reconstruction.js';
+import type { ChunkCache, ChunkEntryWriter } from './chunk-cache.js';
 import type { XetTokenProvider } from './xet-token.js';
 
 /**
@@ -39,6 +40,12 @@ export interface XetDownloadJob {
   sha256: string;
   tempPath: string;
   token: XetTokenProvider;
+  /** Decoded chunks already on disk are taken from here, and fetched ones are added. */
+  chunkCache?: ChunkCache;
+  /** File bytes written so far (resumed and cached ones included) and the verified contiguous prefix. */
+  onProgress?: (bytesDone: number, contiguousBytes: number) => void;
+  /** Network bytes as they arrive (for the batch's speed). */
+  onReceived?: (bytes: number) => void;
 }
 
 export interface XetDownloadResult {
@@ -51,6 +58,8 @@ export interface XetDownloadResult {
   bytesDeduplicated: number;
   /** File bytes taken from a previous run's journaled terms. */
   bytesResumed: number;
+  /** File bytes taken from the chunk cache (part of bytesDeduplicated). */
+  bytesFromChunkCache: number;
   /** Reconstruction version that answered last. */
   reconstructionVersion: 1 | 2;
   /** How many reconstructions were asked for (more than 1 after URL expiry). */
@@ -93,6 +102,8 @@ class XetDownload {
   /** Finished terms whose bytes are not yet synced and journaled. */
   private unjournaled: ByteRange[] = [];
   private checkpointing: Promise<void> | undefined;
+  private bytesFromChunkCache = 0;
+  private bytesDone = 0;
 
   constructor(
     private readonly job: XetDownloadJob,
@@ -152,6 +163,7 @@ class XetDownload {
         bytesFetched: this.bytesFetched,
         bytesDeduplicated: Math.max(0, this.job.size - this.bytesResumed - this.uniqueBytes),
         bytesResumed: this.bytesResumed,
+        bytesFromChunkCache: this.bytesFromChunkCache,
         reconstructionVersion: this.reconstruction.version,
         reconstructions: this.reconstructions,
       };
@@ -178,6 +190,7 @@ class XetDownload {
       if (this.resumedRanges.some((r) => r.start <= Math.max(0, start) && r.end >= end)) {
         this.termDone[index] = true;
         this.bytesResumed += end - Math.max(0, start);
+        this.bytesDone += end - Math.max(0, start);
       }
       start = end;
     });
@@ -317,6 +330,7 @@ class XetDownload {
   /** Fetches what `work`'s unfinished terms need; after an expiry the new reconstruction may split them over other fetches. */
   private async fetchWithRetries(work: RangeWork): Promise<void> {
     let expiries = 0;
+    let triedCache = false;
     for (let attempt = 1; ; attempt++) {
       const generation = this.generation;
       const byFetch = new Map<XorbRangeFetch, TermSlot[]>();
@@ -326,6 +340,12 @@ class XetDownload {
         byFetch.set(fetch, [...(byFetch.get(fetch) ?? []), term]);
       }
       if (byFetch.size === 0) return;
+      if (!triedCache && this.job.chunkCache) {
+        triedCache = true;
+        attempt -= 1;
+        await this.fillFromCache(work.terms);
+        continue;
+      }
       let current: XorbRangeFetch | undefined;
       try {
         for (const [fetch, terms] of byFetch) {
@@ -345,6 +365,35 @@ class XetDownload {
         await this.backoffOrThrow(error, attempt, current?.url ?? this.job.fileHash);
       }
     }
+  }
+
+  /**
+   * Writes the unfinished terms the chunk cache covers straight from disk. A cache entry that fails
+   * its hash check is dropped and its term left for the network; so is any error reading it.
+   */
+  private async fillFromCache(terms: TermSlot[]): Promise<void> {
+    const cache = this.job.chunkCache;
+    if (!cache) return;
+    for (const term of terms) {
+      if (this.termDone[term.index]) continue;
+      const { xorbHash } = this.reconstruction.terms[term.index] as Reconstruction['terms'][number];
+      try {
+        const chunks = await cache.read(xorbHash, term.chunkStart, term.chunkEnd);
+        if (!chunks) continue;
+        const written = [0];
+        let chunkIndex = term.chunkStart;
+        const before = this.bytesDone;
+        for await (const data of chunks) {
+          await this.writeChunk([term], written, chunkIndex, data, cache.root);
+          chunkIndex += 1;
+        }
+        this.bytesFromChunkCache += this.bytesDone - before;
+      } catch (error) {
+        if (isModelfetchError(error) && (error.code === 'ERR_NO_SPACE')) throw error;
+        // Not from the cache after all: the network fetch writes the whole term again.
+      }
+    }
+    await this.checkpoint();
   }
 
   private async fetchOnce(terms: TermSlot[], fetch: XorbRangeFetch): Promise<void> {
@@ -376,7 +425,13 @@ class XetDownload {
         discardBody(response);
         throw new ModelfetchError('ERR_BAD_RANGE', `${fetch.url} answered range "${contentRange}" for ${fetch.rangeHeader}.`, { url: fetch.url });
       }
-      await this.consume(response, terms, fetch, watch);
+      const entry = await this.job.chunkCache?.writer(fetch.xorbHash, fetch.chunkStart, fetch.chunkEnd).catch(() => undefined);
+      try {
+        await this.consume(response, terms, fetch, watch, entry);
+        await entry?.finish().catch(() => undefined);
+      } finally {
+        await entry?.abandon();
+      }
     } catch (error) {
       if (this.options.signal?.aborted) throw this.options.signal.reason;
       if (watch.stalled) throw new ModelfetchError('ERR_STALL', `No data from ${fetch.url} for ${this.options.stallTimeoutMs} ms.`, { url: fetch.url, cause: error });
@@ -390,7 +445,7 @@ class XetDownload {
   }
 
   /** Decodes chunks as they arrive and writes each into every term that uses it. */
-  private async consume(response: HttpResponse, terms: TermSlot[], fetch: XorbRangeFetch, watch: StallWatch): Promise<void> {
+  private async consume(response: HttpResponse, terms: TermSlot[], fetch: XorbRangeFetch, watch: StallWatch, entry: ChunkEntryWriter | undefined): Promise<void> {
     const expectedBytes = fetch.byteEnd - fetch.byteStart + 1;
     const written = terms.map(() => 0);
     const decoder = new ChunkStreamDecoder(fetch.url);
@@ -402,10 +457,13 @@ class XetDownload {
         watch.touch();
         received += piece.length;
         this.bytesFetched += piece.length;
+        this.job.onReceived?.(piece.length);
         if (received > expectedBytes) throw new ModelfetchError('ERR_BAD_RANGE', `${fetch.url} sent more than the ${expectedBytes} bytes of ${fetch.rangeHeader}.`, { url: fetch.url });
         for (const { header, body } of decoder.push(piece)) {
           if (chunkIndex >= fetch.chunkEnd) throw new ModelfetchError('ERR_BAD_RESPONSE', `${fetch.url} holds more than the chunks ${fetch.chunkStart}..${fetch.chunkEnd} it was asked for.`, { url: fetch.url });
           const data = decodeChunkBody(header, body, fetch.url);
+          // The cache is a bonus: a write that fails only leaves this range out of it.
+          if (entry && !(await entry.add(data).then(() => true, () => false))) entry = undefined;
           if (await this.writeChunk(terms, written, chunkIndex, data, fetch.url)) usedBytes += data.length;
           chunkIndex += 1;
         }
@@ -460,15 +518,24 @@ class XetDownload {
   /** Records a finished term: its bytes await the next checkpoint, and the hash takes the grown prefix. */
   private markDone(index: number): void {
     this.termDone[index] = true;
-    const start = index === 0 ? 0 : (this.termEnds[index - 1] as number);
-    this.unjournaled.push({ start: Math.max(0, start), end: Math.min(this.job.size, this.termEnds[index] as number) });
+    const start = Math.max(0, index === 0 ? 0 : (this.termEnds[index - 1] as number));
+    const end = Math.min(this.job.size, this.termEnds[index] as number);
+    this.unjournaled.push({ start, end });
+    this.bytesDone += end - start;
     this.advanceHash();
   }
 
   private advanceHash(): void {
     while (this.contiguousTerms < this.termDone.length && this.termDone[this.contiguousTerms]) this.contiguousTerms += 1;
-    if (this.contiguousTerms > 0) this.hasher?.advance(Math.min(this.job.size, this.termEnds[this.contiguousTerms - 1] as number));
+    const contiguous = this.contiguousTerms > 0 ? Math.min(this.job.size, this.termEnds[this.contiguousTerms - 1] as number) : 0;
+    if (contiguous > 0) this.hasher?.advance(contiguous);
+    this.job.onProgress?.(this.bytesDone, contiguous);
   }
+}
+
+/** `downloadXetFile` with the engine's resolved options (its budget, transport and clock shared). */
+export async function runXetDownload(job: XetDownloadJob, options: ResolvedOptions): Promise<XetDownloadResult> {
+  return new XetDownload(job, options).run();
 }
 
 /** Downloads a Xet-backed file into `job.tempPath` and verifies its SHA-256; see the module comment. */

@@ -1,0 +1,203 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtemp, readFile, rm, symlink, mkdir, writeFile, readdir } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { RepoPaths, XET_CHUNK_CACHE_PARTS } from '../../src/cache/layout.js';
+import { gcCache } from '../../src/cache/gc.js';
+import { verifyCache } from '../../src/cache/verify.js';
+import { pull, type PullOptions } from '../../src/pull.js';
+import { ChunkCache } from '../../src/transfer/xet/chunk-cache.js';
+import { runCli } from '../support/cli.js';
+import { startFixtureCas, type FixtureCas } from '../support/fixture-cas.js';
+import { startFixtureHub, type FixtureHub } from '../support/fixture-hub.js';
+
+/** `pull` choosing Xet: detection (listing and resolve headers), the switches, fallback, and the dedup chunk cache. */
+
+const TOKEN = 'hf_xetpulltoken000001';
+const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
+
+/** Revision B: A with 3 small edits spread through the file (most chunks unchanged). */
+function edited(a: Buffer): Buffer {
+  const b = Buffer.from(a);
+  for (const at of [0.2, 0.5, 0.8]) b.fill(0x5a, Math.floor(a.length * at), Math.floor(a.length * at) + 64);
+  return b;
+}
+
+const contentA = randomBytes(3 * 1024 * 1024 + 123);
+const contentB = edited(contentA);
+const plainFile = { path: 'config.json', content: '{"model_type":"xet"}' };
+
+let cas: FixtureCas;
+let hub: FixtureHub;
+let cacheDir: string;
+
+beforeAll(async () => {
+  cas = await startFixtureCas({ chunksPerXorb: 8 });
+  hub = await startFixtureHub({
+    cas,
+    repos: [
+      { repoId: 'org/xet', gatedToken: TOKEN, branches: { main: [plainFile, { path: 'w.bin', content: contentA, xet: true }], v2: [plainFile, { path: 'w.bin', content: contentB, xet: true }] } },
+      { repoId: 'org/other', files: [{ path: 'copy.bin', content: contentB, xet: true }] },
+    ],
+  });
+});
+afterAll(async () => {
+  await hub.close();
+  await cas.close();
+});
+beforeEach(async () => {
+  cacheDir = await mkdtemp(join(tmpdir(), 'mf-pull-xet-'));
+  hub.resetLogs();
+  cas.server.resetLog();
+  cas.clearFaults();
+});
+afterEach(() => rm(cacheDir, { recursive: true, force: true }));
+
+function options(extra: Partial<PullOptions> & { repo: string }): PullOptions {
+  return { cacheDir, endpoint: hub.endpoint, env: {}, token: TOKEN, transfer: { maxAttempts: 2 }, clock: { now: () => Date.now(), sleep: async () => undefined }, onXetFallback: () => undefined, ...extra };
+}
+
+const blob = (repoId: string, data: Buffer) => readFile(new RepoPaths(cacheDir, 'model', repoId).blob({ algorithm: 'sha256', hex: sha256(data) }));
+const cdnBytes = () => hub.cdn.requests.reduce((sum, r) => sum + r.bodyBytes, 0);
+
+describe('pull through Xet', () => {
+  it('takes a file the listing marks with xetHash from the CAS, with the Hub token going to the Hub only', async () => {
+    const result = await pull(options({ repo: 'org/xet' }));
+    expect(sha256(await blob('org/xet', contentA))).toBe(sha256(contentA));
+    expect(result.bytesBySource.xet).toBeGreaterThan(0);
+    // No bridge download of the Xet file: the CDN served nothing, and the resolve URL of w.bin was not even asked.
+    expect(cdnBytes()).toBe(0);
+    expect(hub.hub.requests.some((r) => r.url.includes('/resolve/') && r.url.endsWith('/w.bin'))).toBe(false);
+    const tokenCalls = hub.hub.requests.filter((r) => r.url.includes('/xet-read-token/'));
+    expect(tokenCalls.length).toBeGreaterThan(0);
+    expect(tokenCalls.every((r) => r.headers.authorization === `Bearer ${TOKEN}`)).toBe(true);
+    expect(cas.server.requests.some((r) => JSON.stringify(r.headers).includes(TOKEN))).toBe(false);
+  });
+
+  it('detects Xet from the resolve answer (X-Xet-Hash + xet-auth link) without following its redirect', async () => {
+    const target = hub.file('org/xet', 'w.bin');
+    const listing = [{ path: 'w.bin', size: target.size, digest: { algorithm: 'sha256' as const, hex: target.sha256 } }];
+    const result = await pull(options({ repo: 'org/xet', revision: hub.commitOf('org/xet'), listing }));
+    expect(sha256(await blob('org/xet', contentA))).toBe(target.sha256);
+    expect(result.bytesBySource).toEqual({ xet: result.bytesFetched, plain: 0 });
+    expect(hub.hub.requests.filter((r) => r.url.endsWith('/w.bin')).map((r) => [r.method, r.status])).toEqual([['HEAD', 302]]);
+    expect(hub.cdn.requests).toEqual([]);
+  });
+
+  it.each([
+    ['--no-xet', { xet: false }],
+    ['HF_HUB_DISABLE_XET=1', { env: { HF_HUB_DISABLE_XET: '1' } }],
+  ] as const)('keeps the plain path with %s', async (_, extra) => {
+    const result = await pull(options({ repo: 'org/xet', ...extra }));
+    expect(sha256(await blob('org/xet', contentA))).toBe(sha256(contentA));
+    expect(cas.server.requests).toEqual([]);
+    expect(cdnBytes()).toBeGreaterThanOrEqual(contentA.length);
+    expect(result.bytesBySource.xet).toBe(0);
+  });
+
+  it('falls back to the plain path, with one line on stderr, when the CAS fails for good', async () => {
+    cas.injectFault('xorb', { status: 404 }, 10_000);
+    const run = await runCli(['pull', 'org/xet', '--cache-dir', cacheDir, '--endpoint', hub.endpoint, '--json'], { HF_TOKEN: TOKEN, TMPDIR: tmpdir() });
+    cas.clearFaults();
+    expect(run.code).toBe(0);
+    const result = JSON.parse(run.stdout) as { ok: boolean; bytesBySource: { xet: number; plain: number } };
+    expect(result.ok).toBe(true);
+    expect(result.bytesBySource.plain).toBeGreaterThanOrEqual(contentA.length);
+    expect(sha256(await blob('org/xet', contentA))).toBe(sha256(contentA));
+    const lines = run.stderr.split('\n').filter((line) => line.includes('Xet download of w.bin failed'));
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toContain('through the plain path');
+    expect(run.stderr).not.toContain(TOKEN);
+  });
+
+  it('falls back when the CAS never gives a reconstruction', async () => {
+    const lines: string[] = [];
+    cas.injectFault('reconstruction', { status: 503 }, 10_000);
+    const result = await pull(options({ repo: 'org/xet', onXetFallback: (line) => lines.push(line) }));
+    cas.clearFaults();
+    expect(sha256(await blob('org/xet', contentA))).toBe(sha256(contentA));
+    expect(lines).toHaveLength(1);
+    expect(result.bytesBySource.plain).toBeGreaterThanOrEqual(contentA.length);
+  });
+});
+
+describe('the dedup chunk cache', () => {
+  const xorbBytes = () => cas.xorbBytesServed();
+
+  it('takes the unchanged chunks of a new revision, and of another repo, from disk', async () => {
+    const first = await pull(options({ repo: 'org/xet' }));
+    const firstBytes = xorbBytes();
+    expect(first.bytesDeduplicated).toBeLessThan(contentA.length / 10);
+    cas.server.resetLog();
+    const before = xorbBytes();
+    const second = await pull(options({ repo: 'org/xet', revision: 'v2' }));
+    const secondBytes = xorbBytes() - before;
+    expect(sha256(await blob('org/xet', contentB))).toBe(sha256(contentB));
+    // Three 64-byte edits touch a few chunks: far less than the file comes over the network.
+    expect(secondBytes).toBeLessThan(firstBytes / 4);
+    expect(second.bytesDeduplicated).toBeGreaterThan(contentB.length * 0.75);
+    const third = await pull(options({ repo: 'org/other' }));
+    expect(sha256(await readFile(new RepoPaths(cacheDir, 'model', 'org/other').blob({ algorithm: 'sha256', hex: sha256(contentB) })))).toBe(sha256(contentB));
+    expect(third.bytesBySource.xet).toBe(0);
+    expect(third.bytesDeduplicated).toBe(contentB.length);
+  });
+
+  it('drops a corrupt entry and fetches its chunks again; the file is still right', async () => {
+    await pull(options({ repo: 'org/xet' }));
+    const cache = new ChunkCache(cacheDir, XET_CHUNK_CACHE_PARTS);
+    const entries = await cache.entries();
+    expect(entries.length).toBeGreaterThan(0);
+    for (const entry of entries) {
+      const data = await readFile(entry.path);
+      data[0] = (data[0] ?? 0) ^ 0xff;
+      await writeFile(entry.path, data);
+    }
+    const result = await pull(options({ repo: 'org/xet', revision: 'v2' }));
+    expect(sha256(await blob('org/xet', contentB))).toBe(sha256(contentB));
+    expect(result.bytesBySource.xet).toBeGreaterThan(contentB.length / 2);
+    // The corrupt entries were dropped; what is there now checks out.
+    expect((await cache.verify()).bad).toEqual([]);
+  });
+
+  it('is limited by MODELFETCH_XET_CACHE_SIZE (0 keeps nothing)', async () => {
+    await pull(options({ repo: 'org/xet', env: { MODELFETCH_XET_CACHE_SIZE: '0' } }));
+    expect(await new ChunkCache(cacheDir, XET_CHUNK_CACHE_PARTS).entries()).toEqual([]);
+    await pull(options({ repo: 'org/xet', revision: 'v2', env: { MODELFETCH_XET_CACHE_SIZE: '1M' } }));
+    const entries = await new ChunkCache(cacheDir, XET_CHUNK_CACHE_PARTS).entries();
+    expect(entries.length).toBeGreaterThan(0);
+    expect(entries.reduce((sum, e) => sum + e.size, 0)).toBeLessThanOrEqual(1024 * 1024);
+  });
+
+  it('is re-hashed by verify, which drops a bad entry, and trimmed by gc', async () => {
+    await pull(options({ repo: 'org/xet' }));
+    const cache = new ChunkCache(cacheDir, XET_CHUNK_CACHE_PARTS);
+    const entries = await cache.entries();
+    const victim = entries[0]!;
+    const data = await readFile(victim.path);
+    data[1] = (data[1] ?? 0) ^ 0x01;
+    await writeFile(victim.path, data);
+    const verified = await verifyCache({ cacheDir, env: {}, workers: 1 });
+    expect(verified.xetChunks).toEqual({ entries: entries.length, bad: [victim.path] });
+    expect((await cache.entries()).map((e) => e.path)).not.toContain(victim.path);
+    const dry = await gcCache({ cacheDir, env: {}, unusedForMs: 1, now: Date.now() + 60_000, dryRun: true, isInUse: async () => true });
+    expect(dry.xetChunks.entries).toBe(entries.length - 1);
+    expect(await cache.entries()).toHaveLength(entries.length - 1);
+    const capped = await gcCache({ cacheDir, env: { MODELFETCH_XET_CACHE_SIZE: '0' }, unusedForMs: 86_400_000, isInUse: async () => true });
+    expect(capped.xetChunks.entries).toBe(entries.length - 1);
+    expect(await cache.entries()).toEqual([]);
+  });
+
+  it('never follows a symlinked chunk cache folder', async () => {
+    const elsewhere = await mkdtemp(join(tmpdir(), 'mf-xet-elsewhere-'));
+    try {
+      await mkdir(join(cacheDir, '.locks', 'modelfetch'), { recursive: true });
+      await symlink(elsewhere, join(cacheDir, ...XET_CHUNK_CACHE_PARTS));
+      await pull(options({ repo: 'org/xet' }));
+      expect(sha256(await blob('org/xet', contentA))).toBe(sha256(contentA));
+      expect(await readdir(elsewhere)).toEqual([]);
+    } finally {
+      await rm(elsewhere, { recursive: true, force: true });
+    }
+  });
+});
