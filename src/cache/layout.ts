@@ -133,6 +133,14 @@ export class RepoPaths {
   }
 
   /**
+   * BitTorrent v1 info dictionary of a blob (bencoded), computed once from its verified bytes and kept
+   * beside its verification stamp: the same blob gives the same infohash on every node.
+   */
+  torrentInfo(digest: FileDigest): string {
+    return join(this.stateDir, 'torrents', `${blobName(digest)}.info`);
+  }
+
+  /**
    * modelfetch's cross-process lock for downloading one blob. Not huggingface_hub's `{digest}.lock`
    * (flock'd by Python and left behind): an exclusive-create file with holder info and a heartbeat.
    */
