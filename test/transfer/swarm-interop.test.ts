@@ -1,7 +1,5 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { RepoPaths } from '../../src/cache/layout.js';
@@ -10,6 +8,7 @@ import type { SwarmEngine } from '../../src/transfer/swarm/engine.js';
 import { swarmFetchBlob } from '../../src/transfer/swarm/swarm-fetch.js';
 import { hashFileForTorrent, PIECE_SIZE, torrentFile, type TorrentInfo } from '../../src/transfer/swarm/torrent.js';
 import { createWebTorrentEngine } from '../../src/transfer/swarm/webtorrent-engine.js';
+import { freePort, startAria2c } from '../support/aria2c.js';
 import { startFixtureServer, type FixtureServer } from '../support/fixture-server.js';
 import { testTempDir } from '../support/temp.js';
 import { hasTool } from '../support/tools.js';
@@ -23,7 +22,6 @@ import { hasTool } from '../support/tools.js';
 const content = randomBytes(PIECE_SIZE * 2 + 12_345);
 const sha256 = createHash('sha256').update(content).digest('hex');
 const digest: FileDigest = { algorithm: 'sha256', hex: sha256 };
-const ARIA_QUIET = ['--enable-dht=false', '--enable-dht6=false', '--bt-enable-lpd=false', '--enable-peer-exchange=false', '--console-log-level=warn', '--summary-interval=0', '--follow-torrent=false'];
 
 interface Setup {
   dir: string;
@@ -42,30 +40,6 @@ async function setup(): Promise<Setup> {
   onTestFinished(() => webSeed.close());
   webSeed.setFile(`/blobs/${sha256}`, { source: { data: content }, size: content.length, etag: `"${sha256}"`, sha256 });
   return { dir, info, webSeed, webSeedUrl: `${webSeed.origin}/blobs/${sha256}` };
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
-
-/** Starts aria2c; killed when the test ends. Resolves `exited` with its exit code. */
-function startAria2c(args: string[]): { child: ChildProcess; exited: Promise<number>; output: () => string } {
-  const child = spawn('aria2c', [...ARIA_QUIET, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let output = '';
-  child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  const exited = new Promise<number>((resolve) => child.on('close', (code) => resolve(code ?? -1)));
-  onTestFinished(async () => {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGKILL');
-      await exited;
-    }
-  });
-  return { child, exited, output: () => output };
 }
 
 async function engine(): Promise<SwarmEngine> {

@@ -102,10 +102,14 @@ export async function hashFileForTorrent(path: string, name: string, pieceLength
 /**
  * The torrent info of a blob in the cache: read from its stamp when there is one, else computed from
  * the blob's bytes and stamped. Call it only for a blob already verified (stamped), off the download
- * path. For a sha256 blob the same read checks the bytes again, so metadata is never made from a
- * blob that changed since its verification.
+ * path. The same read checks the SHA-256 again, so metadata is never made from a blob that changed
+ * since its verification.
  */
 export async function ensureTorrentInfo(repo: RepoPaths, digest: FileDigest, expectedSize: number): Promise<TorrentInfo> {
+  if (digest.algorithm !== 'sha256') {
+    // Git-hashed blobs are small text files, not worth a swarm; and this read checks SHA-256 only.
+    throw new ModelfetchError('ERR_USAGE', `Blob ${digest.hex} is named by its git SHA-1; only SHA-256 (LFS) blobs are shared in a swarm`);
+  }
   const stampPath = repo.torrentInfo(digest);
   const stamped = await readFile(stampPath).catch(() => undefined);
   if (stamped) {
@@ -117,7 +121,7 @@ export async function ensureTorrentInfo(repo: RepoPaths, digest: FileDigest, exp
     }
   }
   const { info, sha256 } = await hashFileForTorrent(repo.blob(digest), digest.hex);
-  if (info.length !== expectedSize || (digest.algorithm === 'sha256' && sha256 !== digest.hex)) {
+  if (info.length !== expectedSize || sha256 !== digest.hex) {
     throw new ModelfetchError('ERR_INTEGRITY', `Blob ${digest.hex} no longer matches its digest or size, so no torrent is made for it`, {
       hint: 'Run `modelfetch verify --fix` to re-download it.',
     });
