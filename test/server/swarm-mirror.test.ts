@@ -1,12 +1,14 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { RepoPaths } from '../../src/cache/layout.js';
 import { createMirrorServer, type MirrorServer } from '../../src/server/mirror-server.js';
 import { bdecode, type BencodeDict } from '../../src/transfer/swarm/bencode.js';
-import { ensureTorrentInfo, parseTorrentFile, PIECE_SIZE } from '../../src/transfer/swarm/torrent.js';
+import { swarmFetchBlob } from '../../src/transfer/swarm/swarm-fetch.js';
+import { ensureTorrentInfo, parseTorrentFile, PIECE_SIZE, torrentFile } from '../../src/transfer/swarm/torrent.js';
+import { createWebTorrentEngine } from '../../src/transfer/swarm/webtorrent-engine.js';
 import { buildCachedRepo, digestOf, fakeCommit, type BuiltFile } from '../support/cache-builder.js';
 import { freePort, startAria2c } from '../support/aria2c.js';
 import { testTempDir } from '../support/temp.js';
@@ -109,5 +111,32 @@ describe('serve --swarm', () => {
     expect(await aria.exited, aria.output()).toBe(0);
     expect((await readFile(join(dir, digest.hex))).equals(weights.content)).toBe(true);
     expect(await (await fetch(`${mirror.url}/metrics`)).text()).toMatch(/modelfetch_swarm_announces_total [1-9]/);
+  });
+
+  it.skipIf(!hasTool('aria2c'))('a modelfetch download finds an aria2c seeder through the mirror tracker, its only source', async () => {
+    const dir = await testTempDir('mf-swarm-tracker-');
+    const served = parseTorrentFile(Buffer.from(await (await fetch(torrentUrl(mirror.url))).arrayBuffer()));
+    // The mirror's tracker, but no web seed: every byte has to come from the peer the tracker names.
+    const trackerOnly = torrentFile(served.info, { announce: served.announce! });
+    await writeFile(join(dir, 'tracker-only.torrent'), trackerOnly);
+    await mkdir(join(dir, 'seed'));
+    await writeFile(join(dir, 'seed', digest.hex), weights.content);
+    const peersBefore = Number(/modelfetch_swarm_peers (\d+)/.exec(await (await fetch(`${mirror.url}/metrics`)).text())?.[1] ?? 0);
+    startAria2c([`--listen-port=${await freePort()}`, '--check-integrity=true', '--seed-ratio=0.0', '-d', join(dir, 'seed'), join(dir, 'tracker-only.torrent')]);
+    // Wait until aria2c has announced itself, so the first announce of ours already names it.
+    for (let tries = 0; ; tries++) {
+      const peers = Number(/modelfetch_swarm_peers (\d+)/.exec(await (await fetch(`${mirror.url}/metrics`)).text())?.[1] ?? 0);
+      if (peers > peersBefore) break;
+      if (tries > 200) throw new Error('aria2c never announced to the mirror tracker');
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    const engine = await createWebTorrentEngine({ useTrackers: true });
+    onTestFinished(() => engine.close());
+    const repo = new RepoPaths(join(dir, 'cache'), 'model', 'org/model');
+    const { outcome, progress } = await swarmFetchBlob(engine, repo, { digest, size: weights.content.length }, trackerOnly);
+    expect(outcome).toBe('committed');
+    expect((await readFile(repo.blob(digest))).equals(weights.content)).toBe(true);
+    expect(progress.fromPeers).toBeGreaterThanOrEqual(weights.content.length);
+    expect(progress.fromWebSeeds).toBe(0);
   });
 });
