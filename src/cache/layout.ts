@@ -128,9 +128,22 @@ export class RepoPaths {
     return join(this.stateDir, 'partial', `${blobName(digest)}.part`);
   }
 
+  /** Folder a swarm download of a blob lands in (as `{folder}/{digest}`, the torrent's name) before its SHA-256 check. */
+  swarmPartialDir(digest: FileDigest): string {
+    return join(this.stateDir, 'partial', 'swarm', blobName(digest));
+  }
+
   /** Verification stamp of a blob (stat fingerprint at the time it was hashed). */
   stamp(digest: FileDigest): string {
     return join(this.stateDir, 'stamps', blobName(digest));
+  }
+
+  /**
+   * BitTorrent v1 info dictionary of a blob (bencoded), computed once from its verified bytes and kept
+   * beside its verification stamp: the same blob gives the same infohash on every node.
+   */
+  torrentInfo(digest: FileDigest): string {
+    return join(this.stateDir, 'torrents', `${blobName(digest)}.info`);
   }
 
   /**

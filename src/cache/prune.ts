@@ -111,6 +111,7 @@ export async function applyPrune(root: string, plan: PrunePlan): Promise<void> {
     for (const blob of plan.blobs) {
       await remove(blob.path);
       if (blob.digest) await remove(paths.stamp(blob.digest));
+      if (blob.digest) await remove(paths.torrentInfo(blob.digest));
     }
     if (plan.wholeRepo || (await isEmptyRepo(paths))) {
       await remove(paths.dir, true);

@@ -35,6 +35,8 @@ interface ServeFlags {
   adminToken?: string;
   maxConnections: number;
   sendTimeout: number;
+  swarm?: boolean;
+  swarmPrivate?: boolean;
 }
 
 /** `modelfetch serve`: runs the mirror until SIGTERM / SIGINT, then shuts down gracefully. */
@@ -55,6 +57,8 @@ export function registerServeCommand(program: Command, io: CliIo): void {
     .option('--admin-token <token>', 'bearer token that shows every repo on the status page (default: MODELFETCH_ADMIN_TOKEN)')
     .option('--max-connections <n>', 'open connections beyond this are answered 503', parsePositiveInteger, 1024)
     .option('--send-timeout <seconds>', 'cut off a client that takes no bytes of its response for this long', parseSeconds, 30)
+    .option('--swarm', 'also share verified files over BitTorrent: tracker, .torrent per file, blobs as web seed (/api/swarm/…)')
+    .option('--swarm-private', 'with --swarm, share files of gated and private repos too (still only with clients allowed to read them)')
     .action(async (flags: ServeFlags) => {
       const cacheDir = flags.cacheDir ?? resolveCacheDir(io.env);
       const upstream = resolveHfEndpoint(flags.upstream, io.env);
@@ -76,6 +80,7 @@ export function registerServeCommand(program: Command, io: CliIo): void {
         ...(adminToken && { adminToken }),
         maxConnections: flags.maxConnections,
         sendTimeoutMs: flags.sendTimeout * 1000,
+        ...((flags.swarm || flags.swarmPrivate) && { swarm: { private: flags.swarmPrivate === true } }),
         processMetrics: true,
         log: (line) => io.stdout.write(`${line}\n`),
       });

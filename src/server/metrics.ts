@@ -12,6 +12,9 @@ export class MirrorMetrics {
   readonly refusedConnections = new Counter({ name: 'modelfetch_refused_connections_total', help: 'Connections answered 503 because --max-connections were open', registers: [this.registry] });
   readonly sendTimeouts = new Counter({ name: 'modelfetch_send_timeouts_total', help: 'Responses cut off because the client took no bytes for --send-timeout', registers: [this.registry] });
   readonly requests = new Counter({ name: 'modelfetch_http_requests_total', help: 'Requests answered, by route and status', labelNames: ['route', 'status'] as const, registers: [this.registry] });
+  readonly swarmTorrentsServed = new Counter({ name: 'modelfetch_swarm_torrents_served_total', help: 'Torrent files served (serve --swarm)', registers: [this.registry] });
+  readonly swarmAnnounces = new Counter({ name: 'modelfetch_swarm_announces_total', help: 'Tracker announces answered (serve --swarm)', registers: [this.registry] });
+  readonly swarmPeers = new Gauge({ name: 'modelfetch_swarm_peers', help: 'Peers the tracker knows, over every torrent, as of the last announce', registers: [this.registry] });
   readonly latency = new Histogram({
     name: 'modelfetch_http_request_duration_seconds',
     help: 'Time from request to the end of the response, by route',

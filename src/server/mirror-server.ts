@@ -17,6 +17,8 @@ import { HttpError, sendError, toHttpError } from './http-error.js';
 import { listTree, pathsInfo, repoInfo, type TreeEntry } from './hub-json.js';
 import { MirrorMetrics } from './metrics.js';
 import { parseRoute, type RepoRef, type Route } from './route.js';
+import { createSwarmRoutes } from './swarm-routes.js';
+import { SwarmTracker } from './swarm-tracker.js';
 import { headerOf, sendFile, type SendTimeout } from './send-file.js';
 import { renderStatusPage, type MirrorStatus } from './status-page.js';
 import { ThroughputMeter } from './throughput.js';
@@ -85,6 +87,11 @@ export interface MirrorServerOptions {
    * Default: the cache's in-use markers, and a last-use record for gc's LRU order.
    */
   markInUse?: (repo: RepoRef, commit: string) => Promise<{ release(): Promise<void> }>;
+  /**
+   * BitTorrent (`--swarm`): a tracker at `/api/swarm/announce`, each verified file's torrent and its
+   * blob by digest as web seed. Only repos anyone may read, unless `private` (`--swarm-private`).
+   */
+  swarm?: { private?: boolean };
 }
 
 interface ResolvedOptions {
@@ -349,6 +356,10 @@ export function createMirrorServer(userOptions: MirrorServerOptions): MirrorServ
     }
   };
 
+  const swarm = userOptions.swarm
+    ? createSwarmRoutes({ cache, tracker: new SwarmTracker(), metrics, sharePrivate: userOptions.swarm.private === true, knownPublic: (repo) => catalog.knownPublic(repo), resolve, origin: originOf })
+    : undefined;
+
   const handle = async (req: IncomingMessage, res: ServerResponse, record: RequestRecord): Promise<void> => {
     const raw = req.url ?? '/';
     const queryAt = raw.indexOf('?');
@@ -390,6 +401,18 @@ export function createMirrorServer(userOptions: MirrorServerOptions): MirrorServ
       }
       case 'resolve':
         return handleResolve(req, res, record, route);
+      case 'swarm-announce':
+      case 'swarm-torrent':
+      case 'swarm-blob':
+        if (!swarm) throw new HttpError(404, undefined, 'Not found: this mirror runs without --swarm');
+        return swarm(req, route, queryAt === -1 ? '' : raw.slice(queryAt + 1), {
+          body: (contentType, body) => {
+            res.writeHead(200, { 'Content-Type': contentType, 'Content-Length': String(body.length), 'Cache-Control': 'no-store' });
+            res.end(method === 'HEAD' ? undefined : body);
+            if (method !== 'HEAD') countBody(record)(body.length);
+          },
+          blob: (file) => sendFile(req, res, { file: file.file, size: file.size, etag: `"${file.digest.hex}"`, headers: { 'Content-Type': 'application/octet-stream' }, onBytes: countBody(record), sendTimeout }),
+        });
       case 'not-found':
         throw new HttpError(404, undefined, 'Not found');
     }

@@ -52,3 +52,23 @@ describe('parseRoute', () => {
     expect(parseRoute('GET', '/api/models/org/name/paths-info/main')).toEqual({ kind: 'not-found' });
   });
 });
+
+describe('swarm routes', () => {
+  const commit = 'c'.repeat(40);
+  const digest = 'd'.repeat(64);
+  it('parses announce, torrents (one- and two-part repo ids, nested paths) and blobs by digest', () => {
+    expect(parseRoute('GET', '/api/swarm/announce')).toEqual({ kind: 'swarm-announce' });
+    expect(parseRoute('GET', `/api/swarm/models/org/name/${commit}/sub/model.safetensors.torrent`)).toEqual({ kind: 'swarm-torrent', repoType: 'model', repoId: 'org/name', commit, path: 'sub/model.safetensors' });
+    expect(parseRoute('GET', `/api/swarm/datasets/name/${commit}/a.bin.torrent`)).toEqual({ kind: 'swarm-torrent', repoType: 'dataset', repoId: 'name', commit, path: 'a.bin' });
+    expect(parseRoute('GET', `/api/swarm/blobs/models/org/name/${commit}/${digest}`)).toEqual({ kind: 'swarm-blob', repoType: 'model', repoId: 'org/name', commit, digest });
+  });
+
+  it('refuses branches, paths without .torrent, bad digests and unsafe paths', () => {
+    expect(parseRoute('GET', '/api/swarm/models/org/name/main/a.bin.torrent').kind).toBe('not-found');
+    expect(parseRoute('GET', `/api/swarm/models/org/name/${commit}/a.bin`).kind).toBe('not-found');
+    expect(parseRoute('GET', `/api/swarm/models/org/name/${commit}/.torrent`).kind).toBe('not-found');
+    expect(parseRoute('GET', `/api/swarm/blobs/models/org/name/${commit}/${'D'.repeat(64)}`).kind).toBe('not-found');
+    expect(parseRoute('GET', `/api/swarm/blobs/models/org/name/${commit}/${digest}/x`).kind).toBe('not-found');
+    expect(() => parseRoute('GET', `/api/swarm/models/org/name/${commit}/%2e%2e/x.torrent`)).toThrow(expect.objectContaining({ code: 'ERR_UNSAFE_PATH' }));
+  });
+});

@@ -24,7 +24,11 @@ export type Route =
   | ({ kind: 'tree'; revision: string; path: string } & RepoRef)
   | ({ kind: 'paths-info'; revision: string } & RepoRef)
   | ({ kind: 'resolve'; revision: string; path: string } & RepoRef)
-  | { kind: 'not-found' };
+  | { kind: 'not-found' }
+  // BitTorrent (`serve --swarm`): tracker, a verified file's torrent, and a blob by digest for the web seed.
+  | { kind: 'swarm-announce' }
+  | ({ kind: 'swarm-torrent'; commit: string; path: string } & RepoRef)
+  | ({ kind: 'swarm-blob'; commit: string; digest: string } & RepoRef);
 
 const API_TYPES: Record<string, RepoType> = { models: 'model', datasets: 'dataset', spaces: 'space' };
 const REPO_KEYWORDS = new Set(['revision', 'tree', 'paths-info']);
@@ -94,6 +98,7 @@ export function parseRoute(method: string, pathname: string): Route {
   }
   if (segments[0] === 'api') {
     if (segments.length === 2 && segments[1] === '_status') return { kind: 'status-json' };
+    if (segments[1] === 'swarm') return parseSwarmRoute(segments.slice(2));
     const repoType = API_TYPES[segments[1] ?? ''];
     if (!repoType) return { kind: 'not-found' };
     return parseApiRoute(method, repoType, segments.slice(2));
@@ -132,6 +137,36 @@ function parseApiRoute(method: string, repoType: RepoType, rest: string[]): Rout
     }
     if (keyword === 'paths-info' && tail.length === 1 && method === 'POST') return { kind: 'paths-info', ...repo, revision: revisionOf(tail[0]!) };
     return { kind: 'not-found' };
+  }
+  return { kind: 'not-found' };
+}
+
+const COMMIT_HEX = /^[0-9a-f]{40}$/;
+const SHA256_HEX = /^[0-9a-f]{64}$/;
+
+/**
+ * `/api/swarm/announce`, `/api/swarm/{type}s/{repo}/{commit}/{path}.torrent` and
+ * `/api/swarm/blobs/{type}s/{repo}/{commit}/{sha256}`. Only full commits: a torrent names one
+ * file's bytes, never a branch that moves.
+ */
+function parseSwarmRoute(rest: string[]): Route {
+  if (rest.length === 1 && rest[0] === 'announce') return { kind: 'swarm-announce' };
+  const blob = rest[0] === 'blobs';
+  const repoType = API_TYPES[(blob ? rest[1] : rest[0]) ?? ''];
+  if (!repoType) return { kind: 'not-found' };
+  const tail = rest.slice(blob ? 2 : 1);
+  for (const repoLength of [2, 1]) {
+    const commit = tail[repoLength];
+    if (commit === undefined || !COMMIT_HEX.test(commit)) continue;
+    const after = tail.slice(repoLength + 1);
+    if (blob) {
+      if (after.length !== 1 || !SHA256_HEX.test(after[0]!)) return { kind: 'not-found' };
+      return { kind: 'swarm-blob', ...repoOf(repoType, tail.slice(0, repoLength)), commit, digest: after[0]! };
+    }
+    const last = after[after.length - 1];
+    if (!last?.endsWith('.torrent') || last === '.torrent') return { kind: 'not-found' };
+    const path = repoPath([...after.slice(0, -1), last.slice(0, -'.torrent'.length)], 'file path');
+    return { kind: 'swarm-torrent', ...repoOf(repoType, tail.slice(0, repoLength)), commit, path };
   }
   return { kind: 'not-found' };
 }

@@ -1,0 +1,50 @@
+/**
+ * The part of webtorrent 1.9.x that modelfetch uses (the package ships no types). Kept to what
+ * `webtorrent-engine.ts` calls, so a change of engine shows up here first.
+ */
+declare module 'webtorrent' {
+  import type { EventEmitter } from 'node:events';
+
+  interface ClientOptions {
+    dht?: boolean;
+    lsd?: boolean;
+    utp?: boolean;
+    webSeeds?: boolean;
+    tracker?: boolean | Record<string, unknown>;
+    torrentPort?: number;
+    maxConns?: number;
+  }
+
+  interface AddOptions {
+    path?: string;
+    skipVerify?: boolean;
+    announce?: string[];
+  }
+
+  export interface Wire extends EventEmitter {
+    type: string;
+    destroy(): void;
+  }
+
+  export interface Torrent extends EventEmitter {
+    infoHash: string;
+    name: string;
+    length: number;
+    downloaded: number;
+    uploaded: number;
+    done: boolean;
+    numPeers: number;
+    wires: Wire[];
+    addPeer(peer: string): boolean;
+    addWebSeed(url: string): void;
+    destroy(options: { destroyStore?: boolean }, callback?: (error?: Error | null) => void): void;
+  }
+
+  export default class WebTorrent extends EventEmitter {
+    constructor(options?: ClientOptions);
+    torrentPort: number;
+    listening: boolean;
+    add(torrent: Buffer, options: AddOptions, onTorrent?: (torrent: Torrent) => void): Torrent;
+    destroy(callback?: (error?: Error | null) => void): void;
+  }
+}

@@ -1,0 +1,141 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { describe, expect, it, onTestFinished } from 'vitest';
+import { RepoPaths } from '../../src/cache/layout.js';
+import type { FileDigest } from '../../src/source/types.js';
+import type { SwarmEngine } from '../../src/transfer/swarm/engine.js';
+import { swarmFetchBlob } from '../../src/transfer/swarm/swarm-fetch.js';
+import { hashFileForTorrent, PIECE_SIZE, torrentFile, type TorrentInfo } from '../../src/transfer/swarm/torrent.js';
+import { createWebTorrentEngine } from '../../src/transfer/swarm/webtorrent-engine.js';
+import { freePort, startAria2c } from '../support/aria2c.js';
+import { startFixtureServer, type FixtureServer } from '../support/fixture-server.js';
+import { testTempDir } from '../support/temp.js';
+import { hasTool } from '../support/tools.js';
+
+/**
+ * BitTorrent wire compatibility with aria2c, an independent client, and the SHA-256 gate under
+ * corrupt sources. Everything on loopback with explicit ports: no DHT, no local peer discovery, no
+ * peer exchange, no tracker; every process and server is stopped even when the test fails.
+ */
+
+const content = randomBytes(PIECE_SIZE * 2 + 12_345);
+const sha256 = createHash('sha256').update(content).digest('hex');
+const digest: FileDigest = { algorithm: 'sha256', hex: sha256 };
+
+interface Setup {
+  dir: string;
+  info: TorrentInfo;
+  webSeed: FixtureServer;
+  webSeedUrl: string;
+}
+
+async function setup(): Promise<Setup> {
+  const dir = await testTempDir('mf-swarm-');
+  const source = join(dir, 'source', sha256);
+  await mkdir(join(dir, 'source'));
+  await writeFile(source, content);
+  const { info } = await hashFileForTorrent(source, sha256);
+  const webSeed = await startFixtureServer();
+  onTestFinished(() => webSeed.close());
+  webSeed.setFile(`/blobs/${sha256}`, { source: { data: content }, size: content.length, etag: `"${sha256}"`, sha256 });
+  return { dir, info, webSeed, webSeedUrl: `${webSeed.origin}/blobs/${sha256}` };
+}
+
+async function engine(): Promise<SwarmEngine> {
+  const started = await createWebTorrentEngine();
+  onTestFinished(() => started.close());
+  return started;
+}
+
+async function writeTorrent(dir: string, info: TorrentInfo, webSeeds: string[]): Promise<string> {
+  const path = join(dir, `${info.infoHash}-${webSeeds.length}.torrent`);
+  await writeFile(path, torrentFile(info, { webSeeds }));
+  return path;
+}
+
+describe.skipIf(!hasTool('aria2c'))('swarm interop with aria2c', () => {
+  it('aria2c completes the file from the web seed of our torrent (BEP 19, ranged GETs)', async () => {
+    const { dir, info, webSeed, webSeedUrl } = await setup();
+    const out = join(dir, 'aria-out');
+    const aria = startAria2c([`--listen-port=${await freePort()}`, '--seed-time=0', '-d', out, await writeTorrent(dir, info, [webSeedUrl])]);
+    expect(await aria.exited, aria.output()).toBe(0);
+    expect((await readFile(join(out, sha256))).equals(content)).toBe(true);
+    expect(webSeed.requests.some((r) => r.url === `/blobs/${sha256}` && typeof r.headers.range === 'string')).toBe(true);
+  });
+
+  it('aria2c completes the file from a modelfetch seeder, its only source', async () => {
+    const { dir, info } = await setup();
+    const port = await freePort();
+    const out = join(dir, 'aria-out');
+    const aria = startAria2c([`--listen-port=${port}`, '--seed-time=0', '-d', out, await writeTorrent(dir, info, [])]);
+    const seeder = await engine();
+    const seeding = await seeder.seed({ torrent: torrentFile(info, {}), path: join(dir, 'source', sha256), peers: [`127.0.0.1:${port}`] });
+    expect(await aria.exited, aria.output()).toBe(0);
+    expect((await readFile(join(out, sha256))).equals(content)).toBe(true);
+    expect(seeding.uploaded()).toBeGreaterThanOrEqual(content.length);
+  });
+
+  it('a modelfetch download completes when aria2c seeding the file is its only peer, and the blob is committed', async () => {
+    const { dir, info } = await setup();
+    const port = await freePort();
+    const seedDir = join(dir, 'aria-seed');
+    await mkdir(seedDir);
+    await writeFile(join(seedDir, sha256), content);
+    startAria2c([`--listen-port=${port}`, '--check-integrity=true', '--seed-ratio=0.0', '-d', seedDir, await writeTorrent(dir, info, [])]);
+    const repo = new RepoPaths(join(dir, 'cache'), 'model', 'org/name');
+    const { outcome, progress } = await swarmFetchBlob(await engine(), repo, { digest, size: content.length }, torrentFile(info, {}), { peers: [`127.0.0.1:${port}`] });
+    expect(outcome).toBe('committed');
+    expect((await readFile(repo.blob(digest))).equals(content)).toBe(true);
+    expect(progress.fromPeers).toBeGreaterThanOrEqual(content.length);
+    expect(progress.fromWebSeeds).toBe(0);
+    expect(await readdir(join(repo.stateDir, 'partial', 'swarm'))).toEqual([]);
+  });
+});
+
+describe('swarm downloads and corrupt sources', () => {
+  it('a web seed that corrupts a byte: the piece fails SHA-1, is counted, fetched again, and the right blob lands', async () => {
+    const { dir, info, webSeed, webSeedUrl } = await setup();
+    // The first response that covers byte PIECE_SIZE + 7 flips it; later ones are honest.
+    webSeed.addFault({ times: 1, match: (req) => coversOffset(req.headers.range, PIECE_SIZE + 7), fault: { corruptOffsets: [PIECE_SIZE + 7] } });
+    const repo = new RepoPaths(join(dir, 'cache'), 'model', 'org/name');
+    const rejected: number[] = [];
+    const { outcome, progress } = await swarmFetchBlob(await engine(), repo, { digest, size: content.length }, torrentFile(info, { webSeeds: [webSeedUrl] }), {
+      onPieceRejected: (index) => rejected.push(index),
+    });
+    expect(outcome).toBe('committed');
+    expect((await readFile(repo.blob(digest))).equals(content)).toBe(true);
+    expect(rejected).toEqual([1]);
+    expect(progress.piecesRejected).toBe(1);
+    expect(progress.fromWebSeeds).toBeGreaterThan(content.length);
+  });
+
+  it('a torrent whose pieces describe other bytes never makes a wrong blob land: the SHA-256 gate refuses it', async () => {
+    const { dir, webSeed } = await setup();
+    // Consistent lies: other bytes, their own piece hashes, served under the expected digest's name.
+    const other = Buffer.from(content);
+    other[123] = other[123]! ^ 0xff;
+    await writeFile(join(dir, 'source', 'other'), other);
+    const lying = (await hashFileForTorrent(join(dir, 'source', 'other'), sha256)).info;
+    webSeed.setFile('/lies', { source: { data: other }, size: other.length, etag: '"lies"', sha256: 'x' });
+    const repo = new RepoPaths(join(dir, 'cache'), 'model', 'org/name');
+    await expect(swarmFetchBlob(await engine(), repo, { digest, size: content.length }, torrentFile(lying, { webSeeds: [`${webSeed.origin}/lies`] }))).rejects.toMatchObject({ code: 'ERR_INTEGRITY' });
+    await expect(readFile(repo.blob(digest))).rejects.toMatchObject({ code: 'ENOENT' });
+    expect(await readdir(join(repo.stateDir, 'partial', 'swarm'))).toEqual([]);
+  });
+
+  it('refuses a torrent for another blob before joining any swarm', async () => {
+    const { dir, info } = await setup();
+    const repo = new RepoPaths(join(dir, 'cache'), 'model', 'org/name');
+    const elsewhere: FileDigest = { algorithm: 'sha256', hex: 'a'.repeat(64) };
+    await expect(swarmFetchBlob(await engine(), repo, { digest: elsewhere, size: content.length }, torrentFile(info, {}))).rejects.toMatchObject({ code: 'ERR_BAD_RESPONSE' });
+  });
+});
+
+function coversOffset(range: string | undefined, offset: number): boolean {
+  const match = /^bytes=(\d+)-(\d*)$/.exec(range ?? '');
+  if (!match) return false;
+  const start = Number(match[1]);
+  const end = match[2] ? Number(match[2]) : Number.POSITIVE_INFINITY;
+  return start <= offset && offset <= end;
+}
