@@ -9,6 +9,7 @@ import { hubFlagOptions } from './inspect.js';
 import { abortOnInterrupt } from './interrupt.js';
 import type { CliIo } from './main.js';
 import { parseRepoType } from './units.js';
+import { examples } from './examples.js';
 
 /**
  * `modelfetch convert <snapshot|folder|org/name[@rev]> --dtype f16|bf16 [--out DIR] [--keep GLOB…]`.
@@ -39,6 +40,7 @@ export function registerConvertCommand(program: Command, io: CliIo): void {
   program
     .command('convert')
     .description('Convert a model\'s F32/F16/BF16 safetensors weights to f16 or bf16, into a new folder or a derived snapshot in the cache; prints its path')
+    .addHelpText('after', examples(['modelfetch convert org/name --dtype f16                 # a derived snapshot in the cache', "modelfetch convert ./model --dtype bf16 --out ./model-bf16 --keep '*norm*'"]))
     .argument('<source>', 'a cache snapshot or model folder, or org/name[@rev] (pulled first)')
     .requiredOption('--dtype <dtype>', 'f16 or bf16')
     .option('--out <dir>', 'write the converted model into this new (or empty) folder instead of the cache')

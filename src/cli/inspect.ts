@@ -5,6 +5,7 @@ import { abortOnInterrupt } from './interrupt.js';
 import type { CliIo } from './main.js';
 import { parseRepoType, renderTable } from './units.js';
 import { ModelfetchError } from '../errors.js';
+import { examples } from './examples.js';
 
 /** `modelfetch inspect <target> [--json]`: what a model holds, from its safetensors headers only. */
 
@@ -69,6 +70,7 @@ export function registerInspectCommand(program: Command, io: CliIo): void {
   program
     .command('inspect')
     .description('Show what a model holds (tensors, dtypes, parameters, size after f16/bf16) from its safetensors headers, without downloading weights')
+    .addHelpText('after', examples(['modelfetch inspect Qwen/Qwen2.5-0.5B                  # two range reads per shard, no weights', 'modelfetch inspect ./checkpoints/model.safetensors --json']))
     .argument('<target>', 'org/name[@rev], a model folder or .safetensors file, or a URL to one .safetensors file')
     .option('--json', 'print one JSON object')
     .option('--repo-type <type>', 'model, dataset or space', parseRepoType)

@@ -36,6 +36,8 @@ export default function setup(): () => void {
   const outer = tmpdir();
   const before = new Set(ours(outer));
   const runRoot = mkdtempSync(join(outer, 'mf-tests-'));
+  // Like /tmp itself, other users may pass through it: a test runs a child as `nobody` (EACCES cases).
+  chmodSync(runRoot, 0o755);
   process.env.TMPDIR = runRoot;
   return () => {
     process.env.TMPDIR = outer;
