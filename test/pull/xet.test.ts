@@ -153,11 +153,15 @@ describe('the dedup chunk cache', () => {
       data[0] = (data[0] ?? 0) ^ 0xff;
       await writeFile(entry.path, data);
     }
+    const corrupted = entries.map((e) => e.path);
     const result = await pull(options({ repo: 'org/xet', revision: 'v2' }));
     expect(sha256(await blob('org/xet', contentB))).toBe(sha256(contentB));
     expect(result.bytesBySource.xet).toBeGreaterThan(contentB.length / 2);
-    // The corrupt entries were dropped; what is there now checks out.
-    expect((await cache.verify()).bad).toEqual([]);
+    // The corrupt entries revision B read were dropped and fetched again; any still bad is one that B
+    // never needed (which entries those are depends on where the random content's chunks fall).
+    const stillBad = (await cache.verify()).bad;
+    for (const path of stillBad) expect(corrupted).toContain(path);
+    expect(stillBad.length).toBeLessThan(corrupted.length);
   });
 
   it('is limited by MODELFETCH_XET_CACHE_SIZE (0 keeps nothing)', async () => {
