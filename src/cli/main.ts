@@ -76,8 +76,8 @@ function addNetworkOptions(program: Command, io: CliIo): void {
   program.hook('preAction', (_program, action) => {
     const flags = action.opts<{ proxy?: string; caFile?: string }>();
     const settings = networkSettingsFrom(io.env, { ...(flags.proxy && { proxy: flags.proxy }), ...(flags.caFile && { caFile: flags.caFile }) });
-    // An unreadable CA bundle is a usage error now, before any work starts.
-    trustedCas(settings);
+    // An unreadable CA bundle is a usage error before a network command starts (others meet it on first use).
+    if (NETWORK_COMMANDS.has(action.name())) trustedCas(settings);
     configureNetwork(settings);
   });
 }
