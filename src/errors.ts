@@ -16,6 +16,8 @@ export const ERROR_CODES = {
   ERR_BAD_RESPONSE: 'malformed response',
   ERR_REDIRECT: 'refused redirect',
   ERR_NETWORK: 'network failure',
+  ERR_TLS: 'TLS certificate not trusted',
+  ERR_PROXY: 'proxy failure',
   ERR_STALL: 'no data received for too long',
   ERR_NO_SPACE: 'no space left on device',
   ERR_UNSAFE_PATH: 'unsafe path',
@@ -222,6 +224,8 @@ export function exitCodeFor(error: unknown): number {
     case 'ERR_AUTH':
       return 5;
     case 'ERR_NETWORK':
+    case 'ERR_TLS':
+    case 'ERR_PROXY':
     case 'ERR_STALL':
     case 'ERR_HTTP':
     case 'ERR_BAD_RESPONSE':

@@ -18,6 +18,7 @@ import { registerBakeCommand } from './bake.js';
 import { registerRunCommand } from './run-command.js';
 import { registerInspectCommand } from './inspect.js';
 import { registerConvertCommand } from './convert.js';
+import { configureNetwork, networkSettingsFrom, trustedCas } from '../transfer/proxy.js';
 
 export interface CliIo {
   /** For prompts (`rm` asks on a terminal); absent or not a TTY means no one can answer. */
@@ -63,7 +64,27 @@ export function buildProgram(io: CliIo): Command {
   registerRunCommand(program, io);
   registerInspectCommand(program, io);
   registerConvertCommand(program, io);
+  addNetworkOptions(program, io);
   return program;
+}
+
+/** The commands that reach the network take --proxy and --ca-file; every command honours the env. */
+const NETWORK_COMMANDS = new Set(['get', 'pull', 'download', 'serve', 'sync', 'lock', 'run', 'verify', 'inspect', 'convert']);
+
+function addNetworkOptions(program: Command, io: CliIo): void {
+  for (const command of program.commands) {
+    if (!NETWORK_COMMANDS.has(command.name())) continue;
+    command
+      .option('--proxy <url>', 'proxy for every request (overrides HTTPS_PROXY/HTTP_PROXY; NO_PROXY still applies)')
+      .option('--ca-file <file>', 'PEM bundle of extra certificate authorities to trust (overrides REQUESTS_CA_BUNDLE, CURL_CA_BUNDLE, SSL_CERT_FILE)');
+  }
+  program.hook('preAction', (_program, action) => {
+    const flags = action.opts<{ proxy?: string; caFile?: string }>();
+    const settings = networkSettingsFrom(io.env, { ...(flags.proxy && { proxy: flags.proxy }), ...(flags.caFile && { caFile: flags.caFile }) });
+    // An unreadable CA bundle is a usage error before a network command starts (others meet it on first use).
+    if (NETWORK_COMMANDS.has(action.name())) trustedCas(settings);
+    configureNetwork(settings);
+  });
 }
 
 /** The process's streams; stdin is touched only when a command reads it (opening it can hold the process open). */

@@ -282,7 +282,7 @@ function listingKey(repo: RepoRef, commit: string): string {
 /** Network trouble (as opposed to an answer such as 404 or 403) means upstream is unreachable. */
 export function isUnreachable(error: unknown): boolean {
   if (!isModelfetchError(error)) return false;
-  if (error.code === 'ERR_NETWORK' || error.code === 'ERR_STALL') return true;
+  if (error.code === 'ERR_NETWORK' || error.code === 'ERR_PROXY' || error.code === 'ERR_STALL') return true;
   return error.code === 'ERR_HTTP' && (error.status === undefined || error.status >= 500 || error.status === 429);
 }
 

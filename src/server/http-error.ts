@@ -39,6 +39,8 @@ export function toHttpError(error: unknown): HttpError {
       case 'ERR_STALL':
         return new HttpError(504, 'UpstreamUnavailable', `Upstream timed out: ${error.message}`);
       case 'ERR_NETWORK':
+      case 'ERR_TLS':
+      case 'ERR_PROXY':
       case 'ERR_HTTP':
       case 'ERR_BAD_RESPONSE':
       case 'ERR_REDIRECT':

@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Dispatcher } from 'undici';
+import { describeConnectFailure, dispatcherForDefaults } from '../transfer/proxy.js';
 import { assertRepoId, resolveHfHome } from '../cache/layout.js';
 import { assertCommit, assertDigest, assertSafeRelativePath, assertSafeRevision, isSha1Hex } from '../cache/validate.js';
 import { DEFAULT_MAX_FILES, tooManyFiles } from './listing-limit.js';
@@ -222,12 +223,14 @@ async function readCapped(body: AsyncIterable<Uint8Array> | null, url: string): 
 
 /**
  * One GET, redirects not followed. Node's built-in fetch needs no module load (the undici package
- * takes ~80 ms to load, a quarter of a cache-hit pull); a caller's dispatcher goes through undici.
+ * takes ~80 ms to load, a quarter of a cache-hit pull); a caller's dispatcher, or a proxy or CA
+ * bundle configured (src/transfer/proxy.ts), goes through undici.
  */
 async function sendHubGet(url: string, headers: Record<string, string>, options: HfClientOptions): Promise<HubAnswer> {
-  if (options.dispatcher) {
+  const dispatcher = options.dispatcher ?? (await dispatcherForDefaults());
+  if (dispatcher) {
     const { request } = await import('undici');
-    const response = await request(url, { method: 'GET', headers, dispatcher: options.dispatcher, ...(options.signal && { signal: options.signal }) });
+    const response = await request(url, { method: 'GET', headers, dispatcher, ...(options.signal && { signal: options.signal }) });
     return { status: response.statusCode, headers: response.headers, text: () => readCapped(response.body, url), discard: () => response.body.dump() };
   }
   const response = await fetch(url, { headers, redirect: 'manual', ...(options.signal && { signal: options.signal }) });
@@ -258,7 +261,7 @@ async function getJsonOnce(url: string, options: HfClientOptions, context: Error
       response = await sendHubGet(current, { accept: 'application/json', 'user-agent': 'modelfetch', ...hfAuthHeaders(options.token) }, options);
     } catch (cause) {
       if (options.signal?.aborted) throw new ModelfetchError('ERR_ABORTED', 'Aborted', { cause });
-      throw new ModelfetchError('ERR_NETWORK', `Could not reach the hub at ${redactUrl(options.endpoint)}: ${networkReason(cause)}`, {
+      throw describeConnectFailure(cause, current) ?? new ModelfetchError('ERR_NETWORK', `Could not reach the hub at ${redactUrl(options.endpoint)}: ${networkReason(cause)}`, {
         url: current,
         cause,
         hint: 'Check the network and HF_ENDPOINT; with everything already cached, use --offline.',
@@ -462,16 +465,17 @@ export async function fetchRepoVisibility(repo: HfRepo, revision: string, option
 export async function probeFileAccess(repo: HfRepo, revision: string, path: string, options: HfClientOptions): Promise<boolean> {
   const { request } = await import('undici');
   const url = hfResolveUrl(options.endpoint, repo, revision, path);
+  const dispatcher = options.dispatcher ?? (await dispatcherForDefaults());
   let response: Dispatcher.ResponseData;
   try {
     response = await request(url, {
       method: 'HEAD',
       headers: { 'user-agent': 'modelfetch', ...hfAuthHeaders(options.token) },
-      ...(options.dispatcher && { dispatcher: options.dispatcher }),
+      ...(dispatcher && { dispatcher }),
       ...(options.signal && { signal: options.signal }),
     });
   } catch (cause) {
-    throw new ModelfetchError('ERR_NETWORK', `Could not reach the hub at ${redactUrl(options.endpoint)}: ${(cause as Error).message}`, { url, cause });
+    throw describeConnectFailure(cause, url) ?? new ModelfetchError('ERR_NETWORK', `Could not reach the hub at ${redactUrl(options.endpoint)}: ${(cause as Error).message}`, { url, cause });
   }
   await response.body.dump();
   const { statusCode, headers } = response;
@@ -485,11 +489,12 @@ export async function probeFileAccess(repo: HfRepo, revision: string, path: stri
 export async function hubReachable(options: Pick<HfClientOptions, 'endpoint' | 'dispatcher'>, timeoutMs = 5_000): Promise<boolean> {
   const { request } = await import('undici');
   try {
+    const dispatcher = options.dispatcher ?? (await dispatcherForDefaults());
     const response = await request(`${options.endpoint}/api/models?limit=1`, {
       method: 'HEAD',
       headersTimeout: timeoutMs,
       signal: AbortSignal.timeout(timeoutMs),
-      ...(options.dispatcher && { dispatcher: options.dispatcher }),
+      ...(dispatcher && { dispatcher }),
     });
     await response.body.dump();
     return true;

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Dispatcher } from 'undici';
+import { describeConnectFailure, dispatcherForDefaults } from '../transfer/proxy.js';
 import { assertRepoId } from '../cache/layout.js';
 import { assertSafeRelativePath, assertSafeRevision, isSha1Hex } from '../cache/validate.js';
 import { ModelfetchError } from '../errors.js';
@@ -155,6 +156,7 @@ const MAX_JSON_BYTES = 64 * 1024 * 1024;
 /** One GET of a JSON API answer, following same-origin redirects only (the token never leaves the endpoint). */
 async function getJson(url: string, options: ModelScopeClientOptions, context: { repoId: string; revision: string }): Promise<unknown> {
   const { request } = await import('undici');
+  const dispatcher = options.dispatcher ?? (await dispatcherForDefaults());
   const origin = new URL(options.endpoint).origin;
   let current = url;
   for (let hop = 0; hop <= MAX_REDIRECTS; hop++) {
@@ -166,12 +168,12 @@ async function getJson(url: string, options: ModelScopeClientOptions, context: {
       response = await request(current, {
         method: 'GET',
         headers: { accept: 'application/json', 'user-agent': 'modelfetch', ...modelScopeAuthHeaders(options.token) },
-        ...(options.dispatcher && { dispatcher: options.dispatcher }),
+        ...(dispatcher && { dispatcher }),
         ...(options.signal && { signal: options.signal }),
       });
     } catch (cause) {
       if (options.signal?.aborted) throw new ModelfetchError('ERR_ABORTED', 'Aborted', { cause });
-      throw new ModelfetchError('ERR_NETWORK', `Could not reach ModelScope at ${redactUrl(options.endpoint)}: ${(cause as Error).message}`, { url: current, cause, hint: 'Check the network and MODELSCOPE_DOMAIN / --endpoint.' });
+      throw describeConnectFailure(cause, current) ?? new ModelfetchError('ERR_NETWORK', `Could not reach ModelScope at ${redactUrl(options.endpoint)}: ${(cause as Error).message}`, { url: current, cause, hint: 'Check the network and MODELSCOPE_DOMAIN / --endpoint.' });
     }
     const { statusCode, headers } = response;
     if (statusCode >= 300 && statusCode < 400) {

@@ -3,6 +3,7 @@ import { ModelfetchError } from '../errors.js';
 import type { FastHttpPool } from './fast-http.js';
 import { isCredentialHeader, redactUrl } from '../redact.js';
 import { parseRetryAfter } from './retry-policy.js';
+import { currentNetwork, describeConnectFailure, networkDispatcher, proxyFor } from './proxy.js';
 
 /** Requests with redirects followed by hand, so credentials never leave the origin they were given for. */
 
@@ -36,22 +37,23 @@ export interface Transport {
   fast: FastHttpPool | undefined;
 }
 
-let sharedAgent: Promise<Dispatcher> | undefined;
-
-/** One keep-alive agent per process, loaded only when an https (or redirected) request needs it. */
-function defaultDispatcher(): Promise<Dispatcher> {
-  sharedAgent ??= import('undici').then(({ Agent }) => new Agent({ keepAliveTimeout: 10_000, connect: { timeout: 30_000 }, headersTimeout: 60_000, bodyTimeout: 0 }));
-  return sharedAgent;
-}
-
+/**
+ * The fast path serves plain http only when no proxy applies to that URL (decided per hop, so a
+ * redirect to a proxied host steps aside for undici); everything else goes through the caller's
+ * dispatcher or the process-wide one of src/transfer/proxy.ts (proxy and CA bundle, loaded lazily).
+ */
 async function sendOnce(transport: Transport, url: URL, method: 'GET' | 'HEAD', headers: Record<string, string>, signal: AbortSignal | undefined): Promise<{ status: number; headers: ResponseHeaders; body: ResponseBody }> {
-  if (transport.fast && url.protocol === 'http:') {
+  if (transport.fast && url.protocol === 'http:' && !proxyFor(url, currentNetwork())) {
     const response = await transport.fast.request(url, headers, signal, method);
     return { status: response.status, headers: response.headers, body: response.body };
   }
-  const dispatcher = transport.dispatcher ?? (await defaultDispatcher());
-  const response = await dispatcher.request({ origin: url.origin, path: `${url.pathname}${url.search}`, method, headers, ...(signal && { signal }) });
-  return { status: response.statusCode, headers: response.headers, body: response.body };
+  const dispatcher = transport.dispatcher ?? (await networkDispatcher());
+  try {
+    const response = await dispatcher.request({ origin: url.origin, path: `${url.pathname}${url.search}`, method, headers, ...(signal && { signal }) });
+    return { status: response.statusCode, headers: response.headers, body: response.body };
+  } catch (error) {
+    throw (signal?.aborted ? undefined : describeConnectFailure(error, url.href)) ?? error;
+  }
 }
 
 export interface HttpRequest {
