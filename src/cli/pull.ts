@@ -5,14 +5,14 @@ import type { RepoType } from '../source/types.js';
 import { abortOnInterrupt } from './interrupt.js';
 import type { CliIo } from './main.js';
 import { formatBytes } from '../format-bytes.js';
-import { createProgressRenderer, describeRetry, progressModeFor } from './progress.js';
+import { createProgressRenderer, describeRetry, progressModeFor, type ProgressRenderer } from './progress.js';
 import { parseTargetDtype } from '../safetensors/plan.js';
 import { describeConversion } from './convert.js';
 import { examples } from './examples.js';
 
 /** `modelfetch pull org/name[@rev] [FILES…]`: prints the snapshot path on stdout, progress on stderr. */
 
-interface PullFlags {
+export interface PullFlags {
   include?: string[];
   exclude?: string[];
   repoType: string;
@@ -37,7 +37,8 @@ function usage(message: string, hint: string): ModelfetchError {
   return new ModelfetchError('ERR_USAGE', message, { hint });
 }
 
-function toOptions(repo: string, files: string[], flags: PullFlags, io: CliIo): PullOptions {
+/** Pull options from the command's flags; `download` (hf download's flags) maps onto these too. */
+export function toOptions(repo: string, files: string[], flags: PullFlags, io: CliIo): PullOptions {
   if (!['model', 'dataset', 'space'].includes(flags.repoType)) throw usage(`Unknown --repo-type ${JSON.stringify(flags.repoType)}`, 'Use model, dataset or space.');
   if (flags.cacheDir && flags.localDir) throw usage('--cache-dir and --local-dir exclude each other', 'Pick the cache (shared, deduplicated) or a plain folder of real files.');
   let connections: number | undefined;
@@ -81,6 +82,18 @@ function describeResult(result: PullResult): string {
   return `${result.files} files ready (${result.cacheHits} cached, ${result.downloaded} fetched, ${formatBytes(result.bytesFetched)}) in ${seconds}s\n`;
 }
 
+/** Runs the pull, aborted by Ctrl-C, and clears the progress bar however it ends. */
+export async function pullUntilInterrupted(options: PullOptions, renderer: ProgressRenderer): Promise<PullResult> {
+  const { pull } = await import('../pull.js');
+  const interrupt = abortOnInterrupt();
+  try {
+    return await pull({ ...options, signal: interrupt.signal });
+  } finally {
+    renderer.finish();
+    interrupt.dispose();
+  }
+}
+
 export function registerPullCommand(program: Command, io: CliIo): void {
   program
     .command('pull')
@@ -115,17 +128,12 @@ export function registerPullCommand(program: Command, io: CliIo): void {
         options.onProgress = renderer.onProgress;
         options.transfer = { ...options.transfer, onRetry: (event) => renderer.note(`modelfetch: ${describeRetry(event)}`) };
       }
-      const { pull } = await import('../pull.js');
-      const interrupt = abortOnInterrupt();
       let result: PullResult;
       try {
-        result = await pull({ ...options, signal: interrupt.signal });
+        result = await pullUntilInterrupted(options, renderer);
       } catch (error) {
         if (flags.json && error instanceof ModelfetchError) io.stdout.write(`${JSON.stringify({ ok: false, error: error.toJSON() })}\n`);
         throw error;
-      } finally {
-        renderer.finish();
-        interrupt.dispose();
       }
       if (flags.json) {
         io.stdout.write(`${JSON.stringify({ ok: true, ...result })}\n`);
