@@ -1,3 +1,4 @@
+import { envFlagOn } from './hf-env.js';
 import { lstat, readdir, readlink, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { Dispatcher } from 'undici';
@@ -71,6 +72,8 @@ export interface PullOptions {
   onPlan?: (plan: PullPlan) => void;
   /** The most files a repo listing may have (default MODELFETCH_MAX_FILES, else 200,000); a larger one is refused while it streams in. */
   maxFiles?: number;
+  /** How long one hub API request may take (the CLI sets it from HF_HUB_ETAG_TIMEOUT); none by default. */
+  apiTimeoutMs?: number;
   /** Engine overrides (segment sizes, timeouts) for tests and tuning. */
   transfer?: Omit<TransferOptions, 'connections' | 'dispatcher' | 'clock' | 'signal' | 'onProgress'>;
   /** The transfer engine; default `transferFiles` from ./transfer/index.js. */
@@ -128,7 +131,7 @@ interface Resolved {
 }
 
 export function isOfflineEnv(env: NodeJS.ProcessEnv): boolean {
-  return /^(1|true|yes|on)$/i.test(env.HF_HUB_OFFLINE ?? '');
+  return envFlagOn(env.HF_HUB_OFFLINE);
 }
 
 /** Splits `org/name@rev` (kept free of the HTTP client so cache hits never load it). */
@@ -265,7 +268,7 @@ async function hubClient(options: PullOptions, env: NodeJS.ProcessEnv, offline: 
   const hf = await import('./source/hf.js');
   const endpoint = hf.resolveHfEndpoint(options.endpoint, env);
   const token = await hf.readHfToken(options.token, env);
-  const client = { endpoint, ...(token && { token }), ...(options.dispatcher && { dispatcher: options.dispatcher }), ...(options.signal && { signal: options.signal }) };
+  const client = { endpoint, ...(token && { token }), ...(options.dispatcher && { dispatcher: options.dispatcher }), ...(options.signal && { signal: options.signal }), ...(options.apiTimeoutMs !== undefined && { requestTimeoutMs: options.apiTimeoutMs }) };
   const repo = { repoType, repoId: hf.parseRepoReference(repoId).repoId };
   return {
     fetchCommit: (revision) => hf.fetchRevisionCommit(repo, revision, client),

@@ -5,6 +5,7 @@ import type { CliIo } from './main.js';
 import { createProgressRenderer, describeRetry, progressModeFor } from './progress.js';
 import { pullUntilInterrupted, toOptions, type PullFlags } from './pull.js';
 import { examples } from './examples.js';
+import { progressBarsDisabled } from '../hf-env.js';
 
 /**
  * `modelfetch download`: huggingface_hub's `hf download` arguments and flags, mapped onto `pull`, so a
@@ -111,7 +112,7 @@ export function registerDownloadCommand(program: Command, io: CliIo): void {
       for (const note of notesFor(flags)) io.stderr.write(`modelfetch: note: ${note}\n`);
       const options = toOptions(repoId, filenames, toPullFlags(flags, repoType, quiet), io);
       if (flags.revision) options.revision = flags.revision;
-      const renderer = createProgressRenderer(io.stderr, progressModeFor(io.stderr, quiet));
+      const renderer = createProgressRenderer(io.stderr, progressModeFor(io.stderr, quiet || progressBarsDisabled(io.env)));
       if (!quiet) {
         options.onProgress = renderer.onProgress;
         options.transfer = { ...options.transfer, onRetry: (event) => renderer.note(`modelfetch: ${describeRetry(event)}`) };

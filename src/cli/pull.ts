@@ -9,6 +9,7 @@ import { createProgressRenderer, describeRetry, progressModeFor, type ProgressRe
 import { parseTargetDtype } from '../safetensors/plan.js';
 import { describeConversion } from './convert.js';
 import { examples } from './examples.js';
+import { hfEnvTimeouts, progressBarsDisabled } from '../hf-env.js';
 
 /** `modelfetch pull org/name[@rev] [FILES…]`: prints the snapshot path on stdout, progress on stderr. */
 
@@ -48,6 +49,7 @@ export function toOptions(repo: string, files: string[], flags: PullFlags, io: C
   }
   if (flags.source !== undefined && flags.source !== 'hf' && flags.source !== 'modelscope') throw usage(`Unknown --source ${JSON.stringify(flags.source)}`, 'Use hf or modelscope (or write the repo as ms://org/name).');
   if (flags.layout !== undefined && flags.layout !== 'hf' && flags.layout !== 'modelscope') throw usage(`Unknown --layout ${JSON.stringify(flags.layout)}`, 'Use modelscope (where the modelscope library reads) or hf (the hub cache).');
+  const { apiTimeoutMs, stallTimeoutMs } = hfEnvTimeouts(io.env);
   return {
     repo,
     repoType: flags.repoType as RepoType,
@@ -69,6 +71,8 @@ export function toOptions(repo: string, files: string[], flags: PullFlags, io: C
     ...(flags.ignoreDiskSpace && { ignoreDiskSpace: true }),
     ...(flags.forceDownload && { forceDownload: true }),
     onWarning: (message) => void io.stderr.write(`modelfetch: warning: ${message}\n`),
+    ...(apiTimeoutMs !== undefined && { apiTimeoutMs }),
+    ...(stallTimeoutMs !== undefined && { transfer: { stallTimeoutMs } }),
   };
 }
 
@@ -122,7 +126,7 @@ export function registerPullCommand(program: Command, io: CliIo): void {
     .action(async (repo: string, files: string[], flags: PullFlags) => {
       const options = toOptions(repo, files, flags, io);
       const chatty = !flags.quiet && !flags.json;
-      const renderer = createProgressRenderer(io.stderr, progressModeFor(io.stderr, !chatty));
+      const renderer = createProgressRenderer(io.stderr, progressModeFor(io.stderr, !chatty || progressBarsDisabled(io.env)));
       if (chatty) {
         options.onPlan = (plan) => void io.stderr.write(describePlan(plan));
         options.onProgress = renderer.onProgress;

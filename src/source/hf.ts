@@ -31,6 +31,8 @@ export interface HfClientOptions {
   token?: string;
   dispatcher?: Dispatcher;
   signal?: AbortSignal;
+  /** How long one API request may take (HF_HUB_ETAG_TIMEOUT); none by default. */
+  requestTimeoutMs?: number;
 }
 
 /** `--endpoint`, else HF_ENDPOINT, else huggingface.co; validated and without trailing slash. */
@@ -215,11 +217,19 @@ async function readCapped(body: AsyncIterable<Uint8Array> | null, url: string): 
   return Buffer.concat(chunks).toString('utf8');
 }
 
+/** The caller's signal, plus a deadline for this one request when a request timeout is set. */
+function withRequestTimeout(options: HfClientOptions): HfClientOptions {
+  if (options.requestTimeoutMs === undefined) return options;
+  const deadline = AbortSignal.timeout(options.requestTimeoutMs);
+  return { ...options, signal: options.signal ? AbortSignal.any([options.signal, deadline]) : deadline };
+}
+
 /**
  * One GET, redirects not followed. Node's built-in fetch needs no module load (the undici package
  * takes ~80 ms to load, a quarter of a cache-hit pull); a caller's dispatcher goes through undici.
  */
-async function sendHubGet(url: string, headers: Record<string, string>, options: HfClientOptions): Promise<HubAnswer> {
+async function sendHubGet(url: string, headers: Record<string, string>, clientOptions: HfClientOptions): Promise<HubAnswer> {
+  const options = withRequestTimeout(clientOptions);
   if (options.dispatcher) {
     const { request } = await import('undici');
     const response = await request(url, { method: 'GET', headers, dispatcher: options.dispatcher, ...(options.signal && { signal: options.signal }) });
