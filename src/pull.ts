@@ -12,7 +12,7 @@ import { markNoExist, readRef, writeRef } from './cache/snapshot.js';
 import { touchRevision } from './cache/usage.js';
 import { readRepoTreeListing, type ListedFile } from './cache/tree-listing.js';
 import { assertSafeRelativePath, isSha1Hex } from './cache/validate.js';
-import { assertDiskSpace } from './disk-space.js';
+import { assertDiskSpace, type SpaceCheckOptions } from './disk-space.js';
 import { isModelfetchError, ModelfetchError, type ErrorCode } from './errors.js';
 import { resolveMaxFiles, tooManyFiles } from './source/listing-limit.js';
 import type { FileDigest, RepoType } from './source/types.js';
@@ -55,6 +55,8 @@ export interface PullOptions {
   check?: boolean;
   /** Skip the free-space check made before the first byte (ERR_NO_SPACE when the missing bytes do not fit). */
   ignoreDiskSpace?: boolean;
+  /** Free bytes of the folder the check asks about; default `statfs` (injectable for tests). */
+  freeBytes?: SpaceCheckOptions['freeBytes'];
   /** With `localDir`: replace files edited since they were downloaded (kept, with a warning, otherwise). */
   forceDownload?: boolean;
   /** The command that fetches what `check` or `offline` found missing, for the hint (default: this pull, without those flags). */
@@ -224,7 +226,7 @@ export async function pull(options: PullOptions): Promise<PullResult> {
     if (plan.missing.length) {
       await assertDiskSpace(
         unique.map((file) => ({ path: store.tempPath(file), size: file.size })),
-        { ...(options.ignoreDiskSpace && { ignore: true }), elsewhere: local ? 'pull into another --local-dir' : 'point --cache-dir (or HF_HUB_CACHE) at a larger disk' },
+        { ...(options.ignoreDiskSpace && { ignore: true }), ...(options.freeBytes && { freeBytes: options.freeBytes }), elsewhere: local ? 'pull into another --local-dir' : 'point --cache-dir (or HF_HUB_CACHE) at a larger disk' },
       );
       const hub = await online();
       const fetched = await fetchBlobs(store, unique, resolved.commit, hub, options).catch((error: unknown) => {
