@@ -270,7 +270,11 @@ async function hubClient(options: PullOptions, env: NodeJS.ProcessEnv, offline: 
   const hf = await import('./source/hf.js');
   const endpoint = hf.resolveHfEndpoint(options.endpoint, env);
   const token = await hf.readHfToken(options.token, env);
-  const client = { endpoint, ...(token && { token }), ...(options.dispatcher && { dispatcher: options.dispatcher }), ...(options.signal && { signal: options.signal }), ...(options.apiTimeoutMs !== undefined && { requestTimeoutMs: options.apiTimeoutMs }) };
+  const { RateLimitPacer } = await import('./source/rate-limit.js');
+  const { systemClock } = await import('./transfer/options.js');
+  const pacer = new RateLimitPacer(options.clock ?? systemClock);
+  const onRateLimitWait = (ms: number, bucket: string): void => options.onWarning?.(`the hub's "${bucket}" rate limit is spent; waiting ${Math.ceil(ms / 1000)} s for its window to reset`);
+  const client = { endpoint, pacer, onRateLimitWait, ...(token && { token }), ...(options.dispatcher && { dispatcher: options.dispatcher }), ...(options.signal && { signal: options.signal }), ...(options.apiTimeoutMs !== undefined && { requestTimeoutMs: options.apiTimeoutMs }) };
   const repo = { repoType, repoId: hf.parseRepoReference(repoId).repoId };
   return {
     fetchCommit: (revision) => hf.fetchRevisionCommit(repo, revision, client),

@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Dispatcher } from 'undici';
+import type { RateLimitPacer } from './rate-limit.js';
 import { assertRepoId, resolveHfHome } from '../cache/layout.js';
 import { assertCommit, assertDigest, assertSafeRelativePath, assertSafeRevision, isSha1Hex } from '../cache/validate.js';
 import { DEFAULT_MAX_FILES, tooManyFiles } from './listing-limit.js';
@@ -31,6 +32,10 @@ export interface HfClientOptions {
   token?: string;
   dispatcher?: Dispatcher;
   signal?: AbortSignal;
+  /** Paces API requests by the Hub's RateLimit headers (one per pull, shared by its requests). */
+  pacer?: RateLimitPacer;
+  /** Told when the pacer holds a request until its bucket's window resets. */
+  onRateLimitWait?: (ms: number, bucket: string) => void;
   /** How long one API request may take (HF_HUB_ETAG_TIMEOUT); none by default. */
   requestTimeoutMs?: number;
 }
@@ -259,6 +264,7 @@ async function getJsonOnce(url: string, options: HfClientOptions, context: Error
       throw new ModelfetchError('ERR_REDIRECT', `The hub API redirected to another origin (${redactUrl(current)})`, { url: current, hint: 'API calls only follow redirects within the endpoint; check HF_ENDPOINT.' });
     }
     let response: HubAnswer;
+    await options.pacer?.beforeRequest('api', options.signal, options.onRateLimitWait);
     try {
       response = await sendHubGet(current, { accept: 'application/json', 'user-agent': 'modelfetch', ...hfAuthHeaders(options.token) }, options);
     } catch (cause) {
@@ -270,6 +276,7 @@ async function getJsonOnce(url: string, options: HfClientOptions, context: Error
       });
     }
     const { status, headers } = response;
+    options.pacer?.observe('api', header(headers, 'ratelimit'));
     if (status >= 300 && status < 400 && status !== 304) {
       await response.discard();
       const location = header(headers, 'location');
