@@ -1,3 +1,4 @@
+import { envFlagOn } from './hf-env.js';
 import { lstat, readdir, readlink, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { Dispatcher } from 'undici';
@@ -11,7 +12,7 @@ import { markNoExist, readRef, writeRef } from './cache/snapshot.js';
 import { touchRevision } from './cache/usage.js';
 import { readRepoTreeListing, type ListedFile } from './cache/tree-listing.js';
 import { assertSafeRelativePath, isSha1Hex } from './cache/validate.js';
-import { assertDiskSpace } from './disk-space.js';
+import { assertDiskSpace, type SpaceCheckOptions } from './disk-space.js';
 import { isModelfetchError, ModelfetchError, type ErrorCode } from './errors.js';
 import { resolveMaxFiles, tooManyFiles } from './source/listing-limit.js';
 import type { FileDigest, RepoType } from './source/types.js';
@@ -54,6 +55,8 @@ export interface PullOptions {
   check?: boolean;
   /** Skip the free-space check made before the first byte (ERR_NO_SPACE when the missing bytes do not fit). */
   ignoreDiskSpace?: boolean;
+  /** Free bytes of the folder the check asks about; default `statfs` (injectable for tests). */
+  freeBytes?: SpaceCheckOptions['freeBytes'];
   /** With `localDir`: replace files edited since they were downloaded (kept, with a warning, otherwise). */
   forceDownload?: boolean;
   /** The command that fetches what `check` or `offline` found missing, for the hint (default: this pull, without those flags). */
@@ -71,6 +74,8 @@ export interface PullOptions {
   onPlan?: (plan: PullPlan) => void;
   /** The most files a repo listing may have (default MODELFETCH_MAX_FILES, else 200,000); a larger one is refused while it streams in. */
   maxFiles?: number;
+  /** How long one hub API request may take (the CLI sets it from HF_HUB_ETAG_TIMEOUT); none by default. */
+  apiTimeoutMs?: number;
   /** Engine overrides (segment sizes, timeouts) for tests and tuning. */
   transfer?: Omit<TransferOptions, 'connections' | 'dispatcher' | 'clock' | 'signal' | 'onProgress'>;
   /** The transfer engine; default `transferFiles` from ./transfer/index.js. */
@@ -136,7 +141,7 @@ interface Resolved {
 }
 
 export function isOfflineEnv(env: NodeJS.ProcessEnv): boolean {
-  return /^(1|true|yes|on)$/i.test(env.HF_HUB_OFFLINE ?? '');
+  return envFlagOn(env.HF_HUB_OFFLINE);
 }
 
 /** Splits `org/name@rev` (kept free of the HTTP client so cache hits never load it). */
@@ -231,7 +236,7 @@ export async function pull(options: PullOptions): Promise<PullResult> {
     if (plan.missing.length) {
       await assertDiskSpace(
         unique.map((file) => ({ path: store.tempPath(file), size: file.size })),
-        { ...(options.ignoreDiskSpace && { ignore: true }), elsewhere: local ? 'pull into another --local-dir' : 'point --cache-dir (or HF_HUB_CACHE) at a larger disk' },
+        { ...(options.ignoreDiskSpace && { ignore: true }), ...(options.freeBytes && { freeBytes: options.freeBytes }), elsewhere: local ? 'pull into another --local-dir' : 'point --cache-dir (or HF_HUB_CACHE) at a larger disk' },
       );
       const hub = await online();
       const fetched = await fetchBlobs(store, unique, resolved.commit, hub, options).catch((error: unknown) => {
@@ -277,7 +282,11 @@ async function hubClient(options: PullOptions, env: NodeJS.ProcessEnv, offline: 
   const hf = await import('./source/hf.js');
   const endpoint = hf.resolveHfEndpoint(options.endpoint, env);
   const token = await hf.readHfToken(options.token, env);
-  const client = { endpoint, ...(token && { token }), ...(options.dispatcher && { dispatcher: options.dispatcher }), ...(options.signal && { signal: options.signal }) };
+  const { RateLimitPacer } = await import('./source/rate-limit.js');
+  const { systemClock } = await import('./transfer/options.js');
+  const pacer = new RateLimitPacer(options.clock ?? systemClock);
+  const onRateLimitWait = (ms: number, bucket: string): void => options.onWarning?.(`the hub's "${bucket}" rate limit is spent; waiting ${Math.ceil(ms / 1000)} s for its window to reset`);
+  const client = { endpoint, pacer, onRateLimitWait, ...(token && { token }), ...(options.dispatcher && { dispatcher: options.dispatcher }), ...(options.signal && { signal: options.signal }), ...(options.apiTimeoutMs !== undefined && { requestTimeoutMs: options.apiTimeoutMs }) };
   const repo = { repoType, repoId: hf.parseRepoReference(repoId).repoId };
   const xetHashes = new Map<string, string>(); // commit/path -> Xet hash, from the tree listing
   const listed = new Set<string>(); // commits whose listing came from the hub this run

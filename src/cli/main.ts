@@ -9,6 +9,7 @@ import { registerGcCommand } from './gc.js';
 import { registerRmCommand } from './rm.js';
 import { registerGetCommand } from './get.js';
 import { registerPullCommand } from './pull.js';
+import { registerDownloadCommand } from './download.js';
 import { registerServeCommand } from './serve.js';
 import { registerKeygenCommand } from './keygen.js';
 import { registerSignCommand } from './sign.js';
@@ -55,6 +56,7 @@ export function buildProgram(io: CliIo): Command {
   registerRmCommand(program, io);
   registerGetCommand(program, io);
   registerPullCommand(program, io);
+  registerDownloadCommand(program, io);
   registerServeCommand(program, io);
   registerKeygenCommand(program, io);
   registerSignCommand(program, io);

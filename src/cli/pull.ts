@@ -5,14 +5,15 @@ import type { RepoType } from '../source/types.js';
 import { abortOnInterrupt } from './interrupt.js';
 import type { CliIo } from './main.js';
 import { formatBytes } from '../format-bytes.js';
-import { createProgressRenderer, describeRetry, progressModeFor } from './progress.js';
+import { createProgressRenderer, describeRetry, progressModeFor, type ProgressRenderer } from './progress.js';
 import { parseTargetDtype } from '../safetensors/plan.js';
 import { describeConversion } from './convert.js';
 import { examples } from './examples.js';
+import { hfEnvTimeouts, progressBarsDisabled } from '../hf-env.js';
 
 /** `modelfetch pull org/name[@rev] [FILES…]`: prints the snapshot path on stdout, progress on stderr. */
 
-interface PullFlags {
+export interface PullFlags {
   include?: string[];
   exclude?: string[];
   repoType: string;
@@ -39,7 +40,8 @@ function usage(message: string, hint: string): ModelfetchError {
   return new ModelfetchError('ERR_USAGE', message, { hint });
 }
 
-function toOptions(repo: string, files: string[], flags: PullFlags, io: CliIo): PullOptions {
+/** Pull options from the command's flags; `download` (hf download's flags) maps onto these too. */
+export function toOptions(repo: string, files: string[], flags: PullFlags, io: CliIo): PullOptions {
   if (!['model', 'dataset', 'space'].includes(flags.repoType)) throw usage(`Unknown --repo-type ${JSON.stringify(flags.repoType)}`, 'Use model, dataset or space.');
   if (flags.cacheDir && flags.localDir) throw usage('--cache-dir and --local-dir exclude each other', 'Pick the cache (shared, deduplicated) or a plain folder of real files.');
   let connections: number | undefined;
@@ -49,6 +51,7 @@ function toOptions(repo: string, files: string[], flags: PullFlags, io: CliIo): 
   }
   if (flags.source !== undefined && flags.source !== 'hf' && flags.source !== 'modelscope') throw usage(`Unknown --source ${JSON.stringify(flags.source)}`, 'Use hf or modelscope (or write the repo as ms://org/name).');
   if (flags.layout !== undefined && flags.layout !== 'hf' && flags.layout !== 'modelscope') throw usage(`Unknown --layout ${JSON.stringify(flags.layout)}`, 'Use modelscope (where the modelscope library reads) or hf (the hub cache).');
+  const { apiTimeoutMs, stallTimeoutMs } = hfEnvTimeouts(io.env);
   return {
     repo,
     repoType: flags.repoType as RepoType,
@@ -72,6 +75,8 @@ function toOptions(repo: string, files: string[], flags: PullFlags, io: CliIo): 
     onWarning: (message) => void io.stderr.write(`modelfetch: warning: ${message}\n`),
     ...(flags.xet === false && { xet: false }),
     onXetFallback: (line) => void io.stderr.write(line),
+    ...(apiTimeoutMs !== undefined && { apiTimeoutMs }),
+    ...(stallTimeoutMs !== undefined && { transfer: { stallTimeoutMs } }),
   };
 }
 
@@ -83,6 +88,18 @@ function describePlan(plan: PullPlan): string {
 function describeResult(result: PullResult): string {
   const seconds = (result.elapsedMs / 1000).toFixed(1);
   return `${result.files} files ready (${result.cacheHits} cached, ${result.downloaded} fetched, ${formatBytes(result.bytesFetched)}) in ${seconds}s\n`;
+}
+
+/** Runs the pull, aborted by Ctrl-C, and clears the progress bar however it ends. */
+export async function pullUntilInterrupted(options: PullOptions, renderer: ProgressRenderer): Promise<PullResult> {
+  const { pull } = await import('../pull.js');
+  const interrupt = abortOnInterrupt();
+  try {
+    return await pull({ ...options, signal: interrupt.signal });
+  } finally {
+    renderer.finish();
+    interrupt.dispose();
+  }
 }
 
 export function registerPullCommand(program: Command, io: CliIo): void {
@@ -114,23 +131,18 @@ export function registerPullCommand(program: Command, io: CliIo): void {
     .action(async (repo: string, files: string[], flags: PullFlags) => {
       const options = toOptions(repo, files, flags, io);
       const chatty = !flags.quiet && !flags.json;
-      const renderer = createProgressRenderer(io.stderr, progressModeFor(io.stderr, !chatty));
+      const renderer = createProgressRenderer(io.stderr, progressModeFor(io.stderr, !chatty || progressBarsDisabled(io.env)));
       if (chatty) {
         options.onPlan = (plan) => void io.stderr.write(describePlan(plan));
         options.onProgress = renderer.onProgress;
         options.transfer = { ...options.transfer, onRetry: (event) => renderer.note(`modelfetch: ${describeRetry(event)}`) };
       }
-      const { pull } = await import('../pull.js');
-      const interrupt = abortOnInterrupt();
       let result: PullResult;
       try {
-        result = await pull({ ...options, signal: interrupt.signal });
+        result = await pullUntilInterrupted(options, renderer);
       } catch (error) {
         if (flags.json && error instanceof ModelfetchError) io.stdout.write(`${JSON.stringify({ ok: false, error: error.toJSON() })}\n`);
         throw error;
-      } finally {
-        renderer.finish();
-        interrupt.dispose();
       }
       if (flags.json) {
         io.stdout.write(`${JSON.stringify({ ok: true, ...result })}\n`);

@@ -1,13 +1,14 @@
 import type { ServerResponse } from 'node:http';
 import { isModelfetchError } from '../errors.js';
 import { redactText } from '../redact.js';
+import { formatBytes } from '../format-bytes.js';
 
 /**
  * An error answer the Hub's clients understand: the status, and `X-Error-Code` /
  * `X-Error-Message` headers (huggingface_hub maps RepoNotFound, RevisionNotFound, EntryNotFound and
  * GatedRepo to its own exception types from them).
  */
-export type HubErrorCode = 'RepoNotFound' | 'RevisionNotFound' | 'EntryNotFound' | 'GatedRepo' | 'BadRequest' | 'UpstreamUnavailable' | 'Offline';
+export type HubErrorCode = 'RepoNotFound' | 'RevisionNotFound' | 'EntryNotFound' | 'GatedRepo' | 'BadRequest' | 'UpstreamUnavailable' | 'Offline' | 'InsufficientStorage';
 
 export class HttpError extends Error {
   constructor(
@@ -34,6 +35,9 @@ export function toHttpError(error: unknown): HttpError {
       case 'ERR_GATED':
       case 'ERR_AUTH':
         return new HttpError(error.status === 401 ? 401 : 403, 'GatedRepo', `${error.message}${hint}`);
+      case 'ERR_NO_SPACE':
+        // The mirror's own folders stay private: the client learns the sizes, not where they would go.
+        return new HttpError(507, 'InsufficientStorage', `The mirror has no room to fetch this file (${formatBytes(Number(error.expected ?? 0))} still to download, ${formatBytes(Number(error.found ?? 0))} free); files it already has are still served. Ask its operator to free space (modelfetch gc) or fetch from the upstream hub directly.`);
       case 'ERR_OFFLINE':
         return new HttpError(504, 'Offline', `${error.message}${hint}`);
       case 'ERR_STALL':

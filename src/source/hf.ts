@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Dispatcher } from 'undici';
 import { describeConnectFailure, dispatcherForDefaults } from '../transfer/proxy.js';
+import type { RateLimitPacer } from './rate-limit.js';
 import { assertRepoId, resolveHfHome } from '../cache/layout.js';
 import { assertCommit, assertDigest, assertSafeRelativePath, assertSafeRevision, isSha1Hex } from '../cache/validate.js';
 import { DEFAULT_MAX_FILES, tooManyFiles } from './listing-limit.js';
@@ -32,6 +33,12 @@ export interface HfClientOptions {
   token?: string;
   dispatcher?: Dispatcher;
   signal?: AbortSignal;
+  /** Paces API requests by the Hub's RateLimit headers (one per pull, shared by its requests). */
+  pacer?: RateLimitPacer;
+  /** Told when the pacer holds a request until its bucket's window resets. */
+  onRateLimitWait?: (ms: number, bucket: string) => void;
+  /** How long one API request may take (HF_HUB_ETAG_TIMEOUT); none by default. */
+  requestTimeoutMs?: number;
 }
 
 /** `--endpoint`, else HF_ENDPOINT, else huggingface.co; validated and without trailing slash. */
@@ -221,12 +228,20 @@ async function readCapped(body: AsyncIterable<Uint8Array> | null, url: string): 
   return Buffer.concat(chunks).toString('utf8');
 }
 
+/** The caller's signal, plus a deadline for this one request when a request timeout is set. */
+function withRequestTimeout(options: HfClientOptions): HfClientOptions {
+  if (options.requestTimeoutMs === undefined) return options;
+  const deadline = AbortSignal.timeout(options.requestTimeoutMs);
+  return { ...options, signal: options.signal ? AbortSignal.any([options.signal, deadline]) : deadline };
+}
+
 /**
  * One GET, redirects not followed. Node's built-in fetch needs no module load (the undici package
  * takes ~80 ms to load, a quarter of a cache-hit pull); a caller's dispatcher, or a proxy or CA
  * bundle configured (src/transfer/proxy.ts), goes through undici.
  */
-async function sendHubGet(url: string, headers: Record<string, string>, options: HfClientOptions): Promise<HubAnswer> {
+async function sendHubGet(url: string, headers: Record<string, string>, clientOptions: HfClientOptions): Promise<HubAnswer> {
+  const options = withRequestTimeout(clientOptions);
   const dispatcher = options.dispatcher ?? (await dispatcherForDefaults());
   if (dispatcher) {
     const { request } = await import('undici');
@@ -257,6 +272,7 @@ async function getJsonOnce(url: string, options: HfClientOptions, context: Error
       throw new ModelfetchError('ERR_REDIRECT', `The hub API redirected to another origin (${redactUrl(current)})`, { url: current, hint: 'API calls only follow redirects within the endpoint; check HF_ENDPOINT.' });
     }
     let response: HubAnswer;
+    await options.pacer?.beforeRequest('api', options.signal, options.onRateLimitWait);
     try {
       response = await sendHubGet(current, { accept: 'application/json', 'user-agent': 'modelfetch', ...hfAuthHeaders(options.token) }, options);
     } catch (cause) {
@@ -268,6 +284,7 @@ async function getJsonOnce(url: string, options: HfClientOptions, context: Error
       });
     }
     const { status, headers } = response;
+    options.pacer?.observe('api', header(headers, 'ratelimit'));
     if (status >= 300 && status < 400 && status !== 304) {
       await response.discard();
       const location = header(headers, 'location');

@@ -74,6 +74,11 @@ export interface FixtureHubOptions {
   lfsRedirect?: 'cdn' | 'relative';
   /** The Xet CAS that files with `xet: true` are stored in; the hub hands out its tokens. */
   cas?: FixtureCas;
+  /**
+   * API requests count against a fixed window of `quota` requests per `windowMs` (by `now`, injectable),
+   * announced as the Hub does (`RateLimit: "api";r=…;t=…`, `RateLimit-Policy`); past it, 429 with Retry-After.
+   */
+  apiRateLimit?: { quota: number; windowMs: number; now: () => number };
 }
 
 export interface FixtureHub {
@@ -219,6 +224,23 @@ export async function startFixtureHub(options: FixtureHubOptions): Promise<Fixtu
     return true;
   };
 
+  let window = { start: -Infinity, used: 0 };
+  /** Counts an API request against the fixed window; answers 429 (and returns true) past the quota. */
+  const rateLimited = (res: ServerResponse): boolean => {
+    const limit = options.apiRateLimit;
+    if (!limit) return false;
+    const now = limit.now();
+    if (now >= window.start + limit.windowMs) window = { start: now, used: 0 };
+    window.used++;
+    const resetSeconds = Math.max(0, Math.ceil((window.start + limit.windowMs - now) / 1000));
+    res.setHeader('RateLimit', `"api";r=${Math.max(0, limit.quota - window.used)};t=${resetSeconds}`);
+    res.setHeader('RateLimit-Policy', `"fixed window";"api";q=${limit.quota};w=${Math.round(limit.windowMs / 1000)}`);
+    if (window.used <= limit.quota) return false;
+    res.setHeader('Retry-After', String(resetSeconds));
+    sendError(res, 429, undefined, 'You have been rate-limited');
+    return true;
+  };
+
   hub.route('/api/', async (req, res, url, context) => {
     const segments = url.pathname.split('/').slice(2);
     const typeSegment = segments.shift();
@@ -227,6 +249,7 @@ export async function startFixtureHub(options: FixtureHubOptions): Promise<Fixtu
     const split = splitRepo(segments, 'revision') ?? splitRepo(segments, 'tree') ?? splitRepo(segments, 'paths-info') ?? splitRepo(segments, 'xet-read-token');
     if (!split) return sendError(res, 404, undefined, 'Not found');
     if (await applyFault(res, context)) return;
+    if (rateLimited(res)) return;
     const repo = accessRepo(req, res, repoType, split.repoId);
     if (!repo) return;
     const endpoint = segments[split.repoId.split('/').length];
