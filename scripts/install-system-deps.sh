@@ -25,7 +25,9 @@ install_interop_venv() {
   [ -n "${MODELFETCH_PYPI_INDEX:-}" ] && index=(--index-url "$MODELFETCH_PYPI_INDEX")
   echo "install-system-deps: creating $venv (${PYTHON_PACKAGES[*]}; index: ${MODELFETCH_PYPI_INDEX:-as configured for pip})" >&2
   [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
-  "$venv/bin/pip" install -q --disable-pip-version-check "${index[@]}" "${PYTHON_PACKAGES[@]}" >&2
+  # One retry, not pip's five with backoff: where the default index cannot be reached (an offline
+  # machine with a local index configured) each package would otherwise wait out all five.
+  "$venv/bin/pip" install -q --disable-pip-version-check --retries 1 "${index[@]}" "${PYTHON_PACKAGES[@]}" >&2
 }
 [ $# -eq 0 ] && install_interop_venv
 declare -A want=([nginx]=nginx-light [aria2c]=aria2 [chromium]=chromium [umoci]=umoci [skopeo]=skopeo [squid]=squid [openssl]=openssl [unshare]=util-linux)
