@@ -3,13 +3,7 @@ import type { RepoType } from '../source/types.js';
 
 /** Human units for the CLI: size limits, durations and ages (sizes are printed by `format-bytes.ts`). */
 
-/** `200G`, `1.5T`, `500MiB`, `1024` (bytes). K/M/G/T are powers of 1024, as in `du`. */
-export function parseSize(text: string): number {
-  const match = /^\s*(\d+(?:\.\d+)?)\s*([kmgtp]?)(i?b)?\s*$/i.exec(text);
-  if (!match) throw new ModelfetchError('ERR_USAGE', `Cannot read size ${JSON.stringify(text)}`, { hint: 'Use a number with an optional unit, for example 500M, 200G or 1.5T.' });
-  const power = ' kmgtp'.indexOf((match[2] || ' ').toLowerCase());
-  return Math.floor(Number(match[1]) * 1024 ** power);
-}
+export { parseSize } from '../format-bytes.js';
 
 const DURATION_MS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
 

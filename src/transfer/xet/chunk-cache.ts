@@ -1,8 +1,10 @@
 import { randomBytes } from 'node:crypto';
-import { lstat, mkdir, open, readdir, rename, rm, utimes, type FileHandle } from 'node:fs/promises';
+import { lstat, open, readdir, rename, rm, utimes, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { XET_CHUNK_CACHE_PARTS } from '../../cache/layout.js';
-import { parseSize } from '../../cli/units.js';
+import { assertRealFolders, makeRealFolders } from '../../cache/safe-path.js';
+import { isModelfetchError } from '../../errors.js';
+import { parseSize } from '../../format-bytes.js';
 import { chunkHash, isXetHashHex } from './hash.js';
 
 /**
@@ -18,7 +20,7 @@ import { chunkHash, isXetHashHex } from './hash.js';
  * go first when the cache is over its size limit.
  *
  * The cache never follows a symlink: the root and every xorb folder must be real folders
- * (`realFolder`), and entries must be regular files.
+ * (`usable`, through cache/safe-path.ts), and entries must be regular files.
  */
 
 export const DEFAULT_CHUNK_CACHE_LIMIT = 10 * 1024 ** 3;
@@ -34,26 +36,6 @@ export interface ChunkCacheEntry {
   chunkEnd: number;
   size: number;
   mtimeMs: number;
-}
-
-/**
- * Whether `base/...parts` is a chain of real folders (no symlink anywhere below `base`); creates the
- * missing ones when `create`. The one place the chunk cache decides it may enter a folder.
- */
-async function realFolder(base: string, parts: readonly string[], create: boolean): Promise<boolean> {
-  let path = base;
-  for (const part of parts) {
-    path = join(path, part);
-    let info = await lstat(path).catch(() => undefined);
-    if (!info && create) {
-      await mkdir(path).catch((error: NodeJS.ErrnoException) => {
-        if (error.code !== 'EEXIST') throw error;
-      });
-      info = await lstat(path);
-    }
-    if (!info || !info.isDirectory() || info.isSymbolicLink()) return false;
-  }
-  return true;
 }
 
 interface EntryIndex {
@@ -108,8 +90,20 @@ export class ChunkCache {
     return join(this.root, xorbHash);
   }
 
-  private usable(xorbHash: string | undefined, create: boolean): Promise<boolean> {
-    return realFolder(this.base, xorbHash === undefined ? this.parts : [...this.parts, xorbHash], create);
+  /**
+   * Whether the cache folder (or a xorb's folder in it) is a chain of real folders below `base`,
+   * created when `create`; a planted symlink anywhere makes it unusable (cache/safe-path.ts decides).
+   */
+  private async usable(xorbHash: string | undefined, create: boolean): Promise<boolean> {
+    const folder = xorbHash === undefined ? this.root : this.xorbFolder(xorbHash);
+    try {
+      if (create) await makeRealFolders(this.base, folder);
+      else await assertRealFolders(this.base, join(folder, 'entry'));
+    } catch (error) {
+      if (isModelfetchError(error, 'ERR_UNSAFE_PATH')) return false;
+      throw error;
+    }
+    return create || (await lstat(folder).catch(() => undefined))?.isDirectory() === true;
   }
 
   /** The entry of `xorbHash` that covers chunks [chunkStart, chunkEnd), if any. */
