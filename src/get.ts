@@ -6,7 +6,7 @@ import { commitTempFile } from './cache/atomic.js';
 import { isSha256Hex } from './cache/validate.js';
 import { assertDiskSpace } from './disk-space.js';
 import { fromSystemError, isModelfetchError, isSystemError, ModelfetchError } from './errors.js';
-import { isOfflineEnv } from './pull.js';
+import { isOfflineEnv } from './hf-env.js';
 import { discardBody, requestFollowingRedirects, statusError } from './transfer/http.js';
 import { transferFile, type EngineOptions } from './transfer/index.js';
 import { journalPathFor } from './transfer/journal.js';

@@ -9,6 +9,11 @@ export function envFlagOn(value: string | undefined): boolean {
   return /^(1|true|yes|on)$/i.test(value ?? '');
 }
 
+/** HF_HUB_OFFLINE: no request at all. */
+export function isOfflineEnv(env: NodeJS.ProcessEnv): boolean {
+  return envFlagOn(env.HF_HUB_OFFLINE);
+}
+
 /** HF_HUB_DISABLE_PROGRESS_BARS: no progress bar or progress lines (results and errors still print). */
 export function progressBarsDisabled(env: NodeJS.ProcessEnv): boolean {
   return envFlagOn(env.HF_HUB_DISABLE_PROGRESS_BARS);

@@ -1,4 +1,4 @@
-import { envFlagOn } from './hf-env.js';
+import { isOfflineEnv } from './hf-env.js';
 import { lstat, readdir, readlink, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { Dispatcher } from 'undici';
@@ -138,10 +138,6 @@ interface Resolved {
   fromHub: boolean;
   /** Set when the hub could not be reached and the revision was resolved from the cache instead. */
   fallback?: { error: ModelfetchError };
-}
-
-export function isOfflineEnv(env: NodeJS.ProcessEnv): boolean {
-  return envFlagOn(env.HF_HUB_OFFLINE);
 }
 
 /** Splits `org/name@rev` (kept free of the HTTP client so cache hits never load it). */

@@ -1,3 +1,4 @@
+import { isOfflineEnv } from '../hf-env.js';
 import type { RepoType } from '../source/types.js';
 import { randomBytes } from 'node:crypto';
 import { mkdir, readlink, rename, symlink, unlink } from 'node:fs/promises';
@@ -8,7 +9,7 @@ import { readRef, writeRef } from '../cache/snapshot.js';
 import { fromSystemError, ModelfetchError } from '../errors.js';
 import { cacheStore, type FileStore } from '../cache/file-store.js';
 import { assertDiskSpace, type SpaceNeed } from '../disk-space.js';
-import { isOfflineEnv, planFiles, pull, uniqueByDigest, type PullOptions, type PullPlan, type PullResult } from '../pull.js';
+import { planFiles, pull, uniqueByDigest, type PullOptions, type PullPlan, type PullResult } from '../pull.js';
 import type { Clock, ProgressEvent } from '../transfer/types.js';
 import { readVerifiedLockfile } from './lock-signature.js';
 import { assertLockMatchesManifest, type LockedModel } from './lockfile.js';
