@@ -1,5 +1,5 @@
 import { verifyCache, type RefetchTarget, type VerifyOptions, type VerifyReport } from './cache/verify.js';
-import { pull, type PullOptions } from './pull.js';
+import { pull, type PullOptions } from './pull/index.js';
 
 /**
  * `verify --fix`: verifies, removes what is bad, pulls each damaged revision again (by commit, so

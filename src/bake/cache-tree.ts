@@ -5,8 +5,8 @@ import { join, posix } from 'node:path';
 import { PassThrough, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { RepoPaths } from '../cache/layout.js';
-import { ModelfetchError } from '../errors.js';
-import type { FileDigest } from '../source/types.js';
+import { ModelfetchError } from '../core/errors.js';
+import type { FileDigest } from '../core/types.js';
 import { compareCodeUnits } from '../preload/canonical-json.js';
 import type { Lockfile } from '../preload/lockfile.js';
 

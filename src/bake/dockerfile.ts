@@ -1,4 +1,4 @@
-import { ModelfetchError } from '../errors.js';
+import { ModelfetchError } from '../core/errors.js';
 
 /**
  * The Dockerfile `modelfetch bake` writes: a `models` stage that installs modelfetch and runs

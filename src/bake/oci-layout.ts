@@ -6,8 +6,8 @@ import { Transform, type TransformCallback, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
 import { pack as createPack, type Pack } from 'tar-stream';
-import { ModelfetchError, fromSystemError } from '../errors.js';
-import type { FileDigest } from '../source/types.js';
+import { ModelfetchError, fromSystemError } from '../core/errors.js';
+import type { FileDigest } from '../core/types.js';
 import { copyVerified, type TreeEntry } from './cache-tree.js';
 
 /**

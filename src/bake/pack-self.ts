@@ -3,7 +3,7 @@ import { access, mkdtemp, readdir, rename, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { ModelfetchError } from '../errors.js';
+import { ModelfetchError } from '../core/errors.js';
 
 /** The folder of the running modelfetch package: its package.json, bin/ and dist/ (a clone, or a global install). */
 export const ownPackageRoot = fileURLToPath(new URL('../../', import.meta.url));

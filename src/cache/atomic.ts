@@ -1,7 +1,7 @@
 import { constants } from 'node:fs';
 import { link, open, rename, stat, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { fromSystemError } from '../errors.js';
+import { fromSystemError } from '../core/errors.js';
 import { makeRealFolders } from './safe-path.js';
 
 /**

@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { lstat, readFile, stat, unlink } from 'node:fs/promises';
-import { fromSystemError } from '../errors.js';
-import type { FileDigest } from '../source/types.js';
+import { fromSystemError } from '../core/errors.js';
+import type { FileDigest } from '../core/types.js';
 import { commitTempFile, type CommitFs, type CommitOutcome } from './atomic.js';
 import type { RepoPaths } from './layout.js';
 import { assertRealFolders, makeRealFolders } from './safe-path.js';

@@ -1,5 +1,5 @@
-import { ModelfetchError } from '../errors.js';
-import type { RepoType } from '../source/types.js';
+import { ModelfetchError } from '../core/errors.js';
+import type { RepoType } from '../core/types.js';
 import { RepoPaths } from './layout.js';
 import { isRevisionInUse } from './lock.js';
 import { applyPrune, RepoPruner, type PrunePlan } from './prune.js';
@@ -125,7 +125,7 @@ export async function gcCache(options: GcOptions): Promise<GcReport> {
     plans.push(plan);
   }
   const bytesFreed = plans.reduce((sum, p) => sum + p.bytes, 0);
-  const { chunkCacheFor } = await import('../transfer/xet/chunk-cache.js');
+  const { chunkCacheFor } = await import('./xet-chunk-cache.js');
   const chunks = chunkCacheFor(scan.root, options.env ?? process.env);
   const xetChunks = await chunks.trim(chunks.limit, { ...(options.unusedForMs !== undefined && { unusedBefore: now - options.unusedForMs }), ...(options.dryRun && { dryRun: true }) });
   return {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { parseRepoFolderName, repoFolderName, resolveCacheDir, RepoPaths } from './layout.js';
+import { parseRepoFolderName, repoFolderName, RepoPaths } from './layout.js';
+import { resolveCacheDir } from '../core/env.js';
 
 describe('cache layout', () => {
   it('resolves the cache root the way huggingface_hub does', () => {

@@ -1,8 +1,7 @@
-import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { ModelfetchError } from '../errors.js';
-import type { FileDigest, RepoType } from '../source/types.js';
-import { assertCommit, assertDigest, assertSafeRelativePath, assertSafeRevision } from './validate.js';
+import { assertRepoId } from '../core/repo-ref.js';
+import type { FileDigest, RepoType } from '../core/types.js';
+import { assertCommit, assertDigest, assertSafeRelativePath, assertSafeRevision } from '../core/validate.js';
 
 /**
  * The on-disk layout huggingface_hub reads, and nothing else: where each thing lives.
@@ -20,32 +19,9 @@ import { assertCommit, assertDigest, assertSafeRelativePath, assertSafeRevision 
  * deduplication live in {root}/.locks/modelfetch/xet-chunks/{xorb hash}/.
  */
 
-/** Cache root: HF_HUB_CACHE, else HF_HOME/hub, else XDG_CACHE_HOME/huggingface/hub, else ~/.cache/huggingface/hub. */
-export function resolveCacheDir(env: NodeJS.ProcessEnv = process.env, home: string = homedir()): string {
-  if (env.HF_HUB_CACHE) return env.HF_HUB_CACHE;
-  if (env.HUGGINGFACE_HUB_CACHE) return env.HUGGINGFACE_HUB_CACHE;
-  return join(resolveHfHome(env, home), 'hub');
-}
 
-/** HF_HOME, else XDG_CACHE_HOME/huggingface, else ~/.cache/huggingface. */
-export function resolveHfHome(env: NodeJS.ProcessEnv = process.env, home: string = homedir()): string {
-  if (env.HF_HOME) return env.HF_HOME;
-  return join(env.XDG_CACHE_HOME || join(home, '.cache'), 'huggingface');
-}
 
-const REPO_PART = /^[A-Za-z0-9][A-Za-z0-9._-]{0,95}$/;
 
-/** `org/name` or `name`, as the Hub allows them; `--` and `..` are refused because they break the folder name. */
-export function assertRepoId(repoId: string): string {
-  const parts = repoId.split('/');
-  const ok = parts.length >= 1 && parts.length <= 2 && parts.every((p) => REPO_PART.test(p) && !p.includes('--') && !p.includes('..') && !p.endsWith('.'));
-  if (!ok) {
-    throw new ModelfetchError('ERR_USAGE', `Invalid repo id ${JSON.stringify(repoId.slice(0, 120))}`, {
-      hint: 'Use the form org/name (letters, digits, ".", "_", "-"), for example openai/whisper-tiny.',
-    });
-  }
-  return repoId;
-}
 
 /** `models--org--name`, exactly as huggingface_hub's repo_folder_name. */
 export function repoFolderName(repoType: RepoType, repoId: string): string {

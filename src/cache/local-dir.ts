@@ -6,7 +6,7 @@ import type { FileStore } from './file-store.js';
 import { makeRealFolders } from './safe-path.js';
 import { writeCacheFile } from './snapshot.js';
 import { readTreeListing, writeTreeListing, type ListedFile } from './tree-listing.js';
-import { assertCommit, assertSafeRelativePath, isSha1Hex } from './validate.js';
+import { assertCommit, assertSafeRelativePath, isSha1Hex } from '../core/validate.js';
 
 /**
  * huggingface_hub's `local_dir` mode: real files at `{dir}/{path}`, and for each one

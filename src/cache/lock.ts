@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { link, lutimes, mkdir, open, readdir, readFile, rename, rmdir, stat, unlink } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
-import { fromSystemError, ModelfetchError } from '../errors.js';
+import { fromSystemError, ModelfetchError } from '../core/errors.js';
 import type { RepoPaths } from './layout.js';
 import { makeRealFolders } from './safe-path.js';
 

@@ -4,10 +4,10 @@ import { join } from 'node:path';
 import { replaceWithTempFile } from './atomic.js';
 import { fingerprintOf, hashFile, sameFingerprint, type Fingerprint } from './blob-store.js';
 import type { FileStore } from './file-store.js';
-import { assertRepoId } from './layout.js';
+import { assertRepoId } from '../core/repo-ref.js';
 import { writeCacheFile } from './snapshot.js';
 import { readTreeListing, writeTreeListing, type ListedFile } from './tree-listing.js';
-import { assertSafeRelativePath, isSha1Hex } from './validate.js';
+import { assertSafeRelativePath, isSha1Hex } from '../core/validate.js';
 
 /**
  * The cache layout the `modelscope` library reads, and the one place that knows it:

@@ -1,6 +1,6 @@
 import { readdir, rmdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { fromSystemError } from '../errors.js';
+import { fromSystemError } from '../core/errors.js';
 import { RepoPaths } from './layout.js';
 import { removeUnder } from './safe-path.js';
 import type { ScannedBlob, ScannedRepo, ScannedRevision } from './scan.js';

@@ -1,7 +1,8 @@
-import { ModelfetchError } from '../errors.js';
-import type { RepoType } from '../source/types.js';
+import { ModelfetchError } from '../core/errors.js';
+import type { RepoType } from '../core/types.js';
 import { inUseByLocks, type InUseCheck } from './gc.js';
-import { RepoPaths, resolveCacheDir } from './layout.js';
+import { RepoPaths } from './layout.js';
+import { resolveCacheDir } from '../core/env.js';
 import { applyPrune, RepoPruner, type PrunePlan } from './prune.js';
 import { scanCache } from './scan.js';
 

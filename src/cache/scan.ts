@@ -1,11 +1,12 @@
 import type { Dirent, Stats } from 'node:fs';
 import { lstat, readdir, readFile, readlink, stat } from 'node:fs/promises';
 import { basename, dirname, join, relative, resolve, sep } from 'node:path';
-import { fromSystemError, ModelfetchError } from '../errors.js';
-import type { FileDigest, RepoType } from '../source/types.js';
-import { parseRepoFolderName, RepoPaths, resolveCacheDir } from './layout.js';
+import { fromSystemError, ModelfetchError } from '../core/errors.js';
+import type { FileDigest, RepoType } from '../core/types.js';
+import { parseRepoFolderName, RepoPaths } from './layout.js';
+import { resolveCacheDir } from '../core/env.js';
 import { readLastUsed } from './usage.js';
-import { isSha1Hex, isSha256Hex } from './validate.js';
+import { isSha1Hex, isSha256Hex } from '../core/validate.js';
 
 /**
  * Reads a cache as it is on disk (written by modelfetch or by huggingface_hub) into plain data:

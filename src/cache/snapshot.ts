@@ -1,11 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { copyFile, lstat, mkdir, open, readFile, readlink, rename, symlink, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { fromSystemError } from '../errors.js';
-import type { FileDigest } from '../source/types.js';
+import { fromSystemError } from '../core/errors.js';
+import type { FileDigest } from '../core/types.js';
 import type { RepoPaths } from './layout.js';
 import { assertRealFolders, makeRealFolders, touchMarker } from './safe-path.js';
-import { assertCommit } from './validate.js';
+import { assertCommit } from '../core/validate.js';
 
 /** Writes snapshot entries, refs and `.no_exist` markers the way huggingface_hub does. Never writes blob content. */
 

@@ -1,8 +1,8 @@
 import { readFile } from 'node:fs/promises';
-import type { FileDigest } from '../source/types.js';
+import type { FileDigest } from '../core/types.js';
 import type { RepoPaths } from './layout.js';
 import { writeCacheFile } from './snapshot.js';
-import { assertDigest, assertSafeRelativePath, isSha1Hex } from './validate.js';
+import { assertDigest, assertSafeRelativePath, isSha1Hex } from '../core/validate.js';
 
 /**
  * huggingface_hub's tree listing cache, `{repo}/trees/{commit}.json`: every file a commit has, so an

@@ -1,7 +1,7 @@
 import { lstat } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
-import { isModelfetchError, ModelfetchError } from '../errors.js';
-import type { RepoType } from '../source/types.js';
+import { isModelfetchError, ModelfetchError } from '../core/errors.js';
+import type { RepoType } from '../core/types.js';
 import { stampBlob } from './blob-store.js';
 import { HashPool } from './hash-pool.js';
 import { RepoPaths } from './layout.js';
@@ -83,7 +83,7 @@ export async function verifyCache(options: VerifyOptions = {}): Promise<VerifyRe
     const first = await checkScan(scan, pool, options);
     if (!options.repos?.length) {
       // The chunk cache is only a cache: a bad entry is dropped (and fetched again when needed), not a failure.
-      const { chunkCacheFor } = await import('../transfer/xet/chunk-cache.js');
+      const { chunkCacheFor } = await import('./xet-chunk-cache.js');
       first.xetChunks = await chunkCacheFor(scan.root, options.env ?? process.env).verify();
     }
     if (!options.fix || first.problems.length === 0) return first;

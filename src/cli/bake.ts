@@ -35,7 +35,7 @@ export function registerBakeCommand(program: Command, io: CliIo): void {
     .option('--base-image <image>', 'final stage base image (needs Node.js >= 20.18 for the healthcheck)')
     .option('--node-image <image>', 'image of the stage that downloads the models')
     .action(async (flags: BakeFlags) => {
-      const [{ bake, exportLockedTree }, { resolveCacheDir }] = await Promise.all([import('../bake/bake.js'), import('../cache/layout.js')]);
+      const [{ bake, exportLockedTree }, { resolveCacheDir }] = await Promise.all([import('../bake/bake.js'), import('../core/env.js')]);
       const cacheDir = flags.cacheDir ?? resolveCacheDir(io.env);
       if (flags.tree) {
         await exportLockedTree(flags.lock, cacheDir, flags.tree);

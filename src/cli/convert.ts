@@ -1,10 +1,10 @@
 import { stat } from 'node:fs/promises';
 import type { Command } from 'commander';
-import { ModelfetchError } from '../errors.js';
-import { formatBytes } from '../format-bytes.js';
+import { ModelfetchError } from '../core/errors.js';
+import { formatBytes } from '../core/format-bytes.js';
 import type { ConvertResult } from '../safetensors/convert.js';
 import { parseTargetDtype } from '../safetensors/plan.js';
-import type { RepoType } from '../source/types.js';
+import type { RepoType } from '../core/types.js';
 import { hubFlagOptions } from './inspect.js';
 import { abortOnInterrupt } from './interrupt.js';
 import type { CliIo } from './main.js';
@@ -70,8 +70,8 @@ export function registerConvertCommand(program: Command, io: CliIo): void {
           if (!flags.out && !snapshot) throw new ModelfetchError('ERR_USAGE', `${source} is not a snapshot in a hub cache`, { hint: 'Give --out DIR for the converted copy of a plain folder.' });
           result = await convertSnapshot({ ...common, from: source, ...(flags.out ? { out: flags.out } : { cache: snapshot! }) });
         } else {
-          const { pull } = await import('../pull.js');
-          const { RepoPaths, resolveCacheDir } = await import('../cache/layout.js');
+          const { pull } = await import('../pull/index.js');
+          const [{ RepoPaths }, { resolveCacheDir }] = await Promise.all([import('../cache/layout.js'), import('../core/env.js')]);
           const pulled = await pull({
             repo: source,
             env: io.env,

@@ -1,11 +1,11 @@
 import { join } from 'node:path';
 import { Option, type Command } from 'commander';
-import { ModelfetchError } from '../errors.js';
+import { ModelfetchError } from '../core/errors.js';
 import type { CliIo } from './main.js';
 import { createProgressRenderer, describeRetry, progressModeFor } from './progress.js';
 import { pullUntilInterrupted, toOptions, type PullFlags } from './pull.js';
 import { examples } from './examples.js';
-import { progressBarsDisabled } from '../hf-env.js';
+import { progressBarsDisabled } from '../core/hf-env.js';
 
 /**
  * `modelfetch download`: huggingface_hub's `hf download` arguments and flags, mapped onto `pull`, so a

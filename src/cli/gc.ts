@@ -1,8 +1,8 @@
 import type { Command } from 'commander';
 import { gcCache, type GcReport } from '../cache/gc.js';
-import { ModelfetchError } from '../errors.js';
+import { ModelfetchError } from '../core/errors.js';
 import type { CliIo } from './main.js';
-import { formatBytes } from '../format-bytes.js';
+import { formatBytes } from '../core/format-bytes.js';
 import { formatAge, parseDuration, parseSize, renderTable } from './units.js';
 import { examples } from './examples.js';
 

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { ModelfetchError } from '../errors.js';
+import { ModelfetchError } from '../core/errors.js';
 import { abortOnInterrupt } from './interrupt.js';
 import type { CliIo } from './main.js';
 import { createProgressRenderer, describeRetry, progressModeFor } from './progress.js';

@@ -1,10 +1,10 @@
 import type { Command } from 'commander';
-import { formatBytes } from '../format-bytes.js';
+import { formatBytes } from '../core/format-bytes.js';
 import type { InspectOptions, InspectReport } from '../safetensors/inspect.js';
 import { abortOnInterrupt } from './interrupt.js';
 import type { CliIo } from './main.js';
 import { parseRepoType, renderTable } from './units.js';
-import { ModelfetchError } from '../errors.js';
+import { ModelfetchError } from '../core/errors.js';
 import { examples } from './examples.js';
 
 /** `modelfetch inspect <target> [--json]`: what a model holds, from its safetensors headers only. */

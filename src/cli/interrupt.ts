@@ -1,4 +1,4 @@
-import { ModelfetchError } from '../errors.js';
+import { ModelfetchError } from '../core/errors.js';
 
 /**
  * Turns SIGINT/SIGTERM into an abort of the running command, so the engine stops cleanly and keeps

@@ -1,11 +1,11 @@
 import type { Command } from 'commander';
-import { ModelfetchError } from '../errors.js';
+import { ModelfetchError } from '../core/errors.js';
 import { RepoPaths } from '../cache/layout.js';
 import { scanCache, type CacheScan, type ScannedRepo } from '../cache/scan.js';
 import { readDerivedRecord } from '../safetensors/derived.js';
-import type { RepoType } from '../source/types.js';
+import type { RepoType } from '../core/types.js';
 import type { CliIo } from './main.js';
-import { formatBytes } from '../format-bytes.js';
+import { formatBytes } from '../core/format-bytes.js';
 import { formatAge, parseRepoType, renderTable } from './units.js';
 import { examples } from './examples.js';
 

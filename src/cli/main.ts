@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
-import { exitCodeFor, fromSystemError, isSystemError, ModelfetchError } from '../errors.js';
-import { redactText } from '../redact.js';
+import { exitCodeFor, fromSystemError, isSystemError, ModelfetchError } from '../core/errors.js';
+import { redactText } from '../core/redact.js';
 import { examples } from './examples.js';
 import { registerLsCommand } from './ls.js';
 import { registerVerifyCommand } from './verify.js';

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { ProgressEvent } from '../transfer/types.js';
-import { formatBytes } from '../format-bytes.js';
+import { formatBytes } from '../core/format-bytes.js';
 import { PassThrough } from 'node:stream';
 import { createProgressRenderer, describeProgress, describeRetry, formatDuration } from './progress.js';
 

@@ -1,5 +1,5 @@
 import type { ProgressEvent, RetryEvent } from '../transfer/types.js';
-import { formatBytes } from '../format-bytes.js';
+import { formatBytes } from '../core/format-bytes.js';
 
 /**
  * Renders engine progress events on stderr: a redrawn bar on a terminal, a plain line every few

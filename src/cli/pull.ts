@@ -1,15 +1,15 @@
 import type { Command } from 'commander';
-import { ModelfetchError } from '../errors.js';
-import type { PullOptions, PullPlan, PullResult } from '../pull.js';
-import type { RepoType } from '../source/types.js';
+import { ModelfetchError } from '../core/errors.js';
+import type { PullOptions, PullPlan, PullResult } from '../pull/index.js';
+import type { RepoType } from '../core/types.js';
 import { abortOnInterrupt } from './interrupt.js';
 import type { CliIo } from './main.js';
-import { formatBytes } from '../format-bytes.js';
+import { formatBytes } from '../core/format-bytes.js';
 import { createProgressRenderer, describeRetry, progressModeFor, type ProgressRenderer } from './progress.js';
 import { parseTargetDtype } from '../safetensors/plan.js';
 import { describeConversion } from './convert.js';
 import { examples } from './examples.js';
-import { hfEnvTimeouts, progressBarsDisabled } from '../hf-env.js';
+import { hfEnvTimeouts, progressBarsDisabled } from '../core/hf-env.js';
 
 /** `modelfetch pull org/name[@rev] [FILES…]`: prints the snapshot path on stdout, progress on stderr. */
 
@@ -92,7 +92,7 @@ function describeResult(result: PullResult): string {
 
 /** Runs the pull, aborted by Ctrl-C, and clears the progress bar however it ends. */
 export async function pullUntilInterrupted(options: PullOptions, renderer: ProgressRenderer): Promise<PullResult> {
-  const { pull } = await import('../pull.js');
+  const { pull } = await import('../pull/index.js');
   const interrupt = abortOnInterrupt();
   try {
     return await pull({ ...options, signal: interrupt.signal });

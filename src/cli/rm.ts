@@ -1,9 +1,9 @@
 import type { Command } from 'commander';
 import { removeFromCache, type RemoveReport } from '../cache/remove.js';
-import { ModelfetchError } from '../errors.js';
-import type { RepoType } from '../source/types.js';
+import { ModelfetchError } from '../core/errors.js';
+import type { RepoType } from '../core/types.js';
 import type { CliIo } from './main.js';
-import { formatBytes } from '../format-bytes.js';
+import { formatBytes } from '../core/format-bytes.js';
 import { parseRepoType } from './units.js';
 import { examples } from './examples.js';
 

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { ModelfetchError } from '../errors.js';
+import { ModelfetchError } from '../core/errors.js';
 import type { CliIo } from './main.js';
 import type { SyncReport } from '../preload/sync.js';
 import { addSyncOptions, syncFromFlags, type SyncFlags } from './sync.js';

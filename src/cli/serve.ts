@@ -1,6 +1,6 @@
 import { InvalidArgumentError, type Command } from 'commander';
-import { resolveCacheDir } from '../cache/layout.js';
-import { readHfToken, resolveHfEndpoint } from '../source/hf.js';
+import { resolveCacheDir } from '../core/env.js';
+import { readHfToken, resolveHfEndpoint } from '../core/env.js';
 import type { CliIo } from './main.js';
 import { examples } from './examples.js';
 

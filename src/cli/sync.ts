@@ -31,7 +31,7 @@ export function addSyncOptions(command: Command, io: CliIo): Command {
 
 /** Runs syncLockfile for the CLI flags, progress on stderr; returns the cache dir it synced. `onSynced` sees the report (run uses it to hold the synced revisions while its command runs). */
 export async function syncFromFlags(flags: SyncFlags, io: CliIo, onSynced?: (cacheDir: string, report: SyncReport) => Promise<void>): Promise<string> {
-  const [{ syncLockfile }, { resolveCacheDir }] = await Promise.all([import('../preload/sync.js'), import('../cache/layout.js')]);
+  const [{ syncLockfile }, { resolveCacheDir }] = await Promise.all([import('../preload/sync.js'), import('../core/env.js')]);
   const cacheDir = flags.cacheDir ?? resolveCacheDir(io.env);
   const renderer = createProgressRenderer(io.stderr, progressModeFor(io.stderr, false));
   const log = (line: string): void => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { formatBytes } from '../format-bytes.js';
+import { formatBytes } from '../core/format-bytes.js';
 import { formatAge, parseDuration, parseSize, renderTable } from './units.js';
 
 describe('CLI units', () => {

@@ -1,9 +1,9 @@
-import { ModelfetchError } from '../errors.js';
-import type { RepoType } from '../source/types.js';
+import { ModelfetchError } from '../core/errors.js';
+import type { RepoType } from '../core/types.js';
 
 /** Human units for the CLI: size limits, durations and ages (sizes are printed by `format-bytes.ts`). */
 
-export { parseSize } from '../format-bytes.js';
+export { parseSize } from '../core/format-bytes.js';
 
 const DURATION_MS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
 

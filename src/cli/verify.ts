@@ -1,9 +1,9 @@
 import type { Command } from 'commander';
-import { ModelfetchError } from '../errors.js';
+import { ModelfetchError } from '../core/errors.js';
 import { verifyCache, type VerifyOptions, type VerifyProgress, type VerifyReport } from '../cache/verify.js';
-import type { RepoType } from '../source/types.js';
+import type { RepoType } from '../core/types.js';
 import type { CliIo } from './main.js';
-import { formatBytes } from '../format-bytes.js';
+import { formatBytes } from '../core/format-bytes.js';
 import { parseRepoType } from './units.js';
 import { examples } from './examples.js';
 

@@ -1,4 +1,4 @@
-import { ModelfetchError } from '../errors.js';
+import { ModelfetchError } from '../core/errors.js';
 
 /**
  * Canonical JSON: object keys sorted by code unit, two-space indentation, a trailing newline.

@@ -1,5 +1,5 @@
 import type { Dispatcher } from 'undici';
-import { ModelfetchError } from '../errors.js';
+import { ModelfetchError } from '../core/errors.js';
 import type { ResolveRevision } from './lock.js';
 
 /**
@@ -12,10 +12,10 @@ export function resolveFromSources(options: { endpoint?: string; token?: string;
   const transport = { ...(options.dispatcher && { dispatcher: options.dispatcher }), ...(options.signal && { signal: options.signal }) };
   return async (model) => {
     if (model.source === 'hf') {
-      const hf = await import('../source/hf.js');
-      const token = options.token ?? (await hf.readHfToken(undefined, env));
+      const [hf, { readHfToken, resolveHfEndpoint }] = await Promise.all([import('../source/hf.js'), import('../core/env.js')]);
+      const token = options.token ?? (await readHfToken(undefined, env));
       const snapshot = await hf.resolveHfSnapshot({ repoType: model.repoType, repoId: model.repo }, model.revision, {
-        endpoint: hf.resolveHfEndpoint(options.endpoint, env),
+        endpoint: resolveHfEndpoint(options.endpoint, env),
         ...(token !== undefined && { token }),
         ...transport,
       });

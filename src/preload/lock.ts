@@ -1,8 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import { writeFileAtomic } from '../cache/snapshot.js';
-import { ModelfetchError } from '../errors.js';
-import type { FileDigest } from '../source/types.js';
-import { globMatch, loadGlobSupport } from '../pull.js';
+import { ModelfetchError } from '../core/errors.js';
+import type { FileDigest } from '../core/types.js';
+import { globMatch, loadGlobSupport } from '../pull/index.js';
 import { modelIdentity, normaliseLockfile, serialiseLockfile, type LockedModel, type Lockfile } from './lockfile.js';
 import type { Manifest, ManifestModel } from './manifest.js';
 

@@ -1,8 +1,8 @@
 import { readFile } from 'node:fs/promises';
-import { assertRepoId } from '../cache/layout.js';
-import { assertCommit, assertDigest, assertSafeRelativePath, assertSafeRevision } from '../cache/validate.js';
-import { ModelfetchError } from '../errors.js';
-import type { FileDigest, RepoType } from '../source/types.js';
+import { assertRepoId } from '../core/repo-ref.js';
+import { assertCommit, assertDigest, assertSafeRelativePath, assertSafeRevision } from '../core/validate.js';
+import { ModelfetchError } from '../core/errors.js';
+import type { FileDigest, RepoType } from '../core/types.js';
 import { canonicalJson, compareCodeUnits } from './canonical-json.js';
 import type { Manifest, ManifestModel, PreloadSource } from './manifest.js';
 import { modelKey } from './model-key.js';

@@ -1,9 +1,9 @@
 import { readFile } from 'node:fs/promises';
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Node, type YAMLMap } from 'yaml';
-import { assertRepoId } from '../cache/layout.js';
-import { assertSafeRelativePath, assertSafeRevision } from '../cache/validate.js';
-import { ModelfetchError } from '../errors.js';
-import type { RepoType } from '../source/types.js';
+import { assertRepoId } from '../core/repo-ref.js';
+import { assertSafeRelativePath, assertSafeRevision } from '../core/validate.js';
+import { ModelfetchError } from '../core/errors.js';
+import type { RepoType } from '../core/types.js';
 import { modelKey } from './model-key.js';
 
 /**

@@ -1,6 +1,6 @@
 import { createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
 import { chmod, open, readFile } from 'node:fs/promises';
-import { ModelfetchError } from '../errors.js';
+import { ModelfetchError } from '../core/errors.js';
 
 /**
  * Detached Ed25519 signatures over a lockfile's canonical bytes (node:crypto only).

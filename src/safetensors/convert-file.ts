@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { open, rm } from 'node:fs/promises';
-import { fromSystemError, ModelfetchError } from '../errors.js';
+import { fromSystemError, ModelfetchError } from '../core/errors.js';
 import { convertElements, type FloatDtype, type TargetDtype } from './float.js';
 import { DTYPE_BYTES, type SafetensorsHeader } from './header.js';
 import { readAt, readHeaderOfHandle } from './local-file.js';

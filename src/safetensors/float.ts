@@ -1,5 +1,5 @@
 import { endianness } from 'node:os';
-import { ModelfetchError } from '../errors.js';
+import { ModelfetchError } from '../core/errors.js';
 
 /**
  * Float narrowing exactly as PyTorch's `.to()` does it (c10/util/Half.h and BFloat16.h):

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { buildSafetensors, f32Tensor, seededRandom, type FixtureTensor } from '../../test/support/safetensors.js';
-import { isModelfetchError } from '../errors.js';
+import { isModelfetchError } from '../core/errors.js';
 import { MAX_HEADER_BYTES, readHeader, serializeHeader, type SafetensorsHeader } from './header.js';
 
 /** Parses a whole file held in memory, the first read being `firstBytes` long as over HTTP. */

@@ -1,4 +1,4 @@
-import { ModelfetchError } from '../errors.js';
+import { ModelfetchError } from '../core/errors.js';
 
 /**
  * The safetensors header: an 8-byte little-endian length N, then N bytes of JSON

@@ -1,6 +1,6 @@
 import { posix } from 'node:path';
-import { assertSafeRelativePath } from '../cache/validate.js';
-import { ModelfetchError } from '../errors.js';
+import { assertSafeRelativePath } from '../core/validate.js';
+import { ModelfetchError } from '../core/errors.js';
 import type { SafetensorsHeader } from './header.js';
 
 /**

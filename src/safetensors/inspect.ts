@@ -1,12 +1,14 @@
 import { readFile, stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { Dispatcher } from 'undici';
-import { RepoPaths, resolveCacheDir } from '../cache/layout.js';
+import { RepoPaths } from '../cache/layout.js';
+import { readHfToken, resolveCacheDir, resolveHfEndpoint } from '../core/env.js';
+import { parseRepoReference } from '../core/repo-ref.js';
 import { readRef } from '../cache/snapshot.js';
 import { readRepoTreeListing } from '../cache/tree-listing.js';
-import { isSha1Hex } from '../cache/validate.js';
-import { ModelfetchError } from '../errors.js';
-import type { RepoType } from '../source/types.js';
+import { isSha1Hex } from '../core/validate.js';
+import { ModelfetchError } from '../core/errors.js';
+import type { RepoType } from '../core/types.js';
 import type { RangeReader } from '../transfer/range-read.js';
 import { readHeader, type SafetensorsHeader } from './header.js';
 import { checkIndex, MAX_INDEX_BYTES, parseIndex } from './index-file.js';
@@ -212,7 +214,7 @@ async function inspectUrl(options: InspectOptions): Promise<InspectReport> {
 async function inspectRepo(options: InspectOptions): Promise<InspectReport> {
   const env = options.env ?? process.env;
   const hf = await import('../source/hf.js');
-  const reference = hf.parseRepoReference(options.target);
+  const reference = parseRepoReference(options.target);
   const revision = reference.revision ?? 'main';
   const repoType = options.repoType ?? 'model';
   const repo = { repoType, repoId: reference.repoId };
@@ -222,8 +224,8 @@ async function inspectRepo(options: InspectOptions): Promise<InspectReport> {
   const online = async (): Promise<NonNullable<typeof client>> => {
     if (offline) throw new ModelfetchError('ERR_OFFLINE', `${reference.repoId}@${revision} is not fully in the cache and offline mode is on`, { hint: 'Run inspect online once, or pull the model first.' });
     if (!client) {
-      const token = await hf.readHfToken(options.token, env);
-      client = { endpoint: hf.resolveHfEndpoint(options.endpoint, env), ...(token && { token }), ...(options.dispatcher && { dispatcher: options.dispatcher }), ...(options.signal && { signal: options.signal }) };
+      const token = await readHfToken(options.token, env);
+      client = { endpoint: resolveHfEndpoint(options.endpoint, env), ...(token && { token }), ...(options.dispatcher && { dispatcher: options.dispatcher }), ...(options.signal && { signal: options.signal }) };
     }
     return client;
   };

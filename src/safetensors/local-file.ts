@@ -1,5 +1,5 @@
 import { open, type FileHandle } from 'node:fs/promises';
-import { fromSystemError } from '../errors.js';
+import { fromSystemError } from '../core/errors.js';
 import { readHeader, type SafetensorsHeader } from './header.js';
 
 /** The first read of a header: the length prefix and, for almost every file, the whole JSON. */

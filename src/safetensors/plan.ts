@@ -1,4 +1,4 @@
-import { ModelfetchError } from '../errors.js';
+import { ModelfetchError } from '../core/errors.js';
 import type { FloatDtype, TargetDtype } from './float.js';
 import { DTYPE_BYTES, serializeHeader, type SafetensorsHeader, type TensorInfo } from './header.js';
 

@@ -1,9 +1,9 @@
 import type { Dirent } from 'node:fs';
 import { readdir, readlink, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import { fromSystemError, ModelfetchError } from '../errors.js';
+import { fromSystemError, ModelfetchError } from '../core/errors.js';
 import { digestFromBlobName } from '../cache/scan.js';
-import type { FileDigest } from '../source/types.js';
+import type { FileDigest } from '../core/types.js';
 
 /** The files of a model folder (a cache snapshot or a plain folder), as `inspect` and `convert` read them. */
 

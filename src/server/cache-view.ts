@@ -5,8 +5,8 @@ import { basename, dirname, join, sep } from 'node:path';
 import { parseRepoFolderName, RepoPaths } from '../cache/layout.js';
 import { readRef } from '../cache/snapshot.js';
 import { readLastUsed } from '../cache/usage.js';
-import { isSha1Hex, isSha256Hex } from '../cache/validate.js';
-import type { FileDigest, RepoType } from '../source/types.js';
+import { isSha1Hex, isSha256Hex } from '../core/validate.js';
+import type { FileDigest, RepoType } from '../core/types.js';
 
 /**
  * A read-only view of a huggingface_hub cache for serving: which commit a revision names, which

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { readRef } from '../cache/snapshot.js';
-import { ModelfetchError } from '../errors.js';
+import { ModelfetchError } from '../core/errors.js';
 import { buildCachedRepo, fakeCommit } from '../../test/support/cache-builder.js';
 import { CacheView } from './cache-view.js';
 import { Catalog, publicRepoMatcher, type UpstreamHub, type Visibility } from './catalog.js';

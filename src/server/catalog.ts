@@ -1,9 +1,10 @@
 import { createHash } from 'node:crypto';
 import { stat } from 'node:fs/promises';
-import { assertRepoId, type RepoPaths } from '../cache/layout.js';
+import { type RepoPaths } from '../cache/layout.js';
+import { assertRepoId } from '../core/repo-ref.js';
 import { writeCacheFile, writeRef } from '../cache/snapshot.js';
 import { removeUnder } from '../cache/safe-path.js';
-import { isModelfetchError, ModelfetchError } from '../errors.js';
+import { isModelfetchError, ModelfetchError } from '../core/errors.js';
 import type { CacheView } from './cache-view.js';
 import { HttpError, toHttpError } from './http-error.js';
 import type { ListedFile } from './hub-json.js';

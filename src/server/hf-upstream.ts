@@ -1,8 +1,8 @@
 import { holdRevision } from '../cache/usage.js';
 import type { Dispatcher } from 'undici';
 import { readRepoTreeListing, writeTreeListing } from '../cache/tree-listing.js';
-import { isModelfetchError } from '../errors.js';
-import { pull, type PullOptions } from '../pull.js';
+import { isModelfetchError } from '../core/errors.js';
+import { pull, type PullOptions } from '../pull/index.js';
 import { fetchRepoVisibility, fetchRevisionCommit, hubReachable, listRepoFiles, probeFileAccess, warmHubClient, type HfClientOptions } from '../source/hf.js';
 import type { CacheView } from './cache-view.js';
 import { repoNotFound, revisionNotFound, type ListingStore, type UpstreamHub } from './catalog.js';

@@ -1,7 +1,7 @@
 import type { ServerResponse } from 'node:http';
-import { isModelfetchError } from '../errors.js';
-import { redactText } from '../redact.js';
-import { formatBytes } from '../format-bytes.js';
+import { isModelfetchError } from '../core/errors.js';
+import { redactText } from '../core/redact.js';
+import { formatBytes } from '../core/format-bytes.js';
 
 /**
  * An error answer the Hub's clients understand: the status, and `X-Error-Code` /

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { FileDigest, RepoType } from '../source/types.js';
+import type { FileDigest, RepoType } from '../core/types.js';
 
 /**
  * The JSON the Hub's API answers with, built from what a cache knows (paths, sizes, digests):

@@ -1,7 +1,7 @@
-import { assertRepoId } from '../cache/layout.js';
-import { assertSafeRelativePath, assertSafeRevision } from '../cache/validate.js';
-import { ModelfetchError } from '../errors.js';
-import type { RepoType } from '../source/types.js';
+import { assertRepoId } from '../core/repo-ref.js';
+import { assertSafeRelativePath, assertSafeRevision } from '../core/validate.js';
+import { ModelfetchError } from '../core/errors.js';
+import type { RepoType } from '../core/types.js';
 
 /**
  * Turns a raw request target into one of the routes the mirror answers, refusing anything that

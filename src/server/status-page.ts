@@ -1,4 +1,4 @@
-import { formatBytes as sharedFormatBytes } from '../format-bytes.js';
+import { formatBytes as sharedFormatBytes } from '../core/format-bytes.js';
 
 // A local binding: the row renderers are serialised into the page, and a call through an import
 // binding would not survive that (module loaders rewrite it).

@@ -4,8 +4,10 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startFixtureHub, type FixtureHub } from '../../test/support/fixture-hub.js';
 import { startFixtureServer } from '../../test/support/fixture-server.js';
-import { isModelfetchError, type ModelfetchError } from '../errors.js';
-import { fetchRevisionCommit, hfResolveUrl, nextPageUrl, parseRepoReference, readHfToken, resolveHfEndpoint, resolveHfSnapshot } from './hf.js';
+import { isModelfetchError, type ModelfetchError } from '../core/errors.js';
+import { fetchRevisionCommit, hfResolveUrl, nextPageUrl, resolveHfSnapshot } from './hf.js';
+import { parseRepoReference } from '../core/repo-ref.js';
+import { readHfToken, resolveHfEndpoint } from '../core/env.js';
 
 async function rejection(promise: Promise<unknown>): Promise<ModelfetchError> {
   const error = await promise.then(

@@ -1,15 +1,13 @@
-import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import type { Dispatcher } from 'undici';
 import { describeConnectFailure, dispatcherForDefaults } from '../transfer/proxy.js';
 import type { RateLimitPacer } from './rate-limit.js';
-import { assertRepoId, resolveHfHome } from '../cache/layout.js';
-import { assertCommit, assertDigest, assertSafeRelativePath, assertSafeRevision, isSha1Hex } from '../cache/validate.js';
+import { assertRepoId } from '../core/repo-ref.js';
+import { assertCommit, assertDigest, assertSafeRelativePath, assertSafeRevision, isSha1Hex } from '../core/validate.js';
 import { DEFAULT_MAX_FILES, tooManyFiles } from './listing-limit.js';
-import { ModelfetchError } from '../errors.js';
-import { redactUrl } from '../redact.js';
+import { ModelfetchError } from '../core/errors.js';
+import { redactUrl } from '../core/redact.js';
 import { UNREACHABLE_MAX_ATTEMPTS } from '../transfer/retry-policy.js';
-import type { FileDigest, RemoteFile, RepoType, Snapshot } from './types.js';
+import type { FileDigest, RemoteFile, RepoType, Snapshot } from '../core/types.js';
 
 /**
  * The Hugging Face Hub HTTP API, the way huggingface_hub uses it:
@@ -20,7 +18,6 @@ import type { FileDigest, RemoteFile, RepoType, Snapshot } from './types.js';
  * undici is imported lazily so a cache hit never loads it.
  */
 
-export const DEFAULT_HF_ENDPOINT = 'https://huggingface.co';
 
 export interface HfRepo {
   repoType: RepoType;
@@ -41,39 +38,8 @@ export interface HfClientOptions {
   requestTimeoutMs?: number;
 }
 
-/** `--endpoint`, else HF_ENDPOINT, else huggingface.co; validated and without trailing slash. */
-export function resolveHfEndpoint(flag: string | undefined, env: NodeJS.ProcessEnv = process.env): string {
-  const raw = flag || env.HF_ENDPOINT || DEFAULT_HF_ENDPOINT;
-  let url: URL;
-  try {
-    url = new URL(raw);
-  } catch {
-    throw new ModelfetchError('ERR_USAGE', `Invalid hub endpoint ${JSON.stringify(redactUrl(raw))}`, { hint: 'Use a URL such as https://huggingface.co or https://hf-mirror.com (HF_ENDPOINT / --endpoint).' });
-  }
-  if ((url.protocol !== 'https:' && url.protocol !== 'http:') || url.username || url.password || url.search || url.hash) {
-    throw new ModelfetchError('ERR_USAGE', `Invalid hub endpoint ${JSON.stringify(redactUrl(raw))}`, { hint: 'Use an http(s) URL without credentials, query or fragment; pass the token with HF_TOKEN or --token.' });
-  }
-  return `${url.origin}${url.pathname.replace(/\/+$/, '')}`;
-}
 
-/** `--token`, else HF_TOKEN (or the legacy HUGGING_FACE_HUB_TOKEN), else the file at HF_TOKEN_PATH, else $HF_HOME/token. */
-export async function readHfToken(flag: string | undefined, env: NodeJS.ProcessEnv = process.env): Promise<string | undefined> {
-  const direct = flag ?? env.HF_TOKEN ?? env.HUGGING_FACE_HUB_TOKEN;
-  if (direct !== undefined) return direct.trim() || undefined;
-  const path = env.HF_TOKEN_PATH || join(resolveHfHome(env), 'token');
-  const content = await readFile(path, 'utf8').catch(() => undefined);
-  return content?.trim() || undefined;
-}
 
-/** Splits `org/name@rev` into repo id and revision (undefined when none is given). */
-export function parseRepoReference(reference: string): { repoId: string; revision?: string } {
-  const at = reference.indexOf('@');
-  const repoId = assertRepoId(at === -1 ? reference : reference.slice(0, at));
-  if (at === -1) return { repoId };
-  const revision = reference.slice(at + 1);
-  if (!revision) throw new ModelfetchError('ERR_USAGE', `Empty revision in ${JSON.stringify(reference)}`, { hint: 'Write org/name@main, org/name@v1.0 or org/name@<commit sha>.' });
-  return { repoId, revision: assertSafeRevision(revision) };
-}
 
 /** The request headers that carry the token; the engine sends them only to the endpoint's origin. */
 export function hfAuthHeaders(token: string | undefined): Record<string, string> {

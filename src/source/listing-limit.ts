@@ -1,4 +1,4 @@
-import { ModelfetchError } from '../errors.js';
+import { ModelfetchError } from '../core/errors.js';
 
 /**
  * The most files `pull` accepts in one repo listing. Hugging Face recommends fewer than 100,000

@@ -1,11 +1,11 @@
 import { createHash } from 'node:crypto';
 import type { Dispatcher } from 'undici';
 import { describeConnectFailure, dispatcherForDefaults } from '../transfer/proxy.js';
-import { assertRepoId } from '../cache/layout.js';
-import { assertSafeRelativePath, assertSafeRevision, isSha1Hex } from '../cache/validate.js';
-import { ModelfetchError } from '../errors.js';
-import { redactUrl } from '../redact.js';
-import type { RemoteFile, Snapshot } from './types.js';
+import { assertRepoId } from '../core/repo-ref.js';
+import { assertSafeRelativePath, assertSafeRevision, isSha1Hex } from '../core/validate.js';
+import { ModelfetchError } from '../core/errors.js';
+import { redactUrl } from '../core/redact.js';
+import type { RemoteFile, Snapshot } from '../core/types.js';
 
 /**
  * ModelScope's HTTP API, as the `modelscope` library uses it:

@@ -1,6 +1,6 @@
 import { homedir } from 'node:os';
 import { basename, dirname } from 'node:path';
-import { resolveHfHome } from '../cache/layout.js';
+import { resolveHfHome } from '../core/env.js';
 import { resolveModelScopeCache } from '../cache/modelscope-layout.js';
 import { supervise, type HealthProbe, type SpawnChild, type StopSignal, type SupervisorResult } from './supervisor.js';
 import type { Clock } from '../transfer/types.js';

@@ -1,5 +1,5 @@
 import type { FileHandle } from 'node:fs/promises';
-import { fromSystemError } from '../errors.js';
+import { fromSystemError } from '../core/errors.js';
 import type { JournalWriter } from './journal.js';
 import type { Segment, SegmentTable } from './segment-table.js';
 import type { SegmentWriter } from './segment-writer.js';

@@ -1,5 +1,5 @@
 import { connect, type Socket } from 'node:net';
-import { ModelfetchError } from '../errors.js';
+import { ModelfetchError } from '../core/errors.js';
 
 /**
  * A small HTTP/1.1 client for the engine's hot path: plain-http GETs of byte ranges, the bulk of

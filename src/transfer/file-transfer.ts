@@ -1,7 +1,7 @@
 import { setMaxListeners } from 'node:events';
 import type { FileHandle } from 'node:fs/promises';
-import { fromSystemError, isFileSystemError, isModelfetchError, ModelfetchError, type ErrorCode } from '../errors.js';
-import type { FileDigest } from '../source/types.js';
+import { fromSystemError, isFileSystemError, isModelfetchError, ModelfetchError, type ErrorCode } from '../core/errors.js';
+import type { FileDigest } from '../core/types.js';
 import { Checkpointer } from './checkpointer.js';
 import { HashCursor } from './hash-cursor.js';
 import { discardBody, retryAfterOf, type HttpResponse } from './http.js';

@@ -1,6 +1,6 @@
 import { Worker } from 'node:worker_threads';
-import { ModelfetchError } from '../errors.js';
-import type { FileDigest } from '../source/types.js';
+import { ModelfetchError } from '../core/errors.js';
+import type { FileDigest } from '../core/types.js';
 
 /**
  * Hashes a temp file's contiguous finished prefix as it grows, on a worker thread that reads the

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { isModelfetchError } from '../errors.js';
+import { isModelfetchError } from '../core/errors.js';
 import { startFixtureServer } from '../../test/support/fixture-server.js';
 import { FastHttpPool } from './fast-http.js';
 import { headersFor, MAX_REDIRECTS, requestFollowingRedirects, statusError } from './http.js';

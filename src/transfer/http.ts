@@ -1,7 +1,7 @@
 import type { Dispatcher } from 'undici';
-import { ModelfetchError } from '../errors.js';
+import { ModelfetchError } from '../core/errors.js';
 import type { FastHttpPool } from './fast-http.js';
-import { isCredentialHeader, redactUrl } from '../redact.js';
+import { isCredentialHeader, redactUrl } from '../core/redact.js';
 import { parseRetryAfter } from './retry-policy.js';
 import { currentNetwork, describeConnectFailure, networkDispatcher, proxyFor } from './proxy.js';
 

@@ -1,5 +1,5 @@
 import { setMaxListeners } from 'node:events';
-import { ModelfetchError } from '../errors.js';
+import { ModelfetchError } from '../core/errors.js';
 import { FileTransfer } from './file-transfer.js';
 import { warmHashWorker } from './hash-cursor.js';
 import { resolveOptions, type EngineOptions } from './options.js';

@@ -1,5 +1,5 @@
-import { ModelfetchError } from '../errors.js';
-import { strongEtag } from '../cache/validate.js';
+import { ModelfetchError } from '../core/errors.js';
+import { strongEtag } from '../core/validate.js';
 import { StallWatch } from './stall-watch.js';
 import { discardBody, headerValue, requestFollowingRedirects, statusError, type HttpResponse, type ResponseHeaders, type Transport } from './http.js';
 

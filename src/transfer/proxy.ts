@@ -2,8 +2,8 @@ import { readFileSync } from 'node:fs';
 import { BlockList, isIP } from 'node:net';
 import { rootCertificates } from 'node:tls';
 import type { Dispatcher } from 'undici';
-import { ModelfetchError } from '../errors.js';
-import { redactUrl } from '../redact.js';
+import { ModelfetchError } from '../core/errors.js';
+import { redactUrl } from '../core/redact.js';
 
 /**
  * The one place that decides how a request leaves the process: through which proxy (if any) and

@@ -1,6 +1,6 @@
 import type { FileHandle } from 'node:fs/promises';
-import { isModelfetchError, ModelfetchError } from '../errors.js';
-import { strongEtag } from '../cache/validate.js';
+import { isModelfetchError, ModelfetchError } from '../core/errors.js';
+import { strongEtag } from '../core/validate.js';
 import { discardBody, headerValue, requestFollowingRedirects, statusError, type HttpResponse, type Transport } from './http.js';
 import { assertIdentityEncoding, parseContentRange } from './probe.js';
 import { SegmentWriter } from './segment-writer.js';

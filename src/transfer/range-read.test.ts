@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { startFixtureServer, type FixtureServer } from '../../test/support/fixture-server.js';
-import { isModelfetchError } from '../errors.js';
+import { isModelfetchError } from '../core/errors.js';
 import { createConnectionBudget } from './budget.js';
 import { createRangeReader } from './range-read.js';
 

@@ -1,4 +1,4 @@
-import { isModelfetchError, ModelfetchError } from '../errors.js';
+import { isModelfetchError, ModelfetchError } from '../core/errors.js';
 import { discardBody, headerValue, requestFollowingRedirects, retryAfterOf, statusError, type HttpResponse } from './http.js';
 import { resolveOptions, type EngineOptions, type ResolvedOptions } from './options.js';
 import { assertIdentityEncoding, parseContentRange } from './probe.js';

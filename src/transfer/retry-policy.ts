@@ -1,4 +1,4 @@
-import type { ErrorCode } from '../errors.js';
+import type { ErrorCode } from '../core/errors.js';
 
 /**
  * When to retry a failed request and how long to wait: a pure function of the attempt number, the

@@ -1,5 +1,5 @@
 import type { FileHandle } from 'node:fs/promises';
-import { fromSystemError } from '../errors.js';
+import { fromSystemError } from '../core/errors.js';
 
 /**
  * Coalesces a connection's network chunks (often 16–64 KiB) into ~1 MiB positional writes, so a

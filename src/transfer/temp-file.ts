@@ -1,6 +1,6 @@
 import { constants } from 'node:fs';
 import { lstat, open, unlink, type FileHandle } from 'node:fs/promises';
-import { fromSystemError } from '../errors.js';
+import { fromSystemError } from '../core/errors.js';
 
 /**
  * The partial file a download writes into. Never opened through a symlink (O_NOFOLLOW), created

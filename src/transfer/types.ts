@@ -1,6 +1,6 @@
 import type { Dispatcher } from 'undici';
-import type { FileDigest } from '../source/types.js';
-import type { ChunkCache } from './xet/chunk-cache.js';
+import type { FileDigest } from '../core/types.js';
+import type { ChunkCache } from '../cache/xet-chunk-cache.js';
 
 /** The contract between the engine and everything that moves bytes through it (get, pull, serve). */
 

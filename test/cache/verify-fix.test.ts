@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isBlobStamped } from '../../src/cache/blob-store.js';
 import { RepoPaths } from '../../src/cache/layout.js';
-import { pull } from '../../src/pull.js';
+import { pull } from '../../src/pull/index.js';
 import { runCli } from '../support/cli.js';
 import { startFixtureHub, type FixtureHub } from '../support/fixture-hub.js';
 

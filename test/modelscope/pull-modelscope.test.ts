@@ -7,7 +7,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { RepoPaths } from '../../src/cache/layout.js';
 import { scanCache } from '../../src/cache/scan.js';
 import { verifyCache } from '../../src/cache/verify.js';
-import { pull } from '../../src/pull.js';
+import { pull } from '../../src/pull/index.js';
 import { runCli } from '../support/cli.js';
 import { serveModelScope, sha256Of } from '../support/fixture-modelscope.js';
 import { startFixtureServer, type FixtureServer } from '../support/fixture-server.js';

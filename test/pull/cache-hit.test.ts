@@ -4,7 +4,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RepoPaths } from '../../src/cache/layout.js';
-import { pull } from '../../src/pull.js';
+import { pull } from '../../src/pull/index.js';
 import { writeTreeListing } from '../../src/cache/tree-listing.js';
 import { buildCachedRepo, digestOf, fakeCommit } from '../support/cache-builder.js';
 import { runCli } from '../support/cli.js';
@@ -99,7 +99,7 @@ describe('a cache-hit pull stays lean', () => {
       expect(run.stderr).toBe('');
       expect(run.code).toBe(0);
       const loaded = await readFile(trace, 'utf8');
-      expect(loaded).toContain('/src/pull.ts');
+      expect(loaded).toContain('/src/pull/index.ts');
       for (const heavy of ['/node_modules/undici/', '/node_modules/prom-client/', '/src/transfer/index.ts', '/src/server/', 'picomatch']) expect(loaded).not.toContain(heavy);
     } finally {
       await rm(dir, { recursive: true, force: true });

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { downloadFileToCacheDir, scanCacheDir, snapshotDownload } from '@huggingface/hub';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
-import { pull, type PullOptions } from '../../src/pull.js';
+import { pull, type PullOptions } from '../../src/pull/index.js';
 import { runCli } from '../support/cli.js';
 import { startFixtureHub, type FixtureHub, type FixtureFileSpec } from '../support/fixture-hub.js';
 import { hasTransformers, interopPython, runPython } from '../support/python.js';

@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { pull } from '../../src/pull.js';
+import { pull } from '../../src/pull/index.js';
 import type { Clock } from '../../src/transfer/types.js';
 import { startFixtureHub, type FixtureHub } from '../support/fixture-hub.js';
 import { testTempDir } from '../support/temp.js';

@@ -6,8 +6,8 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { RepoPaths, XET_CHUNK_CACHE_PARTS } from '../../src/cache/layout.js';
 import { gcCache } from '../../src/cache/gc.js';
 import { verifyCache } from '../../src/cache/verify.js';
-import { pull, type PullOptions } from '../../src/pull.js';
-import { ChunkCache } from '../../src/transfer/xet/chunk-cache.js';
+import { pull, type PullOptions } from '../../src/pull/index.js';
+import { ChunkCache } from '../../src/cache/xet-chunk-cache.js';
 import { runCli } from '../support/cli.js';
 import { startFixtureCas, type FixtureCas } from '../support/fixture-cas.js';
 import { startFixtureHub, type FixtureHub } from '../support/fixture-hub.js';

@@ -4,9 +4,9 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { isModelfetchError } from '../../src/errors.js';
+import { isModelfetchError } from '../../src/core/errors.js';
 import { parseLockfile } from '../../src/preload/lockfile.js';
-import { pull } from '../../src/pull.js';
+import { pull } from '../../src/pull/index.js';
 import { listTree } from '../support/cache-audit.js';
 import { fakeCommit } from '../support/cache-builder.js';
 import { runCli } from '../support/cli.js';
@@ -110,7 +110,7 @@ describe('.git from a hostile hub (case 28)', () => {
   });
 
   it('names that only look like .git pass', async () => {
-    const { assertSafeRelativePath } = await import('../../src/cache/validate.js');
+    const { assertSafeRelativePath } = await import('../../src/core/validate.js');
     for (const path of ['.gitattributes', '.gitignore', '.github/workflows/x.yml', 'git/config', 'a.git/b', '.gitkeep', 'git~10', 'x.git']) {
       expect(assertSafeRelativePath(path, 'test')).toBe(path);
     }

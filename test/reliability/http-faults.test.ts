@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { Agent } from 'undici';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { isModelfetchError } from '../../src/errors.js';
+import { isModelfetchError } from '../../src/core/errors.js';
 import { transferFile } from '../../src/transfer/index.js';
 import type { TransferJob, TransferOptions } from '../../src/transfer/types.js';
 import { startFaultProxy, type FaultProxy } from '../support/fault-proxy.js';

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { pull } from '../../src/pull.js';
+import { pull } from '../../src/pull/index.js';
 import { auditCache, isClean } from '../support/cache-audit.js';
 import { runCli } from '../support/cli.js';
 import { startFixtureHub, type FixtureHub } from '../support/fixture-hub.js';

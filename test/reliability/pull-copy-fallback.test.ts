@@ -1,7 +1,7 @@
 import { lstat, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { pull } from '../../src/pull.js';
+import { pull } from '../../src/pull/index.js';
 import { auditCache, isClean } from '../support/cache-audit.js';
 import { startFixtureHub, type FixtureHub } from '../support/fixture-hub.js';
 import { testTempDir } from '../support/temp.js';

@@ -3,8 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RepoPaths } from '../../src/cache/layout.js';
-import { isModelfetchError } from '../../src/errors.js';
-import { pull } from '../../src/pull.js';
+import { isModelfetchError } from '../../src/core/errors.js';
+import { pull } from '../../src/pull/index.js';
 import { startFixtureHub, type FixtureHub } from '../support/fixture-hub.js';
 
 /** Case 33: a blob rewritten in place with its size kept and its mtime restored is not taken as verified. */

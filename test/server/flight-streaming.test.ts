@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { RepoPaths } from '../../src/cache/layout.js';
-import { ModelfetchError } from '../../src/errors.js';
+import { ModelfetchError } from '../../src/core/errors.js';
 import { linkSnapshotFile, writeRef } from '../../src/cache/snapshot.js';
 import type { FetchRequest } from '../../src/server/flights.js';
 import type { ListedFile } from '../../src/server/hub-json.js';

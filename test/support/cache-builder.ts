@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { RepoPaths } from '../../src/cache/layout.js';
 import { linkSnapshotFile, writeRef, type LinkMode } from '../../src/cache/snapshot.js';
-import type { FileDigest, RepoType } from '../../src/source/types.js';
+import type { FileDigest, RepoType } from '../../src/core/types.js';
 
 /** Writes a cache the way huggingface_hub would leave it, for tests of code that reads caches. */
 

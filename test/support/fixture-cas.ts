@@ -3,7 +3,7 @@ import { readFile } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { CompressionScheme, encodeChunk } from '../../src/transfer/xet/chunk-codec.js';
 import { chunkBoundaries } from '../../src/transfer/xet/chunker.js';
-import { chunkHash, fileHash, type HashedChunk, xetHashToHex, xorbHash } from '../../src/transfer/xet/hash.js';
+import { chunkHash, fileHash, type HashedChunk, xetHashToHex, xorbHash } from '../../src/core/hash/xet-hash.js';
 import { startFixtureServer, type FixtureServer } from './fixture-server.js';
 
 /**

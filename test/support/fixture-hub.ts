@@ -3,7 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { RepoType } from '../../src/source/types.js';
+import type { RepoType } from '../../src/core/types.js';
 import type { FixtureCas } from './fixture-cas.js';
 import { generateFile, serveFile, startFixtureServer, type FixtureServer, type RequestRecord, type RouteContext, type ServedFile } from './fixture-server.js';
 

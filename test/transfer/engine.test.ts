@@ -1,7 +1,7 @@
 
 import { describe, expect, it } from 'vitest';
 import { transferFile, transferFiles } from '../../src/transfer/index.js';
-import { isModelfetchError } from '../../src/errors.js';
+import { isModelfetchError } from '../../src/core/errors.js';
 import { serveFile, servedPath } from '../support/fixture-server.js';
 import { exists, fakeClock, MiB, rangeRequests, type Setup, sha256Of, testScope } from './helpers.js';
 

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { isModelfetchError } from '../../src/errors.js';
+import { isModelfetchError } from '../../src/core/errors.js';
 import { transferFile } from '../../src/transfer/index.js';
 import { serveFile, servedBuffer, servedPath, type RequestRecord } from '../support/fixture-server.js';
 import { exists, fakeClock, MiB, type Setup, sha256Of, testScope } from './helpers.js';

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { open, readFile, stat, writeFile } from 'node:fs/promises';
 import { describe, expect, it } from 'vitest';
-import { isModelfetchError } from '../../src/errors.js';
+import { isModelfetchError } from '../../src/core/errors.js';
 import { transferFile } from '../../src/transfer/index.js';
 import type { TransferJob } from '../../src/transfer/types.js';
 import { servedBuffer } from '../support/fixture-server.js';

@@ -3,7 +3,7 @@ import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { RepoPaths } from '../../src/cache/layout.js';
-import type { FileDigest } from '../../src/source/types.js';
+import type { FileDigest } from '../../src/core/types.js';
 import type { SwarmEngine } from '../../src/transfer/swarm/engine.js';
 import { swarmFetchBlob } from '../../src/transfer/swarm/swarm-fetch.js';
 import { hashFileForTorrent, PIECE_SIZE, torrentFile, type TorrentInfo } from '../../src/transfer/swarm/torrent.js';

@@ -1,4 +1,4 @@
-import { ModelfetchError } from '../../errors.js';
+import { ModelfetchError } from '../../core/errors.js';
 
 /**
  * Bencoding (BEP 3), the encoding of .torrent files and tracker answers. Strings are bytes (a piece

@@ -3,8 +3,8 @@ import { commitBlob, hashFile } from '../../cache/blob-store.js';
 import type { CommitOutcome } from '../../cache/atomic.js';
 import type { RepoPaths } from '../../cache/layout.js';
 import { makeRealFolders, removeUnder } from '../../cache/safe-path.js';
-import { ModelfetchError } from '../../errors.js';
-import type { FileDigest } from '../../source/types.js';
+import { ModelfetchError } from '../../core/errors.js';
+import type { FileDigest } from '../../core/types.js';
 import type { SwarmEngine, SwarmProgress } from './engine.js';
 import { parseTorrentFile } from './torrent.js';
 

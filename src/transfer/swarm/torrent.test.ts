@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { hasTool } from '../../../test/support/tools.js';
 import { RepoPaths } from '../../cache/layout.js';
-import type { FileDigest } from '../../source/types.js';
+import type { FileDigest } from '../../core/types.js';
 import { ensureTorrentInfo, hashFileForTorrent, parseTorrentFile, PIECE_SIZE, torrentFile } from './torrent.js';
 
 let dir: string;

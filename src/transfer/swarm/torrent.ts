@@ -1,10 +1,10 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { ModelfetchError } from '../../errors.js';
+import { ModelfetchError } from '../../core/errors.js';
 import type { RepoPaths } from '../../cache/layout.js';
 import { writeCacheFile } from '../../cache/snapshot.js';
-import type { FileDigest } from '../../source/types.js';
+import type { FileDigest } from '../../core/types.js';
 import { bdecode, bencode } from './bencode.js';
 
 /**

@@ -1,7 +1,7 @@
 import { once } from 'node:events';
 import { basename, dirname } from 'node:path';
 import type { Torrent, Wire } from 'webtorrent';
-import { ModelfetchError } from '../../errors.js';
+import { ModelfetchError } from '../../core/errors.js';
 import type { SwarmDownloadJob, SwarmEngine, SwarmProgress, SwarmSeedJob, SwarmSeeding, SwarmTransfer } from './engine.js';
 import { parseTorrentFile } from './torrent.js';
 

@@ -1,5 +1,5 @@
 import { compressFrameSync, decompressFrameSync } from 'lz4-napi';
-import { ModelfetchError } from '../../errors.js';
+import { ModelfetchError } from '../../core/errors.js';
 import { XET_MAX_CHUNK_SIZE } from './chunker.js';
 
 /**

@@ -1,4 +1,4 @@
-import { ModelfetchError } from '../../errors.js';
+import { ModelfetchError } from '../../core/errors.js';
 import { discardBody, type HttpResponse } from '../http.js';
 
 /** Reads a JSON response body of at most `maxBytes`; a larger or unparsable body is ERR_BAD_RESPONSE. */

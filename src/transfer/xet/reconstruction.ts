@@ -1,7 +1,7 @@
-import { ModelfetchError } from '../../errors.js';
+import { ModelfetchError } from '../../core/errors.js';
 import { XET_CHUNK_HEADER_BYTES, XET_MAX_COMPRESSED_CHUNK_SIZE } from './chunk-codec.js';
 import { XET_MAX_CHUNK_SIZE } from './chunker.js';
-import { isXetHashHex } from './hash.js';
+import { isXetHashHex } from '../../core/hash/xet-hash.js';
 
 /**
  * The CAS reconstruction answer (`GET {casUrl}/v1|v2/reconstructions/{fileHash}`): the file as an

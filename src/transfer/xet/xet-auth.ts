@@ -1,5 +1,5 @@
-import { ModelfetchError } from '../../errors.js';
-import { isXetHashHex } from './hash.js';
+import { ModelfetchError } from '../../core/errors.js';
+import { isXetHashHex } from '../../core/hash/xet-hash.js';
 
 /**
  * How the Hub points a client at Xet. A `/resolve/` answer for a Xet-backed file carries

@@ -1,5 +1,5 @@
 import type { FileHandle } from 'node:fs/promises';
-import { fromSystemError, isModelfetchError, ModelfetchError } from '../../errors.js';
+import { fromSystemError, isModelfetchError, ModelfetchError } from '../../core/errors.js';
 import { HashCursor } from '../hash-cursor.js';
 import { discardBody, headerValue, requestFollowingRedirects, retryAfterOf, statusError, type HttpResponse } from '../http.js';
 import { resolveOptions, type EngineOptions, type ResolvedOptions } from '../options.js';
@@ -9,10 +9,10 @@ import { journalPathFor, JournalWriter, readJournal, type JournalKey } from '../
 import { mergeRanges, type ByteRange } from '../segment-plan.js';
 import { createTempFile, removeIfPresent, reopenTempFile } from '../temp-file.js';
 import { ChunkStreamDecoder, decodeChunkBody } from './chunk-codec.js';
-import { isXetHashHex } from './hash.js';
+import { isXetHashHex } from '../../core/hash/xet-hash.js';
 import { readJsonBody } from './json-body.js';
 import { parseReconstruction, type Reconstruction, type XorbRangeFetch } from './reconstruction.js';
-import type { ChunkCache, ChunkEntryWriter } from './chunk-cache.js';
+import type { ChunkCache, ChunkEntryWriter } from '../../cache/xet-chunk-cache.js';
 import type { XetTokenProvider } from './xet-token.js';
 
 /**

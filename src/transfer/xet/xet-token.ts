@@ -1,4 +1,4 @@
-import { ModelfetchError } from '../../errors.js';
+import { ModelfetchError } from '../../core/errors.js';
 import { discardBody, requestFollowingRedirects, statusError, type Transport } from '../http.js';
 import type { Clock } from '../types.js';
 import { readJsonBody } from './json-body.js';

@@ -1,12 +1,12 @@
-import { ModelfetchError } from '../../errors.js';
-import { redactUrl } from '../../redact.js';
+import { ModelfetchError } from '../../core/errors.js';
+import { redactUrl } from '../../core/redact.js';
 import { discardBody, headerValue, requestFollowingRedirects } from '../http.js';
 import { journalPathFor } from '../journal.js';
 import type { ResolvedOptions } from '../options.js';
 import type { BatchProgress } from '../progress.js';
 import { removeIfPresent } from '../temp-file.js';
 import type { TransferJob, TransferResult, XetTransferOptions } from '../types.js';
-import { chunkCacheFor } from './chunk-cache.js';
+import { chunkCacheFor } from '../../cache/xet-chunk-cache.js';
 import { parseXetPointer, type XetFilePointer } from './xet-auth.js';
 
 /**

@@ -1,5 +1,5 @@
 import { blake3 } from '@noble/hashes/blake3';
-import { ModelfetchError } from '../../errors.js';
+import { ModelfetchError } from '../errors.js';
 
 /**
  * Xet's hashes: BLAKE3 keyed with protocol constants. A chunk hash is keyed BLAKE3 of the chunk's

@@ -1,11 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { lstat, open, readdir, rename, rm, utimes, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import { XET_CHUNK_CACHE_PARTS } from '../../cache/layout.js';
-import { assertRealFolders, makeRealFolders } from '../../cache/safe-path.js';
-import { isModelfetchError } from '../../errors.js';
-import { parseSize } from '../../format-bytes.js';
-import { chunkHash, isXetHashHex } from './hash.js';
+import { XET_CHUNK_CACHE_PARTS } from './layout.js';
+import { assertRealFolders, makeRealFolders } from './safe-path.js';
+import { isModelfetchError } from '../core/errors.js';
+import { parseSize } from '../core/format-bytes.js';
+import { chunkHash, isXetHashHex } from '../core/hash/xet-hash.js';
 
 /**
  * The dedup chunk cache: decoded Xet chunks kept on disk, so a new revision (or another repo) that

@@ -1,5 +1,5 @@
-import { ModelfetchError } from '../errors.js';
-import type { FileDigest } from '../source/types.js';
+import { ModelfetchError } from './errors.js';
+import type { FileDigest } from './types.js';
 
 const SHA256_HEX = /^[0-9a-f]{64}$/;
 const SHA1_HEX = /^[0-9a-f]{40}$/;

@@ -1,10 +1,10 @@
 import { fileHash as theirFileHash, getChunks, xorbHash as theirXorbHash } from '@huggingface/xetchunk-wasm';
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { isModelfetchError } from '../../errors.js';
-import { chunkBoundaries } from './chunker.js';
-import { splitmixData } from './splitmix.test-support.js';
-import { aggregatedHash, chunkHash, fileHash, type HashedChunk, xetHashFromHex, xetHashToHex, xorbHash } from './hash.js';
+import { isModelfetchError } from '../errors.js';
+import { chunkBoundaries } from '../../transfer/xet/chunker.js';
+import { splitmixData } from '../../transfer/xet/splitmix.test-support.js';
+import { aggregatedHash, chunkHash, fileHash, type HashedChunk, xetHashFromHex, xetHashToHex, xorbHash } from './xet-hash.js';
 
 const h = (hex: string, size: number): HashedChunk => ({ hash: xetHashFromHex(hex), size });
 const A = 'cfc5d07f6f03c29bbf424132963fe08d19a37d5757aaf520bf08119f05cd56d6';

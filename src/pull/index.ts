@@ -1,22 +1,24 @@
-import { isOfflineEnv } from './hf-env.js';
+import { isOfflineEnv } from '../core/hf-env.js';
 import { lstat, readdir, readlink, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { Dispatcher } from 'undici';
-import { resolveCacheDir, RepoPaths } from './cache/layout.js';
-import { acquireLock, markRevisionInUse, tryAcquireLock, type HeldLock } from './cache/lock.js';
-import { hashFile } from './cache/blob-store.js';
-import { cacheStore, type FileStore } from './cache/file-store.js';
-import { LocalDir } from './cache/local-dir.js';
-import { makeRealFolders } from './cache/safe-path.js';
-import { markNoExist, readRef, writeRef } from './cache/snapshot.js';
-import { touchRevision } from './cache/usage.js';
-import { readRepoTreeListing, type ListedFile } from './cache/tree-listing.js';
-import { assertSafeRelativePath, isSha1Hex } from './cache/validate.js';
-import { assertDiskSpace, type SpaceCheckOptions } from './disk-space.js';
-import { isModelfetchError, ModelfetchError, type ErrorCode } from './errors.js';
-import { resolveMaxFiles, tooManyFiles } from './source/listing-limit.js';
-import type { FileDigest, RepoType } from './source/types.js';
-import type { Clock, ProgressEvent, TransferJob, TransferOptions, TransferResult } from './transfer/types.js';
+import { RepoPaths } from '../cache/layout.js';
+import { readHfToken, resolveCacheDir, resolveHfEndpoint } from '../core/env.js';
+import { parseRepoReference } from '../core/repo-ref.js';
+import { acquireLock, markRevisionInUse, tryAcquireLock, type HeldLock } from '../cache/lock.js';
+import { hashFile } from '../cache/blob-store.js';
+import { cacheStore, type FileStore } from '../cache/file-store.js';
+import { LocalDir } from '../cache/local-dir.js';
+import { makeRealFolders } from '../cache/safe-path.js';
+import { markNoExist, readRef, writeRef } from '../cache/snapshot.js';
+import { touchRevision } from '../cache/usage.js';
+import { readRepoTreeListing, type ListedFile } from '../cache/tree-listing.js';
+import { assertSafeRelativePath, isSha1Hex } from '../core/validate.js';
+import { assertDiskSpace, type SpaceCheckOptions } from '../core/disk-space.js';
+import { isModelfetchError, ModelfetchError, type ErrorCode } from '../core/errors.js';
+import { resolveMaxFiles, tooManyFiles } from '../source/listing-limit.js';
+import type { FileDigest, RepoType } from '../core/types.js';
+import type { Clock, ProgressEvent, TransferJob, TransferOptions, TransferResult } from '../transfer/types.js';
 
 /**
  * `pull`: the one place that knows source, cache and transfer. Resolves `org/name@rev` to a commit
@@ -127,7 +129,7 @@ export interface PullResult {
   bytesBySource: { xet: number; plain: number };
   elapsedMs: number;
   /** What `dtype` converted. */
-  converted?: import('./safetensors/convert.js').ConvertResult;
+  converted?: import('../safetensors/convert.js').ConvertResult;
 }
 
 interface Resolved {
@@ -251,7 +253,7 @@ export async function pull(options: PullOptions): Promise<PullResult> {
     await inUse?.release();
   }
   if (options.dtype) {
-    const { convertAfterPull } = await import('./safetensors/convert.js');
+    const { convertAfterPull } = await import('../safetensors/convert.js');
     result.converted = await convertAfterPull(result.path, repo, resolved.commit, options);
     result.path = result.converted.path;
   }
@@ -275,15 +277,15 @@ function refuseOffline(offline: boolean, repoId: string): void {
 /** Loads the hub client only when the network is needed; refuses in offline mode. */
 async function hubClient(options: PullOptions, env: NodeJS.ProcessEnv, offline: boolean, repoId: string, repoType: RepoType, maxFiles: number): Promise<Remote> {
   refuseOffline(offline, repoId);
-  const hf = await import('./source/hf.js');
-  const endpoint = hf.resolveHfEndpoint(options.endpoint, env);
-  const token = await hf.readHfToken(options.token, env);
-  const { RateLimitPacer } = await import('./source/rate-limit.js');
-  const { systemClock } = await import('./transfer/options.js');
+  const hf = await import('../source/hf.js');
+  const endpoint = resolveHfEndpoint(options.endpoint, env);
+  const token = await readHfToken(options.token, env);
+  const { RateLimitPacer } = await import('../source/rate-limit.js');
+  const { systemClock } = await import('../transfer/options.js');
   const pacer = new RateLimitPacer(options.clock ?? systemClock);
   const onRateLimitWait = (ms: number, bucket: string): void => options.onWarning?.(`the hub's "${bucket}" rate limit is spent; waiting ${Math.ceil(ms / 1000)} s for its window to reset`);
   const client = { endpoint, pacer, onRateLimitWait, ...(token && { token }), ...(options.dispatcher && { dispatcher: options.dispatcher }), ...(options.signal && { signal: options.signal }), ...(options.apiTimeoutMs !== undefined && { requestTimeoutMs: options.apiTimeoutMs }) };
-  const repo = { repoType, repoId: hf.parseRepoReference(repoId).repoId };
+  const repo = { repoType, repoId: parseRepoReference(repoId).repoId };
   const xetHashes = new Map<string, string>(); // commit/path -> Xet hash, from the tree listing
   const listed = new Set<string>(); // commits whose listing came from the hub this run
   return {
@@ -310,7 +312,7 @@ async function hubClient(options: PullOptions, env: NodeJS.ProcessEnv, offline: 
 /** ModelScope: one listing gives both the commit and the files; downloads are pinned to that commit. */
 async function modelScopeRemote(options: PullOptions, env: NodeJS.ProcessEnv, offline: boolean, repoId: string): Promise<Remote> {
   refuseOffline(offline, repoId);
-  const ms = await import('./source/modelscope.js');
+  const ms = await import('../source/modelscope.js');
   const endpoint = ms.resolveModelScopeEndpoint(options.endpoint, env);
   const token = ms.readModelScopeToken(options.token, env);
   const client = { endpoint, ...(token && { token }), ...(options.dispatcher && { dispatcher: options.dispatcher }), ...(options.signal && { signal: options.signal }) };
@@ -339,8 +341,8 @@ function localDirOptions(options: PullOptions): { forceDownload?: boolean; onKep
 }
 
 /** The modelscope-layout folder of a model (MODELSCOPE_CACHE, or --cache-dir). */
-async function modelScopeFolder(options: PullOptions, env: NodeJS.ProcessEnv, repoId: string, revision: string): Promise<import('./cache/modelscope-layout.js').ModelScopeFolder> {
-  const layout = await import('./cache/modelscope-layout.js');
+async function modelScopeFolder(options: PullOptions, env: NodeJS.ProcessEnv, repoId: string, revision: string): Promise<import('../cache/modelscope-layout.js').ModelScopeFolder> {
+  const layout = await import('../cache/modelscope-layout.js');
   return new layout.ModelScopeFolder(new layout.ModelScopePaths(options.cacheDir ?? layout.resolveModelScopeCache(env), repoId), revision);
 }
 
@@ -548,7 +550,7 @@ export function uniqueByDigest(files: ListedFile[]): ListedFile[] {
  */
 async function fetchBlobs(store: FileStore, files: ListedFile[], commit: string, hub: Remote, options: PullOptions): Promise<Pick<PullResult, 'bytesFetched' | 'bytesResumed' | 'bytesDeduplicated' | 'bytesBySource'>> {
   // Loaded only when bytes must move, so a cache hit never pays for the engine (or undici).
-  const engine = await import('./transfer/index.js');
+  const engine = await import('../transfer/index.js');
   const transferFiles = options.transferFiles ?? engine.transferFiles;
   const env = options.env ?? process.env;
   const xet = engine.xetSettings({ env, ...(options.xet !== undefined && { xet: options.xet }), cacheRoot: options.cacheDir ?? resolveCacheDir(env), ...(options.onXetFallback && { onFallback: options.onXetFallback }) });
