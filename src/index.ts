@@ -1,7 +1,7 @@
 /** modelfetch's public library API. */
 export { ModelfetchError, isModelfetchError, exitCodeFor, type ErrorCode } from './core/errors.js';
 export { redactUrl, redactText } from './core/redact.js';
-export type { Snapshot, RemoteFile, FileDigest, RepoType } from './core/types.js';
+export type { Snapshot, RepoFile, FileDigest, RepoType } from './core/types.js';
 export type { TransferJob, TransferResult, TransferOptions, ProgressEvent, Clock } from './transfer/types.js';
 export { transferFiles, transferFile, createConnectionBudget, type ConnectionBudget, type EngineOptions } from './transfer/index.js';
 export { get, type GetOptions, type GetResult } from './get.js';

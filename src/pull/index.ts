@@ -12,12 +12,12 @@ import { LocalDir } from '../cache/local-dir.js';
 import { makeRealFolders } from '../cache/safe-path.js';
 import { markNoExist, readRef, writeRef } from '../cache/snapshot.js';
 import { touchRevision } from '../cache/usage.js';
-import { readRepoTreeListing, type ListedFile } from '../cache/tree-listing.js';
+import { readRepoTreeListing } from '../cache/tree-listing.js';
 import { assertSafeRelativePath, isSha1Hex } from '../core/validate.js';
 import { assertDiskSpace, type SpaceCheckOptions } from '../core/disk-space.js';
 import { isModelfetchError, ModelfetchError, type ErrorCode } from '../core/errors.js';
 import { resolveMaxFiles, tooManyFiles } from '../source/listing-limit.js';
-import type { FileDigest, RepoType } from '../core/types.js';
+import type { FileDigest, RepoFile, RepoType } from '../core/types.js';
 import type { Clock, ProgressEvent, TransferJob, TransferOptions, TransferResult } from '../transfer/types.js';
 
 /**
@@ -41,7 +41,7 @@ export interface PullOptions {
    * A trusted listing of `revision`, which must then be a commit (e.g. from a lockfile): no hub call
    * resolves or lists it, and only these sizes and digests are accepted, whatever the hub says.
    */
-  listing?: ListedFile[];
+  listing?: RepoFile[];
   /** Globs; a pattern without `/` matches the file name at any depth. */
   include?: string[];
   exclude?: string[];
@@ -134,7 +134,7 @@ export interface PullResult {
 
 interface Resolved {
   commit: string;
-  listing: ListedFile[];
+  listing: RepoFile[];
   /** Where the listing came from: the hub or a cached tree listing (authoritative), or the snapshot folder. */
   authoritative: boolean;
   fromHub: boolean;
@@ -264,8 +264,8 @@ export async function pull(options: PullOptions): Promise<PullResult> {
 /** What pull needs from a source: the commit of a revision, the files of a commit, and where each file's bytes are. */
 interface Remote {
   fetchCommit(revision: string): Promise<string>;
-  listFiles(commit: string): Promise<ListedFile[]>;
-  job(commit: string, file: ListedFile): Pick<TransferJob, 'urls' | 'identity' | 'headers' | 'xet'>;
+  listFiles(commit: string): Promise<RepoFile[]>;
+  job(commit: string, file: RepoFile): Pick<TransferJob, 'urls' | 'identity' | 'headers' | 'xet'>;
 }
 
 function refuseOffline(offline: boolean, repoId: string): void {
@@ -360,7 +360,7 @@ interface ResolveInput {
 }
 
 /** A listing the caller vouches for (a lockfile's): not written as the commit's tree listing, which it may only be part of. */
-function pinnedListing(revision: string, listing: ListedFile[]): Resolved {
+function pinnedListing(revision: string, listing: RepoFile[]): Resolved {
   if (!isSha1Hex(revision)) throw new ModelfetchError('ERR_USAGE', `A pinned listing needs a commit as revision, not ${JSON.stringify(revision)}`);
   return { commit: revision, listing, authoritative: false, fromHub: false };
 }
@@ -413,11 +413,11 @@ async function resolveListingOnce({ repo, local, revision, offline, online }: Re
  * Offline and without a tree listing (a cache written by an older huggingface_hub): the snapshot
  * folder itself says what is there. Symlinks name their blob; copies are taken as they are.
  */
-async function listSnapshotFolder(repo: RepoPaths, commit: string): Promise<ListedFile[] | undefined> {
+async function listSnapshotFolder(repo: RepoPaths, commit: string): Promise<RepoFile[] | undefined> {
   const root = repo.snapshotDir(commit);
   const entries = await readdir(root, { recursive: true }).catch(() => undefined);
   if (!entries) return undefined;
-  const files: ListedFile[] = [];
+  const files: RepoFile[] = [];
   for (const entry of entries) {
     const path = entry.split('\\').join('/');
     const full = join(root, path);
@@ -460,7 +460,7 @@ function withPullHint(error: unknown, fix: string): unknown {
 }
 
 /** Which files have something at their content path (a blob, or a file in a folder), before planning decides on it. */
-async function pathsOnDisk(files: ListedFile[], contentPath: (file: ListedFile) => string | undefined): Promise<Set<string>> {
+async function pathsOnDisk(files: RepoFile[], contentPath: (file: RepoFile) => string | undefined): Promise<Set<string>> {
   const found = new Set<string>();
   for (const file of files) {
     const path = contentPath(file);
@@ -485,7 +485,7 @@ function emptySelection(repoId: string, resolved: Resolved, offline: boolean, op
 }
 
 /** Files to pull: exact paths if given, then include/exclude globs. */
-function selectFiles(listing: ListedFile[], requested: string[], include: string[] = [], exclude: string[] = []): { files: ListedFile[]; missing: string[] } {
+function selectFiles(listing: RepoFile[], requested: string[], include: string[] = [], exclude: string[] = []): { files: RepoFile[]; missing: string[] } {
   let files = listing;
   let missing: string[] = [];
   if (requested.length) {
@@ -521,7 +521,7 @@ export async function loadGlobSupport(): Promise<void> {
 const PLAN_CONCURRENCY = 64;
 
 /** What a store lacks of `files` ('missing': no content; 'unlinked': content there, entry not). */
-export async function planFiles(store: FileStore, files: ListedFile[]): Promise<{ missing: ListedFile[]; unlinked: ListedFile[] }> {
+export async function planFiles(store: FileStore, files: RepoFile[]): Promise<{ missing: RepoFile[]; unlinked: RepoFile[] }> {
   const states: Array<'present' | 'unlinked' | 'missing'> = new Array(files.length);
   let next = 0;
   const worker = async (): Promise<void> => {
@@ -537,8 +537,8 @@ export async function planFiles(store: FileStore, files: ListedFile[]): Promise<
   };
 }
 
-export function uniqueByDigest(files: ListedFile[]): ListedFile[] {
-  const seen = new Map<string, ListedFile>();
+export function uniqueByDigest(files: RepoFile[]): RepoFile[] {
+  const seen = new Map<string, RepoFile>();
   for (const file of files) if (!seen.has(file.digest.hex)) seen.set(file.digest.hex, file);
   return [...seen.values()];
 }
@@ -548,7 +548,7 @@ export function uniqueByDigest(files: ListedFile[]): ListedFile[] {
  * one batch; for blobs another process is fetching, wait for its lock, then use its result (or fetch
  * it ourselves if that process failed).
  */
-async function fetchBlobs(store: FileStore, files: ListedFile[], commit: string, hub: Remote, options: PullOptions): Promise<Pick<PullResult, 'bytesFetched' | 'bytesResumed' | 'bytesDeduplicated' | 'bytesBySource'>> {
+async function fetchBlobs(store: FileStore, files: RepoFile[], commit: string, hub: Remote, options: PullOptions): Promise<Pick<PullResult, 'bytesFetched' | 'bytesResumed' | 'bytesDeduplicated' | 'bytesBySource'>> {
   // Loaded only when bytes must move, so a cache hit never pays for the engine (or undici).
   const engine = await import('../transfer/index.js');
   const transferFiles = options.transferFiles ?? engine.transferFiles;
@@ -560,8 +560,8 @@ async function fetchBlobs(store: FileStore, files: ListedFile[], commit: string,
   let wait = false;
   const prepared = new Set<string>();
   while (pending.length) {
-    const held: Array<{ file: ListedFile; lock: HeldLock }> = [];
-    const later: ListedFile[] = [];
+    const held: Array<{ file: RepoFile; lock: HeldLock }> = [];
+    const later: RepoFile[] = [];
     try {
       for (const file of pending) {
         // The temp and lock folders are made through real folders only, before anything is written there.
@@ -615,7 +615,7 @@ async function fetchBlobs(store: FileStore, files: ListedFile[], commit: string,
  * which another file failed, or a crash right after the transfer. Verified here, it is committed
  * instead of downloaded again.
  */
-async function adoptFinishedTemp(store: FileStore, file: ListedFile): Promise<boolean> {
+async function adoptFinishedTemp(store: FileStore, file: RepoFile): Promise<boolean> {
   const temp = store.tempPath(file);
   const info = await lstat(temp).catch(() => undefined);
   if (!info?.isFile() || info.size !== file.size) return false;
