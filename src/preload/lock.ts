@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { writeFileAtomic } from '../cache/snapshot.js';
 import { ModelfetchError } from '../core/errors.js';
 import type { FileDigest } from '../core/types.js';
-import { globMatch, loadGlobSupport } from '../pull/index.js';
+import { globMatch, loadGlobSupport } from '../pull/select-files.js';
 import { modelIdentity, normaliseLockfile, serialiseLockfile, type LockedModel, type Lockfile } from './lockfile.js';
 import type { Manifest, ManifestModel } from './manifest.js';
 
