@@ -6,10 +6,10 @@
  * without notice. `test/architecture/public-api.test.ts` holds this list.
  */
 export { ModelfetchError, isModelfetchError, exitCodeFor, ERROR_CODES, type ErrorCode } from './core/errors.js';
-export type { FileDigest, RepoType } from './core/types.js';
+export type { FileDigest, RepoFile, RepoType } from './core/types.js';
 export type { ProgressEvent } from './transfer/types.js';
 export { get, type GetOptions, type GetResult } from './get.js';
-export { pull, type PullOptions, type PullResult, type PullPlan } from './pull/index.js';
+export { pull, type PullOptions, type PullResult, type PullPlan, type PullProgressEvent } from './pull/index.js';
 export { serve, createMirrorServer, type MirrorServer, type MirrorServerOptions } from './server/mirror-server.js';
 export type { UpstreamHub } from './server/catalog.js';
 export { scanCache, type CacheScan, type ScannedRepo, type ScannedRevision, type CacheIssue } from './cache/scan.js';

@@ -1,7 +1,8 @@
 import { commitBlob, verifyBlob } from './blob-store.js';
 import type { RepoPaths } from './layout.js';
 import { isSnapshotLinked, linkSnapshotFile } from './snapshot.js';
-import { readRepoTreeListing, writeTreeListing, type ListedFile } from './tree-listing.js';
+import { readRepoTreeListing, writeTreeListing } from './tree-listing.js';
+import type { RepoFile } from '../core/types.js';
 
 /**
  * Where pulled files go: the hub cache (content-addressed blobs + snapshot links), or a local dir
@@ -13,23 +14,23 @@ export interface FileStore {
   /** Whether files with the same digest share one download (true for blobs). */
   readonly sharesContent: boolean;
   /** 'present' (complete, verified, in place), 'unlinked' (content there, entry missing) or 'missing'. */
-  state(file: ListedFile): Promise<'present' | 'unlinked' | 'missing'>;
+  state(file: RepoFile): Promise<'present' | 'unlinked' | 'missing'>;
   /** Partial download (the engine keeps its journal beside it) and the cross-process lock for it. */
-  tempPath(file: ListedFile): string;
-  lockPath(file: ListedFile): string;
+  tempPath(file: RepoFile): string;
+  lockPath(file: RepoFile): string;
   /** Whether the content is complete now (another process may have just finished it). */
-  hasContent(file: ListedFile): Promise<boolean>;
+  hasContent(file: RepoFile): Promise<boolean>;
   /** Moves a transferred, verified temp file into place. */
-  commit(file: ListedFile, tempPath: string): Promise<void>;
+  commit(file: RepoFile, tempPath: string): Promise<void>;
   /** Makes the file visible at its path once its content is in place. */
-  link(file: ListedFile): Promise<void>;
+  link(file: RepoFile): Promise<void>;
   /** Records the commit's full listing (huggingface_hub's `trees/{commit}.json`). */
-  writeListing(listing: ListedFile[]): Promise<void>;
+  writeListing(listing: RepoFile[]): Promise<void>;
 }
 
 /** The hub cache for one commit of one repo. */
 export function cacheStore(repo: RepoPaths, commit: string): FileStore {
-  const hasContent = async (file: ListedFile): Promise<boolean> => (await verifyBlob(repo, file.digest, file.size)) !== 'missing';
+  const hasContent = async (file: RepoFile): Promise<boolean> => (await verifyBlob(repo, file.digest, file.size)) !== 'missing';
   return {
     root: repo.root,
     sharesContent: true,

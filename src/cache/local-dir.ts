@@ -5,7 +5,8 @@ import { hashFile } from './blob-store.js';
 import type { FileStore } from './file-store.js';
 import { makeRealFolders } from './safe-path.js';
 import { writeCacheFile } from './snapshot.js';
-import { readTreeListing, writeTreeListing, type ListedFile } from './tree-listing.js';
+import { readTreeListing, writeTreeListing } from './tree-listing.js';
+import type { RepoFile } from '../core/types.js';
 import { assertCommit, assertSafeRelativePath, isSha1Hex } from '../core/validate.js';
 
 /**
@@ -43,7 +44,7 @@ export class LocalDir {
     return join(this.meta, 'trees', `${assertCommit(commit, 'local dir')}.json`);
   }
 
-  readListing(commit: string): Promise<ListedFile[] | undefined> {
+  readListing(commit: string): Promise<RepoFile[] | undefined> {
     return readTreeListing(this.treeListing(commit));
   }
 
@@ -74,7 +75,7 @@ export class LocalDir {
    * bytes are not this commit's, the user edited it: it is kept, and `onKept` told, unless `forceDownload`.
    */
   store(commit: string, options: LocalDirStoreOptions = {}): FileStore {
-    const state = async (file: ListedFile): Promise<'present' | 'missing'> => {
+    const state = async (file: RepoFile): Promise<'present' | 'missing'> => {
       const info = await stat(this.file(file.path)).catch(() => undefined);
       if (!info?.isFile()) return 'missing';
       const metadata = await this.readMetadata(file.path);

@@ -6,7 +6,8 @@ import { fingerprintOf, hashFile, sameFingerprint, type Fingerprint } from './bl
 import type { FileStore } from './file-store.js';
 import { assertRepoId } from '../core/repo-ref.js';
 import { writeCacheFile } from './snapshot.js';
-import { readTreeListing, writeTreeListing, type ListedFile } from './tree-listing.js';
+import { readTreeListing, writeTreeListing } from './tree-listing.js';
+import type { RepoFile } from '../core/types.js';
 import { assertSafeRelativePath, isSha1Hex } from '../core/validate.js';
 
 /**
@@ -66,12 +67,12 @@ export class ModelScopePaths {
   }
 
   /** A partial download of one file (the engine's journal sits beside it). */
-  partial(file: ListedFile): string {
+  partial(file: RepoFile): string {
     return join(this.stateDir, 'partial', `${fileKey(file)}.part`);
   }
 
   /** The cross-process download lock of one file. */
-  lock(file: ListedFile): string {
+  lock(file: RepoFile): string {
     return join(this.stateDir, 'locks', `${fileKey(file)}.lock`);
   }
 
@@ -91,7 +92,7 @@ export class ModelScopePaths {
   }
 }
 
-function fileKey(file: ListedFile): string {
+function fileKey(file: RepoFile): string {
   return `${file.digest.hex}-${encodeURIComponent(assertSafeRelativePath(file.path, 'ModelScope file'))}`.slice(0, 240);
 }
 
@@ -120,7 +121,7 @@ export class ModelScopeFolder {
   }
 
   /** The listing a previous pull recorded for `commit`, with each file's own revision. */
-  async readListing(commit: string): Promise<ListedFile[] | undefined> {
+  async readListing(commit: string): Promise<RepoFile[] | undefined> {
     const listing = await readTreeListing(this.paths.treeListing(commit));
     if (!listing) return undefined;
     const revisions = JSON.parse((await readFile(this.paths.revisions(commit), 'utf8').catch(() => undefined)) ?? '{}') as Record<string, unknown>;
@@ -132,19 +133,19 @@ export class ModelScopeFolder {
 
   store(commit: string): FileStore {
     const paths = this.paths;
-    const stampNow = async (file: ListedFile): Promise<void> => {
+    const stampNow = async (file: RepoFile): Promise<void> => {
       const info = await stat(paths.file(file.path));
       const stamp: FileStamp = { sha256: file.digest.hex, ...fingerprintOf(info) };
       await writeCacheFile(paths.root, paths.stamp(file.path), JSON.stringify(stamp));
     };
     /** Whether the file is there with the size and stamp of this content (no hashing). */
-    const stamped = async (file: ListedFile): Promise<boolean | 'unstamped'> => {
+    const stamped = async (file: RepoFile): Promise<boolean | 'unstamped'> => {
       const info = await stat(paths.file(file.path)).catch(() => undefined);
       if (!info?.isFile() || info.size !== file.size) return false;
       const stamp = JSON.parse((await readFile(paths.stamp(file.path), 'utf8').catch(() => undefined)) ?? 'null') as Partial<FileStamp> | null;
       return (stamp && stamp.sha256 === file.digest.hex && sameFingerprint(stamp, fingerprintOf(info))) || 'unstamped';
     };
-    const state = async (file: ListedFile): Promise<'present' | 'missing'> => {
+    const state = async (file: RepoFile): Promise<'present' | 'missing'> => {
       const known = await stamped(file);
       if (known !== 'unstamped') return known ? 'present' : 'missing';
       // Written by the modelscope library, or changed since: the bytes decide, once.

@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import type { FileDigest } from '../core/types.js';
+import type { FileDigest, RepoFile } from '../core/types.js';
 import type { RepoPaths } from './layout.js';
 import { writeCacheFile } from './snapshot.js';
 import { assertDigest, assertSafeRelativePath, isSha1Hex } from '../core/validate.js';
@@ -9,16 +9,6 @@ import { assertDigest, assertSafeRelativePath, isSha1Hex } from '../core/validat
  * offline reader can tell a complete snapshot from a partial one. modelfetch reads and writes the same
  * format (version 1), which also lets huggingface_hub's offline completeness check see our downloads.
  */
-
-export interface ListedFile {
-  path: string;
-  size: number;
-  digest: FileDigest;
-  /** The git blob id (of the LFS pointer for LFS files), when known. */
-  blobId?: string;
-  /** The commit the source lists for this file, when it lists one per file (ModelScope's `.msc` records it). */
-  revision?: string;
-}
 
 interface TreeEntry {
   size: number;
@@ -30,7 +20,7 @@ interface TreeEntry {
 const FORMAT_VERSION = 1;
 
 /** Writes the listing for `commit` (a file on disk the way huggingface_hub writes it). */
-export function serializeTreeListing(files: ListedFile[]): string {
+export function serializeTreeListing(files: RepoFile[]): string {
   const entries: Record<string, TreeEntry> = {};
   for (const file of files) {
     const lfs = file.digest.algorithm === 'sha256';
@@ -44,7 +34,7 @@ export function serializeTreeListing(files: ListedFile[]): string {
 }
 
 /** Writes the listing at `path` below `root` (a cache root or a local dir), through real folders only. */
-export async function writeTreeListing(root: string, path: string, files: ListedFile[]): Promise<void> {
+export async function writeTreeListing(root: string, path: string, files: RepoFile[]): Promise<void> {
   await writeCacheFile(root, path, serializeTreeListing(files));
 }
 
@@ -52,7 +42,7 @@ export async function writeTreeListing(root: string, path: string, files: Listed
  * Reads a listing written by modelfetch or huggingface_hub, validating every path, size and digest;
  * undefined when absent, of another format, or malformed (then the caller asks the hub again).
  */
-export async function readTreeListing(path: string): Promise<ListedFile[] | undefined> {
+export async function readTreeListing(path: string): Promise<RepoFile[] | undefined> {
   const raw = await readFile(path, 'utf8').catch(() => undefined);
   if (raw === undefined) return undefined;
   try {
@@ -75,6 +65,6 @@ export async function readTreeListing(path: string): Promise<ListedFile[] | unde
 }
 
 /** The cached listing of `commit` in a cache repo. */
-export function readRepoTreeListing(repo: RepoPaths, commit: string): Promise<ListedFile[] | undefined> {
+export function readRepoTreeListing(repo: RepoPaths, commit: string): Promise<RepoFile[] | undefined> {
   return readTreeListing(repo.treeListing(commit));
 }

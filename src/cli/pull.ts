@@ -1,12 +1,12 @@
 import type { Command } from 'commander';
 import { ModelfetchError } from '../core/errors.js';
 import type { PullOptions, PullPlan, PullResult } from '../pull/index.js';
+import { checkPullFlags, parseConnections } from '../pull/options.js';
 import type { RepoType } from '../core/types.js';
 import { abortOnInterrupt } from './interrupt.js';
 import type { CliIo } from './main.js';
 import { formatBytes } from '../core/format-bytes.js';
 import { createProgressRenderer, describeRetry, progressModeFor, type ProgressRenderer } from './progress.js';
-import { parseTargetDtype } from '../safetensors/plan.js';
 import { describeConversion } from './convert.js';
 import { examples } from './examples.js';
 import { hfEnvTimeouts, progressBarsDisabled } from '../core/hf-env.js';
@@ -36,23 +36,9 @@ export interface PullFlags {
   xet?: boolean;
 }
 
-function usage(message: string, hint: string): ModelfetchError {
-  return new ModelfetchError('ERR_USAGE', message, { hint });
-}
-
-/** Pull options from the command's flags; `download` (hf download's flags) maps onto these too. */
+/** Pull options from the command's flags; `download` (hf download's flags) maps onto these too. Checked by the library's own flag checks. */
 export function toOptions(repo: string, files: string[], flags: PullFlags, io: CliIo): PullOptions {
-  if (!['model', 'dataset', 'space'].includes(flags.repoType)) throw usage(`Unknown --repo-type ${JSON.stringify(flags.repoType)}`, 'Use model, dataset or space.');
-  if (flags.cacheDir && flags.localDir) throw usage('--cache-dir and --local-dir exclude each other', 'Pick the cache (shared, deduplicated) or a plain folder of real files.');
-  let connections: number | undefined;
-  if (flags.connections !== undefined) {
-    connections = Number(flags.connections);
-    if (!Number.isInteger(connections) || connections < 1 || connections > 256) throw usage(`Invalid --connections ${JSON.stringify(flags.connections)}`, 'Use a whole number from 1 to 256.');
-  }
-  if (flags.source !== undefined && flags.source !== 'hf' && flags.source !== 'modelscope') throw usage(`Unknown --source ${JSON.stringify(flags.source)}`, 'Use hf or modelscope (or write the repo as ms://org/name).');
-  if (flags.layout !== undefined && flags.layout !== 'hf' && flags.layout !== 'modelscope') throw usage(`Unknown --layout ${JSON.stringify(flags.layout)}`, 'Use modelscope (where the modelscope library reads) or hf (the hub cache).');
-  const { apiTimeoutMs, stallTimeoutMs } = hfEnvTimeouts(io.env);
-  return {
+  const options: PullOptions = {
     repo,
     repoType: flags.repoType as RepoType,
     ...(flags.source && { source: flags.source as 'hf' | 'modelscope' }),
@@ -63,21 +49,22 @@ export function toOptions(repo: string, files: string[], flags: PullFlags, io: C
     ...(flags.exclude && { exclude: flags.exclude }),
     ...(flags.cacheDir && { cacheDir: flags.cacheDir }),
     ...(flags.localDir && { localDir: flags.localDir }),
-    ...(connections !== undefined && { connections }),
+    ...(flags.connections !== undefined && { connections: parseConnections(flags.connections) }),
     ...(flags.offline && { offline: true }),
     ...(flags.check && { check: true }),
     ...(flags.endpoint && { endpoint: flags.endpoint }),
     ...(flags.token && { token: flags.token }),
-    ...(flags.dtype && { dtype: parseTargetDtype(flags.dtype) === 'F16' ? 'f16' : 'bf16' }),
+    ...(flags.dtype && { dtype: flags.dtype }),
     ...(flags.keep && { keep: flags.keep }),
     ...(flags.ignoreDiskSpace && { ignoreDiskSpace: true }),
     ...(flags.forceDownload && { forceDownload: true }),
     onWarning: (message) => void io.stderr.write(`modelfetch: warning: ${message}\n`),
     ...(flags.xet === false && { xet: false }),
     onXetFallback: (line) => void io.stderr.write(line),
-    ...(apiTimeoutMs !== undefined && { apiTimeoutMs }),
-    ...(stallTimeoutMs !== undefined && { transfer: { stallTimeoutMs } }),
   };
+  checkPullFlags(options);
+  const { apiTimeoutMs, stallTimeoutMs } = hfEnvTimeouts(io.env);
+  return { ...options, ...(apiTimeoutMs !== undefined && { apiTimeoutMs }), ...(stallTimeoutMs !== undefined && { transfer: { stallTimeoutMs } }) };
 }
 
 function describePlan(plan: PullPlan): string {

@@ -9,19 +9,27 @@ export interface FileDigest {
   hex: string;
 }
 
-export interface RemoteFile {
+/**
+ * One file of a repo at one commit, as a listing names it: the one shape that sources return, the
+ * cache's tree listing stores, `pull` selects and fetches, and the mirror serves as Hub JSON.
+ * Optional fields are what only some listings know.
+ */
+export interface RepoFile {
   /** Repo-relative POSIX path, validated safe (no `..`, not absolute, no backslash or drive letter). */
   path: string;
   size: number;
   digest: FileDigest;
-  /** Download URLs; more than one means mirrors of the same bytes. */
-  urls: string[];
-  /** Strong ETag as the hub reports it, when known. */
-  etag?: string;
+  /** The git blob id (of the LFS pointer for LFS files), when the listing gives it. */
+  blobId?: string;
+  /** The Xet file hash, when the Hub stores the file in Xet (tree `xetHash`). */
+  xetHash?: string;
   /** The commit the source lists for this file, when it lists one per file (ModelScope). */
   revision?: string;
+  /** Download URLs, when the source names them; more than one means mirrors of the same bytes. */
+  urls?: string[];
 }
 
+/** A revision resolved to a commit and its files (what `lock` records). */
 export interface Snapshot {
   source: 'hf' | 'modelscope' | 'url';
   repoType: RepoType;
@@ -31,5 +39,5 @@ export interface Snapshot {
   revision: string;
   /** The immutable commit the revision resolved to (40-hex for the Hub). */
   commit: string;
-  files: RemoteFile[];
+  files: Array<RepoFile & { urls: string[] }>;
 }

@@ -1,15 +1,15 @@
 import { readFile } from 'node:fs/promises';
 import { writeFileAtomic } from '../cache/snapshot.js';
 import { ModelfetchError } from '../core/errors.js';
-import type { FileDigest } from '../core/types.js';
-import { globMatch, loadGlobSupport } from '../pull/index.js';
+import type { RepoFile } from '../core/types.js';
+import { globMatch, loadGlobSupport } from '../pull/select-files.js';
 import { modelIdentity, normaliseLockfile, serialiseLockfile, type LockedModel, type Lockfile } from './lockfile.js';
 import type { Manifest, ManifestModel } from './manifest.js';
 
 /** What a source says a revision is: its commit and every file with size and digest. */
 export interface ResolvedRevision {
   commit: string;
-  files: Array<{ path: string; size: number; digest: FileDigest }>;
+  files: RepoFile[];
 }
 
 export type ResolveRevision = (model: ManifestModel) => Promise<ResolvedRevision>;

@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { assertRepoId } from '../core/repo-ref.js';
 import { assertCommit, assertDigest, assertSafeRelativePath, assertSafeRevision } from '../core/validate.js';
 import { ModelfetchError } from '../core/errors.js';
-import type { FileDigest, RepoType } from '../core/types.js';
+import type { FileDigest, RepoFile, RepoType } from '../core/types.js';
 import { canonicalJson, compareCodeUnits } from './canonical-json.js';
 import type { Manifest, ManifestModel, PreloadSource } from './manifest.js';
 import { modelKey } from './model-key.js';
@@ -17,11 +17,8 @@ import { modelKey } from './model-key.js';
 
 export const LOCKFILE_VERSION = 1;
 
-export interface LockedFile {
-  path: string;
-  size: number;
-  digest: FileDigest;
-}
+/** What a lockfile records of a file: its path, size and digest, nothing a source may change. */
+export type LockedFile = Pick<RepoFile, 'path' | 'size' | 'digest'>;
 
 export interface LockedModel extends ManifestModel {
   /** The immutable commit `revision` resolved to. */

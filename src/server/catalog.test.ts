@@ -8,10 +8,10 @@ import { buildCachedRepo, fakeCommit } from '../../test/support/cache-builder.js
 import { CacheView } from './cache-view.js';
 import { Catalog, publicRepoMatcher, type UpstreamHub, type Visibility } from './catalog.js';
 import { HttpError } from './http-error.js';
-import type { ListedFile } from './hub-json.js';
+import type { RepoFile } from '../core/types.js';
 
 const repo = { repoType: 'model' as const, repoId: 'org/m' };
-const file: ListedFile = { path: 'a.txt', size: 1, digest: { algorithm: 'git-sha1', hex: 'a'.repeat(40) } };
+const file: RepoFile = { path: 'a.txt', size: 1, digest: { algorithm: 'git-sha1', hex: 'a'.repeat(40) } };
 
 /** An upstream whose answers the test sets, counting the calls the catalog makes. */
 class ScriptedUpstream implements UpstreamHub {
@@ -29,7 +29,7 @@ class ScriptedUpstream implements UpstreamHub {
     this.fail();
     return /^[0-9a-f]{40}$/.test(revision) ? revision : this.branch;
   }
-  async listFiles(_repo: unknown, commit: string): Promise<ListedFile[]> {
+  async listFiles(_repo: unknown, commit: string): Promise<RepoFile[]> {
     this.calls.push(`list ${commit}`);
     this.fail();
     return [file];
@@ -150,7 +150,7 @@ describe('Catalog', () => {
   });
 
   it('keeps the in-memory listing map within its bound, least recently used dropped first', async () => {
-    const many: ListedFile[] = Array.from({ length: 5_000 }, (_, i) => ({ ...file, path: `f${i}.bin` }));
+    const many: RepoFile[] = Array.from({ length: 5_000 }, (_, i) => ({ ...file, path: `f${i}.bin` }));
     upstream.listFiles = async () => many;
     const bounded = new Catalog({ cache: new CacheView(root), upstream, revalidateAfterMs: 60_000, accessTtlMs: 0, listingCacheFiles: 50_000, now: () => now });
     for (let i = 0; i < 100; i++) {

@@ -7,7 +7,7 @@ import { removeUnder } from '../cache/safe-path.js';
 import { isModelfetchError, ModelfetchError } from '../core/errors.js';
 import type { CacheView } from './cache-view.js';
 import { HttpError, toHttpError } from './http-error.js';
-import type { ListedFile } from './hub-json.js';
+import type { RepoFile } from '../core/types.js';
 import { LruMap } from './lru.js';
 import type { RepoRef } from './route.js';
 
@@ -19,7 +19,7 @@ import type { RepoRef } from './route.js';
  */
 export interface ResolvedRevision {
   commit: string;
-  files: ListedFile[];
+  files: RepoFile[];
   lastModified: Date;
   /** Where the file list came from: upstream's listing (complete) or the local snapshot (what is cached). */
   source: 'cache' | 'upstream';
@@ -37,7 +37,7 @@ export interface UpstreamHub {
   /** The commit a branch, tag or commit names now. */
   revisionCommit(repo: RepoRef, revision: string, token: string | undefined): Promise<string>;
   /** Every file at `commit`. */
-  listFiles(repo: RepoRef, commit: string, token: string | undefined): Promise<ListedFile[]>;
+  listFiles(repo: RepoRef, commit: string, token: string | undefined): Promise<RepoFile[]>;
   /** What an anonymous client may see of the repo: asked without any token. */
   visibility(repo: RepoRef, revision: string): Promise<Visibility>;
   /** Whether `token` may download `path` (or, without a path, read the repo at `revision`). */
@@ -48,8 +48,8 @@ export interface UpstreamHub {
 
 /** Stores what upstream listed, so a later offline start still knows complete snapshots. */
 export interface ListingStore {
-  read(repo: RepoPaths, commit: string): Promise<ListedFile[] | undefined>;
-  write(repo: RepoPaths, commit: string, files: ListedFile[]): Promise<void>;
+  read(repo: RepoPaths, commit: string): Promise<RepoFile[] | undefined>;
+  write(repo: RepoPaths, commit: string, files: RepoFile[]): Promise<void>;
 }
 
 export interface CatalogOptions {
@@ -81,7 +81,7 @@ const MAX_TRACKED = 10_000;
 
 export class Catalog {
   /** Upstream listings by commit: immutable, so kept, within a bound (least recently used dropped first). */
-  private readonly listings: LruMap<string, ListedFile[]>;
+  private readonly listings: LruMap<string, RepoFile[]>;
   private readonly validated = new LruMap<string, { at: number; commit: string }>(MAX_TRACKED);
   /** Upstream's last answer on each repo's visibility. Only `public` lets a client in without a token check. */
   private readonly visibilities = new LruMap<string, { value: Visibility; at: number }>(MAX_TRACKED);

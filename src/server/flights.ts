@@ -1,4 +1,4 @@
-import type { ListedFile } from './hub-json.js';
+import type { RepoFile } from '../core/types.js';
 import type { RepoRef } from './route.js';
 
 /**
@@ -22,7 +22,7 @@ export interface FetchProgress {
 export interface FetchRequest {
   repo: RepoRef;
   commit: string;
-  file: ListedFile;
+  file: RepoFile;
   /** Token to send upstream, if any. */
   token?: string;
   signal: AbortSignal;
@@ -54,7 +54,7 @@ export class Flight {
 
   constructor(
     readonly repo: RepoRef,
-    readonly file: ListedFile,
+    readonly file: RepoFile,
   ) {
     this.done = new Promise<void>((resolve, reject) => {
       this.settle = { resolve, reject };
@@ -126,12 +126,12 @@ export class Flights {
 
   constructor(private readonly options: FlightsOptions) {}
 
-  static key(repo: RepoRef, file: ListedFile): string {
+  static key(repo: RepoRef, file: RepoFile): string {
     return `${repo.repoType}:${repo.repoId}:${file.digest.hex}`;
   }
 
   /** The flight for this blob: the running one, or a new download. */
-  start(repo: RepoRef, commit: string, file: ListedFile, token: string | undefined): Flight {
+  start(repo: RepoRef, commit: string, file: RepoFile, token: string | undefined): Flight {
     const key = Flights.key(repo, file);
     const existing = this.flights.get(key);
     if (existing) return existing;

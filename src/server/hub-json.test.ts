@@ -4,10 +4,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { listTree, pathsInfo, repoInfo, treeFileEntry, type ListedFile } from './hub-json.js';
+import { listTree, pathsInfo, repoInfo, treeFileEntry } from './hub-json.js';
+import type { RepoFile } from '../core/types.js';
 
 const gitSha1 = (data: Buffer): string => createHash('sha1').update(`blob ${data.length}\0`).update(data).digest('hex');
-const small = (path: string, text: string): ListedFile => ({ path, size: Buffer.byteLength(text), digest: { algorithm: 'git-sha1', hex: gitSha1(Buffer.from(text)) } });
+const small = (path: string, text: string): RepoFile => ({ path, size: Buffer.byteLength(text), digest: { algorithm: 'git-sha1', hex: gitSha1(Buffer.from(text)) } });
 
 describe('hub-json', () => {
   it('gives LFS files the git id of their pointer file, as git and the Hub do', () => {

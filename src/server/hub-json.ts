@@ -1,17 +1,11 @@
 import { createHash } from 'node:crypto';
-import type { FileDigest, RepoType } from '../core/types.js';
+import type { RepoFile, RepoType } from '../core/types.js';
 
 /**
  * The JSON the Hub's API answers with, built from what a cache knows (paths, sizes, digests):
  * repo info with `sha` and `siblings`, tree entries with git object ids and `lfs`, paths-info.
  * Object ids are computed the way git does, so a client comparing them with the Hub's sees the same.
  */
-
-export interface ListedFile {
-  path: string;
-  size: number;
-  digest: FileDigest;
-}
 
 export interface TreeFileEntry {
   type: 'file';
@@ -39,7 +33,7 @@ function lfsPointer(sha256: string, size: number): Buffer {
   return Buffer.from(`version https://git-lfs.github.com/spec/v1\noid sha256:${sha256}\nsize ${size}\n`);
 }
 
-export function treeFileEntry(file: ListedFile): TreeFileEntry {
+export function treeFileEntry(file: RepoFile): TreeFileEntry {
   if (file.digest.algorithm === 'git-sha1') return { type: 'file', oid: file.digest.hex, size: file.size, path: file.path };
   const pointer = lfsPointer(file.digest.hex, file.size);
   return { type: 'file', oid: gitObjectId('blob', pointer), size: file.size, path: file.path, lfs: { oid: file.digest.hex, size: file.size, pointerSize: pointer.length } };
@@ -52,7 +46,7 @@ interface DirNode {
 }
 
 /** Builds the directory tree of a snapshot and computes each folder's git tree id. */
-function buildTree(files: ListedFile[]): DirNode {
+function buildTree(files: RepoFile[]): DirNode {
   const root: DirNode = { files: new Map(), dirs: new Map() };
   for (const file of files) {
     const parts = file.path.split('/');
@@ -85,7 +79,7 @@ function buildTree(files: ListedFile[]): DirNode {
  * (folders first, then files, each by name); recursive lists every descendant.
  * Undefined when `path` is not a folder of the snapshot.
  */
-export function listTree(files: ListedFile[], path: string, recursive: boolean): TreeEntry[] | undefined {
+export function listTree(files: RepoFile[], path: string, recursive: boolean): TreeEntry[] | undefined {
   let node: DirNode | undefined = buildTree(files);
   for (const part of path ? path.split('/') : []) node = node?.dirs.get(part);
   if (!node) return undefined;
@@ -104,7 +98,7 @@ export function listTree(files: ListedFile[], path: string, recursive: boolean):
 }
 
 /** paths-info: the entries for the asked paths that exist, files or folders. */
-export function pathsInfo(files: ListedFile[], paths: string[]): TreeEntry[] {
+export function pathsInfo(files: RepoFile[], paths: string[]): TreeEntry[] {
   const byPath = new Map(files.map((f) => [f.path, f]));
   const out: TreeEntry[] = [];
   for (const path of paths) {
@@ -124,7 +118,7 @@ export interface RepoInfoInput {
   repoType: RepoType;
   repoId: string;
   commit: string;
-  files: ListedFile[];
+  files: RepoFile[];
   lastModified?: Date;
   gated?: false | 'auto' | 'manual';
   private?: boolean;

@@ -7,7 +7,7 @@ import { DEFAULT_MAX_FILES, tooManyFiles } from './listing-limit.js';
 import { ModelfetchError } from '../core/errors.js';
 import { redactUrl } from '../core/redact.js';
 import { UNREACHABLE_MAX_ATTEMPTS } from '../transfer/retry-policy.js';
-import type { FileDigest, RemoteFile, RepoType, Snapshot } from '../core/types.js';
+import type { FileDigest, RepoFile, RepoType, Snapshot } from '../core/types.js';
 
 /**
  * The Hugging Face Hub HTTP API, the way huggingface_hub uses it:
@@ -311,14 +311,7 @@ function sizeOf(value: unknown, what: string, url: string): number {
 }
 
 /** A file as the tree listing describes it: `blobId` is the git blob (of the LFS pointer for LFS files). */
-export interface HfListedFile {
-  path: string;
-  size: number;
-  digest: FileDigest;
-  blobId: string;
-  /** The Xet file hash when the Hub stores the file in Xet (tree `xetHash`). */
-  xetHash?: string;
-}
+export type HfListedFile = RepoFile & { blobId: string };
 
 /** One file from a tree entry, everything validated; undefined for folders. */
 function treeFile(entry: unknown, url: string): HfListedFile | undefined {
@@ -408,12 +401,11 @@ export async function resolveHfSnapshot(repo: HfRepo, revision: string, options:
 
 /** Builds the Snapshot for a listing (fresh from the hub, or a cached tree listing). */
 export function snapshotFromListing(repo: HfRepo, revision: string, commit: string, files: Array<{ path: string; size: number; digest: FileDigest }>, endpoint: string): Snapshot {
-  const remote: RemoteFile[] = files.map((file) => ({
+  const remote: Snapshot['files'] = files.map((file) => ({
     path: file.path,
     size: file.size,
     digest: file.digest,
     urls: [hfResolveUrl(endpoint, repo, commit, file.path)],
-    etag: file.digest.hex,
   }));
   return { source: 'hf', repoType: repo.repoType, repoId: repo.repoId, revision, commit: assertCommit(commit, repo.repoId), files: remote };
 }

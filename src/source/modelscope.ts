@@ -5,7 +5,7 @@ import { assertRepoId } from '../core/repo-ref.js';
 import { assertSafeRelativePath, assertSafeRevision, isSha1Hex } from '../core/validate.js';
 import { ModelfetchError } from '../core/errors.js';
 import { redactUrl } from '../core/redact.js';
-import type { RemoteFile, Snapshot } from '../core/types.js';
+import type { Snapshot } from '../core/types.js';
 
 /**
  * ModelScope's HTTP API, as the `modelscope` library uses it:
@@ -79,7 +79,8 @@ export function modelScopeFileUrl(endpoint: string, repoId: string, revision: st
   return `${endpoint}/api/v1/models/${assertRepoId(repoId)}/repo?${query.toString()}`;
 }
 
-interface ListedFile {
+/** A file entry as the ModelScope API answers it (unvalidated). */
+interface ModelScopeApiFile {
   Path?: unknown;
   Name?: unknown;
   Type?: unknown;
@@ -100,7 +101,7 @@ export async function resolveModelScopeSnapshot(repoId: string, revision: string
 
   const listed: Array<{ path: string; size: number; sha256: string; commit?: string }> = [];
   const seen = new Set<string>();
-  for (const raw of data.Files as ListedFile[]) {
+  for (const raw of data.Files as ModelScopeApiFile[]) {
     if (!raw || typeof raw !== 'object') throw badResponse(url, 'a file entry is not an object');
     if (raw.Type === 'tree') continue;
     if (raw.Type !== 'blob' && raw.Type !== undefined) throw badResponse(url, `unknown entry type ${JSON.stringify(raw.Type)}`);
@@ -121,7 +122,7 @@ export async function resolveModelScopeSnapshot(repoId: string, revision: string
 
   const commit = commitOf(wanted, listed);
   // Each file downloads from the commit listed for it: immutable even when the branch moves on.
-  const files: RemoteFile[] = listed.map((f) => ({
+  const files: Snapshot['files'] = listed.map((f) => ({
     path: f.path,
     size: f.size,
     digest: { algorithm: 'sha256', hex: f.sha256 },

@@ -119,6 +119,15 @@ describe('pull', () => {
     expect((await lstat(repo.noExist(listed.commit, 'nope.bin'))).isFile()).toBe(true);
   });
 
+  it('progress events name the repo file they are about', async () => {
+    const events: Array<{ repoId: string; path: string; totalBytes: number }> = [];
+    await pull(options({ repo: 'org/model', files: ['config.json', 'model.safetensors'], onProgress: ({ repoId, path, totalBytes }) => void events.push({ repoId, path, totalBytes }) }));
+    expect(new Set(events.map((e) => e.path))).toEqual(new Set(['config.json', 'model.safetensors']));
+    expect(new Set(events.map((e) => e.repoId))).toEqual(new Set(['org/model']));
+    // Each event's path is the file of its job: sizes agree wherever the engine knows the size.
+    for (const event of events.filter((e) => e.totalBytes > 0)) expect(event.totalBytes).toBe(hub.file('org/model', event.path).size);
+  });
+
   it('after a failed batch, a rerun fetches only what failed: finished files are kept', async () => {
     hub.hub.addFault({ match: (req) => (req.url ?? '').endsWith('/small/file-00.json'), fault: { status: 404 } });
     const failed = await pull(options({ repo: 'org/model' })).catch((e: unknown) => e);

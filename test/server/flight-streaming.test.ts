@@ -8,7 +8,7 @@ import { RepoPaths } from '../../src/cache/layout.js';
 import { ModelfetchError } from '../../src/core/errors.js';
 import { linkSnapshotFile, writeRef } from '../../src/cache/snapshot.js';
 import type { FetchRequest } from '../../src/server/flights.js';
-import type { ListedFile } from '../../src/server/hub-json.js';
+import type { RepoFile } from '../../src/core/types.js';
 import type { UpstreamHub } from '../../src/server/catalog.js';
 import { createMirrorServer, type MirrorServer } from '../../src/server/mirror-server.js';
 import { transferFile } from '../../src/transfer/index.js';
@@ -35,7 +35,7 @@ describe('streaming a blob while it downloads', () => {
   let gates: Gate[];
   const commit = fakeCommit('flight');
   const content = randomBytes(3 * 1024 * 1024);
-  const file: ListedFile = { path: 'big.bin', size: content.length, digest: { algorithm: 'sha256', hex: createHash('sha256').update(content).digest('hex') } };
+  const file: RepoFile = { path: 'big.bin', size: content.length, digest: { algorithm: 'sha256', hex: createHash('sha256').update(content).digest('hex') } };
 
   beforeEach(async () => {
     root = await mkdtemp(join(tmpdir(), 'mf-flight-'));

@@ -1,0 +1,24 @@
+import { ModelfetchError } from '../core/errors.js';
+import type { Remote } from '../source/remote.js';
+import type { CheckedPull } from './options.js';
+
+/** Opens the pull's source (loaded only when the network is needed, so a cache hit never loads it); refuses in offline mode. */
+export async function connectRemote(pull: CheckedPull): Promise<Remote> {
+  const { options } = pull;
+  if (pull.offline) throw new ModelfetchError('ERR_OFFLINE', `${pull.repoId} is not fully cached and offline mode is on`, { hint: 'Run the same pull once without --offline / HF_HUB_OFFLINE=1.' });
+  const remoteOptions = {
+    repoId: pull.repoId,
+    repoType: pull.repoType,
+    env: pull.env,
+    maxFiles: pull.maxFiles,
+    ...(options.endpoint !== undefined && { endpoint: options.endpoint }),
+    ...(options.token !== undefined && { token: options.token }),
+    ...(options.dispatcher && { dispatcher: options.dispatcher }),
+    ...(options.clock && { clock: options.clock }),
+    ...(options.signal && { signal: options.signal }),
+    ...(options.apiTimeoutMs !== undefined && { apiTimeoutMs: options.apiTimeoutMs }),
+    ...(options.onWarning && { onWarning: options.onWarning }),
+  };
+  if (pull.modelscope) return (await import('../source/modelscope-remote.js')).modelScopeRemote(remoteOptions);
+  return (await import('../source/hub-remote.js')).hubRemote(remoteOptions);
+}
