@@ -45,8 +45,8 @@ export function isRetryable(code: ErrorCode, status?: number): boolean {
 
 /**
  * Attempts at a host that has never answered and refuses connections or does not resolve: nothing
- * listens there, and a busy server answers rather than refusing. The same budget as every hub API
- * call (`source/hf.ts`), so `get` and `pull` give up on a dead address alike, in under a second.
+ * listens there, and a busy server answers rather than refusing. The same budget as every source API
+ * call (`source/json-client.ts`), so `get` and `pull` give up on a dead address alike, in under a second.
  */
 export const UNREACHABLE_MAX_ATTEMPTS = 3;
 
