@@ -13,6 +13,7 @@ import type { ErrorCode } from '../core/errors.js';
  * | stall (no byte for stallTimeoutMs)        | yes     | backoff                                |
  * | wrong Content-Range, short body           | yes     | backoff                                |
  * | 404/410, 401, 403, other 4xx              | no      |                                        |
+ * | proxy unreachable or refusing the tunnel  | no      | (still "upstream down": isUpstreamDown) |
  * | no space, file system, integrity, abort   | no      |                                        |
  * | redirect refused, Content-Encoding refused| no      |                                        |
  * | other malformed responses                 | no      |                                        |
@@ -41,6 +42,15 @@ const RETRIED_CODES: ReadonlySet<ErrorCode> = new Set(['ERR_NETWORK', 'ERR_STALL
 export function isRetryable(code: ErrorCode, status?: number): boolean {
   if (code === 'ERR_HTTP') return status === undefined || status === 429 || status === 408 || status >= 500;
   return RETRIED_CODES.has(code);
+}
+
+/**
+ * Whether a failure means the server could not be reached or could not answer now, as opposed to an
+ * answer about what was asked (404, 401, gated): what is retried, and a proxy that cannot get
+ * through. The mirror then answers from its cache.
+ */
+export function isUpstreamDown(code: ErrorCode, status?: number): boolean {
+  return isRetryable(code, status) || code === 'ERR_PROXY';
 }
 
 /**
