@@ -90,7 +90,7 @@ export async function resolveModelScopeSnapshot(repoId: string, revision: string
   const query = new URLSearchParams({ Revision: wanted, Recursive: 'true' });
   const url = `${options.endpoint}/api/v1/models/${repoId}/repo/files?${query.toString()}`;
   const { body } = await getApiJson(modelScopeApi({ repoId, revision: wanted }, options.token !== undefined), url, modelScopeAuthHeaders(options.token), options);
-  const data = (body as { Data?: { Files?: unknown } }).Data;
+  const data = (body as { Data?: { Files?: unknown } } | null)?.Data;
   if (!data || !Array.isArray(data.Files)) throw badResponse(url, 'no Data.Files list');
 
   const listed: Array<{ path: string; size: number; sha256: string; commit?: string }> = [];
