@@ -44,6 +44,8 @@ export interface ModelfetchErrorOptions {
   /** What the user can do about it. Shown by the CLI under the message. */
   hint?: string;
   status?: number;
+  /** How long the server asked the client to wait before trying again (its Retry-After), in ms. */
+  retryAfterMs?: number;
   cause?: unknown;
 }
 
@@ -55,6 +57,8 @@ export class ModelfetchError extends Error {
   readonly url?: string;
   readonly hint?: string;
   readonly status?: number;
+  /** The server's Retry-After, in ms, when the answer behind this error carried one (the retry policy reads it). */
+  readonly retryAfterMs?: number;
 
   constructor(code: ErrorCode, message: string, options: ModelfetchErrorOptions = {}) {
     super(redactText(message), options.cause === undefined ? undefined : { cause: options.cause });
@@ -65,6 +69,7 @@ export class ModelfetchError extends Error {
     if (options.url !== undefined) this.url = redactUrl(options.url);
     if (options.hint !== undefined) this.hint = redactText(options.hint);
     if (options.status !== undefined) this.status = options.status;
+    if (options.retryAfterMs !== undefined) this.retryAfterMs = options.retryAfterMs;
   }
 
   toJSON(): Record<string, unknown> {

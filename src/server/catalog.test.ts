@@ -6,7 +6,7 @@ import { readRef } from '../cache/snapshot.js';
 import { ModelfetchError } from '../core/errors.js';
 import { buildCachedRepo, fakeCommit } from '../../test/support/cache-builder.js';
 import { CacheView } from './cache-view.js';
-import { Catalog, publicRepoMatcher, type UpstreamHub, type Visibility } from './catalog.js';
+import { Catalog, isUnreachable, publicRepoMatcher, type UpstreamHub, type Visibility } from './catalog.js';
 import { HttpError } from './http-error.js';
 import type { RepoFile } from '../core/types.js';
 
@@ -95,6 +95,13 @@ describe('Catalog', () => {
     upstream.down = false;
     now += 6_000;
     expect((await catalog.resolve(repo, 'main', {})).commit).toBe(upstream.branch);
+  });
+
+  it('counts upstream as down on what the retry policy retries and on a proxy failure, never on an answer', () => {
+    const down = [new ModelfetchError('ERR_NETWORK', 'reset'), new ModelfetchError('ERR_STALL', 'stall'), new ModelfetchError('ERR_PROXY', 'proxy refused'), new ModelfetchError('ERR_HTTP', '503', { status: 503 }), new ModelfetchError('ERR_HTTP', '429', { status: 429 })];
+    const answers = [new ModelfetchError('ERR_NOT_FOUND', 'missing', { status: 404 }), new ModelfetchError('ERR_AUTH', 'refused', { status: 401 }), new ModelfetchError('ERR_GATED', 'gated', { status: 403 }), new ModelfetchError('ERR_HTTP', '400', { status: 400 }), new Error('not ours')];
+    expect(down.map(isUnreachable)).toEqual(down.map(() => true));
+    expect(answers.map(isUnreachable)).toEqual(answers.map(() => false));
   });
 
   it('offline: serves only repos declared or recorded public, and never asks upstream', async () => {

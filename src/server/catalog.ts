@@ -9,6 +9,7 @@ import type { CacheView } from './cache-view.js';
 import { HttpError, toHttpError } from './http-error.js';
 import type { RepoFile } from '../core/types.js';
 import { LruMap } from './lru.js';
+import { isUpstreamDown } from '../transfer/retry-policy.js';
 import type { RepoRef } from './route.js';
 
 /**
@@ -280,11 +281,9 @@ function listingKey(repo: RepoRef, commit: string): string {
   return `${repo.repoType}:${repo.repoId}@${commit}`;
 }
 
-/** Network trouble (as opposed to an answer such as 404 or 403) means upstream is unreachable. */
+/** Network trouble (as opposed to an answer such as 404 or 403) means upstream is unreachable: the retry policy's table says which. */
 export function isUnreachable(error: unknown): boolean {
-  if (!isModelfetchError(error)) return false;
-  if (error.code === 'ERR_NETWORK' || error.code === 'ERR_PROXY' || error.code === 'ERR_STALL') return true;
-  return error.code === 'ERR_HTTP' && (error.status === undefined || error.status >= 500 || error.status === 429);
+  return isModelfetchError(error) && isUpstreamDown(error.code, error.status);
 }
 
 function upstreamDown(error: unknown): HttpError {

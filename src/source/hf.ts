@@ -1,12 +1,11 @@
 import type { Dispatcher } from 'undici';
 import { describeConnectFailure, dispatcherForDefaults } from '../transfer/proxy.js';
-import type { RateLimitPacer } from './rate-limit.js';
+import { getJson as getApiJson, header, warmJsonClient, type AnswerHead, type JsonApi, type JsonClientOptions, type JsonResponse } from './json-client.js';
 import { assertRepoId } from '../core/repo-ref.js';
 import { assertCommit, assertDigest, assertSafeRelativePath, assertSafeRevision, isSha1Hex } from '../core/validate.js';
 import { DEFAULT_MAX_FILES, tooManyFiles } from './listing-limit.js';
 import { ModelfetchError } from '../core/errors.js';
 import { redactUrl } from '../core/redact.js';
-import { UNREACHABLE_MAX_ATTEMPTS } from '../transfer/retry-policy.js';
 import type { FileDigest, RepoFile, RepoType, Snapshot } from '../core/types.js';
 
 /**
@@ -24,22 +23,9 @@ export interface HfRepo {
   repoId: string;
 }
 
-export interface HfClientOptions {
-  /** Normalised endpoint origin (+ optional path prefix), no trailing slash. */
-  endpoint: string;
+export interface HfClientOptions extends JsonClientOptions {
   token?: string;
-  dispatcher?: Dispatcher;
-  signal?: AbortSignal;
-  /** Paces API requests by the Hub's RateLimit headers (one per pull, shared by its requests). */
-  pacer?: RateLimitPacer;
-  /** Told when the pacer holds a request until its bucket's window resets. */
-  onRateLimitWait?: (ms: number, bucket: string) => void;
-  /** How long one API request may take (HF_HUB_ETAG_TIMEOUT); none by default. */
-  requestTimeoutMs?: number;
 }
-
-
-
 
 /** The request headers that carry the token; the engine sends them only to the endpoint's origin. */
 export function hfAuthHeaders(token: string | undefined): Record<string, string> {
@@ -78,21 +64,14 @@ interface ErrorContext extends HfRepo {
   hadToken: boolean;
 }
 
-type HeaderValue = string | string[] | undefined;
-
-function header(headers: Record<string, HeaderValue>, name: string): string | undefined {
-  const value = headers[name.toLowerCase()];
-  return Array.isArray(value) ? value[0] : value;
-}
-
 /** Maps a Hub error answer (X-Error-Code first, then the status) to a ModelfetchError with a hint. */
-export function hubError(status: number, headers: Record<string, HeaderValue>, url: string, context: ErrorContext): ModelfetchError {
+export function hubError({ status, headers, url, retryAfterMs }: AnswerHead, context: ErrorContext): ModelfetchError {
   const code = header(headers, 'x-error-code');
   const serverMessage = header(headers, 'x-error-message');
   const what = `${context.repoType} ${context.repoId}`;
   const page = hfRepoPage(context.endpoint, context);
   const detail = serverMessage ? ` (${serverMessage.slice(0, 200)})` : '';
-  const base = { url, status };
+  const base = { url, status, ...(retryAfterMs !== undefined && { retryAfterMs }) };
   if (code === 'GatedRepo') {
     return new ModelfetchError('ERR_GATED', `The ${what} is gated: access requires accepting its terms${detail}`, {
       ...base,
@@ -139,142 +118,33 @@ export function hubError(status: number, headers: Record<string, HeaderValue>, u
   });
 }
 
-const MAX_REDIRECTS = 5;
-/** The same budget as a download's first contact with a host, so get and pull give up on a dead address alike. */
-const MAX_API_ATTEMPTS = UNREACHABLE_MAX_ATTEMPTS;
-const MAX_JSON_BYTES = 64 * 1024 * 1024;
-
-interface JsonResponse {
-  body: unknown;
-  url: string;
-  headers: Record<string, HeaderValue>;
+/** The Hub's API as the shared JSON client speaks it: every status but 200 is an error, read from the headers alone. */
+function hubApi(context: ErrorContext): JsonApi {
+  return {
+    serviceName: 'the hub',
+    apiName: 'hub',
+    endpointSetting: 'HF_ENDPOINT',
+    unreachableHint: 'Check the network and HF_ENDPOINT; with everything already cached, use --offline.',
+    noLocation: (url, status) => new ModelfetchError('ERR_BAD_RESPONSE', `Redirect without Location from ${redactUrl(url)}`, { url, status }),
+    tooLarge: (url, limit, declared) =>
+      declared === undefined
+        ? new ModelfetchError('ERR_BAD_RESPONSE', `The hub sent more than ${limit} bytes of JSON from ${redactUrl(url)}`, { url })
+        : new ModelfetchError('ERR_BAD_RESPONSE', `The hub sent a ${declared}-byte listing, more than modelfetch accepts`, { url }),
+    headError: (answer) => (answer.status === 200 ? undefined : hubError(answer, context)),
+    answerError: ({ url, body, parseError }) =>
+      body === undefined
+        ? new ModelfetchError('ERR_BAD_RESPONSE', `The hub sent invalid JSON from ${redactUrl(url)}`, { url, cause: parseError, hint: 'Check that HF_ENDPOINT points at a Hugging Face hub, not a web page or proxy login.' })
+        : undefined,
+  };
 }
 
-function isRetryable(status: number): boolean {
-  return status === 429 || status >= 500;
-}
-
-/**
- * GETs JSON from the hub; retries 429/5xx and network errors a few times, nothing else.
- */
-async function getJson(url: string, options: HfClientOptions, context: ErrorContext): Promise<JsonResponse> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await getJsonOnce(url, options, context);
-    } catch (error) {
-      const retryable = error instanceof ModelfetchError && (error.code === 'ERR_NETWORK' || (error.code === 'ERR_HTTP' && isRetryable(error.status ?? 0)));
-      if (!retryable || attempt >= MAX_API_ATTEMPTS || options.signal?.aborted) throw error;
-      await new Promise((resolve) => setTimeout(resolve, 250 * 2 ** (attempt - 1)));
-    }
-  }
+function getJson(url: string, options: HfClientOptions, context: ErrorContext): Promise<JsonResponse> {
+  return getApiJson(hubApi(context), url, hfAuthHeaders(options.token), options);
 }
 
 /** Loads undici (~80 ms), which the gating and reachability checks use, ahead of their first call: for long-lived callers such as the mirror. */
 export function warmHubClient(): void {
-  void import('undici').catch(() => undefined);
-}
-
-/** A hub answer, whichever client carried it. */
-interface HubAnswer {
-  status: number;
-  headers: Record<string, HeaderValue>;
-  /** The body as text, refused beyond MAX_JSON_BYTES whatever the headers said. */
-  text(): Promise<string>;
-  discard(): Promise<void>;
-}
-
-async function readCapped(body: AsyncIterable<Uint8Array> | null, url: string): Promise<string> {
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for await (const chunk of body ?? []) {
-    size += chunk.byteLength;
-    if (size > MAX_JSON_BYTES) throw new ModelfetchError('ERR_BAD_RESPONSE', `The hub sent more than ${MAX_JSON_BYTES} bytes of JSON from ${redactUrl(url)}`, { url });
-    chunks.push(chunk);
-  }
-  return Buffer.concat(chunks).toString('utf8');
-}
-
-/** The caller's signal, plus a deadline for this one request when a request timeout is set. */
-function withRequestTimeout(options: HfClientOptions): HfClientOptions {
-  if (options.requestTimeoutMs === undefined) return options;
-  const deadline = AbortSignal.timeout(options.requestTimeoutMs);
-  return { ...options, signal: options.signal ? AbortSignal.any([options.signal, deadline]) : deadline };
-}
-
-/**
- * One GET, redirects not followed. Node's built-in fetch needs no module load (the undici package
- * takes ~80 ms to load, a quarter of a cache-hit pull); a caller's dispatcher, or a proxy or CA
- * bundle configured (src/transfer/proxy.ts), goes through undici.
- */
-async function sendHubGet(url: string, headers: Record<string, string>, clientOptions: HfClientOptions): Promise<HubAnswer> {
-  const options = withRequestTimeout(clientOptions);
-  const dispatcher = options.dispatcher ?? (await dispatcherForDefaults());
-  if (dispatcher) {
-    const { request } = await import('undici');
-    const response = await request(url, { method: 'GET', headers, dispatcher, ...(options.signal && { signal: options.signal }) });
-    return { status: response.statusCode, headers: response.headers, text: () => readCapped(response.body, url), discard: () => response.body.dump() };
-  }
-  const response = await fetch(url, { headers, redirect: 'manual', ...(options.signal && { signal: options.signal }) });
-  return {
-    status: response.status,
-    headers: Object.fromEntries(response.headers),
-    text: () => readCapped(response.body, url),
-    discard: async () => void (await response.body?.cancel().catch(() => undefined)),
-  };
-}
-
-/** The innermost reason of a network failure (fetch wraps it as "fetch failed"). */
-function networkReason(cause: unknown): string {
-  const inner = cause instanceof Error && cause.cause instanceof Error ? cause.cause : cause;
-  return inner instanceof Error ? inner.message : String(inner);
-}
-
-/** One GET, following same-origin redirects (relative ones included) and refusing others, so the token never leaves the endpoint's origin. */
-async function getJsonOnce(url: string, options: HfClientOptions, context: ErrorContext): Promise<JsonResponse> {
-  const origin = new URL(options.endpoint).origin;
-  let current = url;
-  for (let hop = 0; hop <= MAX_REDIRECTS; hop++) {
-    if (new URL(current).origin !== origin) {
-      throw new ModelfetchError('ERR_REDIRECT', `The hub API redirected to another origin (${redactUrl(current)})`, { url: current, hint: 'API calls only follow redirects within the endpoint; check HF_ENDPOINT.' });
-    }
-    let response: HubAnswer;
-    await options.pacer?.beforeRequest('api', options.signal, options.onRateLimitWait);
-    try {
-      response = await sendHubGet(current, { accept: 'application/json', 'user-agent': 'modelfetch', ...hfAuthHeaders(options.token) }, options);
-    } catch (cause) {
-      if (options.signal?.aborted) throw new ModelfetchError('ERR_ABORTED', 'Aborted', { cause });
-      throw describeConnectFailure(cause, current) ?? new ModelfetchError('ERR_NETWORK', `Could not reach the hub at ${redactUrl(options.endpoint)}: ${networkReason(cause)}`, {
-        url: current,
-        cause,
-        hint: 'Check the network and HF_ENDPOINT; with everything already cached, use --offline.',
-      });
-    }
-    const { status, headers } = response;
-    options.pacer?.observe('api', header(headers, 'ratelimit'));
-    if (status >= 300 && status < 400 && status !== 304) {
-      await response.discard();
-      const location = header(headers, 'location');
-      if (!location) throw new ModelfetchError('ERR_BAD_RESPONSE', `Redirect without Location from ${redactUrl(current)}`, { url: current, status });
-      current = new URL(location, current).toString();
-      continue;
-    }
-    if (status !== 200) {
-      await response.discard();
-      throw hubError(status, headers, current, context);
-    }
-    const declared = Number(header(headers, 'content-length') ?? 0);
-    if (declared > MAX_JSON_BYTES) {
-      await response.discard();
-      throw new ModelfetchError('ERR_BAD_RESPONSE', `The hub sent a ${declared}-byte listing, more than modelfetch accepts`, { url: current });
-    }
-    const text = await response.text();
-    try {
-      return { body: JSON.parse(text) as unknown, url: current, headers };
-    } catch (cause) {
-      throw new ModelfetchError('ERR_BAD_RESPONSE', `The hub sent invalid JSON from ${redactUrl(current)}`, { url: current, cause, hint: 'Check that HF_ENDPOINT points at a Hugging Face hub, not a web page or proxy login.' });
-    }
-  }
-  throw new ModelfetchError('ERR_REDIRECT', `Too many redirects from ${redactUrl(url)}`, { url });
+  warmJsonClient();
 }
 
 function asRecord(value: unknown, what: string, url: string): Record<string, unknown> {
@@ -419,7 +289,8 @@ export function snapshotFromListing(repo: HfRepo, revision: string, commit: stri
 export type RepoVisibility = 'public' | 'gated' | 'hidden';
 
 export async function fetchRepoVisibility(repo: HfRepo, revision: string, options: HfClientOptions): Promise<RepoVisibility> {
-  const anonymous: HfClientOptions = { endpoint: options.endpoint, ...(options.dispatcher && { dispatcher: options.dispatcher }), ...(options.signal && { signal: options.signal }) };
+  const { endpoint, dispatcher, signal, clock, random } = options;
+  const anonymous: HfClientOptions = { endpoint, ...(dispatcher && { dispatcher }), ...(signal && { signal }), ...(clock && { clock }), ...(random && { random }) };
   const url = `${apiBase(options.endpoint, repo)}/revision/${encodeURIComponent(assertSafeRevision(revision))}`;
   try {
     const { body } = await getJson(url, anonymous, { ...repo, endpoint: options.endpoint, revision, hadToken: false });
@@ -457,7 +328,7 @@ export async function probeFileAccess(repo: HfRepo, revision: string, path: stri
   if (statusCode < 400) return true;
   if (statusCode === 404 && header(headers, 'x-error-code') === 'EntryNotFound') return true;
   if (statusCode === 401 || statusCode === 403 || statusCode === 404) return false;
-  throw hubError(statusCode, headers, url, { ...repo, endpoint: options.endpoint, revision, path, hadToken: !!options.token });
+  throw hubError({ status: statusCode, headers, url }, { ...repo, endpoint: options.endpoint, revision, path, hadToken: !!options.token });
 }
 
 /** Whether the hub answers HTTP at all within `timeoutMs` (any status counts): readiness of a mirror. */

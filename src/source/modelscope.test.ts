@@ -43,9 +43,9 @@ describe('ModelScope source', () => {
   });
 
   it('refuses listings with unsafe paths, bad digests or a foreign redirect', async () => {
-    const bad = async (Files: unknown[]): Promise<unknown> => {
+    const bad = async (Files: unknown[] | null): Promise<unknown> => {
       const s = await startFixtureServer();
-      s.route('/api/', (_req, res) => void res.end(JSON.stringify({ Code: 200, Data: { Files } })));
+      s.route('/api/', (_req, res) => void res.end(JSON.stringify(Files && { Code: 200, Data: { Files } })));
       try {
         return await resolveModelScopeSnapshot('org/x', undefined, { endpoint: s.origin }).catch((e: unknown) => e);
       } finally {
@@ -56,6 +56,8 @@ describe('ModelScope source', () => {
     expect(await bad([{ ...ok, Path: '../../etc/passwd' }])).toMatchObject({ code: 'ERR_UNSAFE_PATH' });
     expect(await bad([{ ...ok, Path: 'a', Sha256: 'nope' }])).toMatchObject({ code: 'ERR_INVALID_DIGEST' });
     expect(await bad([{ ...ok, Path: 'a', Size: -1 }])).toMatchObject({ code: 'ERR_BAD_RESPONSE' });
+    // A JSON null is an answer without the list, not a crash.
+    expect(await bad(null)).toMatchObject({ code: 'ERR_BAD_RESPONSE', message: expect.stringContaining('no Data.Files list') as unknown });
     const redirecting = await startFixtureServer();
     redirecting.route('/api/', (_req, res) => {
       res.writeHead(302, { location: 'http://127.0.0.2:9/steal' });

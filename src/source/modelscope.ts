@@ -1,6 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { Dispatcher } from 'undici';
-import { describeConnectFailure, dispatcherForDefaults } from '../transfer/proxy.js';
+import { getJson as getApiJson, type Answer, type JsonApi, type JsonClientOptions } from './json-client.js';
 import { assertRepoId } from '../core/repo-ref.js';
 import { assertSafeRelativePath, assertSafeRevision, isSha1Hex } from '../core/validate.js';
 import { ModelfetchError } from '../core/errors.js';
@@ -19,12 +18,8 @@ import type { Snapshot } from '../core/types.js';
 export const DEFAULT_MODELSCOPE_ENDPOINT = 'https://www.modelscope.cn';
 export const DEFAULT_MODELSCOPE_REVISION = 'master';
 
-export interface ModelScopeClientOptions {
-  /** Normalised endpoint origin, no trailing slash. */
-  endpoint: string;
+export interface ModelScopeClientOptions extends JsonClientOptions {
   token?: string;
-  dispatcher?: Dispatcher;
-  signal?: AbortSignal;
 }
 
 /**
@@ -95,8 +90,8 @@ export async function resolveModelScopeSnapshot(repoId: string, revision: string
   const wanted = revision ?? DEFAULT_MODELSCOPE_REVISION;
   const query = new URLSearchParams({ Revision: wanted, Recursive: 'true' });
   const url = `${options.endpoint}/api/v1/models/${repoId}/repo/files?${query.toString()}`;
-  const body = await getJson(url, options, { repoId, revision: wanted });
-  const data = (body as { Data?: { Files?: unknown } }).Data;
+  const { body } = await getApiJson(modelScopeApi({ repoId, revision: wanted }, options.token !== undefined), url, modelScopeAuthHeaders(options.token), options);
+  const data = (body as { Data?: { Files?: unknown } } | null)?.Data;
   if (!data || !Array.isArray(data.Files)) throw badResponse(url, 'no Data.Files list');
 
   const listed: Array<{ path: string; size: number; sha256: string; commit?: string }> = [];
@@ -151,69 +146,30 @@ function badResponse(url: string, why: string): ModelfetchError {
   return new ModelfetchError('ERR_BAD_RESPONSE', `Malformed ModelScope answer from ${redactUrl(url)}: ${why}`, { url, hint: 'Check that MODELSCOPE_DOMAIN / --endpoint points at ModelScope or a faithful mirror.' });
 }
 
-const MAX_REDIRECTS = 5;
-const MAX_JSON_BYTES = 64 * 1024 * 1024;
-
-/** One GET of a JSON API answer, following same-origin redirects only (the token never leaves the endpoint). */
-async function getJson(url: string, options: ModelScopeClientOptions, context: { repoId: string; revision: string }): Promise<unknown> {
-  const { request } = await import('undici');
-  const dispatcher = options.dispatcher ?? (await dispatcherForDefaults());
-  const origin = new URL(options.endpoint).origin;
-  let current = url;
-  for (let hop = 0; hop <= MAX_REDIRECTS; hop++) {
-    if (new URL(current).origin !== origin) {
-      throw new ModelfetchError('ERR_REDIRECT', `The ModelScope API redirected to another origin (${redactUrl(current)})`, { url: current, hint: 'API calls only follow redirects within the endpoint; check MODELSCOPE_DOMAIN.' });
-    }
-    let response: Dispatcher.ResponseData;
-    try {
-      response = await request(current, {
-        method: 'GET',
-        headers: { accept: 'application/json', 'user-agent': 'modelfetch', ...modelScopeAuthHeaders(options.token) },
-        ...(dispatcher && { dispatcher }),
-        ...(options.signal && { signal: options.signal }),
-      });
-    } catch (cause) {
-      if (options.signal?.aborted) throw new ModelfetchError('ERR_ABORTED', 'Aborted', { cause });
-      throw describeConnectFailure(cause, current) ?? new ModelfetchError('ERR_NETWORK', `Could not reach ModelScope at ${redactUrl(options.endpoint)}: ${(cause as Error).message}`, { url: current, cause, hint: 'Check the network and MODELSCOPE_DOMAIN / --endpoint.' });
-    }
-    const { statusCode, headers } = response;
-    if (statusCode >= 300 && statusCode < 400) {
-      await response.body.dump();
-      const location = headers.location;
-      if (typeof location !== 'string') throw badResponse(current, `redirect ${statusCode} without Location`);
-      current = new URL(location, current).toString();
-      continue;
-    }
-    const text = await readLimited(response.body, MAX_JSON_BYTES, current);
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(text);
-    } catch {
-      parsed = undefined;
-    }
-    const envelope = (parsed && typeof parsed === 'object' ? parsed : {}) as { Code?: unknown; Success?: unknown; Message?: unknown };
-    const apiFailed = envelope.Success === false || (envelope.Code !== undefined && envelope.Code !== 200);
-    if (statusCode >= 200 && statusCode < 300 && parsed !== undefined && !apiFailed) return parsed;
-    throw apiError(statusCode, typeof envelope.Message === 'string' ? envelope.Message : undefined, current, context, options.token !== undefined, parsed === undefined && statusCode < 300);
-  }
-  throw new ModelfetchError('ERR_REDIRECT', `Too many redirects from ${redactUrl(url)}`, { url });
+/**
+ * ModelScope's API as the shared JSON client speaks it: every answer is read, and a success is a 2xx
+ * whose JSON envelope does not say otherwise (`Success: false`, or a `Code` other than 200).
+ */
+function modelScopeApi(context: { repoId: string; revision: string }, hadToken: boolean): JsonApi {
+  return {
+    serviceName: 'ModelScope',
+    apiName: 'ModelScope',
+    endpointSetting: 'MODELSCOPE_DOMAIN',
+    unreachableHint: 'Check the network and MODELSCOPE_DOMAIN / --endpoint.',
+    noLocation: (url, status) => badResponse(url, `redirect ${status} without Location`),
+    tooLarge: (url, limit) => badResponse(url, `answer larger than ${limit} bytes`),
+    answerError: (answer) => envelopeError(answer, context, hadToken),
+  };
 }
 
-async function readLimited(body: Dispatcher.ResponseData['body'], limit: number, url: string): Promise<string> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of body) {
-    size += (chunk as Buffer).length;
-    if (size > limit) {
-      body.destroy();
-      throw badResponse(url, `answer larger than ${limit} bytes`);
-    }
-    chunks.push(chunk as Buffer);
-  }
-  return Buffer.concat(chunks).toString('utf8');
+function envelopeError({ status, body, url, retryAfterMs }: Answer, context: { repoId: string; revision: string }, hadToken: boolean): ModelfetchError | undefined {
+  const envelope = (body && typeof body === 'object' ? body : {}) as { Code?: unknown; Success?: unknown; Message?: unknown };
+  const apiFailed = envelope.Success === false || (envelope.Code !== undefined && envelope.Code !== 200);
+  if (status >= 200 && status < 300 && body !== undefined && !apiFailed) return undefined;
+  return apiError(status, typeof envelope.Message === 'string' ? envelope.Message : undefined, url, context, hadToken, body === undefined && status < 300, retryAfterMs);
 }
 
-function apiError(status: number, message: string | undefined, url: string, context: { repoId: string; revision: string }, hadToken: boolean, notJson: boolean): ModelfetchError {
+function apiError(status: number, message: string | undefined, url: string, context: { repoId: string; revision: string }, hadToken: boolean, notJson: boolean, retryAfterMs?: number): ModelfetchError {
   const detail = message ? ` (${message.slice(0, 200)})` : '';
   if (notJson) return badResponse(url, 'not JSON');
   if (status === 401 || status === 403) {
@@ -231,7 +187,7 @@ function apiError(status: number, message: string | undefined, url: string, cont
     });
   }
   if (status >= 500 || status === 429) {
-    return new ModelfetchError('ERR_HTTP', `ModelScope answered HTTP ${status} for ${context.repoId}${detail}`, { url, status, hint: 'The service is busy or down; try again later or use another mirror (MODELSCOPE_DOMAIN).' });
+    return new ModelfetchError('ERR_HTTP', `ModelScope answered HTTP ${status} for ${context.repoId}${detail}`, { url, status, ...(retryAfterMs !== undefined && { retryAfterMs }), hint: 'The service is busy or down; try again later or use another mirror (MODELSCOPE_DOMAIN).' });
   }
   return new ModelfetchError('ERR_BAD_RESPONSE', `ModelScope answered HTTP ${status} for ${context.repoId}${detail}`, { url, status, hint: 'Check MODELSCOPE_DOMAIN / --endpoint and the model id.' });
 }

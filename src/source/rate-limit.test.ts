@@ -1,20 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import type { Clock } from '../transfer/types.js';
+import { fakeClock } from '../../test/support/fake-clock.js';
 import { parseRateLimit, RateLimitPacer } from './rate-limit.js';
-
-function fakeClock(): Clock & { slept: number[] } {
-  let now = 1_000_000;
-  const slept: number[] = [];
-  return {
-    slept,
-    now: () => now,
-    sleep: (ms) => {
-      slept.push(ms);
-      now += ms;
-      return Promise.resolve();
-    },
-  };
-}
 
 describe('parseRateLimit', () => {
   it('reads the Hub form of the header', () => {

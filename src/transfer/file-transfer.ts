@@ -4,7 +4,7 @@ import { fromSystemError, isFileSystemError, isModelfetchError, ModelfetchError,
 import type { FileDigest } from '../core/types.js';
 import { Checkpointer } from './checkpointer.js';
 import { HashCursor } from './hash-cursor.js';
-import { discardBody, retryAfterOf, type HttpResponse } from './http.js';
+import { discardBody, type HttpResponse } from './http.js';
 import { journalPathFor, JournalWriter, readJournal, type JournalKey } from './journal.js';
 import type { ResolvedOptions } from './options.js';
 import { probe, type ProbeResult } from './probe.js';
@@ -138,14 +138,9 @@ export class FileTransfer {
     }
   }
 
-  private retryAfter(error: ModelfetchError): { retryAfterMs?: number } {
-    const ms = retryAfterOf(error);
-    return ms === undefined ? {} : { retryAfterMs: ms };
-  }
-
   /** The retry policy's decision for `error`, announced through onRetry when it is to retry. */
   private decideRetry(error: ModelfetchError, attempt: number, url: string, unreachable = false): RetryDecision {
-    const input = { attempt, maxAttempts: this.opts.maxAttempts, code: error.code, ...(error.status !== undefined && { status: error.status }), ...this.retryAfter(error), random: this.opts.random(), unreachable };
+    const input = { attempt, maxAttempts: this.opts.maxAttempts, code: error.code, ...(error.status !== undefined && { status: error.status }), ...(error.retryAfterMs !== undefined && { retryAfterMs: error.retryAfterMs }), random: this.opts.random(), unreachable };
     const decision = retryDecision(input);
     // The URL that answered (after redirects) when the error knows it: that is the host failing.
     if (decision.retry) this.opts.onRetry?.({ url: error.url ?? url, reason: failureInWords(error), retry: attempt, maxRetries: attemptBudget(input) - 1, delayMs: decision.delayMs });

@@ -53,5 +53,9 @@ describe('statusError', () => {
     expect(statusError(401, 'u', {}, 0).hint).toMatch(/HF_TOKEN/);
     expect(statusError(403, 'u', {}, 0).code).toBe('ERR_GATED');
     expect(statusError(503, 'u', { 'retry-after': '2' }, 0).status).toBe(503);
+    // Retry-After travels on the error itself (delta seconds, or an HTTP date read against `now`).
+    expect(statusError(503, 'u', { 'retry-after': '2' }, 0).retryAfterMs).toBe(2000);
+    expect(statusError(429, 'u', { 'retry-after': new Date(60_000).toUTCString() }, 15_000).retryAfterMs).toBe(45_000);
+    expect(statusError(503, 'u', {}, 0).retryAfterMs).toBeUndefined();
   });
 });

@@ -157,30 +157,23 @@ export async function requestFollowingRedirects(transport: Transport, request: H
   }
 }
 
-const retryAfterByError = new WeakMap<ModelfetchError, number>();
-
-/** The Retry-After the server sent with the response behind `error`, in ms. */
-export function retryAfterOf(error: ModelfetchError): number | undefined {
-  return retryAfterByError.get(error);
-}
-
 const AUTH_HINT = 'Set HF_TOKEN (or pass --header "Authorization: Bearer …") with a token that can read this file.';
 
 /** Maps a non-success status to an error with a stable code and a hint. Consumes nothing. */
 export function statusError(status: number, url: string, headers: ResponseHeaders, now: number): ModelfetchError {
+  const retryAfterMs = parseRetryAfter(headerValue(headers, 'retry-after'), now);
+  const base = { url, status, ...(retryAfterMs !== undefined && { retryAfterMs }) };
   let error: ModelfetchError;
   if (status === 404 || status === 410) {
-    error = new ModelfetchError('ERR_NOT_FOUND', `${url} answered ${status}`, { url, status, hint: 'Check the URL, repository, revision and file name.' });
+    error = new ModelfetchError('ERR_NOT_FOUND', `${url} answered ${status}`, { ...base, hint: 'Check the URL, repository, revision and file name.' });
   } else if (status === 401) {
-    error = new ModelfetchError('ERR_AUTH', `${url} answered 401 Unauthorized`, { url, status, hint: AUTH_HINT });
+    error = new ModelfetchError('ERR_AUTH', `${url} answered 401 Unauthorized`, { ...base, hint: AUTH_HINT });
   } else if (status === 403) {
-    error = new ModelfetchError('ERR_GATED', `${url} answered 403 Forbidden`, { url, status, hint: `${AUTH_HINT} Gated models also need their terms accepted on the model page.` });
+    error = new ModelfetchError('ERR_GATED', `${url} answered 403 Forbidden`, { ...base, hint: `${AUTH_HINT} Gated models also need their terms accepted on the model page.` });
   } else if (status === 416) {
-    error = new ModelfetchError('ERR_BAD_RANGE', `${url} answered 416 Range Not Satisfiable`, { url, status });
+    error = new ModelfetchError('ERR_BAD_RANGE', `${url} answered 416 Range Not Satisfiable`, base);
   } else {
-    error = new ModelfetchError('ERR_HTTP', `${url} answered ${status}`, { url, status, hint: status === 429 || status >= 500 ? 'The server is busy or failing; try again later.' : 'Check the URL.' });
+    error = new ModelfetchError('ERR_HTTP', `${url} answered ${status}`, { ...base, hint: status === 429 || status >= 500 ? 'The server is busy or failing; try again later.' : 'Check the URL.' });
   }
-  const retryAfter = parseRetryAfter(headerValue(headers, 'retry-after'), now);
-  if (retryAfter !== undefined) retryAfterByError.set(error, retryAfter);
   return error;
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { attemptBudget, BACKOFF, failureInWords, parseRetryAfter, retryDecision, UNREACHABLE_MAX_ATTEMPTS, unreachableReason } from './retry-policy.js';
+import { attemptBudget, BACKOFF, failureInWords, isRetryable, isUpstreamDown, parseRetryAfter, retryDecision, UNREACHABLE_MAX_ATTEMPTS, unreachableReason } from './retry-policy.js';
 
 describe('retryDecision', () => {
   const base = { attempt: 1, maxAttempts: 8, random: 0.5 } as const;
@@ -75,5 +75,19 @@ describe('the unreachable-host budget', () => {
     expect(failureInWords(Object.assign(new Error('x'), { code: 'ERR_NETWORK', cause: Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' }) }))).toBe('connection reset');
     expect(failureInWords(Object.assign(new Error('x'), { code: 'ERR_HTTP', status: 503 }))).toBe('HTTP 503');
     expect(failureInWords(Object.assign(new Error('x'), { code: 'ERR_STALL' }))).toBe('no data for too long');
+  });
+});
+
+describe('isUpstreamDown', () => {
+  it('is what is retried, plus a proxy that cannot get through; never an answer about the resource', () => {
+    for (const [code, status] of [['ERR_HTTP', 503], ['ERR_HTTP', 429], ['ERR_HTTP', 408], ['ERR_NETWORK'], ['ERR_STALL']] as const) {
+      expect(isRetryable(code, status)).toBe(true);
+      expect(isUpstreamDown(code, status)).toBe(true);
+    }
+    expect(isRetryable('ERR_PROXY')).toBe(false);
+    expect(isUpstreamDown('ERR_PROXY')).toBe(true);
+    for (const [code, status] of [['ERR_NOT_FOUND', 404], ['ERR_AUTH', 401], ['ERR_GATED', 403], ['ERR_HTTP', 400], ['ERR_BAD_RESPONSE'], ['ERR_TLS'], ['ERR_REDIRECT']] as const) {
+      expect(isUpstreamDown(code, status)).toBe(false);
+    }
   });
 });

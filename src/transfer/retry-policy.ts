@@ -13,6 +13,7 @@ import type { ErrorCode } from '../core/errors.js';
  * | stall (no byte for stallTimeoutMs)        | yes     | backoff                                |
  * | wrong Content-Range, short body           | yes     | backoff                                |
  * | 404/410, 401, 403, other 4xx              | no      |                                        |
+ * | proxy unreachable or refusing the tunnel  | no      | (still "upstream down": isUpstreamDown) |
  * | no space, file system, integrity, abort   | no      |                                        |
  * | redirect refused, Content-Encoding refused| no      |                                        |
  * | other malformed responses                 | no      |                                        |
@@ -44,9 +45,18 @@ export function isRetryable(code: ErrorCode, status?: number): boolean {
 }
 
 /**
+ * Whether a failure means the server could not be reached or could not answer now, as opposed to an
+ * answer about what was asked (404, 401, gated): what is retried, and a proxy that cannot get
+ * through. The mirror then answers from its cache.
+ */
+export function isUpstreamDown(code: ErrorCode, status?: number): boolean {
+  return isRetryable(code, status) || code === 'ERR_PROXY';
+}
+
+/**
  * Attempts at a host that has never answered and refuses connections or does not resolve: nothing
- * listens there, and a busy server answers rather than refusing. The same budget as every hub API
- * call (`source/hf.ts`), so `get` and `pull` give up on a dead address alike, in under a second.
+ * listens there, and a busy server answers rather than refusing. The same budget as every source API
+ * call (`source/json-client.ts`), so `get` and `pull` give up on a dead address alike, in under a second.
  */
 export const UNREACHABLE_MAX_ATTEMPTS = 3;
 

@@ -1,7 +1,7 @@
 import type { FileHandle } from 'node:fs/promises';
 import { fromSystemError, isModelfetchError, ModelfetchError } from '../../core/errors.js';
 import { HashCursor } from '../hash-cursor.js';
-import { discardBody, headerValue, requestFollowingRedirects, retryAfterOf, statusError, type HttpResponse } from '../http.js';
+import { discardBody, headerValue, requestFollowingRedirects, statusError, type HttpResponse } from '../http.js';
 import { resolveOptions, type EngineOptions, type ResolvedOptions } from '../options.js';
 import { retryDecision } from '../retry-policy.js';
 import { StallWatch } from '../stall-watch.js';
@@ -320,7 +320,7 @@ class XetDownload {
       maxAttempts: this.options.maxAttempts,
       code: failure.code,
       ...(failure.status !== undefined && { status: failure.status }),
-      ...(retryAfterOf(failure) !== undefined && { retryAfterMs: retryAfterOf(failure) }),
+      ...(failure.retryAfterMs !== undefined && { retryAfterMs: failure.retryAfterMs }),
       random: this.options.random(),
     });
     if (!decision.retry) throw failure;
