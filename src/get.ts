@@ -1,11 +1,10 @@
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { lstat, mkdir } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { commitTempFile } from './cache/atomic.js';
 import { isSha256Hex } from './core/validate.js';
 import { assertDiskSpace } from './core/disk-space.js';
 import { fromSystemError, isModelfetchError, isSystemError, ModelfetchError } from './core/errors.js';
+import { hashFile } from './core/hash/file-digest.js';
 import { isOfflineEnv } from './core/hf-env.js';
 import { discardBody, requestFollowingRedirects, statusError } from './transfer/http.js';
 import { transferFile, type EngineOptions } from './transfer/index.js';
@@ -74,9 +73,7 @@ function outputNameFrom(url: string): string {
 }
 
 async function sha256OfFile(path: string): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
-  return hash.digest('hex');
+  return (await hashFile(path, 'sha256')).hex;
 }
 
 /** Reads a checksum file: the first word of the first non-empty line must be 64 hex characters. */

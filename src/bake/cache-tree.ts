@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { join, posix } from 'node:path';
@@ -6,6 +5,7 @@ import { PassThrough, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { RepoPaths } from '../cache/layout.js';
 import { ModelfetchError } from '../core/errors.js';
+import { createDigestHash } from '../core/hash/file-digest.js';
 import type { FileDigest } from '../core/types.js';
 import { compareCodeUnits } from '../preload/canonical-json.js';
 import type { Lockfile } from '../preload/lockfile.js';
@@ -62,8 +62,7 @@ export async function copyVerified(source: string, size: number, digest: FileDig
   if (actual.size !== size) {
     throw new ModelfetchError('ERR_SIZE', `${source} has ${actual.size} bytes, the lockfile says ${size}`, { expected: size, found: actual.size, hint: 'Run `modelfetch sync` to repair the cache, then bake again.' });
   }
-  const hash = createHash(digest.algorithm === 'sha256' ? 'sha256' : 'sha1');
-  if (digest.algorithm === 'git-sha1') hash.update(`blob ${size}\0`);
+  const hash = createDigestHash(digest.algorithm, size);
   const tap = new PassThrough();
   tap.on('data', (chunk: Buffer) => hash.update(chunk));
   await pipeline(createReadStream(source), tap, openSink());

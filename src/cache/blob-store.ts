@@ -1,7 +1,6 @@
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { lstat, readFile, stat, unlink } from 'node:fs/promises';
 import { fromSystemError } from '../core/errors.js';
+import { hashFile } from '../core/hash/file-digest.js';
 import type { FileDigest } from '../core/types.js';
 import { commitTempFile, type CommitFs, type CommitOutcome } from './atomic.js';
 import type { RepoPaths } from './layout.js';
@@ -65,17 +64,8 @@ export async function isBlobStamped(repo: RepoPaths, digest: FileDigest, expecte
   }
 }
 
-/** Hashes a file the way its digest names it: SHA-256, or git's blob SHA-1 (`blob {size}\0` + bytes). */
-export async function hashFile(path: string, algorithm: FileDigest['algorithm']): Promise<{ hex: string; size: number }> {
-  const { size } = await stat(path);
-  const hash = algorithm === 'sha256' ? createHash('sha256') : createHash('sha1').update(`blob ${size}\0`);
-  let read = 0;
-  for await (const chunk of createReadStream(path, { highWaterMark: 1024 * 1024 })) {
-    hash.update(chunk as Buffer);
-    read += (chunk as Buffer).length;
-  }
-  return { hex: hash.digest('hex'), size: read };
-}
+// Hashing lives in core/hash; re-exported for callers that still import it from here.
+export { hashFile } from '../core/hash/file-digest.js';
 
 export type BlobState = 'stamped' | 'verified' | 'missing';
 

@@ -1,13 +1,13 @@
 import { open, readdir, readFile, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { replaceWithTempFile } from './atomic.js';
-import { hashFile } from './blob-store.js';
 import type { FileStore } from './file-store.js';
 import { makeRealFolders } from './safe-path.js';
 import { writeCacheFile } from './snapshot.js';
 import { readTreeListing, writeTreeListing } from './tree-listing.js';
 import type { RepoFile } from '../core/types.js';
 import { assertCommit, assertSafeRelativePath, isSha1Hex } from '../core/validate.js';
+import { fileMatchesDigest } from '../core/hash/file-digest.js';
 
 /**
  * huggingface_hub's `local_dir` mode: real files at `{dir}/{path}`, and for each one
@@ -81,7 +81,7 @@ export class LocalDir {
       const metadata = await this.readMetadata(file.path);
       if (metadata && info.mtimeMs / 1000 - 1 <= metadata.timestamp) return metadata.etag === file.digest.hex && info.size === file.size ? 'present' : 'missing';
       // No (or outdated) metadata: the bytes decide, once.
-      const same = info.size === file.size && (await hashFile(this.file(file.path), file.digest.algorithm)).hex === file.digest.hex;
+      const same = info.size === file.size && (await fileMatchesDigest(this.file(file.path), file.digest));
       if (same) {
         await this.writeMetadata(file.path, commit, file.digest.hex);
         return 'present';

@@ -2,7 +2,8 @@ import { readFile, stat } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { replaceWithTempFile } from './atomic.js';
-import { fingerprintOf, hashFile, sameFingerprint, type Fingerprint } from './blob-store.js';
+import { fingerprintOf, sameFingerprint, type Fingerprint } from './blob-store.js';
+import { fileMatchesDigest } from '../core/hash/file-digest.js';
 import type { FileStore } from './file-store.js';
 import { assertRepoId } from '../core/repo-ref.js';
 import { writeCacheFile } from './snapshot.js';
@@ -149,7 +150,7 @@ export class ModelScopeFolder {
       const known = await stamped(file);
       if (known !== 'unstamped') return known ? 'present' : 'missing';
       // Written by the modelscope library, or changed since: the bytes decide, once.
-      if ((await hashFile(paths.file(file.path), file.digest.algorithm)).hex !== file.digest.hex) return 'missing';
+      if (!(await fileMatchesDigest(paths.file(file.path), file.digest))) return 'missing';
       await stampNow(file);
       return 'present';
     };

@@ -3,7 +3,7 @@ import { availableParallelism } from 'node:os';
 import { isModelfetchError, ModelfetchError } from '../core/errors.js';
 import type { RepoType } from '../core/types.js';
 import { stampBlob } from './blob-store.js';
-import { HashPool } from './hash-pool.js';
+import { HashPool } from '../core/hash/hash-pool.js';
 import { RepoPaths } from './layout.js';
 import { assertRealFolders, removeUnder } from './safe-path.js';
 import { scanCache, type CacheIssueKind, type CacheScan, type ScanOptions, type ScannedBlob, type ScannedRepo } from './scan.js';

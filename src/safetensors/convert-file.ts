@@ -1,6 +1,6 @@
-import { createHash } from 'node:crypto';
 import { open, rm } from 'node:fs/promises';
 import { fromSystemError, ModelfetchError } from '../core/errors.js';
+import { createDigestHash } from '../core/hash/file-digest.js';
 import { convertElements, type FloatDtype, type TargetDtype } from './float.js';
 import { DTYPE_BYTES, type SafetensorsHeader } from './header.js';
 import { readAt, readHeaderOfHandle } from './local-file.js';
@@ -31,7 +31,7 @@ export async function writeConvertedFile(inputPath: string, header: SafetensorsH
     await input.close();
     throw fromSystemError(error, `creating ${outputPath}`);
   }
-  const hash = createHash('sha256');
+  const hash = createDigestHash('sha256', 0);
   let written = false;
   try {
     await output.write(plan.header, 0, plan.header.length, 0);

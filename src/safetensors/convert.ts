@@ -1,13 +1,14 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
 import { copyFile, mkdir, readdir, readFile, rename, rm, rmdir, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
-import { commitBlob, hashFile } from '../cache/blob-store.js';
+import { commitBlob } from '../cache/blob-store.js';
 import { parseRepoFolderName, RepoPaths } from '../cache/layout.js';
 import { markRevisionInUse } from '../cache/lock.js';
 import { linkSnapshotFile, writeFileAtomic } from '../cache/snapshot.js';
 import { touchRevision } from '../cache/usage.js';
 import { fromSystemError, ModelfetchError } from '../core/errors.js';
+import { digestOfBytes, hashFile } from '../core/hash/file-digest.js';
 import type { FileDigest } from '../core/types.js';
 import { writeConvertedFile } from './convert-file.js';
 import type { TargetDtype } from './float.js';
@@ -239,7 +240,7 @@ async function writeDerivedSnapshot(plans: FilePlan[], options: ConvertSnapshotO
         digest = { algorithm: 'sha256', hex: written.sha256 };
         await commitBlob(repo, digest, temp);
       } else if (plan.action === 'rewrite') {
-        digest = { algorithm: 'sha256', hex: createHash('sha256').update(plan.content!).digest('hex') };
+        digest = { algorithm: 'sha256', hex: digestOfBytes('sha256', plan.content!) };
         const temp = tempPath();
         await writeFile(temp, plan.content!, { flag: 'wx' });
         await commitBlob(repo, digest, temp);

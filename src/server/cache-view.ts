@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { lstat, readdir, readFile, realpath, stat } from 'node:fs/promises';
 import { basename, dirname, join, sep } from 'node:path';
@@ -6,6 +5,7 @@ import { parseRepoFolderName, RepoPaths } from '../cache/layout.js';
 import { readRef } from '../cache/snapshot.js';
 import { readLastUsed } from '../cache/usage.js';
 import { isSha1Hex, isSha256Hex } from '../core/validate.js';
+import { createDigestHash } from '../core/hash/file-digest.js';
 import type { FileDigest, RepoType } from '../core/types.js';
 
 /**
@@ -141,8 +141,8 @@ export class CacheView {
     const key = `${snapshotFile}\0${size}\0${mtimeMs}`;
     const known = this.hashedCopies.get(key);
     if (known) return known;
-    const sha256 = createHash('sha256');
-    const sha1 = createHash('sha1').update(`blob ${size}\0`);
+    const sha256 = createDigestHash('sha256', size);
+    const sha1 = createDigestHash('git-sha1', size);
     for await (const chunk of createReadStream(real, { highWaterMark: 1 << 20 })) {
       sha256.update(chunk as Buffer);
       sha1.update(chunk as Buffer);

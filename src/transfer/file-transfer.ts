@@ -3,7 +3,7 @@ import type { FileHandle } from 'node:fs/promises';
 import { fromSystemError, isFileSystemError, isModelfetchError, ModelfetchError, type ErrorCode } from '../core/errors.js';
 import type { FileDigest } from '../core/types.js';
 import { Checkpointer } from './checkpointer.js';
-import { HashCursor } from './hash-cursor.js';
+import { HashCursor } from '../core/hash/hash-cursor.js';
 import { discardBody, type HttpResponse } from './http.js';
 import { journalPathFor, JournalWriter, readJournal, type JournalKey } from './journal.js';
 import type { ResolvedOptions } from './options.js';

@@ -1,13 +1,13 @@
 import { setMaxListeners } from 'node:events';
 import { ModelfetchError } from '../core/errors.js';
 import { FileTransfer } from './file-transfer.js';
-import { warmHashWorker } from './hash-cursor.js';
+import { warmHashWorker } from '../core/hash/hash-cursor.js';
 import { resolveOptions, type EngineOptions } from './options.js';
 import { BatchProgress } from './progress.js';
 import type { TransferJob, TransferResult } from './types.js';
 import { transferMaybeXet, trimChunkCache } from './xet/xet-transfer.js';
 
-export { warmHashWorker } from './hash-cursor.js';
+export { warmHashWorker } from '../core/hash/hash-cursor.js';
 export { createConnectionBudget, type ConnectionBudget } from './budget.js';
 export type { EngineOptions } from './options.js';
 export type { TransferJob, TransferResult, TransferOptions, ProgressEvent, Clock, XetTransferOptions } from './types.js';

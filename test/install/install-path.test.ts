@@ -88,6 +88,8 @@ describe('installing modelfetch as the README says', () => {
     const paths = info.files.map((f) => f.path);
     expect(paths).toContain('bin/modelfetch.js');
     expect(paths).toContain('dist/cli/main.js');
+    // The hash workers run from dist as .js modules beside the code that starts them.
+    expect(paths).toEqual(expect.arrayContaining(['dist/core/hash/hash-cursor-worker.js', 'dist/core/hash/hash-pool-worker.js']));
     expect(paths).toContain('node_modules/undici/package.json');
     expect(paths.some((p) => p.startsWith('src/') || p.startsWith('test/'))).toBe(false);
     tarball = join(work, info.filename);
@@ -162,6 +164,13 @@ describe('installing modelfetch as the README says', () => {
       expect(check.code).toBe(0);
       const snapshot = join(hfHome, 'hub', 'models--org--tts', 'snapshots', hub.commitOf('org/tts'));
       expect((await readFile(join(snapshot, 'model.safetensors'))).length).toBe(300_000);
+
+      // The installed build's hash workers: sync hashed each download on the cursor's worker (a
+      // failed worker fails the sync), and verify re-hashes both blobs (SHA-256 and git SHA-1) on the pool's.
+      const verified = await run(inImage, ['verify'], work, { HF_HUB_CACHE: join(hfHome, 'hub'), HF_HUB_OFFLINE: '1' });
+      expect(verified.stderr).not.toMatch(/ERR_/);
+      expect(verified.stdout).toMatch(/^OK: 2 blob\(s\)/m);
+      expect(verified.code).toBe(0);
     }, SLOW);
   });
 });

@@ -1,9 +1,10 @@
 import { join } from 'node:path';
-import { commitBlob, hashFile } from '../../cache/blob-store.js';
+import { commitBlob } from '../../cache/blob-store.js';
 import type { CommitOutcome } from '../../cache/atomic.js';
 import type { RepoPaths } from '../../cache/layout.js';
 import { makeRealFolders, removeUnder } from '../../cache/safe-path.js';
 import { ModelfetchError } from '../../core/errors.js';
+import { hashFile, matchesDigest } from '../../core/hash/file-digest.js';
 import type { FileDigest } from '../../core/types.js';
 import type { SwarmEngine, SwarmProgress } from './engine.js';
 import { parseTorrentFile } from './torrent.js';
@@ -45,7 +46,7 @@ export async function swarmFetchBlob(
     }
     const progress = transfer.progress();
     const actual = await hashFile(target, file.digest.algorithm);
-    if (actual.hex !== file.digest.hex || actual.size !== file.size) {
+    if (!matchesDigest(actual, file.digest, file.size)) {
       throw new ModelfetchError('ERR_INTEGRITY', `The file assembled from the swarm for blob ${file.digest.hex} has digest ${actual.hex}; it was discarded`, {
         hint: 'A peer or web seed sent consistent but wrong data; download the file over HTTP instead.',
       });

@@ -1,6 +1,6 @@
 import type { FileHandle } from 'node:fs/promises';
 import { fromSystemError, isModelfetchError, ModelfetchError } from '../../core/errors.js';
-import { HashCursor } from '../hash-cursor.js';
+import { HashCursor } from '../../core/hash/hash-cursor.js';
 import { discardBody, headerValue, requestFollowingRedirects, statusError, type HttpResponse } from '../http.js';
 import { resolveOptions, type EngineOptions, type ResolvedOptions } from '../options.js';
 import { retryDecision } from '../retry-policy.js';

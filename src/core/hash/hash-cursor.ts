@@ -1,64 +1,28 @@
-import { Worker } from 'node:worker_threads';
-import { ModelfetchError } from '../core/errors.js';
-import type { FileDigest } from '../core/types.js';
+import type { Worker } from 'node:worker_threads';
+import { ModelfetchError } from '../errors.js';
+import type { HashAlgorithm } from './file-digest.js';
+import { startWorker } from './start-worker.js';
 
 /**
- * Hashes a temp file's contiguous finished prefix as it grows, on a worker thread that reads the
- * written bytes back (from the page cache), so network and writes keep one core and hashing gets
- * the other. The digest is ready moment the last byte lands. Resumed bytes are read back and hashed
- * like any other, so a resumed file is verified end to end.
+ * Hashes a temp file's contiguous finished prefix as it grows, on a worker thread
+ * (hash-cursor-worker.ts) that reads the written bytes back (from the page cache), so network and
+ * writes keep one core and hashing gets the other. The digest is ready moment the last byte lands.
+ * Resumed bytes are read back and hashed like any other, so a resumed file is verified end to end.
  *
- * One worker serves every cursor in the process; it is unref'ed while idle.
+ * One worker serves every cursor in the process; it is started on first use (or by warmHashWorker)
+ * and unref'ed while idle.
  */
 
-export type HashAlgorithm = FileDigest['algorithm'];
+export type { HashAlgorithm };
 
-// Plain CommonJS so it runs the same from source (tsx, vitest) and from the build.
-const WORKER_SOURCE = `
-const { parentPort } = require('node:worker_threads');
-const fs = require('node:fs');
-const crypto = require('node:crypto');
-const cursors = new Map();
-const buf = Buffer.allocUnsafe(4 * 1024 * 1024);
-parentPort.on('message', (msg) => {
-  const c = cursors.get(msg.id);
-  try {
-    if (msg.op === 'open') {
-      const fd = fs.openSync(msg.path, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
-      const hash = crypto.createHash(msg.algorithm === 'git-sha1' ? 'sha1' : 'sha256');
-      if (msg.algorithm === 'git-sha1') hash.update('blob ' + msg.size + '\\0');
-      cursors.set(msg.id, { fd, hash, hashed: 0, failed: false });
-      return;
-    }
-    if (!c) return;
-    if (msg.op === 'close') {
-      fs.closeSync(c.fd);
-      cursors.delete(msg.id);
-      return;
-    }
-    if (c.failed) return;
-    if (msg.op === 'to' || msg.op === 'finish') {
-      while (c.hashed < msg.to) {
-        const n = fs.readSync(c.fd, buf, 0, Math.min(buf.length, msg.to - c.hashed), c.hashed);
-        if (n <= 0) throw new Error('temp file ended at ' + c.hashed + ' before ' + msg.to);
-        c.hash.update(buf.subarray(0, n));
-        c.hashed += n;
-      }
-    }
-    if (msg.op === 'finish') {
-      const hex = c.hash.digest('hex');
-      fs.closeSync(c.fd);
-      cursors.delete(msg.id);
-      parentPort.postMessage({ id: msg.id, hashed: c.hashed, hex });
-    }
-  } catch (error) {
-    if (c) c.failed = true;
-    parentPort.postMessage({ id: msg.id, error: String(error && error.message || error) });
-  }
-});
-`;
+/** What a cursor sends the worker. `size` is the whole file's, which a git blob SHA-1 hashes first. */
+export type CursorMessage =
+  | { op: 'open'; id: number; path: string; algorithm: HashAlgorithm; size: number }
+  | { op: 'to' | 'finish'; id: number; to: number }
+  | { op: 'close'; id: number };
 
-interface Reply {
+/** What the worker sends back: the digest once a cursor finishes, or the error that stopped it. */
+export interface CursorReply {
   id: number;
   hashed?: number;
   hex?: string;
@@ -83,8 +47,8 @@ export function warmHashWorker(): void {
 
 function hashWorker(): Worker {
   if (worker) return worker;
-  const created = new Worker(WORKER_SOURCE, { eval: true });
-  created.on('message', (reply: Reply) => {
+  const created = startWorker(import.meta.url, 'hash-cursor-worker');
+  created.on('message', (reply: CursorReply) => {
     const pending = waiting.get(reply.id);
     if (reply.error !== undefined) {
       if (pending) {
@@ -113,6 +77,10 @@ function hashWorker(): Worker {
   return created;
 }
 
+function send(message: CursorMessage): void {
+  hashWorker().postMessage(message);
+}
+
 function retain(): void {
   open += 1;
   if (open === 1) worker?.ref();
@@ -137,9 +105,9 @@ export class HashCursor {
       throw new ModelfetchError('ERR_BAD_RESPONSE', 'A git blob SHA-1 needs the file size up front, and the server did not send it');
     }
     const cursor = new HashCursor(algorithm);
-    const target = hashWorker();
+    hashWorker();
     retain();
-    target.postMessage({ op: 'open', id: cursor.id, path, algorithm, size: size ?? 0 });
+    send({ op: 'open', id: cursor.id, path, algorithm, size: size ?? 0 });
     return cursor;
   }
 
@@ -147,7 +115,7 @@ export class HashCursor {
   advance(contiguous: number): void {
     if (this.closed || contiguous <= this.sent) return;
     this.sent = contiguous;
-    hashWorker().postMessage({ op: 'to', id: this.id, to: contiguous });
+    send({ op: 'to', id: this.id, to: contiguous });
   }
 
   /** Hashes up to `size` and returns the hex digest. */
@@ -158,16 +126,16 @@ export class HashCursor {
     if (failure !== undefined) {
       failures.delete(this.id);
       releaseOne();
-      hashWorker().postMessage({ op: 'close', id: this.id });
+      send({ op: 'close', id: this.id });
       return Promise.reject(new ModelfetchError('ERR_IO', `Hashing the download failed: ${failure}`));
     }
     return new Promise<string>((resolve, reject) => {
       waiting.set(this.id, { resolve, reject });
-      hashWorker().postMessage({ op: 'finish', id: this.id, to: size });
+      send({ op: 'finish', id: this.id, to: size });
     })
       .catch((error: unknown) => {
         failures.delete(this.id);
-        hashWorker().postMessage({ op: 'close', id: this.id });
+        send({ op: 'close', id: this.id });
         throw new ModelfetchError('ERR_IO', `Hashing the download failed: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
       })
       .finally(releaseOne);
@@ -178,7 +146,7 @@ export class HashCursor {
     if (this.closed) return;
     this.closed = true;
     failures.delete(this.id);
-    hashWorker().postMessage({ op: 'close', id: this.id });
+    send({ op: 'close', id: this.id });
     releaseOne();
   }
 }

@@ -1,62 +1,27 @@
 import { availableParallelism } from 'node:os';
-import { Worker } from 'node:worker_threads';
-import { ModelfetchError } from '../core/errors.js';
+import type { Worker } from 'node:worker_threads';
+import { ModelfetchError } from '../errors.js';
+import type { HashAlgorithm, HashedFile } from './file-digest.js';
+import { startWorker } from './start-worker.js';
 
 /**
  * Hashes whole files on worker threads, one file per worker at a time, so that a cache of several
- * large files uses every core. Each worker reads with one large reused buffer (never the whole file)
- * and skips the atime update where the kernel allows, so verifying does not look like a use to gc.
- *
- * The worker is plain CommonJS evaluated from a string: it then runs the same way from source (tsx),
- * from the build and under the test runner, without a loader.
+ * large files uses every core. Each worker (hash-pool-worker.ts) hashes through file-digest.ts: one
+ * large reused buffer (never the whole file), and no atime update where the kernel allows, so
+ * verifying does not look like a use to gc.
  */
 
-export type HashAlgorithm = 'sha256' | 'git-sha1';
+export type HashOutcome = HashedFile;
 
-export interface HashOutcome {
-  hex: string;
-  /** Bytes read. */
-  size: number;
+/** What the pool sends a worker: one file to hash. */
+export interface PoolTask {
+  id: number;
+  path: string;
+  algorithm: HashAlgorithm;
 }
 
-const WORKER_SOURCE = `
-const { parentPort } = require('node:worker_threads');
-const { openSync, readSync, closeSync, fstatSync, constants } = require('node:fs');
-const { createHash } = require('node:crypto');
-const buffer = Buffer.allocUnsafe(${4 << 20});
-const REPORT_EVERY = ${64 << 20};
-function openQuietly(path) {
-  if (constants.O_NOATIME) {
-    try { return openSync(path, constants.O_RDONLY | constants.O_NOATIME); } catch (error) { if (error.code !== 'EPERM') throw error; }
-  }
-  return openSync(path, constants.O_RDONLY);
-}
-parentPort.on('message', ({ id, path, algorithm }) => {
-  let fd;
-  try {
-    fd = openQuietly(path);
-    const hash = createHash(algorithm === 'sha256' ? 'sha256' : 'sha1');
-    if (algorithm === 'git-sha1') hash.update('blob ' + fstatSync(fd).size + '\\0');
-    let size = 0;
-    let unreported = 0;
-    for (;;) {
-      const n = readSync(fd, buffer, 0, buffer.length, null);
-      if (n === 0) break;
-      hash.update(buffer.subarray(0, n));
-      size += n;
-      unreported += n;
-      if (unreported >= REPORT_EVERY) { parentPort.postMessage({ id, progress: unreported }); unreported = 0; }
-    }
-    parentPort.postMessage({ id, progress: unreported, hex: hash.digest('hex'), size });
-  } catch (error) {
-    parentPort.postMessage({ id, error: { code: error.code, message: error.message } });
-  } finally {
-    if (fd !== undefined) closeSync(fd);
-  }
-});
-`;
-
-interface WorkerReply {
+/** What a worker sends back: progress (bytes read since the last report), then the digest or an error. */
+export interface PoolReply {
   id: number;
   progress?: number;
   hex?: string;
@@ -74,15 +39,15 @@ interface Pending {
 export class HashPool {
   private readonly idle: Worker[] = [];
   private readonly all: Worker[] = [];
-  private readonly queue: Array<{ id: number; path: string; algorithm: HashAlgorithm }> = [];
+  private readonly queue: PoolTask[] = [];
   private readonly pending = new Map<number, Pending>();
   private readonly busy = new Map<Worker, number>();
   private nextId = 0;
 
   constructor(readonly size: number = availableParallelism()) {
     for (let i = 0; i < Math.max(1, size); i += 1) {
-      const worker = new Worker(WORKER_SOURCE, { eval: true });
-      worker.on('message', (reply: WorkerReply) => this.onReply(worker, reply));
+      const worker = startWorker(import.meta.url, 'hash-pool-worker');
+      worker.on('message', (reply: PoolReply) => this.onReply(worker, reply));
       worker.on('error', (error) => this.onCrash(worker, error));
       worker.unref();
       this.all.push(worker);
@@ -114,7 +79,7 @@ export class HashPool {
     }
   }
 
-  private onReply(worker: Worker, reply: WorkerReply): void {
+  private onReply(worker: Worker, reply: PoolReply): void {
     const pending = this.pending.get(reply.id);
     if (!pending) return;
     if (reply.progress) pending.onBytes?.(reply.progress);
