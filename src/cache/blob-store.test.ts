@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { digestOf } from '../../test/support/cache-builder.js';
-import { commitBlob, hashFile, isBlobStamped, verifyBlob } from './blob-store.js';
+import { commitBlob, isBlobStamped, verifyBlob } from './blob-store.js';
+import { hashFile } from '../core/hash/file-digest.js';
 import { RepoPaths } from './layout.js';
 
 let dir: string;

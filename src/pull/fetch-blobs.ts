@@ -1,6 +1,6 @@
 import { lstat } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { hashFile } from '../cache/blob-store.js';
+import { hashFile } from '../core/hash/file-digest.js';
 import type { FileStore } from '../cache/file-store.js';
 import { acquireLock, tryAcquireLock, type HeldLock } from '../cache/lock.js';
 import { makeRealFolders } from '../cache/safe-path.js';
