@@ -37,6 +37,12 @@ export const ERROR_CODES = {
 
 export type ErrorCode = keyof typeof ERROR_CODES;
 
+/**
+ * Which of several answers sharing a code this is (the Hub tells them apart by `X-Error-Code`), for
+ * callers that answer each differently. Set where the error is made; never read from the message.
+ */
+export type ErrorReason = 'repo-not-found' | 'revision-not-found' | 'entry-not-found' | 'gated';
+
 export interface ModelfetchErrorOptions {
   expected?: string | number;
   found?: string | number;
@@ -44,6 +50,7 @@ export interface ModelfetchErrorOptions {
   /** What the user can do about it. Shown by the CLI under the message. */
   hint?: string;
   status?: number;
+  reason?: ErrorReason;
   cause?: unknown;
 }
 
@@ -55,6 +62,7 @@ export class ModelfetchError extends Error {
   readonly url?: string;
   readonly hint?: string;
   readonly status?: number;
+  readonly reason?: ErrorReason;
 
   constructor(code: ErrorCode, message: string, options: ModelfetchErrorOptions = {}) {
     super(redactText(message), options.cause === undefined ? undefined : { cause: options.cause });
@@ -65,6 +73,7 @@ export class ModelfetchError extends Error {
     if (options.url !== undefined) this.url = redactUrl(options.url);
     if (options.hint !== undefined) this.hint = redactText(options.hint);
     if (options.status !== undefined) this.status = options.status;
+    if (options.reason !== undefined) this.reason = options.reason;
   }
 
   toJSON(): Record<string, unknown> {

@@ -20,10 +20,10 @@ export interface HfUpstreamOptions {
   dispatcher?: Dispatcher;
 }
 
-/** A not-found answer from upstream, with the Hub error code clients expect. */
-function notFound(error: unknown, repo: RepoRef, revision: string): unknown {
+/** A not-found answer from upstream, with the Hub error code clients expect (by the error's reason, never its wording). */
+export function upstreamNotFound(error: unknown, repo: RepoRef, revision: string): unknown {
   if (!isModelfetchError(error, 'ERR_NOT_FOUND')) return error;
-  return error.message.startsWith('Revision') ? revisionNotFound(repo, revision) : repoNotFound(repo);
+  return error.reason === 'revision-not-found' ? revisionNotFound(repo, revision) : repoNotFound(repo);
 }
 
 export function createHfUpstream(options: HfUpstreamOptions): UpstreamHub {
@@ -32,9 +32,9 @@ export function createHfUpstream(options: HfUpstreamOptions): UpstreamHub {
   const client = (token: string | undefined): HfClientOptions => ({ endpoint: options.endpoint, ...(token && { token }), ...(options.dispatcher && { dispatcher: options.dispatcher }) });
   return {
     origin: options.endpoint,
-    revisionCommit: (repo, revision, token) => fetchRevisionCommit(repo, revision, client(token)).catch((error: unknown) => Promise.reject(notFound(error, repo, revision))),
-    listFiles: (repo, commit, token) => listRepoFiles(repo, commit, client(token)).catch((error: unknown) => Promise.reject(notFound(error, repo, commit))),
-    visibility: (repo, revision) => fetchRepoVisibility(repo, revision, client(undefined)).catch((error: unknown) => Promise.reject(notFound(error, repo, revision))),
+    revisionCommit: (repo, revision, token) => fetchRevisionCommit(repo, revision, client(token)).catch((error: unknown) => Promise.reject(upstreamNotFound(error, repo, revision))),
+    listFiles: (repo, commit, token) => listRepoFiles(repo, commit, client(token)).catch((error: unknown) => Promise.reject(upstreamNotFound(error, repo, commit))),
+    visibility: (repo, revision) => fetchRepoVisibility(repo, revision, client(undefined)).catch((error: unknown) => Promise.reject(upstreamNotFound(error, repo, revision))),
     canRead: async (repo, revision, path, token) => {
       if (path !== undefined) return probeFileAccess(repo, revision, path, client(token));
       try {
