@@ -1,6 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ModelfetchError } from '../core/errors.js';
-import { linkSnapshotFile } from '../cache/snapshot.js';
 import type { CacheView } from './cache-view.js';
 import { entryNotFound, type ResolvedRevision } from './catalog.js';
 import type { Flight, Flights } from './flights.js';
@@ -97,9 +96,9 @@ export function createHubRoutes(deps: HubRouteDeps): HubRoutes {
       if (await serveCached(req, res, record, route, resolved.commit)) return;
       const listed = resolved.files.find((f) => f.path === route.path);
       if (!listed) throw entryNotFound(route, resolved.commit, route.path);
-      // The same bytes may already be stored for another path or commit: link and serve them.
-      if (await cache.insideRoot(repo.blob(listed.digest))) {
-        await linkSnapshotFile(repo, resolved.commit, route.path, listed.digest);
+      // The same bytes may already be stored for another path or commit: pull links them (no download), then they are served.
+      if (flights && (await cache.insideRoot(repo.blob(listed.digest)))) {
+        await flights.linkStored(route, resolved.commit, listed, deps.upstreamToken(req));
         if (await serveCached(req, res, record, route, resolved.commit)) return;
       }
       metrics.cacheMisses.inc();
@@ -125,7 +124,9 @@ export function createHubRoutes(deps: HubRouteDeps): HubRoutes {
         await waitFor(flight, res);
       }
       if (res.destroyed) return;
-      await linkSnapshotFile(repo, resolved.commit, route.path, listed.digest);
+      if (await serveCached(req, res, record, route, resolved.commit)) return;
+      // The flight that stored the blob was another path's or commit's (flights are per blob): pull links this one too.
+      await flights.linkStored(route, resolved.commit, listed, deps.upstreamToken(req));
       if (!(await serveCached(req, res, record, route, resolved.commit))) throw entryNotFound(route, resolved.commit, route.path);
     } finally {
       await release();
