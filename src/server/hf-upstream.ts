@@ -10,7 +10,7 @@ import type { FetchFile } from './flights.js';
 import type { RepoRef } from './route.js';
 
 /**
- * The mirror's upstream on the Hub source (src/source/hf.ts) and pull (src/pull.ts): no HTTP of its
+ * The mirror's upstream on the Hub source (src/source/hf.ts) and pull (src/pull/): no HTTP of its
  * own. Listings go to huggingface_hub's `trees/{commit}.json`, so a later `pull` of the same commit
  * (and the mirror after a restart) makes no API call.
  */
@@ -66,8 +66,9 @@ export interface PullFetcherOptions extends HfUpstreamOptions {
 }
 
 /**
- * One file through `pull`: it takes the cross-process blob lock, runs the engine (verified while
- * streaming), commits the blob, links the snapshot and marks the revision in use meanwhile.
+ * One file through `pull`, with the commit and listing entry the catalog resolved: it takes the
+ * cross-process blob lock, runs the engine (verified while streaming), commits the blob, links the
+ * snapshot, marks the revision in use meanwhile and records its use.
  */
 export function createPullFetcher(options: PullFetcherOptions): FetchFile {
   // The engine (and its hashing worker) loads once at start, not while the first client waits.
@@ -78,6 +79,8 @@ export function createPullFetcher(options: PullFetcherOptions): FetchFile {
       repoType: request.repo.repoType,
       revision: request.commit,
       files: [request.file.path],
+      // What the catalog already resolved and validated: pull lists nothing again, and accepts only this size and digest.
+      listing: [{ path: request.file.path, size: request.file.size, digest: request.file.digest }],
       cacheDir: options.cacheDir,
       endpoint: options.endpoint,
       ...(request.token && { token: request.token }),

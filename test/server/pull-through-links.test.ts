@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { lstat } from 'node:fs/promises';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { RepoPaths } from '../../src/cache/layout.js';
-import { createMirrorServer, type MirrorServer } from '../../src/server/mirror-server.js';
+import { createMirrorServer, type MirrorServer, type MirrorServerOptions } from '../../src/server/mirror-server.js';
 import { startFixtureHub, type FixtureHub } from '../support/fixture-hub.js';
 import { testTempDir } from '../support/temp.js';
 
@@ -10,9 +10,10 @@ const sha256 = (data: Buffer): string => createHash('sha256').update(data).diges
 
 /**
  * One blob under two paths at two commits: the mirror downloads it once, and every path a client
- * asks for is linked into its snapshot (by pull, the one place that links) and served.
+ * asks for is linked into its snapshot (by pull, the one place that links) and served. pull gets the
+ * commit and listing entry the mirror resolved, so it asks upstream for no listing of its own.
  */
-describe('pull-through of bytes the mirror already stores under another path', () => {
+describe('the mirror hands pull what it resolved, and only pull links', () => {
   let hub: FixtureHub;
   let mirror: MirrorServer | undefined;
   const weights = randomBytes(3 * 1024 * 1024 + 17);
@@ -28,10 +29,10 @@ describe('pull-through of bytes the mirror already stores under another path', (
   });
   afterAll(() => hub.close());
 
-  async function start(): Promise<{ mirror: MirrorServer; cacheDir: string }> {
+  async function start(options: Partial<MirrorServerOptions> = {}): Promise<{ mirror: MirrorServer; cacheDir: string }> {
     const cacheDir = await testTempDir('mf-links-');
     // Above the file size: clients wait for the verified blob rather than follow the download.
-    mirror = createMirrorServer({ cacheDir, upstream: hub.endpoint, streamThreshold: 64 * 1024 * 1024, log: () => undefined });
+    mirror = createMirrorServer({ cacheDir, upstream: hub.endpoint, streamThreshold: 64 * 1024 * 1024, log: () => undefined, ...options });
     await mirror.listen();
     return { mirror, cacheDir };
   }
@@ -64,5 +65,14 @@ describe('pull-through of bytes the mirror already stores under another path', (
     expect(lfsBytes()).toBe(weights.length);
     expect(await linked(cacheDir, 'main', 'w.bin')).toBe(true);
     expect(await linked(cacheDir, 'renamed', 'sub/w2.bin')).toBe(true);
+  });
+
+  it('hands pull the listing entry it resolved, so upstream is listed once per commit', async () => {
+    // Listings kept nowhere on disk: a pull that listed again would have to ask upstream.
+    const { mirror: server } = await start({ listings: { read: async () => undefined, write: async () => {} } });
+    hub.resetLogs();
+    const res = await fetch(`${server.url}/org/moved/resolve/main/w.bin`);
+    expect(sha256(Buffer.from(await res.arrayBuffer()))).toBe(sha256(weights));
+    expect(hub.hub.requests.filter((r) => r.url.includes('/tree/'))).toHaveLength(1);
   });
 });
