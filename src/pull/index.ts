@@ -66,7 +66,8 @@ export interface PullOptions {
   /** One-line warnings (the hub unreachable and the cache used instead; a local-dir file kept because it was edited). */
   onWarning?: (message: string) => void;
   endpoint?: string;
-  token?: string;
+  /** The token (default: HF_TOKEN, its file, …); `null` sends none and reads none from the environment (the caller decided). */
+  token?: string | null;
   env?: NodeJS.ProcessEnv;
   dispatcher?: Dispatcher;
   clock?: Clock;
@@ -279,7 +280,7 @@ async function hubClient(options: PullOptions, env: NodeJS.ProcessEnv, offline: 
   refuseOffline(offline, repoId);
   const hf = await import('../source/hf.js');
   const endpoint = resolveHfEndpoint(options.endpoint, env);
-  const token = await readHfToken(options.token, env);
+  const token = options.token === null ? undefined : await readHfToken(options.token, env);
   const { RateLimitPacer } = await import('../source/rate-limit.js');
   const { systemClock } = await import('../transfer/options.js');
   const pacer = new RateLimitPacer(options.clock ?? systemClock);
@@ -314,7 +315,7 @@ async function modelScopeRemote(options: PullOptions, env: NodeJS.ProcessEnv, of
   refuseOffline(offline, repoId);
   const ms = await import('../source/modelscope.js');
   const endpoint = ms.resolveModelScopeEndpoint(options.endpoint, env);
-  const token = ms.readModelScopeToken(options.token, env);
+  const token = options.token === null ? undefined : ms.readModelScopeToken(options.token, env);
   const client = { endpoint, ...(token && { token }), ...(options.dispatcher && { dispatcher: options.dispatcher }), ...(options.signal && { signal: options.signal }) };
   const listed = new Map<string, Awaited<ReturnType<typeof ms.resolveModelScopeSnapshot>>>();
   const list = async (revision: string) => {

@@ -83,9 +83,10 @@ export function createPullFetcher(options: PullFetcherOptions): FetchFile {
       listing: [{ path: request.file.path, size: request.file.size, digest: request.file.digest }],
       cacheDir: options.cacheDir,
       endpoint: options.endpoint,
-      ...(request.token && { token: request.token }),
-      // The server decides which token goes upstream; pull must not pick one up from the environment.
-      env: { HF_TOKEN: '' },
+      // The server decides which token goes upstream (none when it has none): pull reads none of its own.
+      token: request.token ?? null,
+      // Nor anything else from the process environment (HF_HUB_OFFLINE, …): the server's options decide.
+      env: {},
       signal: request.signal,
       ...(options.dispatcher && { dispatcher: options.dispatcher }),
       ...options.pull,
