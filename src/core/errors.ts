@@ -37,6 +37,12 @@ export const ERROR_CODES = {
 
 export type ErrorCode = keyof typeof ERROR_CODES;
 
+/**
+ * Which of several answers sharing a code this is (the Hub tells them apart by `X-Error-Code`), for
+ * callers that answer each differently. Set where the error is made; never read from the message.
+ */
+export type ErrorReason = 'repo-not-found' | 'revision-not-found' | 'entry-not-found' | 'gated';
+
 export interface ModelfetchErrorOptions {
   expected?: string | number;
   found?: string | number;
@@ -46,6 +52,7 @@ export interface ModelfetchErrorOptions {
   status?: number;
   /** How long the server asked the client to wait before trying again (its Retry-After), in ms. */
   retryAfterMs?: number;
+  reason?: ErrorReason;
   cause?: unknown;
 }
 
@@ -59,6 +66,7 @@ export class ModelfetchError extends Error {
   readonly status?: number;
   /** The server's Retry-After, in ms, when the answer behind this error carried one (the retry policy reads it). */
   readonly retryAfterMs?: number;
+  readonly reason?: ErrorReason;
 
   constructor(code: ErrorCode, message: string, options: ModelfetchErrorOptions = {}) {
     super(redactText(message), options.cause === undefined ? undefined : { cause: options.cause });
@@ -70,6 +78,7 @@ export class ModelfetchError extends Error {
     if (options.hint !== undefined) this.hint = redactText(options.hint);
     if (options.status !== undefined) this.status = options.status;
     if (options.retryAfterMs !== undefined) this.retryAfterMs = options.retryAfterMs;
+    if (options.reason !== undefined) this.reason = options.reason;
   }
 
   toJSON(): Record<string, unknown> {

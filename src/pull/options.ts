@@ -57,7 +57,8 @@ export interface PullOptions {
   /** One-line warnings (the hub unreachable and the cache used instead; a local-dir file kept because it was edited). */
   onWarning?: (message: string) => void;
   endpoint?: string;
-  token?: string;
+  /** The token (default: HF_TOKEN, its file, …); `null` sends none and reads none from the environment (the caller decided). */
+  token?: string | null;
   env?: NodeJS.ProcessEnv;
   dispatcher?: Dispatcher;
   clock?: Clock;

@@ -1,7 +1,8 @@
 import { createReadStream } from 'node:fs';
-import { lstat, readdir, readFile, realpath, stat } from 'node:fs/promises';
+import { lstat, readdir, realpath, stat } from 'node:fs/promises';
 import { basename, dirname, join, sep } from 'node:path';
-import { parseRepoFolderName, RepoPaths } from '../cache/layout.js';
+import { RepoPaths } from '../cache/layout.js';
+import { scanCache } from '../cache/scan.js';
 import { readRef } from '../cache/snapshot.js';
 import { readLastUsed } from '../cache/usage.js';
 import { isSha1Hex, isSha256Hex } from '../core/validate.js';
@@ -155,43 +156,22 @@ export class CacheView {
     return digest;
   }
 
-  /** Every repo in the cache with its size, snapshots and refs, for the status page. */
+  /**
+   * Every repo in the cache with its size, snapshots and refs, for the status page, as the cache
+   * scan reads them: a linked repo, layout folder or snapshot is reported there and never read through.
+   */
   async listRepos(): Promise<CachedRepo[]> {
-    const folders = await readdir(this.root).catch(() => [] as string[]);
+    const scan = await scanCache({ cacheDir: this.root }).catch(() => undefined);
     const repos: CachedRepo[] = [];
-    for (const folder of folders.sort()) {
-      const parsed = parseRepoFolderName(folder);
-      if (!parsed) continue;
-      const repo = this.repo(parsed.repoType, parsed.repoId);
-      const blobs = await readdir(repo.blobsDir).catch(() => [] as string[]);
-      let size = 0;
-      let lastModified = (await stat(repo.dir).catch(() => undefined))?.mtimeMs ?? 0;
-      for (const blob of blobs) {
-        const info = await stat(join(repo.blobsDir, blob)).catch(() => undefined);
-        if (!info?.isFile()) continue;
-        size += info.size;
-        lastModified = Math.max(lastModified, info.mtimeMs);
-      }
-      const commits = (await readdir(join(repo.dir, 'snapshots')).catch(() => [] as string[])).filter((c) => COMMIT.test(c));
-      const refs: Record<string, string> = {};
-      for (const name of await listRefs(join(repo.dir, 'refs'))) {
-        const commit = (await readFile(join(repo.dir, 'refs', name), 'utf8').catch(() => '')).trim();
-        if (COMMIT.test(commit)) refs[name] = commit;
-      }
+    for (const scanned of scan?.repos ?? []) {
+      const repo = this.repo(scanned.repoType, scanned.repoId);
+      const commits = scanned.revisions.map((r) => r.commit).filter((c) => COMMIT.test(c));
+      const refs = Object.fromEntries(Object.entries(scanned.refs).filter(([, commit]) => COMMIT.test(commit)));
+      // Recorded uses only (pull, serve, run), not the access times the scan also weighs.
       const uses = (await Promise.all(commits.map((c) => readLastUsed(repo, c)))).filter((t): t is number => t !== undefined);
-      repos.push({ ...parsed, size, commits, refs, lastModified, ...(uses.length && { lastUsed: Math.max(...uses) }) });
+      const size = scanned.blobs.reduce((sum, blob) => sum + blob.size, 0);
+      repos.push({ repoType: scanned.repoType, repoId: scanned.repoId, size, commits, refs, lastModified: scanned.lastModified, ...(uses.length && { lastUsed: Math.max(...uses) }) });
     }
     return repos;
   }
-}
-
-async function listRefs(dir: string, prefix = ''): Promise<string[]> {
-  const entries = await readdir(join(dir, prefix), { withFileTypes: true }).catch(() => []);
-  const names: string[] = [];
-  for (const entry of entries) {
-    const name = prefix ? `${prefix}/${entry.name}` : entry.name;
-    if (entry.isDirectory()) names.push(...(await listRefs(dir, name)));
-    else if (entry.isFile()) names.push(name);
-  }
-  return names;
 }

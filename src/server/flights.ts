@@ -162,6 +162,15 @@ export class Flights {
     return flight;
   }
 
+  /**
+   * Has `fetchFile` link the file at `commit` when its blob is already stored (earlier, or by a
+   * flight for another path or commit of the same bytes): it finds the blob and only links it. Not
+   * in the table: there is no download to follow.
+   */
+  linkStored(repo: RepoRef, commit: string, file: RepoFile, token: string | undefined): Promise<void> {
+    return this.options.fetchFile({ repo, commit, file, ...(token !== undefined && { token }), signal: this.controller.signal, onProgress: () => {} });
+  }
+
   list(): Flight[] {
     return [...this.flights.values()];
   }

@@ -10,7 +10,7 @@ import type { FetchFile } from './flights.js';
 import type { RepoRef } from './route.js';
 
 /**
- * The mirror's upstream on the Hub source (src/source/hf.ts) and pull (src/pull.ts): no HTTP of its
+ * The mirror's upstream on the Hub source (src/source/hf.ts) and pull (src/pull/): no HTTP of its
  * own. Listings go to huggingface_hub's `trees/{commit}.json`, so a later `pull` of the same commit
  * (and the mirror after a restart) makes no API call.
  */
@@ -20,10 +20,10 @@ export interface HfUpstreamOptions {
   dispatcher?: Dispatcher;
 }
 
-/** A not-found answer from upstream, with the Hub error code clients expect. */
-function notFound(error: unknown, repo: RepoRef, revision: string): unknown {
+/** A not-found answer from upstream, with the Hub error code clients expect (by the error's reason, never its wording). */
+export function upstreamNotFound(error: unknown, repo: RepoRef, revision: string): unknown {
   if (!isModelfetchError(error, 'ERR_NOT_FOUND')) return error;
-  return error.message.startsWith('Revision') ? revisionNotFound(repo, revision) : repoNotFound(repo);
+  return error.reason === 'revision-not-found' ? revisionNotFound(repo, revision) : repoNotFound(repo);
 }
 
 export function createHfUpstream(options: HfUpstreamOptions): UpstreamHub {
@@ -32,9 +32,9 @@ export function createHfUpstream(options: HfUpstreamOptions): UpstreamHub {
   const client = (token: string | undefined): HfClientOptions => ({ endpoint: options.endpoint, ...(token && { token }), ...(options.dispatcher && { dispatcher: options.dispatcher }) });
   return {
     origin: options.endpoint,
-    revisionCommit: (repo, revision, token) => fetchRevisionCommit(repo, revision, client(token)).catch((error: unknown) => Promise.reject(notFound(error, repo, revision))),
-    listFiles: (repo, commit, token) => listRepoFiles(repo, commit, client(token)).catch((error: unknown) => Promise.reject(notFound(error, repo, commit))),
-    visibility: (repo, revision) => fetchRepoVisibility(repo, revision, client(undefined)).catch((error: unknown) => Promise.reject(notFound(error, repo, revision))),
+    revisionCommit: (repo, revision, token) => fetchRevisionCommit(repo, revision, client(token)).catch((error: unknown) => Promise.reject(upstreamNotFound(error, repo, revision))),
+    listFiles: (repo, commit, token) => listRepoFiles(repo, commit, client(token)).catch((error: unknown) => Promise.reject(upstreamNotFound(error, repo, commit))),
+    visibility: (repo, revision) => fetchRepoVisibility(repo, revision, client(undefined)).catch((error: unknown) => Promise.reject(upstreamNotFound(error, repo, revision))),
     canRead: async (repo, revision, path, token) => {
       if (path !== undefined) return probeFileAccess(repo, revision, path, client(token));
       try {
@@ -66,8 +66,9 @@ export interface PullFetcherOptions extends HfUpstreamOptions {
 }
 
 /**
- * One file through `pull`: it takes the cross-process blob lock, runs the engine (verified while
- * streaming), commits the blob, links the snapshot and marks the revision in use meanwhile.
+ * One file through `pull`, with the commit and listing entry the catalog resolved: it takes the
+ * cross-process blob lock, runs the engine (verified while streaming), commits the blob, links the
+ * snapshot, marks the revision in use meanwhile and records its use.
  */
 export function createPullFetcher(options: PullFetcherOptions): FetchFile {
   // The engine (and its hashing worker) loads once at start, not while the first client waits.
@@ -78,11 +79,14 @@ export function createPullFetcher(options: PullFetcherOptions): FetchFile {
       repoType: request.repo.repoType,
       revision: request.commit,
       files: [request.file.path],
+      // What the catalog already resolved and validated: pull lists nothing again, and accepts only this size and digest.
+      listing: [{ path: request.file.path, size: request.file.size, digest: request.file.digest, ...(request.file.xetHash && { xetHash: request.file.xetHash }) }],
       cacheDir: options.cacheDir,
       endpoint: options.endpoint,
-      ...(request.token && { token: request.token }),
-      // The server decides which token goes upstream; pull must not pick one up from the environment.
-      env: { HF_TOKEN: '' },
+      // The server decides which token goes upstream (none when it has none): pull reads none of its own.
+      token: request.token ?? null,
+      // Nor anything else from the process environment (HF_HUB_OFFLINE, …): the server's options decide.
+      env: {},
       signal: request.signal,
       ...(options.dispatcher && { dispatcher: options.dispatcher }),
       ...options.pull,

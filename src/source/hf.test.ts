@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startFixtureHub, type FixtureHub } from '../../test/support/fixture-hub.js';
 import { startFixtureServer } from '../../test/support/fixture-server.js';
 import { isModelfetchError, type ModelfetchError } from '../core/errors.js';
-import { fetchRevisionCommit, hfResolveUrl, nextPageUrl, resolveHfSnapshot } from './hf.js';
+import { fetchRepoVisibility, fetchRevisionCommit, hfResolveUrl, hubError, nextPageUrl, resolveHfSnapshot } from './hf.js';
 import { parseRepoReference } from '../core/repo-ref.js';
 import { readHfToken, resolveHfEndpoint } from '../core/env.js';
 
@@ -85,6 +85,31 @@ describe('hf source against the fixture hub', () => {
     expect(JSON.stringify(wrong.toJSON())).not.toContain('hf_wrongtokenvalue999');
     const ok = await resolveHfSnapshot({ repoType: 'model', repoId: 'org/gated' }, 'main', { endpoint: hub.endpoint, token: 'hf_goodtokenvalue123' });
     expect(ok.files).toHaveLength(1);
+  });
+
+  it('says which thing was not found as a reason, not only in the message', async () => {
+    const missing = await rejection(resolveHfSnapshot({ repoType: 'model', repoId: 'org/nope' }, 'main', { endpoint: hub.endpoint }));
+    expect(missing.reason).toBe('repo-not-found');
+    const badRev = await rejection(resolveHfSnapshot({ repoType: 'model', repoId: 'org/model' }, 'nope', { endpoint: hub.endpoint }));
+    expect(badRev.reason).toBe('revision-not-found');
+    const gated = await rejection(resolveHfSnapshot({ repoType: 'model', repoId: 'org/gated' }, 'main', { endpoint: hub.endpoint }));
+    expect(gated.reason).toBe('gated');
+    // The visibility check tells a missing revision of a visible repo (its answer) from a hidden repo.
+    expect(await fetchRepoVisibility({ repoType: 'model', repoId: 'org/nope' }, 'main', { endpoint: hub.endpoint })).toBe('hidden');
+    expect(await fetchRepoVisibility({ repoType: 'model', repoId: 'org/gated' }, 'main', { endpoint: hub.endpoint })).toBe('gated');
+    const revision = await rejection(fetchRepoVisibility({ repoType: 'model', repoId: 'org/model' }, 'nope', { endpoint: hub.endpoint }));
+    expect(revision.reason).toBe('revision-not-found');
+    // Each X-Error-Code gives its reason; a bare 404 names none.
+    const context = { repoType: 'model' as const, repoId: 'org/m', endpoint: hub.endpoint, revision: 'main', path: 'a.bin', hadToken: false };
+    const reasonOf = (code: string | undefined, status = 404) => hubError({ status, headers: code ? { 'x-error-code': code } : {}, url: hub.endpoint }, context).reason;
+    expect([reasonOf('RepoNotFound'), reasonOf('RevisionNotFound'), reasonOf('EntryNotFound'), reasonOf('GatedRepo', 403), reasonOf(undefined), reasonOf(undefined, 401)]).toEqual([
+      'repo-not-found',
+      'revision-not-found',
+      'entry-not-found',
+      'gated',
+      undefined,
+      'repo-not-found',
+    ]);
   });
 
   it('retries a 503 from the API, and gives up with ERR_HTTP when it persists', async () => {

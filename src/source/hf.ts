@@ -75,6 +75,7 @@ export function hubError({ status, headers, url, retryAfterMs }: AnswerHead, con
   if (code === 'GatedRepo') {
     return new ModelfetchError('ERR_GATED', `The ${what} is gated: access requires accepting its terms${detail}`, {
       ...base,
+      reason: 'gated',
       hint: context.hadToken
         ? `The token was refused. Accept the terms at ${page} with the account the token belongs to, then retry.`
         : `Set HF_TOKEN (or --token) and accept the terms at ${page}.`,
@@ -83,6 +84,7 @@ export function hubError({ status, headers, url, retryAfterMs }: AnswerHead, con
   if (code === 'RepoNotFound' || (status === 401 && !code && !context.hadToken)) {
     return new ModelfetchError('ERR_NOT_FOUND', `Repository ${context.repoId} (${context.repoType}) not found${detail}`, {
       ...base,
+      reason: 'repo-not-found',
       hint: context.hadToken
         ? 'Check the repo name and --repo-type, and that the token can read it.'
         : 'Check the repo name and --repo-type; if the repo is private, set HF_TOKEN (or --token).',
@@ -91,12 +93,14 @@ export function hubError({ status, headers, url, retryAfterMs }: AnswerHead, con
   if (code === 'RevisionNotFound') {
     return new ModelfetchError('ERR_NOT_FOUND', `Revision ${JSON.stringify(context.revision ?? '')} of ${context.repoId} not found${detail}`, {
       ...base,
+      reason: 'revision-not-found',
       hint: 'Check the branch, tag or commit after "@" (for example @main).',
     });
   }
   if (code === 'EntryNotFound') {
     return new ModelfetchError('ERR_NOT_FOUND', `File ${JSON.stringify(context.path ?? '')} not found in ${context.repoId}${detail}`, {
       ...base,
+      reason: 'entry-not-found',
       hint: 'Check the file name and revision; list the repo files on its page.',
     });
   }
@@ -299,7 +303,7 @@ export async function fetchRepoVisibility(repo: HfRepo, revision: string, option
     return info.gated !== undefined && info.gated !== false && info.gated !== null ? 'gated' : 'public';
   } catch (error) {
     if (error instanceof ModelfetchError && error.code === 'ERR_GATED') return 'gated';
-    if (error instanceof ModelfetchError && (error.code === 'ERR_AUTH' || (error.code === 'ERR_NOT_FOUND' && !error.message.startsWith('Revision')))) return 'hidden';
+    if (error instanceof ModelfetchError && (error.code === 'ERR_AUTH' || (error.code === 'ERR_NOT_FOUND' && error.reason !== 'revision-not-found'))) return 'hidden';
     throw error;
   }
 }

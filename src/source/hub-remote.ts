@@ -7,7 +7,7 @@ import type { Remote, RemoteOptions } from './remote.js';
 /** The Hugging Face Hub (or a mirror speaking its API) as a `Remote`: one rate-limit pacer for the pull's API calls. */
 export async function hubRemote(options: RemoteOptions): Promise<Remote> {
   const endpoint = resolveHfEndpoint(options.endpoint, options.env);
-  const token = await readHfToken(options.token, options.env);
+  const token = options.token === null ? undefined : await readHfToken(options.token, options.env);
   const pacer = new RateLimitPacer(options.clock ?? systemClock);
   const onRateLimitWait = (ms: number, bucket: string): void => options.onWarning?.(`the hub's "${bucket}" rate limit is spent; waiting ${Math.ceil(ms / 1000)} s for its window to reset`);
   const client = { endpoint, pacer, onRateLimitWait, ...(options.clock && { clock: options.clock }), ...(token && { token }), ...(options.dispatcher && { dispatcher: options.dispatcher }), ...(options.signal && { signal: options.signal }), ...(options.apiTimeoutMs !== undefined && { requestTimeoutMs: options.apiTimeoutMs }) };

@@ -6,7 +6,7 @@ import type { Snapshot } from '../core/types.js';
 export function modelScopeRemote(options: RemoteOptions): Remote {
   const { repoId } = options;
   const endpoint = resolveModelScopeEndpoint(options.endpoint, options.env);
-  const token = readModelScopeToken(options.token, options.env);
+  const token = options.token === null ? undefined : readModelScopeToken(options.token, options.env);
   const client = { endpoint, ...(options.clock && { clock: options.clock }), ...(token && { token }), ...(options.dispatcher && { dispatcher: options.dispatcher }), ...(options.signal && { signal: options.signal }) };
   const listed = new Map<string, Snapshot>();
   const list = async (revision: string): Promise<Snapshot> => {

@@ -23,7 +23,8 @@ export interface RemoteOptions {
   repoType: RepoType;
   env: NodeJS.ProcessEnv;
   endpoint?: string;
-  token?: string;
+  /** `null`: send no token and read none from the environment. */
+  token?: string | null;
   dispatcher?: Dispatcher;
   clock?: Clock;
   signal?: AbortSignal;
