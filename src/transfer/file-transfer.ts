@@ -1,80 +1,33 @@
 import { setMaxListeners } from 'node:events';
 import type { FileHandle } from 'node:fs/promises';
-import { fromSystemError, isFileSystemError, isModelfetchError, ModelfetchError, type ErrorCode } from '../core/errors.js';
+import { ModelfetchError } from '../core/errors.js';
 import type { FileDigest } from '../core/types.js';
 import { Checkpointer } from './checkpointer.js';
 import { HashCursor } from '../core/hash/hash-cursor.js';
-import { discardBody, type HttpResponse } from './http.js';
+import { discardBody } from './http.js';
 import { journalPathFor, JournalWriter, readJournal, type JournalKey } from './journal.js';
 import type { ResolvedOptions } from './options.js';
 import { probe, type ProbeResult } from './probe.js';
 import type { BatchProgress } from './progress.js';
-import { fetchSegment, type FetchContext, type FetchTarget } from './range-fetch.js';
+import { Lanes } from './lanes.js';
+import { asModelfetchError, hostOf, mirrorFrom, unprobedMirrors, unreachableError, type Mirror } from './mirrors.js';
+import type { FetchContext } from './range-fetch.js';
 import { attemptBudget, failureInWords, retryDecision, unreachableReason, type RetryDecision } from './retry-policy.js';
 import { missingRanges, type ByteRange } from './segment-plan.js';
-import { SegmentTable, type Segment } from './segment-table.js';
+import { SegmentTable } from './segment-table.js';
 import type { SegmentWriter } from './segment-writer.js';
 import { createTempFile, removeIfPresent, reopenTempFile } from './temp-file.js';
 import type { TransferJob, TransferResult } from './types.js';
 
-/** One mirror of the file, after its redirects were followed. */
-interface Mirror {
-  index: number;
-  /** The URL as given (re-followed when a signed CDN URL expires). */
-  url: string;
-  target: FetchTarget;
-  /** Budget key: host:port that segment connections go to. */
-  host: string;
-  alive: boolean;
-  /** Had a good response: a later 403 means an expired signed URL, not a lack of access. */
-  worked: boolean;
-  /** Some answer came from it (a probe, any HTTP status): refused connections are then a restart, worth the full retry budget. */
-  answered: boolean;
-  reresolved: boolean;
-  reresolving?: Promise<void>;
-  stream?: HttpResponse;
-}
-
-/** Errors that end this attempt at the file at once, whatever the mirrors. */
-const FATAL: ReadonlySet<ErrorCode> = new Set(['ERR_ETAG_CHANGED', 'ERR_RANGE_IGNORED', 'ERR_NO_SPACE', 'ERR_IO', 'ERR_ABORTED', 'ERR_SIZE']);
 /** Restarts from zero after the file changed upstream (or a server stopped honouring Range). */
 const MAX_CHANGE_RESTARTS = 2;
-const MAX_CHUNK = 16 * 1024 * 1024;
 /** Files up to this size keep no journal: refetching them costs less than journaling them. */
 const JOURNAL_MIN_SIZE = 1024 * 1024;
 
-function hostOf(url: string): string {
-  return new URL(url).host;
-}
-
-function asModelfetchError(error: unknown): ModelfetchError {
-  if (isModelfetchError(error)) return error;
-  if (error instanceof Error && error.name === 'AbortError') return new ModelfetchError('ERR_ABORTED', 'Download aborted', { cause: error });
-  if (isFileSystemError(error)) return fromSystemError(error);
-  return new ModelfetchError('ERR_NETWORK', error instanceof Error ? error.message : String(error), { cause: error });
-}
-
-/** The final word on a host nobody answers at: which host, why, and what to check. */
-function unreachableError(asked: string, reason: string, attempts: number, cause: ModelfetchError): ModelfetchError {
-  // The URL that refused (a redirect's target, when the error knows it), not only the one asked for.
-  const url = cause.url ?? asked;
-  const { host } = new URL(url);
-  const hint =
-    reason === 'connection refused'
-      ? `Nothing accepts connections at ${host}: check that the server is running and listening on that port, and that the URL's host and port are right.`
-      : reason.startsWith('host name')
-        ? `Check the host name in the URL, and that this machine's DNS (and proxy, if any) can resolve it.`
-        : `Check the network route to ${host} (a firewall, a VPN, a proxy) and that the URL is right.`;
-  return new ModelfetchError('ERR_NETWORK', `Could not connect to ${host}: ${reason} (${attempts} attempt${attempts === 1 ? '' : 's'})`, { url, hint, cause });
-}
-
 /** Downloads one job into its temp file: probe, plan, parallel range fetches, journal, hash, verify. */
 export class FileTransfer {
-  private fatal: ModelfetchError | undefined;
   private controller = new AbortController();
-  private waiters: Array<() => void> = [];
   private bytesFetched = 0;
-  private lastError: ModelfetchError | undefined;
   /** Set when a whole-body stream (no Range support) failed: only a restart from zero helps. */
   private streamFailed = false;
   /** Set after a restart caused by the server's answers: always probe from then on. */
@@ -194,25 +147,6 @@ export class FileTransfer {
     }
   }
 
-  private mirrorFrom(index: number, url: string, result: ProbeResult): Mirror {
-    return {
-      index,
-      url,
-      target: { url: result.url, credentialOrigin: new URL(url).origin, credentialed: result.credentialed, headers: this.job.headers, etag: result.etag },
-      host: hostOf(result.url),
-      alive: true,
-      worked: false,
-      answered: true,
-      reresolved: false,
-      ...(result.stream && { stream: result.stream }),
-    };
-  }
-
-  private unprobedMirrors(indices: number[]): { mirrors: Mirror[]; results: ProbeResult[] } {
-    const results = indices.map((i): ProbeResult => ({ size: this.job.size, etag: undefined, rangeSupported: true, url: this.job.urls[i] ?? '', credentialed: true }));
-    return { mirrors: results.map((r, k) => ({ ...this.mirrorFrom(indices[k] ?? 0, r.url, r), answered: false })), results };
-  }
-
   private async probeMirrors(indices: number[]): Promise<{ mirrors: Mirror[]; results: ProbeResult[] }> {
     const settled = await Promise.allSettled(indices.map((i) => this.probeWithRetry(this.job.urls[i] ?? '')));
     const mirrors: Mirror[] = [];
@@ -231,7 +165,7 @@ export class FileTransfer {
         firstError ??= new ModelfetchError('ERR_SIZE', `${this.job.urls[i] ?? ''} serves ${result.size} bytes, expected ${expected}`, { url: this.job.urls[i] ?? '', expected, found: result.size, hint: 'The file changed upstream or the mirror is stale; check the URL.' });
         return;
       }
-      mirrors.push(this.mirrorFrom(i, this.job.urls[i] ?? '', result));
+      mirrors.push(mirrorFrom(this.job, i, this.job.urls[i] ?? '', result));
       results.push(result);
     });
     if (mirrors.length === 0) throw firstError;
@@ -241,9 +175,14 @@ export class FileTransfer {
   private async attempt(indices: number[]): Promise<TransferResult> {
     this.controller = new AbortController();
     setMaxListeners(0, this.controller.signal); // one listener per live request and waiter
-    this.fatal = undefined;
     this.streamFailed = false;
-    this.lastError = undefined;
+    const lanes = new Lanes({
+      job: this.job,
+      opts: this.opts,
+      controller: this.controller,
+      decideRetry: (error, attempt, url, unreachable) => this.decideRetry(error, attempt, url, unreachable),
+      probeHoldingSlot: (url) => this.probeWithRetry(url, true),
+    });
     const onAbort = (): void => this.controller.abort(this.opts.signal?.reason);
     this.opts.signal?.addEventListener('abort', onAbort, { once: true });
     if (this.opts.signal?.aborted) onAbort();
@@ -258,7 +197,7 @@ export class FileTransfer {
       this.progress.update(this.index, { phase: 'probe' });
       // A small file of known size needs no probe: its one range request learns what a probe would.
       const small = !this.mustProbe && this.job.size !== undefined && this.job.size > 0 && this.job.size < this.opts.segmentThreshold;
-      const probed = small ? this.unprobedMirrors(indices) : await this.probeMirrors(indices);
+      const probed = small ? unprobedMirrors(this.job, indices) : await this.probeMirrors(indices);
       const size = this.job.size ?? probed.results.find((r) => r.size !== undefined)?.size;
       const rangeMirrors = probed.mirrors.filter((m, k) => probed.results[k]?.rangeSupported);
       const ranged = size !== undefined && rangeMirrors.length > 0;
@@ -328,9 +267,10 @@ export class FileTransfer {
         writers,
       };
 
-      await this.runLanes(ctx, table, mirrors, size, ranged);
-      if (this.fatal) throw this.fatal;
-      if (!table.complete()) throw this.lastError ?? new ModelfetchError('ERR_NETWORK', `Could not download ${this.job.urls[0] ?? ''}`);
+      await lanes.run(ctx, table, mirrors, size, ranged);
+      this.streamFailed = lanes.streamFailed;
+      if (lanes.fatal) throw lanes.fatal;
+      if (!table.complete()) throw lanes.lastError ?? new ModelfetchError('ERR_NETWORK', `Could not download ${this.job.urls[0] ?? ''}`);
 
       const finalSize = table.segments.reduce((end, s) => Math.max(end, s.end), 0);
       if (this.job.size !== undefined && finalSize !== this.job.size) {
@@ -384,148 +324,5 @@ export class FileTransfer {
         await removeIfPresent(journalPathFor(this.job.tempPath));
       }
     }
-  }
-
-  private chunkSize(size: number | undefined): number {
-    if (size === undefined) return Infinity;
-    const { connections, minSegmentSize } = this.opts;
-    return Math.max(minSegmentSize, Math.min(MAX_CHUNK, Math.ceil(size / (connections * 4))));
-  }
-
-  private async runLanes(ctx: FetchContext, table: SegmentTable, mirrors: Mirror[], size: number | undefined, ranged: boolean): Promise<void> {
-    const single = !ranged || (size ?? 0) < this.opts.segmentThreshold;
-    const remaining = table.segments.reduce((sum, s) => sum + (s.end - s.pos), 0);
-    const perMirror = single ? 1 : Math.max(1, Math.min(this.opts.connections, Math.ceil(remaining / this.opts.minSegmentSize)));
-    const chunk = single ? Infinity : this.chunkSize(size);
-    const lanes: Array<Promise<void>> = [];
-    const laneMirrors = single ? mirrors.slice(0, 1) : mirrors;
-    for (const mirror of laneMirrors) {
-      for (let k = 0; k < perMirror; k += 1) lanes.push(this.lane(ctx, table, mirrors, mirror, chunk));
-    }
-    await Promise.all(lanes);
-  }
-
-  private changed(): Promise<void> {
-    return new Promise((resolve) => this.waiters.push(resolve));
-  }
-
-  private notify(): void {
-    const waiters = this.waiters;
-    this.waiters = [];
-    for (const wake of waiters) wake();
-  }
-
-  private fail(error: ModelfetchError): void {
-    this.fatal ??= error;
-    this.controller.abort(error);
-    this.notify();
-  }
-
-  /** One connection's worth of work: claim a segment, fetch it, repeat; wait while others may still split. */
-  private async lane(ctx: FetchContext, table: SegmentTable, mirrors: Mirror[], preferred: Mirror, chunk: number): Promise<void> {
-    while (!this.fatal) {
-      const mirror = preferred.alive ? preferred : mirrors.find((m) => m.alive);
-      if (!mirror) return;
-      let release: () => void;
-      try {
-        release = await this.opts.budget.acquire(mirror.host, this.controller.signal);
-      } catch {
-        return;
-      }
-      let segment: Segment | undefined;
-      try {
-        if (this.fatal) return;
-        segment = table.claim(chunk, this.opts.minSegmentSize);
-        if (!segment && table.activeCount() === 0) return;
-        if (segment) await this.runSegment(ctx, segment, mirror);
-      } finally {
-        release();
-      }
-      if (segment) {
-        table.release(segment);
-        this.notify();
-      } else {
-        await this.changed();
-      }
-    }
-  }
-
-  private async runSegment(ctx: FetchContext, segment: Segment, mirror: Mirror): Promise<void> {
-    let attempt = 0;
-    while (!this.fatal && mirror.alive) {
-      const before = segment.pos;
-      const reuse = mirror.stream;
-      delete mirror.stream;
-      try {
-        await fetchSegment(ctx, segment, mirror.target, reuse);
-        mirror.worked = true;
-        return;
-      } catch (caught) {
-        if (this.controller.signal.aborted) return;
-        const error = asModelfetchError(caught);
-        if (segment.pos > before) {
-          mirror.worked = true;
-          attempt = 0; // progress was made: this is a new failure, not a repeat
-        }
-        if (!ctx.ranged) {
-          this.streamFailed = true;
-          this.fail(error);
-          return;
-        }
-        if (FATAL.has(error.code)) {
-          this.fail(error);
-          return;
-        }
-        if (error.code === 'ERR_GATED' && mirror.worked && !mirror.reresolved) {
-          await this.reresolve(mirror, ctx.size);
-          continue;
-        }
-        attempt += 1;
-        // A mirror that never answered (an unprobed small file's first request) gets the short budget too.
-        mirror.answered ||= mirror.worked || error.status !== undefined;
-        const unreachable = mirror.answered ? undefined : unreachableReason(error);
-        const decision = this.decideRetry(error, attempt, mirror.url, unreachable !== undefined);
-        if (!decision.retry) {
-          mirror.alive = false;
-          this.lastError = unreachable === undefined ? error : unreachableError(mirror.url, unreachable, attempt, error);
-          return;
-        }
-        try {
-          await this.opts.clock.sleep(decision.delayMs, this.controller.signal);
-        } catch {
-          return;
-        }
-      }
-    }
-  }
-
-  /** A signed CDN URL expired (403 after it had worked): ask for fresh URLs once, or follow the original redirects again. */
-  private async reresolve(mirror: Mirror, size: number | undefined): Promise<void> {
-    mirror.reresolving ??= (async () => {
-      mirror.reresolved = true;
-      try {
-        if (this.job.reresolve) {
-          const urls = await this.job.reresolve();
-          mirror.url = urls[mirror.index] ?? urls[0] ?? mirror.url;
-        }
-        const result = await this.probeWithRetry(mirror.url, true);
-        discardBody(result.stream);
-        if (result.size !== size || !result.rangeSupported) {
-          throw new ModelfetchError('ERR_ETAG_CHANGED', `${mirror.url} changed after its URL was renewed`, { url: mirror.url });
-        }
-        if (mirror.target.etag && result.etag && result.etag !== mirror.target.etag) {
-          throw new ModelfetchError('ERR_ETAG_CHANGED', `${mirror.url} now serves ETag "${result.etag}" instead of "${mirror.target.etag}"`, { url: mirror.url });
-        }
-        const fresh = this.mirrorFrom(mirror.index, mirror.url, result);
-        mirror.target = fresh.target;
-        mirror.host = fresh.host;
-      } catch (caught) {
-        const error = asModelfetchError(caught);
-        if (FATAL.has(error.code)) this.fail(error);
-        mirror.alive = false;
-        this.lastError = error;
-      }
-    })();
-    await mirror.reresolving;
   }
 }

@@ -49,11 +49,42 @@ async function sendOnce(transport: Transport, url: URL, method: 'GET' | 'HEAD', 
   }
   const dispatcher = transport.dispatcher ?? (await networkDispatcher());
   try {
-    const response = await dispatcher.request({ origin: url.origin, path: `${url.pathname}${url.search}`, method, headers, ...(signal && { signal }) });
+    const pending = dispatcher.request({ origin: url.origin, path: `${url.pathname}${url.search}`, method, headers, ...(signal && { signal }) });
+    const response = await abortable(pending, signal);
     return { status: response.statusCode, headers: response.headers, body: response.body };
   } catch (error) {
     throw (signal?.aborted ? undefined : describeConnectFailure(error, url.href)) ?? error;
   }
+}
+
+/**
+ * undici does not give up a request whose connection is still being made (a TLS handshake the
+ * server never answers) when its signal aborts: it waits for its connect timeout (30 s). Here the
+ * abort wins at once, so a stall is a stall whatever the transport; a late answer is dropped.
+ */
+function abortable(pending: Promise<Dispatcher.ResponseData>, signal: AbortSignal | undefined): Promise<Dispatcher.ResponseData> {
+  if (!signal) return pending;
+  return new Promise((resolve, reject) => {
+    const onAbort = (): void => {
+      reject(signal.reason);
+      pending.then((late) => discardBody(late), () => undefined);
+    };
+    if (signal.aborted) {
+      onAbort();
+      return;
+    }
+    signal.addEventListener('abort', onAbort, { once: true });
+    pending.then(
+      (response) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(response);
+      },
+      (error: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(error);
+      },
+    );
+  });
 }
 
 export interface HttpRequest {

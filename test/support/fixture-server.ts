@@ -1,6 +1,7 @@
 import { createHash, randomFillSync } from 'node:crypto';
 import { open, type FileHandle } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 
@@ -104,7 +105,8 @@ export interface FixtureServer {
   close(): Promise<void>;
 }
 
-export async function startFixtureServer(options: { host?: string } = {}): Promise<FixtureServer> {
+/** `tls`: serve https with this leaf (e.g. a test CA's, test/support/test-ca.ts) instead of plain http. */
+export async function startFixtureServer(options: { host?: string; tls?: { key: Buffer; cert: Buffer } } = {}): Promise<FixtureServer> {
   const files = new Map<string, ServedFile>();
   const routes: Array<{ prefix: string; handler: RouteHandler }> = [];
   const rules: Array<FaultRule & { used: number }> = [];
@@ -122,7 +124,7 @@ export async function startFixtureServer(options: { host?: string } = {}): Promi
     return merged;
   };
 
-  const server: Server = createServer((req, res) => {
+  const listener = (req: IncomingMessage, res: ServerResponse): void => {
     const record: RequestRecord = { method: req.method ?? 'GET', url: req.url ?? '/', headers: req.headers, status: 0, bodyBytes: 0 };
     requests.push(record);
     res.on('finish', () => (record.status = res.statusCode));
@@ -135,7 +137,8 @@ export async function startFixtureServer(options: { host?: string } = {}): Promi
         res.destroy();
       }
     });
-  });
+  };
+  const server: Server = options.tls ? createTlsServer({ key: options.tls.key, cert: options.tls.cert }, listener) : createServer(listener);
 
   const handle = async (req: IncomingMessage, res: ServerResponse, record: RequestRecord): Promise<void> => {
     const url = new URL(req.url ?? '/', 'http://fixture.invalid');
@@ -163,7 +166,7 @@ export async function startFixtureServer(options: { host?: string } = {}): Promi
   const { port } = server.address() as AddressInfo;
 
   return {
-    origin: `http://${options.host ?? '127.0.0.1'}:${port}`,
+    origin: `${options.tls ? 'https' : 'http'}://${options.host ?? '127.0.0.1'}:${port}`,
     port,
     requests,
     bodyBytesServed: () => requests.reduce((sum, r) => sum + r.bodyBytes, 0),
@@ -342,7 +345,9 @@ async function streamBody(res: ServerResponse, file: ServedFile, start: number, 
     if (aborted) return;
     if (sent >= limit && limit < total) {
       if (fault.resetAfterBytes !== undefined && sent >= fault.resetAfterBytes) {
-        socket?.resetAndDestroy();
+        // Over TLS the reset goes to the TCP socket underneath (a TLSSocket has no reset of its own).
+        const tcp = (socket as (Socket & { _parent?: Socket }) | null)?._parent ?? socket;
+        tcp?.resetAndDestroy();
         return;
       }
       if (fault.truncateAfterBytes !== undefined && sent >= fault.truncateAfterBytes) {

@@ -5,7 +5,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-/** A throw-away certificate authority and a leaf for 127.0.0.1/localhost signed by it (openssl). */
+/** A throw-away certificate authority and a leaf for 127.0.0.1, 127.0.0.2 (a second host) and localhost signed by it (openssl). */
 export interface TestCa {
   /** The CA certificate, PEM, in a file: what a user points SSL_CERT_FILE & co. at. */
   caFile: string;
@@ -20,7 +20,7 @@ export async function createTestCa(): Promise<TestCa> {
     const run = (args: string[]): void => void execFileSync('openssl', args, { stdio: 'ignore', cwd: dir });
     run(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '2', '-subj', '/CN=modelfetch test CA', '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign']);
     run(['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'leaf.key', '-out', 'leaf.csr', '-subj', '/CN=127.0.0.1']);
-    await writeFile(join(dir, 'leaf.ext'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n');
+    await writeFile(join(dir, 'leaf.ext'), 'subjectAltName=IP:127.0.0.1,IP:127.0.0.2,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n');
     run(['x509', '-req', '-in', 'leaf.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'leaf.pem', '-days', '2', '-extfile', 'leaf.ext']);
     return { caFile: join(dir, 'ca.pem'), key: await readFile(join(dir, 'leaf.key')), cert: await readFile(join(dir, 'leaf.pem')), remove: () => rm(dir, { recursive: true, force: true }) };
   } catch (error) {
