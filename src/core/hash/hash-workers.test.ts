@@ -86,3 +86,18 @@ describe('startWorker', () => {
     }
   });
 });
+
+describe('a worker started from source', () => {
+  it('runs under a parent started with --input-type=module (node -e): the CommonJS bootstrap does not inherit it', async () => {
+    const { execFile } = await import('node:child_process');
+    const dir = await testTempDir('mf-pool-eval-');
+    const content = bytesOf(5_000, 3);
+    await writeFile(join(dir, 'f'), content);
+    const pool = new URL('./hash-pool.ts', import.meta.url).href;
+    const script = `const { HashPool } = await import(${JSON.stringify(pool)}); const p = new HashPool(1); const r = await p.hash(${JSON.stringify(join(dir, 'f'))}, 'sha256'); await p.close(); process.stdout.write(r.hex);`;
+    const stdout = await new Promise<string>((resolve, reject) => {
+      execFile(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: new URL('../../../', import.meta.url).pathname }, (error, out, err) => (error ? reject(new Error(`${error.message}\n${err}`)) : resolve(out)));
+    });
+    expect(stdout).toBe(digestOfBytes('sha256', content));
+  });
+});

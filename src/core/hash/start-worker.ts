@@ -19,5 +19,7 @@ export function startWorker(besideUrl: string | URL, name: string): Worker {
   if (!fromSource) return new Worker(url);
   const tsx = createRequire(beside).resolve('tsx/cjs/api');
   // Anything the bootstrap throws reaches the parent as the worker's 'error' event.
-  return new Worker(`require(${JSON.stringify(tsx)}).register();\nrequire(${JSON.stringify(fileURLToPath(url))});\n`, { eval: true });
+  // The bootstrap is CommonJS: a parent started with `--input-type=module` (node -e) must not pass that on.
+  const execArgv = process.execArgv.filter((arg) => !arg.startsWith('--input-type'));
+  return new Worker(`require(${JSON.stringify(tsx)}).register();\nrequire(${JSON.stringify(fileURLToPath(url))});\n`, { eval: true, execArgv });
 }
