@@ -5,7 +5,7 @@ import { XET_CHUNK_CACHE_PARTS } from './layout.js';
 import { assertRealFolders, makeRealFolders } from './safe-path.js';
 import { isModelfetchError } from '../core/errors.js';
 import { parseSize } from '../core/format-bytes.js';
-import { chunkHash, isXetHashHex } from '../core/hash/xet-hash.js';
+import { chunkHash, isXetHashHex, prepareChunkHashing } from '../core/hash/xet-hash.js';
 
 /**
  * The dedup chunk cache: decoded Xet chunks kept on disk, so a new revision (or another repo) that
@@ -134,6 +134,7 @@ export class ChunkCache {
       await rm(found.path, { force: true });
       return undefined;
     }
+    await prepareChunkHashing();
     const now = new Date();
     await utimes(found.path, now, now).catch(() => undefined);
     const path = found.path;
@@ -165,6 +166,7 @@ export class ChunkCache {
     const final = join(folder, `${chunkStart}-${chunkEnd}.chunks`);
     const temp = `${final}.${randomBytes(6).toString('hex')}.part`;
     const handle = await open(temp, 'wx');
+    await prepareChunkHashing();
     return new ChunkEntryWriter(handle, temp, final, chunkEnd - chunkStart);
   }
 

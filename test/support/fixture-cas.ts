@@ -3,7 +3,7 @@ import { readFile } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { CompressionScheme, encodeChunk } from '../../src/transfer/xet/chunk-codec.js';
 import { chunkBoundaries } from '../../src/transfer/xet/chunker.js';
-import { chunkHash, fileHash, type HashedChunk, xetHashToHex, xorbHash } from '../../src/core/hash/xet-hash.js';
+import { chunkHash, fileHash, type HashedChunk, prepareChunkHashing, xetHashToHex, xorbHash } from '../../src/core/hash/xet-hash.js';
 import { startFixtureServer, type FixtureServer } from './fixture-server.js';
 
 /**
@@ -131,6 +131,7 @@ export async function startFixtureCas(options: FixtureCasOptions = {}): Promise<
 
   const addFile = async (source: { data: Buffer } | { path: string }): Promise<FixtureCasFile> => {
     const data = 'data' in source ? source.data : await readFile(source.path);
+    await prepareChunkHashing();
     const ends = chunkBoundaries(data);
     const hashed: HashedChunk[] = [];
     const locations: ChunkLocation[] = [];

@@ -9,7 +9,7 @@ import { journalPathFor, JournalWriter, readJournal, type JournalKey } from '../
 import { mergeRanges, type ByteRange } from '../segment-plan.js';
 import { createTempFile, removeIfPresent, reopenTempFile } from '../temp-file.js';
 import { ChunkStreamDecoder, decodeChunkBody } from './chunk-codec.js';
-import { isXetHashHex } from '../../core/hash/xet-hash.js';
+import { isXetHashHex, prepareChunkHashing } from '../../core/hash/xet-hash.js';
 import { readJsonBody } from './json-body.js';
 import { parseReconstruction, type Reconstruction, type XorbRangeFetch } from './reconstruction.js';
 import type { ChunkCache, ChunkEntryWriter } from '../../cache/xet-chunk-cache.js';
@@ -133,6 +133,7 @@ class XetDownload {
 
   async run(): Promise<XetDownloadResult> {
     if (!isXetHashHex(this.job.fileHash)) throw new ModelfetchError('ERR_INVALID_DIGEST', `"${String(this.job.fileHash).slice(0, 80)}" is not a Xet file hash.`);
+    await prepareChunkHashing();
     await this.open();
     try {
       this.hasher = HashCursor.open(this.job.tempPath, 'sha256', this.job.size);
