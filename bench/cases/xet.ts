@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { startFixtureCas } from '../../test/support/fixture-cas.js';
+import { decodeChunkHeader } from '../../src/transfer/xet/chunk-codec.js';
+import { startFixtureCas, type FixtureCas } from '../../test/support/fixture-cas.js';
 import { startFixtureHub } from '../../test/support/fixture-hub.js';
 import { GiB, limitCheck, MiB, missingCommands, ratioCheck, seconds, type BenchCase, type BenchContext } from '../lib/bench-case.js';
 import { lastJson } from '../lib/modelfetch-cli.js';
@@ -10,8 +11,10 @@ import { assertOk, readBytesRead, type RunOptions, type RunResult } from '../lib
  * Case xet: Xet downloads against the fixture CAS on loopback (both unthrottled).
  * - throughput: a Xet file pulled through Xet vs the same file through the bridge (`--no-xet`: the
  *   Hub's redirect to the CDN, plain HTTP) — the reference is modelfetch's own plain path;
- * - dedup: revision B differs from A in 3 % of its bytes, spread through the file (96 edits);
- *   xorb bytes the CAS sends for B after A is cached vs B's size (the plain path sends 100 %);
+ * - dedup: revision B differs from A in 3 % of its bytes, spread through the file (96 edits of 160 KiB
+ *   at full size; --quick keeps the edits' length and spacing, so 12 edits in its 64 MiB); xorb bytes
+ *   the CAS sends for B after A is cached vs B's size (the plain path sends 100 %), beside the floor
+ *   no client can go under: the bytes of B's chunks that A does not have;
  * - resume: kill -9 at about half of the Xet download, run again; xorb bytes over both runs vs the
  *   xorb bytes a clean download needs;
  * - peak RSS of the Xet pulls (VmHWM).
@@ -28,6 +31,20 @@ function editedCopy(a: Buffer, fraction: number, edits: number): Buffer {
   return b;
 }
 
+/** Decoded bytes of the chunks file `b` uses that file `a` does not (what any client must fetch for b after a). */
+function newChunkBytes(cas: FixtureCas, a: string | undefined, b: string | undefined): number {
+  const chunksOf = (hash: string | undefined): Array<[string, number]> =>
+    (cas.files.get(hash ?? '')?.terms ?? []).flatMap((t) => Array.from({ length: t.chunkEnd - t.chunkStart }, (_, i): [string, number] => [t.xorbHash, t.chunkStart + i]));
+  const inA = new Set(chunksOf(a).map(([xorb, index]) => `${xorb}/${index}`));
+  let bytes = 0;
+  for (const [xorb, index] of new Map(chunksOf(b).map(([x, i]) => [`${x}/${i}`, [x, i] as const])).values()) {
+    if (inA.has(`${xorb}/${index}`)) continue;
+    const stored = cas.xorbs.get(xorb);
+    if (stored) bytes += decodeChunkHeader(stored.data, stored.chunkOffsets[index] as number).uncompressedLength;
+  }
+  return bytes;
+}
+
 async function pullRun(ctx: BenchContext, endpoint: string, repo: string, cacheDir: string, extra: string[], options: RunOptions = {}): Promise<RunResult> {
   const args = ['pull', repo, '--cache-dir', cacheDir, '--endpoint', endpoint, '--json', ...extra];
   return ctx.cli.run(args, { env: { ...process.env, HF_HUB_OFFLINE: '', HF_HUB_DISABLE_XET: '' }, ...options });
@@ -42,7 +59,10 @@ export const xetCase: BenchCase = {
     const dedupSize = ctx.quick ? 64 * MiB : 512 * MiB;
     const cas = await startFixtureCas();
     const a = randomBytes(dedupSize);
-    const b = editedCopy(a, 0.03, 96);
+    // Each edit invalidates the ~64 KiB chunks it touches and their neighbours; shrinking the edits
+    // with the file would measure the chunk size, not the client (96 edits of 20 KiB in 64 MiB leave 19 % new chunks).
+    const edits = Math.max(1, Math.round((96 * dedupSize) / (512 * MiB)));
+    const b = editedCopy(a, 0.03, edits);
     const hub = await startFixtureHub({
       cas,
       repos: [
@@ -52,7 +72,7 @@ export const xetCase: BenchCase = {
     });
     try {
       const cdnBytes = (): number => hub.cdn.requests.reduce((sum, r) => sum + r.bodyBytes, 0);
-      report.notes.push(`fixture CAS and Hub on loopback, unthrottled; ${big / MiB} MiB random file; dedup file ${dedupSize / MiB} MiB, B = A with 96 random edits totalling 3 %; reference for throughput: the same CLI with --no-xet (Hub redirect to the CDN, plain HTTP)`);
+      report.notes.push(`fixture CAS and Hub on loopback, unthrottled; ${big / MiB} MiB random file; dedup file ${dedupSize / MiB} MiB, B = A with ${edits} random edits totalling 3 %; reference for throughput: the same CLI with --no-xet (Hub redirect to the CDN, plain HTTP)`);
 
       // Throughput: Xet vs the bridge, each into an empty cache.
       const plain = assertOk('pull --no-xet', await pullRun(ctx, hub.endpoint, 'bench/xet-big', join(ctx.work, 'x-plain'), ['--no-xet']));
@@ -94,6 +114,7 @@ export const xetCase: BenchCase = {
       assertOk('pull B --no-xet', await pullRun(ctx, hub.endpoint, 'bench/xet-dedup@b', join(ctx.work, 'x-dedup-plain'), ['--no-xet']));
       const bPlain = cdnBytes();
       report.measurements.push({ label: 'B after A: xorb bytes', value: bBytes / 1e6, unit: 'MB' });
+      report.measurements.push({ label: "B after A: bytes of B's chunks that A lacks (the floor)", value: newChunkBytes(cas, hub.file('bench/xet-dedup', 'model.safetensors', 'main').xetHash, hub.file('bench/xet-dedup', 'model.safetensors', 'b').xetHash) / 1e6, unit: 'MB' });
       if (typeof bJson.bytesDeduplicated === 'number') report.measurements.push({ label: 'B after A: bytesDeduplicated', value: bJson.bytesDeduplicated / 1e6, unit: 'MB' });
       report.measurements.push({ label: 'B through the plain path: bytes', value: bPlain / 1e6, unit: 'MB' });
       report.checks.push(ratioCheck('B after A: xorb bytes / file size', bBytes / dedupSize, '≤', 0.1));

@@ -5,7 +5,7 @@ import { XET_CHUNK_CACHE_PARTS } from './layout.js';
 import { assertRealFolders, makeRealFolders } from './safe-path.js';
 import { isModelfetchError } from '../core/errors.js';
 import { parseSize } from '../core/format-bytes.js';
-import { chunkHash, isXetHashHex } from '../core/hash/xet-hash.js';
+import { chunkHash, isXetHashHex, prepareChunkHashing } from '../core/hash/xet-hash.js';
 
 /**
  * The dedup chunk cache: decoded Xet chunks kept on disk, so a new revision (or another repo) that
@@ -28,6 +28,10 @@ const MAGIC = Buffer.from('MFXETC01');
 const TRAILER_BYTES = 4 + MAGIC.length;
 const HASH_BYTES = 32;
 const ENTRY_NAME = /^(\d{1,9})-(\d{1,9})\.chunks$/;
+/** An entry still being written (`ChunkCache.writer`); one a killed process left behind is never renamed. */
+const PART_NAME = /^\d{1,9}-\d{1,9}\.chunks\.[0-9a-f]{12}\.part$/;
+/** A part file untouched for this long has no live writer (an entry is written in seconds). */
+const STALE_PART_MS = 60 * 60 * 1000;
 
 export interface ChunkCacheEntry {
   path: string;
@@ -134,6 +138,7 @@ export class ChunkCache {
       await rm(found.path, { force: true });
       return undefined;
     }
+    await prepareChunkHashing();
     const now = new Date();
     await utimes(found.path, now, now).catch(() => undefined);
     const path = found.path;
@@ -165,6 +170,7 @@ export class ChunkCache {
     const final = join(folder, `${chunkStart}-${chunkEnd}.chunks`);
     const temp = `${final}.${randomBytes(6).toString('hex')}.part`;
     const handle = await open(temp, 'wx');
+    await prepareChunkHashing();
     return new ChunkEntryWriter(handle, temp, final, chunkEnd - chunkStart);
   }
 
@@ -192,6 +198,7 @@ export class ChunkCache {
    * until the cache holds at most `limit` bytes; returns what went (or would go, with `dryRun`).
    */
   async trim(limit: number = this.limit, options: { unusedBefore?: number; dryRun?: boolean } = {}): Promise<{ entries: number; bytes: number }> {
+    if (!options.dryRun) await this.removeStaleParts(Date.now() - STALE_PART_MS);
     const all = (await this.entries()).sort((a, b) => a.mtimeMs - b.mtimeMs);
     let total = all.reduce((sum, e) => sum + e.size, 0);
     const removed = { entries: 0, bytes: 0 };
@@ -203,6 +210,20 @@ export class ChunkCache {
       removed.bytes += entry.size;
     }
     return removed;
+  }
+
+  /** Removes part files last written before `before` (ms since the epoch): what a kill -9 mid-entry leaves. */
+  private async removeStaleParts(before: number): Promise<void> {
+    if (!(await this.usable(undefined, false))) return;
+    for (const xorbHash of await readdir(this.root)) {
+      if (!isXetHashHex(xorbHash) || !(await this.usable(xorbHash, false))) continue;
+      const folder = join(this.root, xorbHash);
+      for (const name of await readdir(folder)) {
+        if (!PART_NAME.test(name)) continue;
+        const info = await lstat(join(folder, name)).catch(() => undefined);
+        if (info?.isFile() && info.mtimeMs < before) await rm(join(folder, name), { force: true });
+      }
+    }
   }
 
   /** Re-hashes every chunk of every entry; entries that fail are removed. */

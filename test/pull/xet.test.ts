@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, rm, symlink, mkdir, writeFile, readdir } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, symlink, mkdir, writeFile, readdir, utimes } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { RepoPaths, XET_CHUNK_CACHE_PARTS } from '../../src/cache/layout.js';
 import { gcCache } from '../../src/cache/gc.js';
@@ -190,6 +190,23 @@ describe('the dedup chunk cache', () => {
     const capped = await gcCache({ cacheDir, env: { MODELFETCH_XET_CACHE_SIZE: '0' }, unusedForMs: 86_400_000, isInUse: async () => true });
     expect(capped.xetChunks.entries).toBe(entries.length - 1);
     expect(await cache.entries()).toEqual([]);
+  });
+
+  it('removes the part files a killed run left once they are an hour old, and none that may still be written', async () => {
+    await pull(options({ repo: 'org/xet' }));
+    const [entry] = await new ChunkCache(cacheDir, XET_CHUNK_CACHE_PARTS).entries();
+    const folder = dirname(entry!.path);
+    await writeFile(join(folder, '0-1.chunks.aaaaaaaaaaaa.part'), 'left by kill -9');
+    await writeFile(join(folder, '0-1.chunks.bbbbbbbbbbbb.part'), 'being written');
+    const twoHoursAgo = new Date(Date.now() - 2 * 3_600_000);
+    await utimes(join(folder, '0-1.chunks.aaaaaaaaaaaa.part'), twoHoursAgo, twoHoursAgo);
+    await gcCache({ cacheDir, env: {}, unusedForMs: 86_400_000, dryRun: true, isInUse: async () => true });
+    expect(await readdir(folder)).toContain('0-1.chunks.aaaaaaaaaaaa.part');
+    await gcCache({ cacheDir, env: {}, unusedForMs: 86_400_000, isInUse: async () => true });
+    const left = await readdir(folder);
+    expect(left).not.toContain('0-1.chunks.aaaaaaaaaaaa.part');
+    expect(left).toContain('0-1.chunks.bbbbbbbbbbbb.part');
+    expect(left).toContain(entry!.path.split('/').pop());
   });
 
   it('never follows a symlinked chunk cache folder', async () => {

@@ -1,9 +1,9 @@
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { CompressionScheme, encodeChunk } from '../../src/transfer/xet/chunk-codec.js';
-import { chunkBoundaries } from '../../src/transfer/xet/chunker.js';
-import { chunkHash, fileHash, type HashedChunk, xetHashToHex, xorbHash } from '../../src/core/hash/xet-hash.js';
+import { chunkBoundaries, XetChunker } from '../../src/transfer/xet/chunker.js';
+import { chunkHash, fileHash, type HashedChunk, prepareChunkHashing, xetHashToHex, xorbHash } from '../../src/core/hash/xet-hash.js';
 import { startFixtureServer, type FixtureServer } from './fixture-server.js';
 
 /**
@@ -102,6 +102,40 @@ interface XorbBuilder {
   hash?: string;
 }
 
+/** The chunks of `data`, cut by the content-defined chunker. */
+function* chunksOfBuffer(data: Buffer): Generator<Buffer> {
+  let start = 0;
+  for (const end of chunkBoundaries(data)) {
+    yield data.subarray(start, end);
+    start = end;
+  }
+}
+
+/** The chunks of the file at `path`, read a piece at a time (a bench file of gigabytes never sits in memory whole). */
+async function* chunksOfFile(path: string): AsyncGenerator<Buffer> {
+  const chunker = new XetChunker();
+  const handle = await open(path, 'r');
+  let pending = Buffer.alloc(0);
+  try {
+    for (;;) {
+      const piece = Buffer.allocUnsafe(16 * 1024 * 1024);
+      const { bytesRead } = await handle.read(piece, 0, piece.length, null);
+      if (bytesRead === 0) break;
+      const read = piece.subarray(0, bytesRead);
+      pending = pending.length === 0 ? read : Buffer.concat([pending, read]);
+      let start = 0;
+      for (const length of chunker.push(read)) {
+        yield pending.subarray(start, start + length);
+        start += length;
+      }
+      pending = pending.subarray(start);
+    }
+  } finally {
+    await handle.close();
+  }
+  if (chunker.finish() !== undefined) yield pending;
+}
+
 export async function startFixtureCas(options: FixtureCasOptions = {}): Promise<FixtureCas> {
   const server = await startFixtureServer();
   const now = options.now ?? Date.now;
@@ -130,15 +164,15 @@ export async function startFixtureCas(options: FixtureCasOptions = {}): Promise<
   };
 
   const addFile = async (source: { data: Buffer } | { path: string }): Promise<FixtureCasFile> => {
-    const data = 'data' in source ? source.data : await readFile(source.path);
-    const ends = chunkBoundaries(data);
+    await prepareChunkHashing();
     const hashed: HashedChunk[] = [];
     const locations: ChunkLocation[] = [];
+    const sha256 = createHash('sha256');
+    let size = 0;
     let current: XorbBuilder = { chunks: [], stored: [] };
-    let start = 0;
-    for (const end of ends) {
-      const bytes = data.subarray(start, end);
-      start = end;
+    for await (const bytes of 'data' in source ? chunksOfBuffer(source.data) : chunksOfFile(source.path)) {
+      sha256.update(bytes);
+      size += bytes.length;
       const chunk = { hash: chunkHash(bytes), size: bytes.length };
       hashed.push(chunk);
       const key = xetHashToHex(chunk.hash);
@@ -170,7 +204,7 @@ export async function startFixtureCas(options: FixtureCasOptions = {}): Promise<
         terms.push({ xorbHash: hash, chunkStart: location.index, chunkEnd: location.index + 1, unpackedLength: size });
       }
     });
-    const file: FixtureCasFile = { fileHash: xetHashToHex(fileHash(hashed)), size: data.length, sha256: createHash('sha256').update(data).digest('hex'), terms };
+    const file: FixtureCasFile = { fileHash: xetHashToHex(fileHash(hashed)), size, sha256: sha256.digest('hex'), terms };
     files.set(file.fileHash, file);
     return file;
   };

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { isModelfetchError } from '../errors.js';
 import { chunkBoundaries } from '../../transfer/xet/chunker.js';
 import { splitmixData } from '../../transfer/xet/splitmix.test-support.js';
-import { aggregatedHash, chunkHash, fileHash, type HashedChunk, xetHashFromHex, xetHashToHex, xorbHash } from './xet-hash.js';
+import { aggregatedHash, chunkHash, fileHash, type HashedChunk, prepareChunkHashing, xetHashFromHex, xetHashToHex, xorbHash } from './xet-hash.js';
 
 const h = (hex: string, size: number): HashedChunk => ({ hash: xetHashFromHex(hex), size });
 const A = 'cfc5d07f6f03c29bbf424132963fe08d19a37d5757aaf520bf08119f05cd56d6';
@@ -56,6 +56,19 @@ describe('Xet hashes', () => {
     expect(ours.map((c) => xetHashToHex(c.hash))).toEqual(theirs.map((c) => xetHashToHex(c.hash)));
     expect(xetHashToHex(xorbHash(ours))).toBe(xetHashToHex(theirXorbHash(theirs)));
     expect(xetHashToHex(fileHash(ours))).toBe(xetHashToHex(theirFileHash(theirs)));
+  });
+
+  it('hashes chunks the same with the WebAssembly BLAKE3 as in JavaScript, each result its own copy', async () => {
+    const inputs = [new Uint8Array(0), randomBytes(1), randomBytes(1024), randomBytes(1025), randomBytes(70_000), splitmixData(131_072, 0n)];
+    const before = inputs.map((data) => chunkHash(data));
+    expect(await prepareChunkHashing()).toBe(true);
+    const after = inputs.map((data) => chunkHash(data));
+    expect(after.map((hash) => xetHashToHex(hash))).toEqual(before.map((hash) => xetHashToHex(hash)));
+    // Each call's result survives the next call (the hasher is reused).
+    expect(new Set(after.map((hash) => xetHashToHex(hash))).size).toBe(inputs.length);
+    const theirs = getChunks(splitmixData(1_000_000, 0n));
+    const ours = hashedChunks(splitmixData(1_000_000, 0n));
+    expect(ours.map((c) => xetHashToHex(c.hash))).toEqual(theirs.map((c) => xetHashToHex(c.hash)));
   });
 
   it('builds merkle trees several levels deep that @huggingface/xetchunk-wasm agrees with', () => {

@@ -1,4 +1,5 @@
 import { blake3 } from '@noble/hashes/blake3';
+import type { IHasher } from 'hash-wasm';
 import { ModelfetchError } from '../errors.js';
 
 /**
@@ -53,8 +54,33 @@ export function xetHashFromHex(hex: string): Uint8Array {
   return hash;
 }
 
+/** The WebAssembly chunk hasher once `prepareChunkHashing` has loaded it (many times faster than the JavaScript one). */
+let wasmChunkHasher: IHasher | undefined;
+let loadingChunkHasher: Promise<boolean> | undefined;
+
+/**
+ * Loads the WebAssembly BLAKE3 that `chunkHash` then uses; until it is loaded (or if it cannot be)
+ * `chunkHash` computes the same hash in JavaScript. Loading is asynchronous, so the modules that hash
+ * many chunks (download, chunk cache, fixtures) await this once, and nothing else pays for it.
+ * Resolves to whether the WebAssembly hasher is in use.
+ */
+export async function prepareChunkHashing(): Promise<boolean> {
+  loadingChunkHasher ??= import('hash-wasm')
+    .then(({ createBLAKE3 }) => createBLAKE3(256, DATA_KEY))
+    .then((hasher) => {
+      wasmChunkHasher = hasher;
+      return true;
+    })
+    .catch(() => false);
+  return loadingChunkHasher;
+}
+
 export function chunkHash(data: Uint8Array): Uint8Array {
-  return blake3(data, { key: DATA_KEY });
+  if (!wasmChunkHasher) return blake3(data, { key: DATA_KEY });
+  // One hasher serves every call: init, update and digest run back to back with no await between.
+  wasmChunkHasher.init();
+  wasmChunkHasher.update(data);
+  return wasmChunkHasher.digest('binary');
 }
 
 /** A node hash: keyed BLAKE3 over "{hex} : {size}\n" for each child, as xet-core formats it. */

@@ -11,7 +11,8 @@ export async function readJsonBody(response: HttpResponse, maxBytes: number): Pr
       if (total > maxBytes) {
         throw new ModelfetchError('ERR_BAD_RESPONSE', `${response.url} sent more than ${maxBytes} bytes of JSON.`, { url: response.url });
       }
-      parts.push(part);
+      // A copy: the transport may reuse a piece's memory for its next read.
+      parts.push(Buffer.from(part));
     }
   } catch (error) {
     discardBody(response);

@@ -1,17 +1,15 @@
 import type { FileHandle } from 'node:fs/promises';
 import { fromSystemError, isModelfetchError, ModelfetchError } from '../../core/errors.js';
 import { HashCursor } from '../../core/hash/hash-cursor.js';
-import { discardBody, headerValue, requestFollowingRedirects, statusError, type HttpResponse } from '../http.js';
 import { resolveOptions, type EngineOptions, type ResolvedOptions } from '../options.js';
-import { retryDecision } from '../retry-policy.js';
-import { StallWatch } from '../stall-watch.js';
 import { journalPathFor, JournalWriter, readJournal, type JournalKey } from '../journal.js';
 import { mergeRanges, type ByteRange } from '../segment-plan.js';
 import { createTempFile, removeIfPresent, reopenTempFile } from '../temp-file.js';
-import { ChunkStreamDecoder, decodeChunkBody } from './chunk-codec.js';
-import { isXetHashHex } from '../../core/hash/xet-hash.js';
-import { readJsonBody } from './json-body.js';
-import { parseReconstruction, type Reconstruction, type XorbRangeFetch } from './reconstruction.js';
+import { isXetHashHex, prepareChunkHashing } from '../../core/hash/xet-hash.js';
+import type { Reconstruction, XorbRangeFetch } from './reconstruction.js';
+import { backoffOrThrow, ReconstructionClient } from './reconstruction-client.js';
+import { fetchXorbRange } from './xorb-range-fetch.js';
+import { planTerms, termBytes, termsCoveredBy, type RangeWork, type TermSlot } from './term-plan.js';
 import type { ChunkCache, ChunkEntryWriter } from '../../cache/xet-chunk-cache.js';
 import type { XetTokenProvider } from './xet-token.js';
 
@@ -66,28 +64,8 @@ export interface XetDownloadResult {
   reconstructions: number;
 }
 
-/** Reconstruction JSON above this is refused (a 1 TiB file needs a few MB). */
-const MAX_RECONSTRUCTION_BYTES = 256 * 1024 * 1024;
-
-interface TermSlot {
-  index: number;
-  chunkStart: number;
-  chunkEnd: number;
-  fileOffset: number;
-  length: number;
-}
-
-/** The terms one fetch serves: a range that repeats in the file is fetched once and written to each. */
-interface RangeWork {
-  terms: TermSlot[];
-}
-
 class XetDownload {
-  private reconstruction!: Reconstruction;
-  private generation = 0;
-  private refreshing: Promise<void> | undefined;
-  private preferV1 = false;
-  private reconstructions = 0;
+  private readonly source: ReconstructionClient;
   private bytesFetched = 0;
   /** Decoded bytes of the chunks the terms use, counted once per fetch. */
   private uniqueBytes = 0;
@@ -108,7 +86,13 @@ class XetDownload {
   constructor(
     private readonly job: XetDownloadJob,
     private readonly options: ResolvedOptions,
-  ) {}
+  ) {
+    this.source = new ReconstructionClient(job.fileHash, job.size, job.token, options);
+  }
+
+  private get reconstruction(): Reconstruction {
+    return this.source.current;
+  }
 
   private get journalPath(): string {
     return journalPathFor(this.job.tempPath);
@@ -133,11 +117,14 @@ class XetDownload {
 
   async run(): Promise<XetDownloadResult> {
     if (!isXetHashHex(this.job.fileHash)) throw new ModelfetchError('ERR_INVALID_DIGEST', `"${String(this.job.fileHash).slice(0, 80)}" is not a Xet file hash.`);
+    await prepareChunkHashing();
     await this.open();
     try {
       this.hasher = HashCursor.open(this.job.tempPath, 'sha256', this.job.size);
-      await this.refreshReconstruction(0);
-      const works = this.plan();
+      await this.source.refresh(0);
+      const { works, termEnds } = planTerms(this.reconstruction);
+      this.termEnds = termEnds;
+      this.termDone = termEnds.map(() => false);
       this.takeResumedTerms();
       await this.runAll(works);
       await this.handle.datasync().catch((error: unknown) => {
@@ -165,7 +152,7 @@ class XetDownload {
         bytesResumed: this.bytesResumed,
         bytesFromChunkCache: this.bytesFromChunkCache,
         reconstructionVersion: this.reconstruction.version,
-        reconstructions: this.reconstructions,
+        reconstructions: this.source.asked,
       };
     } catch (error) {
       this.hasher?.dispose();
@@ -183,17 +170,12 @@ class XetDownload {
 
   /** Marks the terms a previous run journaled as done, so nothing fetches them again. */
   private takeResumedTerms(): void {
-    if (this.resumedRanges.length === 0) return;
-    let start = -this.reconstruction.offsetIntoFirstRange;
-    this.reconstruction.terms.forEach((term, index) => {
-      const end = start + term.unpackedLength;
-      if (this.resumedRanges.some((r) => r.start <= Math.max(0, start) && r.end >= end)) {
-        this.termDone[index] = true;
-        this.bytesResumed += end - Math.max(0, start);
-        this.bytesDone += end - Math.max(0, start);
-      }
-      start = end;
-    });
+    for (const index of termsCoveredBy(this.termEnds, this.job.size, this.resumedRanges)) {
+      const { start, end } = termBytes(this.termEnds, index, this.job.size);
+      this.termDone[index] = true;
+      this.bytesResumed += end - start;
+      this.bytesDone += end - start;
+    }
     this.advanceHash();
   }
 
@@ -214,24 +196,6 @@ class XetDownload {
     await this.checkpointing;
   }
 
-  /** Terms grouped by the fetch that serves them, in the order the file needs them. */
-  private plan(): RangeWork[] {
-    const byFetch = new Map<XorbRangeFetch, RangeWork>();
-    let offset = -this.reconstruction.offsetIntoFirstRange;
-    this.reconstruction.terms.forEach((term, index) => {
-      let work = byFetch.get(term.fetch);
-      if (!work) {
-        work = { terms: [] };
-        byFetch.set(term.fetch, work);
-      }
-      work.terms.push({ index, chunkStart: term.chunkStart, chunkEnd: term.chunkEnd, fileOffset: offset, length: term.unpackedLength });
-      offset += term.unpackedLength;
-      this.termEnds.push(offset);
-    });
-    this.termDone = this.reconstruction.terms.map(() => false);
-    return [...byFetch.values()];
-  }
-
   private async runAll(works: RangeWork[]): Promise<void> {
     let next = 0;
     let failed: unknown;
@@ -249,90 +213,12 @@ class XetDownload {
     if (failed !== undefined) throw failed;
   }
 
-  /** Asks for a new reconstruction unless another caller already did since `seenGeneration`. */
-  private async refreshReconstruction(seenGeneration: number): Promise<void> {
-    if (this.generation > seenGeneration) return;
-    this.refreshing ??= this.fetchReconstruction()
-      .then((reconstruction) => {
-        if (this.generation > 0) this.checkSameTerms(reconstruction);
-        this.reconstruction = reconstruction;
-        this.generation += 1;
-      })
-      .finally(() => (this.refreshing = undefined));
-    await this.refreshing;
-  }
-
-  /** A reconstruction asked for again must describe the same file the same way. */
-  private checkSameTerms(fresh: Reconstruction): void {
-    const same = fresh.offsetIntoFirstRange === this.reconstruction.offsetIntoFirstRange && fresh.terms.length === this.reconstruction.terms.length && fresh.terms.every((t, i) => {
-      const old = this.reconstruction.terms[i];
-      return old !== undefined && old.xorbHash === t.xorbHash && old.chunkStart === t.chunkStart && old.chunkEnd === t.chunkEnd && old.unpackedLength === t.unpackedLength;
-    });
-    if (!same) throw new ModelfetchError('ERR_ETAG_CHANGED', `The Xet reconstruction of ${this.job.fileHash} changed during the download.`, { hint: 'Run the same command again.' });
-  }
-
-  private async fetchReconstruction(): Promise<Reconstruction> {
-    let refreshedToken = false;
-    let refreshNext = false;
-    for (let attempt = 1; ; attempt++) {
-      const version: 1 | 2 = this.preferV1 ? 1 : 2;
-      const token = await this.job.token(refreshNext);
-      refreshNext = false;
-      const url = `${token.casUrl}/v${version}/reconstructions/${this.job.fileHash}`;
-      let response: HttpResponse | undefined;
-      try {
-        response = await requestFollowingRedirects(this.options.transport, {
-          url,
-          headers: { authorization: `Bearer ${token.accessToken}`, accept: 'application/json' },
-          credentialOrigin: new URL(token.casUrl).origin,
-          ...(this.options.signal && { signal: this.options.signal }),
-        });
-        if (response.status === 200) {
-          this.reconstructions += 1;
-          const json = await readJsonBody(response, MAX_RECONSTRUCTION_BYTES);
-          return parseReconstruction(json, { version, url, expectedLength: this.job.size });
-        }
-        discardBody(response);
-        if (version === 2 && (response.status === 404 || response.status === 501)) {
-          this.preferV1 = true;
-          attempt -= 1;
-          continue;
-        }
-        if (response.status === 401 && !refreshedToken) {
-          refreshedToken = true;
-          refreshNext = true;
-          attempt -= 1;
-          continue;
-        }
-        throw statusError(response.status, url, response.headers, this.options.clock.now());
-      } catch (error) {
-        await this.backoffOrThrow(error, attempt, url);
-      }
-    }
-  }
-
-  /** Sleeps before the next attempt when `error` is worth retrying; rethrows it otherwise. */
-  private async backoffOrThrow(error: unknown, attempt: number, url: string): Promise<void> {
-    if (this.options.signal?.aborted) throw this.options.signal.reason;
-    const failure = isModelfetchError(error) ? error : new ModelfetchError('ERR_NETWORK', `The connection to ${url} failed: ${error instanceof Error ? error.message : String(error)}`, { url, cause: error });
-    const decision = retryDecision({
-      attempt,
-      maxAttempts: this.options.maxAttempts,
-      code: failure.code,
-      ...(failure.status !== undefined && { status: failure.status }),
-      ...(failure.retryAfterMs !== undefined && { retryAfterMs: failure.retryAfterMs }),
-      random: this.options.random(),
-    });
-    if (!decision.retry) throw failure;
-    await this.options.clock.sleep(decision.delayMs, this.options.signal);
-  }
-
   /** Fetches what `work`'s unfinished terms need; after an expiry the new reconstruction may split them over other fetches. */
   private async fetchWithRetries(work: RangeWork): Promise<void> {
     let expiries = 0;
     let triedCache = false;
     for (let attempt = 1; ; attempt++) {
-      const generation = this.generation;
+      const generation = this.source.generation;
       const byFetch = new Map<XorbRangeFetch, TermSlot[]>();
       for (const term of work.terms) {
         if (this.termDone[term.index]) continue;
@@ -359,10 +245,10 @@ class XetDownload {
           // Signed URLs expired: ask for fresh ones (once for all workers) and go again.
           expiries += 1;
           attempt -= 1;
-          await this.refreshReconstruction(generation);
+          await this.source.refresh(generation);
           continue;
         }
-        await this.backoffOrThrow(error, attempt, current?.url ?? this.job.fileHash);
+        await backoffOrThrow(error, attempt, current?.url ?? this.job.fileHash, this.options);
       }
     }
   }
@@ -396,86 +282,37 @@ class XetDownload {
     await this.checkpoint();
   }
 
+  /** Fetches one xorb range and writes each decoded chunk into every term that uses it (and into the chunk cache). */
   private async fetchOnce(terms: TermSlot[], fetch: XorbRangeFetch): Promise<void> {
-    const release = await this.options.budget.acquire(new URL(fetch.url).host, this.options.signal);
-    // A range with no byte for stallTimeoutMs is aborted and retried, as the engine's segments are.
-    const controller = new AbortController();
-    const onAbort = (): void => controller.abort(this.options.signal?.reason);
-    this.options.signal?.addEventListener('abort', onAbort, { once: true });
-    const watch = new StallWatch(this.options.stallTimeoutMs, () => controller.abort(new Error('stall')));
-    let response: HttpResponse | undefined;
-    try {
-      // A signed URL carries its own authorization: no header of ours goes with it, and the Range is the signed one.
-      response = await requestFollowingRedirects(this.options.transport, {
-        url: fetch.url,
-        credentialed: false,
-        extraHeaders: { range: fetch.rangeHeader },
-        signal: controller.signal,
-      });
-      const started = response;
-      controller.signal.addEventListener('abort', () => discardBody(started), { once: true });
-      watch.touch();
-      if (response.status !== 206) {
-        discardBody(response);
-        if (response.status === 200) throw new ModelfetchError('ERR_RANGE_IGNORED', `${fetch.url} ignored the Range header of a xorb request.`, { url: fetch.url, status: 200 });
-        throw statusError(response.status, fetch.url, response.headers, this.options.clock.now());
-      }
-      const contentRange = headerValue(response.headers, 'content-range') ?? '';
-      if (!new RegExp(`^bytes ${fetch.byteStart}-${fetch.byteEnd}/(\\d+|\\*)$`).test(contentRange)) {
-        discardBody(response);
-        throw new ModelfetchError('ERR_BAD_RANGE', `${fetch.url} answered range "${contentRange}" for ${fetch.rangeHeader}.`, { url: fetch.url });
-      }
-      const entry = await this.job.chunkCache?.writer(fetch.xorbHash, fetch.chunkStart, fetch.chunkEnd).catch(() => undefined);
-      try {
-        await this.consume(response, terms, fetch, watch, entry);
-        await entry?.finish().catch(() => undefined);
-      } finally {
-        await entry?.abandon();
-      }
-    } catch (error) {
-      if (this.options.signal?.aborted) throw this.options.signal.reason;
-      if (watch.stalled) throw new ModelfetchError('ERR_STALL', `No data from ${fetch.url} for ${this.options.stallTimeoutMs} ms.`, { url: fetch.url, cause: error });
-      throw error;
-    } finally {
-      watch.stop();
-      this.options.signal?.removeEventListener('abort', onAbort);
-      if (response && !response.body.readableEnded) discardBody(response);
-      release();
-    }
-  }
-
-  /** Decodes chunks as they arrive and writes each into every term that uses it. */
-  private async consume(response: HttpResponse, terms: TermSlot[], fetch: XorbRangeFetch, watch: StallWatch, entry: ChunkEntryWriter | undefined): Promise<void> {
-    const expectedBytes = fetch.byteEnd - fetch.byteStart + 1;
     const written = terms.map(() => 0);
-    const decoder = new ChunkStreamDecoder(fetch.url);
     let usedBytes = 0;
-    let received = 0;
-    let chunkIndex = fetch.chunkStart;
+    // The cache is a bonus: an entry that cannot be made or written only leaves this range out of it.
+    let entry: ChunkEntryWriter | undefined;
+    let entryTried = false;
     try {
-      for await (const piece of response.body) {
-        watch.touch();
-        received += piece.length;
-        this.bytesFetched += piece.length;
-        this.job.onReceived?.(piece.length);
-        if (received > expectedBytes) throw new ModelfetchError('ERR_BAD_RANGE', `${fetch.url} sent more than the ${expectedBytes} bytes of ${fetch.rangeHeader}.`, { url: fetch.url });
-        for (const { header, body } of decoder.push(piece)) {
-          if (chunkIndex >= fetch.chunkEnd) throw new ModelfetchError('ERR_BAD_RESPONSE', `${fetch.url} holds more than the chunks ${fetch.chunkStart}..${fetch.chunkEnd} it was asked for.`, { url: fetch.url });
-          const data = decodeChunkBody(header, body, fetch.url);
-          // The cache is a bonus: a write that fails only leaves this range out of it.
-          if (entry && !(await entry.add(data).then(() => true, () => false))) entry = undefined;
+      await fetchXorbRange(fetch, this.options, {
+        onReceived: (bytes) => {
+          this.bytesFetched += bytes;
+          this.job.onReceived?.(bytes);
+        },
+        onChunk: async (chunkIndex, data) => {
+          if (!entryTried) {
+            entryTried = true;
+            entry = await this.job.chunkCache?.writer(fetch.xorbHash, fetch.chunkStart, fetch.chunkEnd).catch(() => undefined);
+          }
+          if (entry && !(await entry.add(data).then(() => true, () => false))) {
+            await entry.abandon();
+            entry = undefined;
+          }
           if (await this.writeChunk(terms, written, chunkIndex, data, fetch.url)) usedBytes += data.length;
-          chunkIndex += 1;
-        }
-      }
-    } catch (error) {
-      if (isModelfetchError(error)) throw error;
-      throw new ModelfetchError('ERR_NETWORK', `The connection to ${fetch.url} failed after ${received} of ${expectedBytes} bytes.`, { url: fetch.url, cause: error });
+        },
+      });
+      await entry?.finish().catch(() => undefined);
+      entry = undefined;
+      this.uniqueBytes += usedBytes;
+    } finally {
+      await entry?.abandon();
     }
-    if (received < expectedBytes || decoder.pendingBytes > 0 || chunkIndex < fetch.chunkEnd) {
-      throw new ModelfetchError('ERR_NETWORK', `${fetch.url} closed the connection after ${received} of ${expectedBytes} bytes.`, { url: fetch.url, expected: expectedBytes, found: received });
-    }
-    this.uniqueBytes += usedBytes;
   }
 
   /** Writes a decoded chunk into every term that uses it; false when none does. */
@@ -518,8 +355,7 @@ class XetDownload {
   /** Records a finished term: its bytes await the next checkpoint, and the hash takes the grown prefix. */
   private markDone(index: number): void {
     this.termDone[index] = true;
-    const start = Math.max(0, index === 0 ? 0 : (this.termEnds[index - 1] as number));
-    const end = Math.min(this.job.size, this.termEnds[index] as number);
+    const { start, end } = termBytes(this.termEnds, index, this.job.size);
     this.unjournaled.push({ start, end });
     this.bytesDone += end - start;
     this.advanceHash();
