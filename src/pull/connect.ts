@@ -18,6 +18,8 @@ export async function connectRemote(pull: CheckedPull): Promise<Remote> {
     ...(options.signal && { signal: options.signal }),
     ...(options.apiTimeoutMs !== undefined && { apiTimeoutMs: options.apiTimeoutMs }),
     ...(options.onWarning && { onWarning: options.onWarning }),
+    // API retries are announced where the engine announces download retries.
+    ...(options.transfer?.onRetry && { onRetry: options.transfer.onRetry }),
   };
   if (pull.modelscope) return (await import('../source/modelscope-remote.js')).modelScopeRemote(remoteOptions);
   return (await import('../source/hub-remote.js')).hubRemote(remoteOptions);

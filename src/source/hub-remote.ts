@@ -10,7 +10,7 @@ export async function hubRemote(options: RemoteOptions): Promise<Remote> {
   const token = options.token === null ? undefined : await readHfToken(options.token, options.env);
   const pacer = new RateLimitPacer(options.clock ?? systemClock);
   const onRateLimitWait = (ms: number, bucket: string): void => options.onWarning?.(`the hub's "${bucket}" rate limit is spent; waiting ${Math.ceil(ms / 1000)} s for its window to reset`);
-  const client = { endpoint, pacer, onRateLimitWait, ...(options.clock && { clock: options.clock }), ...(token && { token }), ...(options.dispatcher && { dispatcher: options.dispatcher }), ...(options.signal && { signal: options.signal }), ...(options.apiTimeoutMs !== undefined && { requestTimeoutMs: options.apiTimeoutMs }) };
+  const client = { endpoint, pacer, onRateLimitWait, ...(options.clock && { clock: options.clock }), ...(options.onRetry && { onRetry: options.onRetry }), ...(token && { token }), ...(options.dispatcher && { dispatcher: options.dispatcher }), ...(options.signal && { signal: options.signal }), ...(options.apiTimeoutMs !== undefined && { requestTimeoutMs: options.apiTimeoutMs }) };
   const repo = { repoType: options.repoType, repoId: options.repoId };
   const listed = new Set<string>(); // commits whose listing came from the hub this run
   return {

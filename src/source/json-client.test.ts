@@ -3,7 +3,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { fakeClock } from '../../test/support/fake-clock.js';
 import { startFixtureServer, type FixtureServer } from '../../test/support/fixture-server.js';
 import { retryDecision, UNREACHABLE_MAX_ATTEMPTS } from '../transfer/retry-policy.js';
-import type { Clock } from '../transfer/types.js';
+import type { Clock, RetryEvent } from '../transfer/types.js';
 import { fetchRevisionCommit } from './hf.js';
 import { resolveModelScopeSnapshot } from './modelscope.js';
 
@@ -64,11 +64,17 @@ describe('the shared JSON client retries through the retry policy, on the inject
     expect(clock.slept.every((ms) => ms > 0)).toBe(true);
   });
 
-  it('a 429 with Retry-After waits exactly what the server asked', async () => {
+  it('a 429 with Retry-After waits exactly what the server asked, and says so before waiting', async () => {
     failures = [{ status: 429, headers: { 'retry-after': '7' } }];
     const clock = fakeClock();
-    expect(await hub(clock)).toBe(commit);
+    const events: RetryEvent[] = [];
+    const onRetry = (event: RetryEvent): void => {
+      expect(clock.slept).toEqual([]); // told before the wait, not after
+      events.push(event);
+    };
+    expect(await fetchRevisionCommit({ repoType: 'model', repoId: 'org/m' }, 'main', { endpoint: server.origin, clock, random: () => RANDOM, onRetry })).toBe(commit);
     expect(clock.slept).toEqual([7_000]);
+    expect(events).toEqual([{ url: `${server.origin}/api/models/org/m/revision/main`, reason: 'HTTP 429', retry: 1, maxRetries: UNREACHABLE_MAX_ATTEMPTS - 1, delayMs: 7_000 }]);
   });
 
   it('ModelScope retries a 503 the same way as the Hub', async () => {

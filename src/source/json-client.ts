@@ -3,8 +3,8 @@ import { ModelfetchError } from '../core/errors.js';
 import { redactUrl } from '../core/redact.js';
 import { systemClock } from '../transfer/options.js';
 import { describeConnectFailure, dispatcherForDefaults } from '../transfer/proxy.js';
-import { parseRetryAfter, retryDecision, UNREACHABLE_MAX_ATTEMPTS } from '../transfer/retry-policy.js';
-import type { Clock } from '../transfer/types.js';
+import { attemptBudget, failureInWords, parseRetryAfter, retryDecision, UNREACHABLE_MAX_ATTEMPTS } from '../transfer/retry-policy.js';
+import type { Clock, RetryEvent } from '../transfer/types.js';
 import type { RateLimitPacer } from './rate-limit.js';
 
 /**
@@ -39,6 +39,8 @@ export interface JsonClientOptions {
   clock?: Clock;
   /** Source of the retry policy's jitter, uniform in [0, 1); Math.random by default. */
   random?: () => number;
+  /** Told before each wait to retry a failed call (as the engine tells of downloads), so a long Retry-After is never a silent pause. */
+  onRetry?: (event: RetryEvent) => void;
 }
 
 /** A final answer (not a redirect), before its body is read. */
@@ -100,8 +102,10 @@ export async function getJson(api: JsonApi, url: string, headers: Record<string,
     } catch (error) {
       if (!(error instanceof ModelfetchError) || options.signal?.aborted) throw error;
       const { status, retryAfterMs } = error;
-      const decision = retryDecision({ attempt, maxAttempts: MAX_API_ATTEMPTS, code: error.code, ...(status !== undefined && { status }), ...(retryAfterMs !== undefined && { retryAfterMs }), random: random() });
+      const input = { attempt, maxAttempts: MAX_API_ATTEMPTS, code: error.code, ...(status !== undefined && { status }), ...(retryAfterMs !== undefined && { retryAfterMs }), random: random() };
+      const decision = retryDecision(input);
       if (!decision.retry) throw error;
+      options.onRetry?.({ url: error.url ?? url, reason: failureInWords(error), retry: attempt, maxRetries: attemptBudget(input) - 1, delayMs: decision.delayMs });
       try {
         await clock.sleep(decision.delayMs, options.signal);
       } catch (cause) {

@@ -1,6 +1,6 @@
 import type { Dispatcher } from 'undici';
 import type { RepoFile, RepoType } from '../core/types.js';
-import type { Clock, TransferJob } from '../transfer/types.js';
+import type { Clock, RetryEvent, TransferJob } from '../transfer/types.js';
 
 /**
  * What `pull` needs from a source, whatever it is: the commit a revision names, the files of a
@@ -34,4 +34,6 @@ export interface RemoteOptions {
   apiTimeoutMs?: number;
   /** One-line warnings (a rate-limit wait). */
   onWarning?: (message: string) => void;
+  /** Told before each wait to retry a failed API call. */
+  onRetry?: (event: RetryEvent) => void;
 }

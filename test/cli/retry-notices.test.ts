@@ -20,6 +20,20 @@ describe('pull announces retries like get', () => {
     }
   });
 
+  it('a 503 from the hub API is announced the same way before its wait, and the pull completes', async () => {
+    const hub = await startFixtureHub({ repos: [{ repoId: 'org/tiny', files: [{ path: 'model.bin', size: 1024, lfs: true }] }] });
+    const cacheDir = await mkdtemp(join(tmpdir(), 'mf-retry-'));
+    try {
+      hub.hub.addFault({ times: 1, match: (req) => (req.url ?? '').includes('/revision/'), fault: { status: 503 } });
+      const run = await runCli(['pull', 'org/tiny', '--cache-dir', cacheDir], { HF_ENDPOINT: hub.endpoint });
+      expect(run.code).toBe(0);
+      expect(run.stderr).toMatch(new RegExp(`modelfetch: ${hub.endpoint.replace('http://', '').replace(/\./g, '\\.')}: HTTP 503, retry 1/2 in \\d+\\.\\d s`));
+    } finally {
+      await hub.close();
+      await rm(cacheDir, { recursive: true, force: true });
+    }
+  });
+
   it('a CDN that refuses connections gets the short budget a dead host gets from get and the hub API, and the error names it', async () => {
     const hub = await startFixtureHub({ repos: [{ repoId: 'org/tiny', files: [{ path: 'model.bin', size: 2 * 1024 * 1024, lfs: true }] }] });
     const cacheDir = await mkdtemp(join(tmpdir(), 'mf-retry-'));
