@@ -37,6 +37,8 @@ interface ServeFlags {
   sendTimeout: number;
   swarm?: boolean;
   swarmPrivate?: boolean;
+  /** commander's negation of --no-xet: false when given. */
+  xet?: boolean;
 }
 
 /** `modelfetch serve`: runs the mirror until SIGTERM / SIGINT, then shuts down gracefully. */
@@ -57,6 +59,7 @@ export function registerServeCommand(program: Command, io: CliIo): void {
     .option('--admin-token <token>', 'bearer token that shows every repo on the status page (default: MODELFETCH_ADMIN_TOKEN)')
     .option('--max-connections <n>', 'open connections beyond this are answered 503', parsePositiveInteger, 1024)
     .option('--send-timeout <seconds>', 'cut off a client that takes no bytes of its response for this long', parseSeconds, 30)
+    .option('--no-xet', 'fetch Xet-backed upstream files through the plain path (also HF_HUB_DISABLE_XET=1)')
     .option('--swarm', 'also share verified files over BitTorrent: tracker, .torrent per file, blobs as web seed (/api/swarm/…)')
     .option('--swarm-private', 'with --swarm, share files of gated and private repos too (still only with clients allowed to read them)')
     .action(async (flags: ServeFlags) => {
@@ -82,6 +85,8 @@ export function registerServeCommand(program: Command, io: CliIo): void {
         sendTimeoutMs: flags.sendTimeout * 1000,
         ...((flags.swarm || flags.swarmPrivate) && { swarm: { private: flags.swarmPrivate === true } }),
         processMetrics: true,
+        ...(flags.xet === false && { xet: false }),
+        env: io.env,
         log: (line) => io.stdout.write(`${line}\n`),
       });
       const url = await mirror.listen();

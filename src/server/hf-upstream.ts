@@ -62,7 +62,18 @@ export function treeListingStore(): ListingStore {
 export interface PullFetcherOptions extends HfUpstreamOptions {
   cacheDir: string;
   /** Engine settings (connections, segment sizes, timeouts). */
-  pull?: Pick<PullOptions, 'connections' | 'transfer' | 'transferFiles' | 'clock' | 'freeBytes'>;
+  pull?: Pick<PullOptions, 'connections' | 'transfer' | 'transferFiles' | 'clock' | 'freeBytes' | 'xet'>;
+  /** The server's environment: only its Xet settings reach pull (see XET_VARIABLES). */
+  env?: NodeJS.ProcessEnv;
+}
+
+/** What pull-through takes from the server's environment: Xet on or off, and the chunk cache's size. */
+const XET_VARIABLES = ['HF_HUB_DISABLE_XET', 'MODELFETCH_XET_CACHE_SIZE'] as const;
+
+function xetVariables(env: NodeJS.ProcessEnv | undefined): NodeJS.ProcessEnv {
+  const picked: NodeJS.ProcessEnv = {};
+  for (const name of XET_VARIABLES) if (env?.[name] !== undefined) picked[name] = env[name];
+  return picked;
 }
 
 /**
@@ -85,8 +96,8 @@ export function createPullFetcher(options: PullFetcherOptions): FetchFile {
       endpoint: options.endpoint,
       // The server decides which token goes upstream (none when it has none): pull reads none of its own.
       token: request.token ?? null,
-      // Nor anything else from the process environment (HF_HUB_OFFLINE, …): the server's options decide.
-      env: {},
+      // Nor anything else from the process environment (HF_HUB_OFFLINE, …) but its Xet settings: the server's options decide.
+      env: xetVariables(options.env),
       signal: request.signal,
       ...(options.dispatcher && { dispatcher: options.dispatcher }),
       ...options.pull,

@@ -32,6 +32,13 @@ export interface MirrorServerOptions {
   listings?: ListingStore;
   /** HTTP dispatcher for upstream requests (tests, proxies). */
   dispatcher?: Dispatcher;
+  /** false (`serve --no-xet`): upstream files stored in Xet come through the plain path. Default: Xet. */
+  xet?: boolean;
+  /**
+   * The environment whose Xet settings pull-through follows (`HF_HUB_DISABLE_XET`,
+   * `MODELFETCH_XET_CACHE_SIZE`), as `pull` does; nothing else of it is read. Default: none.
+   */
+  env?: NodeJS.ProcessEnv;
   offline?: boolean;
   /** Forward clients' tokens upstream; otherwise the server's own token is used. */
   tokenPassthrough?: boolean;
@@ -102,7 +109,7 @@ export function normaliseMirrorOptions(options: MirrorServerOptions, cache: Cach
   const byUrl = typeof options.upstream === 'string' ? resolveHfEndpoint(options.upstream, {}) : undefined;
   const client = { ...(byUrl && { endpoint: byUrl }), ...(options.dispatcher && { dispatcher: options.dispatcher }) };
   const upstream = byUrl ? createHfUpstream({ endpoint: byUrl, ...client }) : (options.upstream as UpstreamHub | undefined);
-  const fetchFile = options.fetchFile ?? (byUrl ? createPullFetcher({ cacheDir: options.cacheDir, endpoint: byUrl, ...client }) : undefined);
+  const fetchFile = options.fetchFile ?? (byUrl ? createPullFetcher({ cacheDir: options.cacheDir, endpoint: byUrl, ...client, ...(options.env && { env: options.env }), ...(options.xet === false && { pull: { xet: false } }) }) : undefined);
   return {
     listings: options.listings ?? (byUrl ? treeListingStore() : undefined),
     markInUse: options.markInUse ?? (byUrl ? cacheInUseMarker(cache) : undefined),

@@ -3,7 +3,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { createMirrorServer, type MirrorServer } from '../../src/server/mirror-server.js';
+import { createMirrorServer, type MirrorServer, type MirrorServerOptions } from '../../src/server/mirror-server.js';
 import { startFixtureCas, type FixtureCas } from '../support/fixture-cas.js';
 import { startFixtureHub, type FixtureHub } from '../support/fixture-hub.js';
 import { interopPython, runPython } from '../support/python.js';
@@ -34,8 +34,8 @@ describe('pull-through from a Xet-backed upstream', () => {
     await rm(work, { recursive: true, force: true });
   });
 
-  async function startMirror(name: string): Promise<MirrorServer> {
-    mirror = createMirrorServer({ cacheDir: join(work, name), upstream: hub.endpoint, log: () => undefined });
+  async function startMirror(name: string, extra: Partial<MirrorServerOptions> = {}): Promise<MirrorServer> {
+    mirror = createMirrorServer({ cacheDir: join(work, name), upstream: hub.endpoint, log: () => undefined, ...extra });
     await mirror.listen();
     return mirror;
   }
@@ -60,6 +60,27 @@ describe('pull-through from a Xet-backed upstream', () => {
     // The mirror's listing does not send clients to the CAS either.
     const tree = await (await fetch(`${server.url}/api/models/org/xet/tree/main?recursive=true`)).text();
     expect(tree).not.toContain('xetHash');
+  });
+
+  it.each([
+    ['HF_HUB_DISABLE_XET=1 in the server\'s environment', { env: { HF_HUB_DISABLE_XET: '1' } }],
+    ['xet: false (serve --no-xet)', { xet: false }],
+  ] as const)('with %s, a miss comes through the plain path and the CAS is never asked', async (_name, extra) => {
+    const server = await startMirror(`plain-path-${Object.keys(extra)[0]}`, extra);
+    hub.resetLogs();
+    cas.server.resetLog();
+    const get = await fetch(`${server.url}/org/xet/resolve/main/w.bin`);
+    expect(get.status).toBe(200);
+    expect(sha256(Buffer.from(await get.arrayBuffer()))).toBe(sha256(content));
+    expect(cas.server.requests).toEqual([]);
+    expect(lfsBytes()).toBe(content.length);
+  });
+
+  it('only the Xet settings of the server\'s environment reach pull-through: HF_HUB_OFFLINE there does not stop it', async () => {
+    const server = await startMirror('env-offline', { env: { HF_HUB_OFFLINE: '1' } });
+    const get = await fetch(`${server.url}/org/xet/resolve/main/v.bin`);
+    expect(get.status).toBe(200);
+    expect(sha256(Buffer.from(await get.arrayBuffer()))).toBe(sha256(other));
   });
 
   it.skipIf(!interopPython())('huggingface_hub (with hf_xet installed) downloads through the mirror and never reaches the CAS', async () => {
