@@ -2,12 +2,14 @@ import { readFile, stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { Dispatcher } from 'undici';
 import { RepoPaths } from '../cache/layout.js';
+import { ModelScopePaths, resolveModelScopeCache } from '../cache/modelscope-layout.js';
 import { readHfToken, resolveCacheDir, resolveHfEndpoint } from '../core/env.js';
 import { parseRepoReference } from '../core/repo-ref.js';
 import { readRef } from '../cache/snapshot.js';
 import { readRepoTreeListing } from '../cache/tree-listing.js';
 import { isSha1Hex } from '../core/validate.js';
 import { ModelfetchError } from '../core/errors.js';
+import { isOfflineEnv } from '../core/hf-env.js';
 import type { RepoType } from '../core/types.js';
 import type { RangeReader } from '../transfer/range-read.js';
 import { readHeader, type SafetensorsHeader } from './header.js';
@@ -139,7 +141,7 @@ async function isLocalPath(target: string): Promise<boolean> {
 export async function inspect(options: InspectOptions): Promise<InspectReport> {
   const { target } = options;
   if (/^https?:\/\//i.test(target)) return inspectUrl(options);
-  if (target.startsWith('ms://')) throw new ModelfetchError('ERR_USAGE', 'inspect does not read ModelScope repos yet', { hint: 'Pull the model first (modelfetch pull ms://…), then inspect its folder.' });
+  if (target.startsWith('ms://')) return inspectModelScope(options);
   if (await isLocalPath(target)) return inspectFolder(resolve(target));
   return inspectRepo(options);
 }
@@ -219,7 +221,7 @@ async function inspectRepo(options: InspectOptions): Promise<InspectReport> {
   const repoType = options.repoType ?? 'model';
   const repo = { repoType, repoId: reference.repoId };
   const paths = new RepoPaths(options.cacheDir ?? resolveCacheDir(env), repoType, reference.repoId);
-  const offline = options.offline === true || /^(1|true|yes|on)$/i.test(env.HF_HUB_OFFLINE ?? '');
+  const offline = options.offline === true || isOfflineEnv(env);
   let client: { endpoint: string; token?: string; dispatcher?: Dispatcher; signal?: AbortSignal } | undefined;
   const online = async (): Promise<NonNullable<typeof client>> => {
     if (offline) throw new ModelfetchError('ERR_OFFLINE', `${reference.repoId}@${revision} is not fully in the cache and offline mode is on`, { hint: 'Run inspect online once, or pull the model first.' });
@@ -240,15 +242,42 @@ async function inspectRepo(options: InspectOptions): Promise<InspectReport> {
   }
   listing ??= (await hf.listRepoFiles(repo, commit, await online())).filter((f) => isSafetensors(f.path) || isSafetensorsIndex(f.path));
 
-  const local = await Promise.all(listing.map(async (f) => ((await stat(paths.snapshotFile(commit, f.path)).catch(() => undefined))?.size === f.size ? paths.snapshotFile(commit, f.path) : undefined)));
-  const remote = listing.some((_, i) => local[i] === undefined) ? { ...(await rangeReader(options)), hub: await online() } : undefined;
-  const urlOf = (path: string): RemoteFile => ({ url: hf.hfResolveUrl(remote!.hub.endpoint, repo, commit, path), headers: hf.hfAuthHeaders(remote!.hub.token), credentialOrigin: new URL(remote!.hub.endpoint).origin });
+  return inspectListing(options, `${reference.repoId}@${commit}`, commit, listing, (path) => paths.snapshotFile(commit, path), async () => {
+    const hub = await online();
+    return (path) => ({ url: hf.hfResolveUrl(hub.endpoint, repo, commit, path), headers: hf.hfAuthHeaders(hub.token), credentialOrigin: new URL(hub.endpoint).origin });
+  });
+}
+
+/** `ms://org/name[@rev]`: ModelScope's listing, then the ModelScope cache where it holds a file at its listed size, ModelScope for the rest. */
+async function inspectModelScope(options: InspectOptions): Promise<InspectReport> {
+  const env = options.env ?? process.env;
+  const ms = await import('../source/modelscope.js');
+  const reference = ms.parseModelScopeReference(options.target);
+  const paths = new ModelScopePaths(resolveModelScopeCache(env), reference.repoId);
+  if (options.offline === true || isOfflineEnv(env)) {
+    throw new ModelfetchError('ERR_OFFLINE', `inspect needs ModelScope's listing of ${reference.repoId}, and offline mode is on`, { hint: `Inspect the downloaded folder instead: modelfetch inspect ${paths.dir}` });
+  }
+  const endpoint = ms.resolveModelScopeEndpoint(options.endpoint, env);
+  const token = ms.readModelScopeToken(options.token, env);
+  const snapshot = await ms.resolveModelScopeSnapshot(reference.repoId, reference.revision, { endpoint, ...(token && { token }), ...(options.dispatcher && { dispatcher: options.dispatcher }), ...(options.signal && { signal: options.signal }) });
+  const listed = new Map(snapshot.files.filter((f) => isSafetensors(f.path) || isSafetensorsIndex(f.path)).map((f) => [f.path, f]));
+  return inspectListing(options, `ms://${reference.repoId}@${snapshot.commit}`, snapshot.commit, [...listed.values()], (path) => paths.file(path), async () => (path) => ({
+    url: listed.get(path)!.urls[0]!,
+    headers: ms.modelScopeAuthHeaders(token),
+    credentialOrigin: new URL(endpoint).origin,
+  }));
+}
+
+/** A repo's listed safetensors files and indexes: each read from disk where `localPath` holds it at its listed size, else by ranged reads. */
+async function inspectListing(options: InspectOptions, label: string, commit: string, listing: Array<{ path: string; size: number }>, localPath: (path: string) => string, connect: () => Promise<(path: string) => RemoteFile>): Promise<InspectReport> {
+  const local = await Promise.all(listing.map(async (f) => ((await stat(localPath(f.path)).catch(() => undefined))?.size === f.size ? localPath(f.path) : undefined)));
+  const remote = listing.some((_, i) => local[i] === undefined) ? { ...(await rangeReader(options)), urlOf: await connect() } : undefined;
   const entries = listing.map((file, i) => ({ file, local: local[i] }));
   const [files, indexes] = await Promise.all([
     Promise.all(
       entries
         .filter(({ file }) => isSafetensors(file.path))
-        .map(async ({ file, local: at }) => ({ path: file.path, ...(at ? await readLocalHeader(at, file.path) : await remoteHeader(remote!.read, { ...urlOf(file.path), size: file.size }, file.path)), from: at ? ('disk' as const) : ('http' as const) })),
+        .map(async ({ file, local: at }) => ({ path: file.path, ...(at ? await readLocalHeader(at, file.path) : await remoteHeader(remote!.read, { ...remote!.urlOf(file.path), size: file.size }, file.path)), from: at ? ('disk' as const) : ('http' as const) })),
     ),
     Promise.all(
       entries
@@ -256,10 +285,10 @@ async function inspectRepo(options: InspectOptions): Promise<InspectReport> {
         .map(async ({ file, local: at }) => {
           if (at) return { path: file.path, bytes: await readCappedLocal(at, file.size, file.path) };
           if (file.size > MAX_INDEX_BYTES || file.size === 0) throw new ModelfetchError('ERR_BAD_SAFETENSORS', `${file.path} is ${file.size} bytes, not a safetensors index`, {});
-          const { bytes } = await remote!.read({ ...urlOf(file.path), start: 0, end: file.size });
+          const { bytes } = await remote!.read({ ...remote!.urlOf(file.path), start: 0, end: file.size });
           return { path: file.path, bytes };
         }),
     ),
   ]);
-  return report(`${reference.repoId}@${commit}`, files, indexes, remote?.count() ?? 0, commit);
+  return report(label, files, indexes, remote?.count() ?? 0, commit);
 }

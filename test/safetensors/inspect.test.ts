@@ -8,6 +8,8 @@ import { createMirrorServer } from '../../src/server/mirror-server.js';
 import { inspect, type InspectReport } from '../../src/safetensors/inspect.js';
 import { runCli } from '../support/cli.js';
 import { startFixtureHub, type FixtureHub } from '../support/fixture-hub.js';
+import { serveModelScope } from '../support/fixture-modelscope.js';
+import { startFixtureServer, type FixtureServer } from '../support/fixture-server.js';
 import { buildSafetensors, f32Tensor, shardedModel } from '../support/safetensors.js';
 
 const model = shardedModel({ shards: 4, rows: 64, cols: 256, longHeaderShard: 3 });
@@ -128,5 +130,56 @@ describe('inspect', () => {
     const text = await runCli(['inspect', 'org/tts', '--cache-dir', cacheDir], { HF_ENDPOINT: hub.endpoint });
     expect(text.stdout).toMatch(/4 safetensors file\(s\), 13 tensors/);
     expect(text.stdout).toMatch(/after convert --dtype f16: /);
+  });
+});
+
+describe('inspect ms://org/name (ModelScope)', () => {
+  const commit = 'd'.repeat(40);
+  const TOKEN = 'ms-secret-token';
+  let server: FixtureServer;
+  let work: string;
+  beforeAll(async () => {
+    server = await startFixtureServer();
+    serveModelScope(server, [{ repoId: 'org/tts', commit, files: model.files.map((f) => ({ path: f.path, content: f.content })), token: TOKEN }]);
+    work = await mkdtemp(join(tmpdir(), 'mf-inspect-ms-'));
+  });
+  afterAll(async () => {
+    await server.close();
+    await rm(work, { recursive: true, force: true });
+  });
+
+  it('reads the headers through ranged reads with the token, then from the modelscope cache once pulled', async () => {
+    const env = { MODELSCOPE_DOMAIN: server.origin, MODELSCOPE_CACHE: join(work, 'ms'), MODELSCOPE_API_TOKEN: TOKEN };
+    server.resetLog();
+    const remote = await inspect({ target: 'ms://org/tts', env });
+    expectModelTotals(remote);
+    expect(remote.files.every((f) => f.from === 'http')).toBe(true);
+    const ranged = server.requests.filter((r) => typeof r.headers.range === 'string');
+    expect(ranged.length).toBeGreaterThanOrEqual(4);
+    expect(ranged.every((r) => r.url.includes(`Revision=${commit}`) && r.headers.authorization === `Bearer ${TOKEN}`)).toBe(true);
+    // Only headers were read, not the weights.
+    expect(ranged.reduce((n, r) => n + r.bodyBytes, 0)).toBeLessThan(remote.bytes / 4);
+
+    const pulled = await runCli(['pull', 'ms://org/tts'], env);
+    expect(pulled.code, pulled.stderr).toBe(0);
+    server.resetLog();
+    const local = await inspect({ target: 'ms://org/tts', env });
+    expectModelTotals(local);
+    expect(local.files.every((f) => f.from === 'disk')).toBe(true);
+    expect(server.requests.filter((r) => typeof r.headers.range === 'string')).toEqual([]);
+  });
+
+  it('offline, says so and names the folder to inspect instead', async () => {
+    const env = { MODELSCOPE_DOMAIN: server.origin, MODELSCOPE_CACHE: join(work, 'ms-offline'), HF_HUB_OFFLINE: '1' };
+    const error: unknown = await inspect({ target: 'ms://org/tts', env }).catch((e: unknown) => e);
+    expect(isModelfetchError(error) && error.code).toBe('ERR_OFFLINE');
+    expect(isModelfetchError(error) && error.hint).toContain(join(work, 'ms-offline', 'models', 'org', 'tts'));
+  });
+
+  it('the CLI prints the report and never the token', async () => {
+    const run = await runCli(['inspect', 'ms://org/tts', '--json'], { MODELSCOPE_DOMAIN: server.origin, MODELSCOPE_CACHE: join(work, 'ms-cli'), MODELSCOPE_API_TOKEN: TOKEN });
+    expect(run.code, run.stderr).toBe(0);
+    expect((JSON.parse(run.stdout) as InspectReport).parameters).toBe(model.parameters);
+    expect(`${run.stdout}${run.stderr}`).not.toContain(TOKEN);
   });
 });
