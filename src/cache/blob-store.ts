@@ -64,8 +64,6 @@ export async function isBlobStamped(repo: RepoPaths, digest: FileDigest, expecte
   }
 }
 
-// Hashing lives in core/hash; re-exported for callers that still import it from here.
-
 export type BlobState = 'stamped' | 'verified' | 'missing';
 
 /**

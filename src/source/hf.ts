@@ -1,6 +1,7 @@
 import type { Dispatcher } from 'undici';
 import { describeConnectFailure, dispatcherForDefaults } from '../transfer/proxy.js';
-import { getJson as getApiJson, header, warmJsonClient, type AnswerHead, type JsonApi, type JsonClientOptions, type JsonResponse } from './json-client.js';
+import { headerValue } from '../transfer/http.js';
+import { getJson as getApiJson, warmJsonClient, type AnswerHead, type JsonApi, type JsonClientOptions, type JsonResponse } from './json-client.js';
 import { assertRepoId } from '../core/repo-ref.js';
 import { assertCommit, assertDigest, assertSafeRelativePath, assertSafeRevision, isSha1Hex } from '../core/validate.js';
 import { DEFAULT_MAX_FILES, tooManyFiles } from './listing-limit.js';
@@ -66,8 +67,8 @@ interface ErrorContext extends HfRepo {
 
 /** Maps a Hub error answer (X-Error-Code first, then the status) to a ModelfetchError with a hint. */
 export function hubError({ status, headers, url, retryAfterMs }: AnswerHead, context: ErrorContext): ModelfetchError {
-  const code = header(headers, 'x-error-code');
-  const serverMessage = header(headers, 'x-error-message');
+  const code = headerValue(headers, 'x-error-code');
+  const serverMessage = headerValue(headers, 'x-error-message');
   const what = `${context.repoType} ${context.repoId}`;
   const page = hfRepoPage(context.endpoint, context);
   const detail = serverMessage ? ` (${serverMessage.slice(0, 200)})` : '';
@@ -234,7 +235,7 @@ export async function listRepoFiles(repo: HfRepo, commit: string, options: HfCli
       files.set(file.path, file);
       if (files.size > maxFiles) throw tooManyFiles(repo.repoId, maxFiles);
     }
-    const next = nextPageUrl(header(page.headers, 'link'), page.url);
+    const next = nextPageUrl(headerValue(page.headers, 'link'), page.url);
     if (next && new URL(next).origin !== origin) {
       throw new ModelfetchError('ERR_REDIRECT', `The hub tree listing points its next page at another origin (${redactUrl(next)})`, { url: next, hint: 'Refused so the token stays with the endpoint; check HF_ENDPOINT.' });
     }
@@ -330,7 +331,7 @@ export async function probeFileAccess(repo: HfRepo, revision: string, path: stri
   await response.body.dump();
   const { statusCode, headers } = response;
   if (statusCode < 400) return true;
-  if (statusCode === 404 && header(headers, 'x-error-code') === 'EntryNotFound') return true;
+  if (statusCode === 404 && headerValue(headers, 'x-error-code') === 'EntryNotFound') return true;
   if (statusCode === 401 || statusCode === 403 || statusCode === 404) return false;
   throw hubError({ status: statusCode, headers, url }, { ...repo, endpoint: options.endpoint, revision, path, hadToken: !!options.token });
 }

@@ -2,6 +2,7 @@ import type { Dispatcher } from 'undici';
 import { ModelfetchError } from '../core/errors.js';
 import { redactUrl } from '../core/redact.js';
 import { systemClock } from '../transfer/options.js';
+import { headerValue } from '../transfer/http.js';
 import { describeConnectFailure, dispatcherForDefaults } from '../transfer/proxy.js';
 import { attemptBudget, failureInWords, parseRetryAfter, retryDecision, UNREACHABLE_MAX_ATTEMPTS } from '../transfer/retry-policy.js';
 import type { Clock, RetryEvent } from '../transfer/types.js';
@@ -18,11 +19,6 @@ import type { RateLimitPacer } from './rate-limit.js';
 
 export type HeaderValue = string | string[] | undefined;
 export type ResponseHeaders = Record<string, HeaderValue>;
-
-export function header(headers: ResponseHeaders, name: string): string | undefined {
-  const value = headers[name.toLowerCase()];
-  return Array.isArray(value) ? value[0] : value;
-}
 
 export interface JsonClientOptions {
   /** Normalised endpoint origin (+ optional path prefix), no trailing slash. */
@@ -192,22 +188,22 @@ async function getJsonOnce(api: JsonApi, url: string, headers: Record<string, st
       throw describeConnectFailure(cause, current) ?? new ModelfetchError('ERR_NETWORK', `Could not reach ${api.serviceName} at ${redactUrl(options.endpoint)}: ${networkReason(cause)}`, { url: current, cause, hint: api.unreachableHint });
     }
     const { status } = response;
-    options.pacer?.observe('api', header(response.headers, 'ratelimit'));
+    options.pacer?.observe('api', headerValue(response.headers, 'ratelimit'));
     if (status >= 300 && status < 400 && status !== 304) {
       await response.discard();
-      const location = header(response.headers, 'location');
+      const location = headerValue(response.headers, 'location');
       if (!location) throw api.noLocation(current, status);
       current = new URL(location, current).toString();
       continue;
     }
-    const retryAfterMs = parseRetryAfter(header(response.headers, 'retry-after'), clock.now());
+    const retryAfterMs = parseRetryAfter(headerValue(response.headers, 'retry-after'), clock.now());
     const head: AnswerHead = { status, headers: response.headers, url: current, ...(retryAfterMs !== undefined && { retryAfterMs }) };
     const refused = api.headError?.(head);
     if (refused) {
       await response.discard();
       throw refused;
     }
-    const declared = Number(header(response.headers, 'content-length') ?? 0);
+    const declared = Number(headerValue(response.headers, 'content-length') ?? 0);
     if (declared > MAX_JSON_BYTES) {
       await response.discard();
       throw api.tooLarge(current, MAX_JSON_BYTES, declared);
