@@ -96,6 +96,7 @@ describe('swarm node agents', () => {
   let mirror: MirrorServer;
   const servers: MirrorServer[] = [];
   const logs: string[] = [];
+  let agents: { first: MirrorServer; second: MirrorServer } | undefined;
 
   beforeAll(async () => {
     hub = await startFixtureHub({
@@ -126,6 +127,11 @@ describe('swarm node agents', () => {
     servers.push(server);
     await server.listen();
     return server;
+  }
+
+  async function stop(server: MirrorServer): Promise<void> {
+    servers.splice(servers.indexOf(server), 1);
+    await server.close();
   }
 
   const agent = (name: string, upstream: string, extra: Partial<MirrorServerOptions> = {}): Promise<MirrorServer> =>
@@ -159,6 +165,7 @@ describe('swarm node agents', () => {
     expect(await metric(second, 'modelfetch_swarm_peer_bytes_total')).toBeGreaterThanOrEqual(want.length);
     expect(await metric(first, 'modelfetch_swarm_uploaded_bytes_total')).toBeGreaterThan(0);
     expect(await metric(second, 'modelfetch_swarm_torrents')).toBeGreaterThanOrEqual(0);
+    agents = { first, second };
     const page = await (await fetch(`${second.url}/`)).text();
     expect(page).toMatch(/Swarm: <span class="torrents">0 downloading, 1 seeding/);
 
@@ -169,6 +176,29 @@ describe('swarm node agents', () => {
       expect(JSON.stringify(r)).not.toContain(TOKEN);
     }
     expect(front.seen.some((r) => r.url.endsWith('.torrent') && r.headers.authorization === `Bearer ${TOKEN}`)).toBe(true);
+  });
+
+  it('an agent restarted on its cache seeds what it got through the swarm before', async () => {
+    const want = await expected('weights.bin');
+    await stop(agents!.first);
+    await stop(agents!.second);
+    const restarted = await agent('agent-a', mirror.url);
+    let port: number | undefined;
+    for (let tries = 0; tries < 200 && !port; tries++) {
+      const status = await swarmOf(restarted);
+      if (status.seeding === 1) port = status.port;
+      else await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    expect(port).toBeGreaterThan(0);
+    expect(logs).toContain('swarm: seeding 1 blob already in the cache');
+    const front = await startFront(mirror.url);
+    onTestFinished(() => front.close());
+    front.blockWebSeed = true;
+    await waitForSeeder(mirror, `${mirror.url}/api/swarm/models/org/model/${hub.commitOf('org/model')}/weights.bin.torrent`, port!);
+    const third = await agent('agent-d', front.url);
+    const body = Buffer.from(await (await fetch(`${third.url}/org/model/resolve/main/weights.bin`)).arrayBuffer());
+    expect(sha256(body)).toBe(sha256(want));
+    expect((await swarmOf(third)).fromPeers).toBeGreaterThanOrEqual(want.length);
   });
 
   it('falls back to HTTP, with one line saying so, when the upstream mirror runs no swarm', async () => {
