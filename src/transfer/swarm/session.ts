@@ -111,7 +111,11 @@ export class SwarmSession {
       log(`swarm: ${blob.label}: ${torrent}; downloading it over HTTP`);
       return undefined;
     }
-    const engine = await this.startEngine();
+    const engine = await this.startEngine().catch((error: unknown) => {
+      log(`swarm: ${blob.label}: ${isModelfetchError(error) ? error.message : String(error)}; downloading it over HTTP`);
+      return undefined;
+    });
+    if (!engine) return undefined;
     const bytes = { fromPeers: 0, fromWebSeeds: 0 };
     let transfer: SwarmTransfer | undefined;
     try {
