@@ -10,6 +10,8 @@ import type { StatusSwarm } from '../../src/server/status-page.js';
 import { bdecode, type BencodeDict } from '../../src/transfer/swarm/bencode.js';
 import { parseTorrentFile, PIECE_SIZE } from '../../src/transfer/swarm/torrent.js';
 import { createWebTorrentEngine } from '../../src/transfer/swarm/webtorrent-engine.js';
+import { Writable } from 'node:stream';
+import { main } from '../../src/cli/main.js';
 import { runCli } from '../support/cli.js';
 import { startFixtureHub, type FixtureHub } from '../support/fixture-hub.js';
 
@@ -258,10 +260,16 @@ describe('swarm node agents', () => {
   });
 
   it('pull --swarm refuses an --endpoint that names another server, and --local-dir', async () => {
-    const other = await runCli(['pull', 'org/model', '--swarm', mirror.url, '--endpoint', hub.endpoint]);
+    const run = async (args: string[]): Promise<{ code: number; stderr: string }> => {
+      let stderr = '';
+      const sink = (write: (text: string) => void) => new Writable({ write: (chunk: Buffer, _encoding, done) => { write(chunk.toString()); done(); } });
+      const code = await main(args, { stdout: sink(() => {}), stderr: sink((text) => (stderr += text)), env: {} });
+      return { code, stderr };
+    };
+    const other = await run(['pull', 'org/model', '--swarm', mirror.url, '--endpoint', hub.endpoint]);
     expect(other.code).not.toBe(0);
     expect(other.stderr).toMatch(/name different servers/);
-    const local = await runCli(['pull', 'org/model', '--swarm', mirror.url, '--local-dir', join(work, 'local')]);
+    const local = await run(['pull', 'org/model', '--swarm', mirror.url, '--local-dir', join(work, 'local')]);
     expect(local.code).not.toBe(0);
     expect(local.stderr).toMatch(/not a --local-dir/);
   });
