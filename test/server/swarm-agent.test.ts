@@ -92,7 +92,8 @@ async function waitForSeeder(mirror: MirrorServer, torrentUrl: string, port: num
   }
 }
 
-describe('swarm node agents', () => {
+// Several servers, engines and a child process per test: generous on a loaded machine.
+describe('swarm node agents', { timeout: 180_000 }, () => {
   let hub: FixtureHub;
   let work: string;
   let mirror: MirrorServer;
@@ -137,7 +138,7 @@ describe('swarm node agents', () => {
   }
 
   const agent = (name: string, upstream: string, extra: Partial<MirrorServerOptions> = {}): Promise<MirrorServer> =>
-    start({ cacheDir: join(work, name), upstream, swarm: { port: 0, stallMs: 3000 }, ...extra });
+    start({ cacheDir: join(work, name), upstream, swarm: { port: 0, stallMs: 20_000 }, ...extra });
 
   const expected = async (path: string): Promise<Buffer> => Buffer.from(await (await fetch(`${hub.endpoint}/org/model/resolve/main/${path}`)).arrayBuffer());
 
@@ -166,7 +167,10 @@ describe('swarm node agents', () => {
     expect(b.fromWebSeeds).toBe(0);
     expect(await metric(second, 'modelfetch_swarm_peer_bytes_total')).toBeGreaterThanOrEqual(want.length);
     expect(await metric(first, 'modelfetch_swarm_uploaded_bytes_total')).toBeGreaterThan(0);
-    expect(await metric(second, 'modelfetch_swarm_torrents')).toBeGreaterThanOrEqual(0);
+    const scrape = await (await fetch(`${second.url}/metrics`)).text();
+    expect(scrape).toMatch(/^modelfetch_swarm_torrents\{state="seeding"\} 1$/m);
+    expect(scrape).toMatch(/^modelfetch_swarm_torrents\{state="downloading"\} 0$/m);
+    expect(scrape).toMatch(/^modelfetch_swarm_peers_connected \d+$/m);
     agents = { first, second };
     const page = await (await fetch(`${second.url}/`)).text();
     expect(page).toMatch(/Swarm: <span class="torrents">0 downloading, 1 seeding/);
@@ -234,7 +238,8 @@ describe('swarm node agents', () => {
     const front = await startFront(mirror.url);
     onTestFinished(() => front.close());
     front.blockWebSeed = true;
-    const node = await agent('agent-c', front.url);
+    // A short stall limit: with the liar dropped and no web seed, nothing else can come.
+    const node = await agent('agent-c', front.url, { swarm: { port: 0, stallMs: 3000 } });
     const body = Buffer.from(await (await fetch(`${node.url}/org/model/resolve/main/third.bin`)).arrayBuffer());
     expect(sha256(body)).toBe(sha256(want));
     const swarm = await swarmOf(node);
