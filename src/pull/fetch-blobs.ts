@@ -8,6 +8,7 @@ import { resolveCacheDir } from '../core/env.js';
 import type { RepoFile } from '../core/types.js';
 import type { Remote } from '../source/remote.js';
 import type { TransferJob } from '../transfer/types.js';
+import { rateLimitWaitListener } from './connect.js';
 import type { PullOptions, PullResult } from './options.js';
 
 /** What the store lacks, and fetching it: locks, adopting finished temps, one transfer batch per round. */
@@ -93,6 +94,7 @@ export async function fetchBlobs(store: FileStore, files: RepoFile[], at: { repo
           ...(options.dispatcher && { dispatcher: options.dispatcher }),
           ...(options.clock && { clock: options.clock }),
           ...(options.signal && { signal: options.signal }),
+          onRateLimitWait: rateLimitWaitListener(options),
           // The engine speaks of jobs; a pull's listener hears which repo file each event is about.
           ...(onProgress && { onProgress: (event) => onProgress({ ...event, repoId: at.repoId, path: held[event.job]?.file.path ?? '' }) }),
           ...(xet && { xet }),
