@@ -1,6 +1,8 @@
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pull } from '../../src/pull/index.js';
+import { createPullFetcher } from '../../src/server/hf-upstream.js';
+import { createMirrorServer } from '../../src/server/mirror-server.js';
 import type { Clock } from '../../src/transfer/types.js';
 import { startFixtureHub, type FixtureHub } from '../support/fixture-hub.js';
 import { testTempDir } from '../support/temp.js';
@@ -144,6 +146,41 @@ describe('Hub rate limits on resolve requests', () => {
       expect(run.api.filter((url) => url.includes('/tree/'))).toHaveLength(1);
       expect(run.api).toHaveLength(2);
       expect(run.resolve).toHaveLength(count);
+    }
+  });
+});
+
+/**
+ * The mirror fills misses with one pull per file; the pulls of one process share one budget per
+ * upstream host (one `RateLimits` per clock), so a dozen clients asking at once for a dozen files
+ * are paced together rather than each pull spending the quota as if it were alone.
+ */
+describe('Hub rate limits on the mirror', () => {
+  it('twelve concurrent pull-throughs against 3 resolves per window wait for the windows and are never answered 429', async () => {
+    const FILES_WANTED = 12;
+    const upstream = await startFixtureHub({
+      resolveRateLimit: { quota: 3, windowMs: WINDOW_MS, now: () => now },
+      repos: [{ repoId: 'org/mirrored', files: Array.from({ length: FILES_WANTED }, (_, i) => ({ path: `f-${i}.txt`, content: `file ${i}\n` })) }],
+    });
+    const dir = await testTempDir('mf-rate-limit-mirror-');
+    const mirror = createMirrorServer({ cacheDir: dir, upstream: upstream.endpoint, publicRepos: ['org/mirrored'], fetchFile: createPullFetcher({ cacheDir: dir, endpoint: upstream.endpoint, pull: { clock } }) });
+    try {
+      now += 10 * WINDOW_MS;
+      slept.length = 0;
+      const url = await mirror.listen();
+      const answers = await Promise.all(Array.from({ length: FILES_WANTED }, async (_, i) => {
+        const response = await fetch(`${url}/org/mirrored/resolve/main/f-${i}.txt`);
+        return { status: response.status, text: await response.text() };
+      }));
+      expect(answers).toEqual(Array.from({ length: FILES_WANTED }, (_, i) => ({ status: 200, text: `file ${i}\n` })));
+      const resolves = upstream.hub.requests.filter((r) => r.url.includes('/resolve/'));
+      expect(resolves.filter((r) => r.status === 429)).toEqual([]);
+      expect(resolves).toHaveLength(FILES_WANTED);
+      // 12 resolves at 3 per window: at least 3 waits for a reset, shared by the pulls waiting.
+      expect(slept.filter((ms) => ms >= WINDOW_MS / 2).length).toBeGreaterThanOrEqual(FILES_WANTED / 3 - 1);
+    } finally {
+      await mirror.close();
+      await upstream.close();
     }
   });
 });
