@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { Option, type Command } from 'commander';
 import { ModelfetchError } from '../core/errors.js';
 import type { CliIo } from './main.js';
-import { createProgressRenderer, describeRetry, progressModeFor } from './progress.js';
+import { createProgressRenderer, progressModeFor } from './progress.js';
 import { pullUntilInterrupted, toOptions, type PullFlags } from './pull.js';
 import { examples } from './examples.js';
 import { progressBarsDisabled } from '../core/hf-env.js';
@@ -115,7 +115,8 @@ export function registerDownloadCommand(program: Command, io: CliIo): void {
       const renderer = createProgressRenderer(io.stderr, progressModeFor(io.stderr, quiet || progressBarsDisabled(io.env)));
       if (!quiet) {
         options.onProgress = renderer.onProgress;
-        options.transfer = { ...options.transfer, onRetry: (event) => renderer.note(`modelfetch: ${describeRetry(event)}`) };
+        options.transfer = { ...options.transfer, onRetry: renderer.onRetry, onRateLimitWait: renderer.onRateLimitWait };
+        options.onWarning = (message) => renderer.above(`modelfetch: warning: ${message}`);
       }
       const result = await pullUntilInterrupted(options, renderer);
       // One file asked for by name: hf prints that file's path rather than the folder's.

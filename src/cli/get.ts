@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { ModelfetchError } from '../core/errors.js';
 import { abortOnInterrupt } from './interrupt.js';
 import type { CliIo } from './main.js';
-import { createProgressRenderer, describeRetry, progressModeFor } from './progress.js';
+import { createProgressRenderer, progressModeFor } from './progress.js';
 import { examples } from './examples.js';
 
 interface GetFlags {
@@ -71,7 +71,8 @@ export function registerGetCommand(program: Command, io: CliIo): void {
           env: io.env,
           signal: interrupt.signal,
           onProgress: renderer.onProgress,
-          onRetry: (event) => renderer.note(`modelfetch: ${describeRetry(event)}`),
+          onRetry: renderer.onRetry,
+          onRateLimitWait: renderer.onRateLimitWait,
         });
         renderer.finish();
         if (flags.json) {

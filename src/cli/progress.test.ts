@@ -1,8 +1,8 @@
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { ProgressEvent } from '../transfer/types.js';
 import { formatBytes } from '../core/format-bytes.js';
 import { PassThrough } from 'node:stream';
-import { createProgressRenderer, describeProgress, describeRetry, formatDuration } from './progress.js';
+import { createProgressRenderer, describeProgress, describeRetry, describeWait, formatDuration } from './progress.js';
 
 const event = (patch: Partial<ProgressEvent> = {}): ProgressEvent => ({
   job: 0,
@@ -89,5 +89,59 @@ describe('retry notices', () => {
     createProgressRenderer(stream, 'bar').note('a notice');
     createProgressRenderer(stream, 'none').note('hidden');
     expect(written.join('')).toBe('a notice\n');
+  });
+});
+
+describe('waits on the progress line', () => {
+  afterEach(() => vi.useRealTimers());
+  /** What the terminal shows now: the text after the last carriage return, without the erase code. */
+  const shown = (text: string): string => (text.split('\r').pop() ?? '').replace('\u001b[K', '');
+
+  it('a 429 shows `waiting N s (host: HTTP 429)` on the bar, counting down each second, then the bar alone', () => {
+    vi.useFakeTimers();
+    const out = sink(true);
+    const renderer = createProgressRenderer(out, 'bar', () => Date.now());
+    renderer.onProgress(event());
+    renderer.onRetry({ url: 'https://huggingface.co/org/name/resolve/main/a.bin', reason: 'HTTP 429', retry: 1, maxRetries: 7, delayMs: 30_000 });
+    // The notice stays above, as before; the bar says what it waits for.
+    expect(out.text).toContain('modelfetch: huggingface.co: HTTP 429, retry 1/7 in 30 s\n');
+    expect(shown(out.text)).toMatch(/^\[#+\.+\] 50% .*, waiting 30 s \(huggingface\.co: HTTP 429\)$/);
+    vi.advanceTimersByTime(1000);
+    expect(shown(out.text)).toMatch(/waiting 29 s \(huggingface\.co: HTTP 429\)$/);
+    vi.advanceTimersByTime(3000);
+    expect(shown(out.text)).toMatch(/waiting 26 s \(huggingface\.co: HTTP 429\)$/);
+    // Progress from other connections keeps the countdown.
+    renderer.onProgress(event({ batchBytesDone: 600 * 1024 * 1024 }));
+    expect(shown(out.text)).toMatch(/58%.*, waiting 26 s \(huggingface\.co: HTTP 429\)$/);
+    vi.advanceTimersByTime(26_000);
+    expect(shown(out.text)).not.toContain('waiting');
+    expect(shown(out.text)).toMatch(/^\[#+\.+\] 58%/);
+    renderer.finish();
+  });
+
+  it('an API call waiting before any byte shows the countdown alone; a rate-limit window says its bucket', () => {
+    vi.useFakeTimers();
+    const out = sink(true);
+    const renderer = createProgressRenderer(out, 'bar', () => Date.now());
+    renderer.onRetry({ url: 'https://huggingface.co/api/models/org/name/revision/main', reason: 'HTTP 429', retry: 1, maxRetries: 2, delayMs: 5000 });
+    expect(shown(out.text)).toBe('waiting 5 s (huggingface.co: HTTP 429)');
+    renderer.onRateLimitWait({ origin: 'https://huggingface.co', bucket: 'resolvers', delayMs: 42_000 });
+    // The wait that ends last is the one shown.
+    expect(shown(out.text)).toBe('waiting 42 s (huggingface.co: "resolvers" rate limit)');
+    renderer.finish();
+    expect(shown(out.text)).toBe('');
+    vi.advanceTimersByTime(5000);
+    expect(shown(out.text)).toBe('');
+  });
+
+  it('short waits, logs and quiet runs get no countdown', () => {
+    vi.useFakeTimers();
+    const out = sink(true);
+    createProgressRenderer(out, 'bar', () => Date.now()).onRetry({ url: 'http://127.0.0.1:9/f', reason: 'connection refused', retry: 1, maxRetries: 2, delayMs: 200 });
+    expect(out.text).toBe('modelfetch: 127.0.0.1:9: connection refused, retry 1/2 in 0.2 s\n');
+    const log = sink(false);
+    createProgressRenderer(log, 'lines', () => Date.now()).onRateLimitWait({ origin: 'https://huggingface.co', bucket: 'api', delayMs: 60_000 });
+    expect(log.text).toBe('');
+    expect(describeWait(1500, 'hub: HTTP 429')).toBe('waiting 2 s (hub: HTTP 429)');
   });
 });

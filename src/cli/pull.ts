@@ -6,7 +6,7 @@ import type { RepoType } from '../core/types.js';
 import { abortOnInterrupt } from './interrupt.js';
 import type { CliIo } from './main.js';
 import { formatBytes } from '../core/format-bytes.js';
-import { createProgressRenderer, describeRetry, progressModeFor, type ProgressRenderer } from './progress.js';
+import { createProgressRenderer, progressModeFor, type ProgressRenderer } from './progress.js';
 import { describeConversion } from './convert.js';
 import { examples } from './examples.js';
 import { hfEnvTimeouts, progressBarsDisabled } from '../core/hf-env.js';
@@ -130,7 +130,8 @@ export function registerPullCommand(program: Command, io: CliIo): void {
       if (chatty) {
         options.onPlan = (plan) => void io.stderr.write(describePlan(plan));
         options.onProgress = renderer.onProgress;
-        options.transfer = { ...options.transfer, onRetry: (event) => renderer.note(`modelfetch: ${describeRetry(event)}`) };
+        options.transfer = { ...options.transfer, onRetry: renderer.onRetry, onRateLimitWait: renderer.onRateLimitWait };
+        options.onWarning = (message) => renderer.above(`modelfetch: warning: ${message}`);
       }
       let result: PullResult;
       try {

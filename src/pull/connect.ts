@@ -1,6 +1,19 @@
 import { ModelfetchError } from '../core/errors.js';
 import type { Remote } from '../source/remote.js';
-import type { CheckedPull } from './options.js';
+import { describeRateLimitWait } from '../transfer/rate-limit.js';
+import type { RateLimitWait } from '../transfer/types.js';
+import type { CheckedPull, PullOptions } from './options.js';
+
+/**
+ * What a pull does when a request waits for a rate-limit window, API call or download alike: a
+ * warning line (so a pause of minutes never looks hung) and the engine's listener (the progress line).
+ */
+export function rateLimitWaitListener(options: PullOptions): (wait: RateLimitWait) => void {
+  return (wait) => {
+    options.onWarning?.(describeRateLimitWait(wait));
+    options.transfer?.onRateLimitWait?.(wait);
+  };
+}
 
 /** Opens the pull's source (loaded only when the network is needed, so a cache hit never loads it); refuses in offline mode. */
 export async function connectRemote(pull: CheckedPull): Promise<Remote> {
@@ -17,7 +30,7 @@ export async function connectRemote(pull: CheckedPull): Promise<Remote> {
     ...(options.clock && { clock: options.clock }),
     ...(options.signal && { signal: options.signal }),
     ...(options.apiTimeoutMs !== undefined && { apiTimeoutMs: options.apiTimeoutMs }),
-    ...(options.onWarning && { onWarning: options.onWarning }),
+    onRateLimitWait: rateLimitWaitListener(options),
     // API retries are announced where the engine announces download retries.
     ...(options.transfer?.onRetry && { onRetry: options.transfer.onRetry }),
   };

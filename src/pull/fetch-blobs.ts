@@ -9,6 +9,7 @@ import type { RepoFile } from '../core/types.js';
 import type { RepoPaths } from '../cache/layout.js';
 import type { Remote } from '../source/remote.js';
 import type { TransferJob } from '../transfer/types.js';
+import { rateLimitWaitListener } from './connect.js';
 import type { PullOptions, PullResult } from './options.js';
 import { fetchThroughSwarm } from './swarm-blobs.js';
 
@@ -105,6 +106,7 @@ export async function fetchBlobs(store: FileStore, files: RepoFile[], at: { repo
           ...(options.dispatcher && { dispatcher: options.dispatcher }),
           ...(options.clock && { clock: options.clock }),
           ...(options.signal && { signal: options.signal }),
+          onRateLimitWait: rateLimitWaitListener(options),
           // The engine speaks of jobs; a pull's listener hears which repo file each event is about.
           ...(onProgress && { onProgress: (event) => onProgress({ ...event, repoId: at.repoId, path: overHttp[event.job]?.file.path ?? '' }) }),
           ...(xet && { xet }),

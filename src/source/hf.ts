@@ -1,6 +1,8 @@
 import type { Dispatcher } from 'undici';
 import { describeConnectFailure, dispatcherForDefaults } from '../transfer/proxy.js';
 import { headerValue } from '../transfer/http.js';
+import { systemClock } from '../transfer/options.js';
+import { rateLimitsFor } from '../transfer/rate-limit.js';
 import { getJson as getApiJson, warmJsonClient, type AnswerHead, type JsonApi, type JsonClientOptions, type JsonResponse } from './json-client.js';
 import { assertRepoId } from '../core/repo-ref.js';
 import { assertCommit, assertDigest, assertSafeRelativePath, assertSafeRevision, isSha1Hex } from '../core/validate.js';
@@ -322,6 +324,8 @@ export async function probeFileAccess(repo: HfRepo, revision: string, path: stri
   const { request } = await import('undici');
   const url = hfResolveUrl(options.endpoint, repo, revision, path);
   const dispatcher = options.dispatcher ?? (await dispatcherForDefaults());
+  // A resolve request: it counts against the Hub's "resolvers" bucket as downloads do.
+  const ticket = await rateLimitsFor(options.clock ?? systemClock).acquire(new URL(url), 'resolve', options.signal, options.onRateLimitWait);
   let response: Dispatcher.ResponseData;
   try {
     response = await request(url, {
@@ -331,8 +335,10 @@ export async function probeFileAccess(repo: HfRepo, revision: string, path: stri
       ...(options.signal && { signal: options.signal }),
     });
   } catch (cause) {
+    ticket.failed();
     throw describeConnectFailure(cause, url) ?? new ModelfetchError('ERR_NETWORK', `Could not reach the hub at ${redactUrl(options.endpoint)}: ${(cause as Error).message}`, { url, cause });
   }
+  ticket.answered(headerValue(response.headers, 'ratelimit'));
   await response.body.dump();
   const { statusCode, headers } = response;
   if (statusCode < 400) return true;

@@ -5,8 +5,8 @@ import { systemClock } from '../transfer/options.js';
 import { headerValue } from '../transfer/http.js';
 import { describeConnectFailure, dispatcherForDefaults } from '../transfer/proxy.js';
 import { attemptBudget, failureInWords, parseRetryAfter, retryDecision, UNREACHABLE_MAX_ATTEMPTS } from '../transfer/retry-policy.js';
-import type { Clock, RetryEvent } from '../transfer/types.js';
-import type { RateLimitPacer } from './rate-limit.js';
+import { rateLimitsFor } from '../transfer/rate-limit.js';
+import type { Clock, RateLimitWait, RetryEvent } from '../transfer/types.js';
 
 /**
  * The one client for the JSON APIs of the sources (the Hub's, ModelScope's): a GET that follows
@@ -25,10 +25,8 @@ export interface JsonClientOptions {
   endpoint: string;
   dispatcher?: Dispatcher;
   signal?: AbortSignal;
-  /** Paces API requests by the server's RateLimit headers (one per pull, shared by its requests). */
-  pacer?: RateLimitPacer;
-  /** Told when the pacer holds a request until its bucket's window resets. */
-  onRateLimitWait?: (ms: number, bucket: string) => void;
+  /** Told when a request waits for its rate-limit bucket's window to reset (requests are paced by the clock's `RateLimits`). */
+  onRateLimitWait?: (wait: RateLimitWait) => void;
   /** How long one API request may take (HF_HUB_ETAG_TIMEOUT); none by default. */
   requestTimeoutMs?: number;
   /** Waits between attempts (and reads Retry-After dates) on this clock; the system's by default. */
@@ -180,15 +178,16 @@ async function getJsonOnce(api: JsonApi, url: string, headers: Record<string, st
       throw new ModelfetchError('ERR_REDIRECT', `The ${api.apiName} API redirected to another origin (${redactUrl(current)})`, { url: current, hint: `API calls only follow redirects within the endpoint; check ${api.endpointSetting}.` });
     }
     let response: RawAnswer;
-    await options.pacer?.beforeRequest('api', options.signal, options.onRateLimitWait);
+    const ticket = await rateLimitsFor(clock).acquire(new URL(current), 'api', options.signal, options.onRateLimitWait);
     try {
       response = await sendGet(api, current, { accept: 'application/json', 'user-agent': 'modelfetch', ...headers }, options);
+      ticket.answered(headerValue(response.headers, 'ratelimit'));
     } catch (cause) {
+      ticket.failed();
       if (options.signal?.aborted) throw new ModelfetchError('ERR_ABORTED', 'Aborted', { cause });
       throw describeConnectFailure(cause, current) ?? new ModelfetchError('ERR_NETWORK', `Could not reach ${api.serviceName} at ${redactUrl(options.endpoint)}: ${networkReason(cause)}`, { url: current, cause, hint: api.unreachableHint });
     }
     const { status } = response;
-    options.pacer?.observe('api', headerValue(response.headers, 'ratelimit'));
     if (status >= 300 && status < 400 && status !== 304) {
       await response.discard();
       const location = headerValue(response.headers, 'location');

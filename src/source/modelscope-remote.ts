@@ -7,7 +7,7 @@ export function modelScopeRemote(options: RemoteOptions): Remote {
   const { repoId } = options;
   const endpoint = resolveModelScopeEndpoint(options.endpoint, options.env);
   const token = options.token === null ? undefined : readModelScopeToken(options.token, options.env);
-  const client = { endpoint, ...(options.clock && { clock: options.clock }), ...(options.onRetry && { onRetry: options.onRetry }), ...(token && { token }), ...(options.dispatcher && { dispatcher: options.dispatcher }), ...(options.signal && { signal: options.signal }) };
+  const client = { endpoint, ...(options.clock && { clock: options.clock }), ...(options.onRetry && { onRetry: options.onRetry }), ...(options.onRateLimitWait && { onRateLimitWait: options.onRateLimitWait }), ...(token && { token }), ...(options.dispatcher && { dispatcher: options.dispatcher }), ...(options.signal && { signal: options.signal }) };
   const listed = new Map<string, Snapshot>();
   const list = async (revision: string): Promise<Snapshot> => {
     const snapshot = listed.get(revision) ?? (await resolveModelScopeSnapshot(repoId, revision, client));

@@ -1,6 +1,6 @@
 import type { Dispatcher } from 'undici';
 import type { RepoFile, RepoType } from '../core/types.js';
-import type { Clock, RetryEvent, TransferJob } from '../transfer/types.js';
+import type { Clock, RateLimitWait, RetryEvent, TransferJob } from '../transfer/types.js';
 
 /**
  * What `pull` needs from a source, whatever it is: the commit a revision names, the files of a
@@ -37,8 +37,8 @@ export interface RemoteOptions {
   maxFiles: number;
   /** How long one API request may take; none by default. */
   apiTimeoutMs?: number;
-  /** One-line warnings (a rate-limit wait). */
-  onWarning?: (message: string) => void;
+  /** Told when an API call waits for its rate-limit bucket's window to reset. */
+  onRateLimitWait?: (wait: RateLimitWait) => void;
   /** Told before each wait to retry a failed API call. */
   onRetry?: (event: RetryEvent) => void;
 }

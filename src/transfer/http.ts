@@ -1,9 +1,12 @@
 import type { Dispatcher } from 'undici';
+import { untilAborted } from '../core/abortable.js';
 import { ModelfetchError } from '../core/errors.js';
 import type { FastHttpPool } from './fast-http.js';
 import { isCredentialHeader, redactUrl } from '../core/redact.js';
 import { parseRetryAfter } from './retry-policy.js';
 import { currentNetwork, describeConnectFailure, networkDispatcher, proxyFor } from './proxy.js';
+import { requestKind, type RateLimits } from './rate-limit.js';
+import type { RateLimitWait } from './types.js';
 
 /** Requests with redirects followed by hand, so credentials never leave the origin they were given for. */
 
@@ -35,6 +38,8 @@ export interface HttpResponse {
 export interface Transport {
   dispatcher: Dispatcher | undefined;
   fast: FastHttpPool | undefined;
+  /** Each hop waits for room in its origin's rate-limit bucket (src/transfer/rate-limit.ts); told of each wait. */
+  pacing?: { limits: RateLimits; onWait?: ((wait: RateLimitWait) => void) | undefined };
 }
 
 /**
@@ -63,28 +68,7 @@ async function sendOnce(transport: Transport, url: URL, method: 'GET' | 'HEAD', 
  * abort wins at once, so a stall is a stall whatever the transport; a late answer is dropped.
  */
 function abortable(pending: Promise<Dispatcher.ResponseData>, signal: AbortSignal | undefined): Promise<Dispatcher.ResponseData> {
-  if (!signal) return pending;
-  return new Promise((resolve, reject) => {
-    const onAbort = (): void => {
-      reject(signal.reason);
-      pending.then((late) => discardBody(late), () => undefined);
-    };
-    if (signal.aborted) {
-      onAbort();
-      return;
-    }
-    signal.addEventListener('abort', onAbort, { once: true });
-    pending.then(
-      (response) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(response);
-      },
-      (error: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(error);
-      },
-    );
-  });
+  return untilAborted(pending, signal, (late) => discardBody(late));
 }
 
 export interface HttpRequest {
@@ -158,9 +142,12 @@ export async function requestFollowingRedirects(transport: Transport, request: H
     seen.add(url.href);
     credentialed &&= url.origin === credentialOrigin;
     let response: Awaited<ReturnType<typeof sendOnce>>;
+    const ticket = await transport.pacing?.limits.acquire(url, requestKind(url), request.signal, transport.pacing.onWait);
     try {
       response = await sendOnce(transport, url, method, headersFor(url.href, { ...request, credentialOrigin }, credentialed), request.signal);
+      ticket?.answered(headerValue(response.headers, 'ratelimit'));
     } catch (error) {
+      ticket?.failed();
       // Name the URL that failed (after redirects, that is not the one asked for); aborts stay as they are.
       if (request.signal?.aborted || error instanceof ModelfetchError) throw error;
       throw new ModelfetchError('ERR_NETWORK', `${url.href}: ${error instanceof Error ? error.message : String(error)}`, { url: url.href, cause: error });

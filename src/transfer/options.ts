@@ -2,6 +2,7 @@ import type { Clock, ProgressEvent, RetryEvent, TransferOptions } from './types.
 import { createConnectionBudget, type ConnectionBudget } from './budget.js';
 import { FastHttpPool } from './fast-http.js';
 import type { Transport } from './http.js';
+import { rateLimitsFor } from './rate-limit.js';
 
 /** Every engine default, written down once. */
 export const DEFAULTS = {
@@ -69,6 +70,7 @@ function positiveInt(value: number | undefined, fallback: number, name: string):
 
 export function resolveOptions(options: EngineOptions = {}): ResolvedOptions {
   const connections = positiveInt(options.connections ?? options.budget?.perHost, DEFAULTS.connections, 'connections');
+  const clock = options.clock ?? systemClock;
   return {
     connections,
     segmentThreshold: positiveInt(options.segmentThreshold, DEFAULTS.segmentThreshold, 'segmentThreshold'),
@@ -78,8 +80,9 @@ export function resolveOptions(options: EngineOptions = {}): ResolvedOptions {
     transport: {
       dispatcher: options.dispatcher,
       fast: (options.fastHttp ?? options.dispatcher === undefined) ? (sharedFastPool ??= new FastHttpPool()) : undefined,
+      pacing: { limits: rateLimitsFor(clock), onWait: options.onRateLimitWait },
     },
-    clock: options.clock ?? systemClock,
+    clock,
     signal: options.signal,
     onProgress: options.onProgress,
     onRetry: options.onRetry,

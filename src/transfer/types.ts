@@ -95,6 +95,8 @@ export interface TransferOptions {
   onProgress?: (event: ProgressEvent) => void;
   /** Called before each wait to retry a failed request, so a user sees why nothing moves. */
   onRetry?: (event: RetryEvent) => void;
+  /** Called when a request waits for its rate-limit bucket's window to reset (once per wait). */
+  onRateLimitWait?: (wait: RateLimitWait) => void;
   /** Download jobs marked `xet` through Xet (absent: plain HTTP only). */
   xet?: XetTransferOptions;
 }
@@ -106,6 +108,15 @@ export interface RetryEvent {
   /** The retry about to be made (1 for the first) and how many the budget allows. */
   retry: number;
   maxRetries: number;
+  delayMs: number;
+}
+
+/** A request held until its rate-limit bucket's window resets (src/transfer/rate-limit.ts). */
+export interface RateLimitWait {
+  /** The origin whose bucket is spent (`https://huggingface.co`). */
+  origin: string;
+  /** The bucket's name as the server gave it (`api`, `resolvers`). */
+  bucket: string;
   delayMs: number;
 }
 

@@ -1,7 +1,9 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
+import { main } from '../../src/cli/main.js';
 import { runCli } from '../support/cli.js';
 import { startFixtureHub } from '../support/fixture-hub.js';
 
@@ -47,6 +49,31 @@ describe('pull announces retries like get', () => {
       expect(run.stderr).toContain(`Could not connect to ${cdnHost}: connection refused (3 attempts) [ERR_NETWORK]`);
     } finally {
       await hub.close().catch(() => undefined);
+      await rm(cacheDir, { recursive: true, force: true });
+    }
+  });
+
+  it('on a terminal, a 429 on a resolve request shows the wait on the progress line, counting down, and the pull completes', async () => {
+    const hub = await startFixtureHub({ repos: [{ repoId: 'org/tiny', files: [{ path: 'model.bin', size: 2 * 1024 * 1024, lfs: true }] }] });
+    const cacheDir = await mkdtemp(join(tmpdir(), 'mf-retry-'));
+    try {
+      hub.hub.addFault({ times: 1, match: (req) => (req.url ?? '').includes('/resolve/'), fault: { status: 429, statusHeaders: { 'Retry-After': '2' } } });
+      let stderr = '';
+      const terminal = Object.assign(new Writable({ write: (chunk: Buffer, _encoding, done) => ((stderr += chunk.toString()), done()) }), { isTTY: true, columns: 120 });
+      const stdout = new Writable({ write: (_chunk, _encoding, done) => done() });
+      const code = await main(['pull', 'org/tiny', '--cache-dir', cacheDir], { stdout, stderr: terminal, env: { HF_ENDPOINT: hub.endpoint } });
+      expect(code).toBe(0);
+      const host = hub.endpoint.replace('http://', '');
+      const frames = stderr.split('\r').map((frame) => frame.replaceAll('\u001b[K', ''));
+      const waits = frames.filter((frame) => frame.includes('waiting'));
+      // On the bar, counted down while it waited (the bar redraws each second), then gone.
+      expect(waits[0]).toMatch(new RegExp(`^\\[\\.+\\] .*, waiting 2 s \\(${host.replace(/\./g, '\\.')}: HTTP 429\\)$`));
+      expect(waits.some((frame) => frame.endsWith(`, waiting 1 s (${host}: HTTP 429)`))).toBe(true);
+      expect(frames.at(-2)).not.toContain('waiting');
+      expect(stderr).toContain(`modelfetch: ${host}: HTTP 429, retry 1/7 in 2.0 s\n`);
+      expect(stderr).toMatch(/1 files ready \(0 cached, 1 fetched/);
+    } finally {
+      await hub.close();
       await rm(cacheDir, { recursive: true, force: true });
     }
   });

@@ -1,9 +1,14 @@
 import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../support/cli.js';
+import { startFixtureCas, type FixtureCas } from '../support/fixture-cas.js';
 import { startFixtureHub, type FixtureHub } from '../support/fixture-hub.js';
+import { serveModelScope } from '../support/fixture-modelscope.js';
+import { startFixtureServer, type FixtureServer } from '../support/fixture-server.js';
+import { buildSafetensors, f32Tensor } from '../support/safetensors.js';
 import { startSquid, type Squid } from '../support/squid.js';
 import { createTestCa, startTlsFront, type TestCa } from '../support/test-ca.js';
 import { testTempDir } from '../support/temp.js';
@@ -11,6 +16,9 @@ import { hasTool } from '../support/tools.js';
 
 const WEIGHTS = Buffer.alloc(300_000, 7).toString('latin1');
 const CONFIG = '{"model_type":"gpt2"}';
+const XET_WEIGHTS = randomBytes(400_000);
+const SAFETENSORS = buildSafetensors([f32Tensor('lm_head.weight', Array.from({ length: 64 }, (_, i) => i), [8, 8]), f32Tensor('embed.weight', [1, 2, 3, 4])]);
+const MS_COMMIT = 'b'.repeat(40);
 
 /** Proxies and custom CAs against real components: squid in front of an https fixture hub with its own CA. */
 describe.skipIf(!hasTool('squid') || !hasTool('openssl'))('proxies and custom CAs', () => {
@@ -18,21 +26,45 @@ describe.skipIf(!hasTool('squid') || !hasTool('openssl'))('proxies and custom CA
   let ca: TestCa;
   let front: { url: string; close(): Promise<void> };
   let squid: Squid;
+  // The Xet CAS and a ModelScope, each behind an https front of its own signed by the same CA.
+  let cas: FixtureCas;
+  let casFront: { url: string; close(): Promise<void> };
+  let modelscope: FixtureServer;
+  let msFront: { url: string; close(): Promise<void> };
   const frontHost = (): string => new URL(front.url).host;
-  const connectsToFront = async (): Promise<number> => (await squid.accessLog()).filter((line) => line.includes(`CONNECT ${frontHost()}`)).length;
+  const connectsTo = async (url: string): Promise<number> => (await squid.accessLog()).filter((line) => line.includes(`CONNECT ${new URL(url).host}`)).length;
+  const connectsToFront = (): Promise<number> => connectsTo(front.url);
 
   beforeAll(async () => {
-    hub = await startFixtureHub({ repos: [{ repoId: 'org/m', files: [{ path: 'config.json', content: CONFIG }, { path: 'weights.bin', content: WEIGHTS }] }] });
+    cas = await startFixtureCas({ chunksPerXorb: 4 });
+    hub = await startFixtureHub({
+      cas,
+      repos: [
+        { repoId: 'org/m', files: [{ path: 'config.json', content: CONFIG }, { path: 'weights.bin', content: WEIGHTS }] },
+        { repoId: 'org/xet', files: [{ path: 'config.json', content: CONFIG }, { path: 'w.bin', content: XET_WEIGHTS, xet: true }] },
+        // Served by the hub itself (not LFS), so every range read goes to the https front.
+        { repoId: 'org/st', files: [{ path: 'model.safetensors', content: SAFETENSORS, lfs: false }] },
+      ],
+    });
     ca = await createTestCa();
     front = await startTlsFront(ca, hub.endpoint);
+    casFront = await startTlsFront(ca, cas.server.origin);
+    cas.setPublicOrigin(casFront.url);
+    modelscope = await startFixtureServer();
+    serveModelScope(modelscope, [{ repoId: 'Qwen/Mini', commit: MS_COMMIT, files: [{ path: 'config.json', content: Buffer.from(CONFIG) }, { path: 'model.bin', content: Buffer.from(WEIGHTS, 'latin1') }] }]);
+    msFront = await startTlsFront(ca, modelscope.origin);
     squid = await startSquid();
   });
 
   afterAll(async () => {
     await squid?.stop();
     await front?.close();
+    await casFront?.close();
+    await msFront?.close();
+    await modelscope?.close();
     await ca?.remove();
     await hub?.close();
+    await cas?.close();
   });
 
   async function pullInto(env: NodeJS.ProcessEnv, args: string[] = []): Promise<{ code: number; stdout: string; stderr: string; cache: string }> {
@@ -130,11 +162,11 @@ describe.skipIf(!hasTool('squid') || !hasTool('openssl'))('proxies and custom CA
     expect(run.stderr).toContain(`Could not read the CA bundle ${missing} (from REQUESTS_CA_BUNDLE): ENOENT`);
   });
 
-  it("serve's upstream goes through --proxy with --ca-file", async () => {
+  /** `serve` with these flags, in its own process, until `use` is done; killed after it (squid then logs its tunnels). */
+  async function withServe(args: string[], use: (url: string) => Promise<void>): Promise<void> {
     const cache = await testTempDir('mf-proxy-serve-');
-    const before = await connectsToFront();
     const cli = resolve(import.meta.dirname, '../../src/cli/run.ts');
-    const child = spawn(process.execPath, ['--import', 'tsx', cli, 'serve', '--port', '0', '--cache-dir', cache, '--upstream', front.url, '--public', '*', '--proxy', squid.url, '--ca-file', ca.caFile], {
+    const child = spawn(process.execPath, ['--import', 'tsx', cli, 'serve', '--port', '0', '--cache-dir', cache, ...args], {
       env: { PATH: process.env.PATH, HOME: process.env.HOME },
       stdio: ['ignore', 'ignore', 'pipe'],
     });
@@ -149,14 +181,87 @@ describe.skipIf(!hasTool('squid') || !hasTool('openssl'))('proxies and custom CA
         });
         void exited.then(() => fail(new Error(`serve exited early: ${err}`)));
       });
-      const response = await fetch(`${url}/org/m/resolve/main/config.json`);
-      expect(response.status).toBe(200);
-      expect(await response.text()).toBe(CONFIG);
+      await use(url);
     } finally {
       child.kill('SIGKILL');
       await exited;
     }
+  }
+
+  it("serve's upstream goes through --proxy with --ca-file", async () => {
+    const before = await connectsToFront();
+    await withServe(['--upstream', front.url, '--public', '*', '--proxy', squid.url, '--ca-file', ca.caFile], async (url) => {
+      const response = await fetch(`${url}/org/m/resolve/main/config.json`);
+      expect(response.status).toBe(200);
+      expect(await response.text()).toBe(CONFIG);
+    });
     // squid logs a CONNECT when its tunnel closes: the mirror's keep-alive tunnel closed with it.
+    expect(await connectsToFront()).toBeGreaterThan(before);
+  });
+
+  it('a Xet-backed pull goes through the proxy to the hub and the CAS (reconstruction, xorbs); the proxy\'s credentials are never printed', async () => {
+    const before = await connectsTo(casFront.url);
+    const xorbsBefore = cas.xorbBytesServed();
+    const cache = await testTempDir('mf-proxy-xet-');
+    const proxy = squid.url.replace('http://', 'http://alice:s3cret@');
+    const run = await runCli(['pull', 'org/xet', '--json'], { HF_ENDPOINT: front.url, HF_HUB_CACHE: cache, HTTPS_PROXY: proxy, SSL_CERT_FILE: ca.caFile });
+    expect(run.code).toBe(0);
+    const result = JSON.parse(run.stdout) as { path: string; bytesBySource: { xet: number; plain: number } };
+    expect(result.bytesBySource.xet).toBeGreaterThan(0);
+    expect(await readFile(join(result.path, 'w.bin'))).toEqual(XET_WEIGHTS);
+    expect(cas.xorbBytesServed()).toBeGreaterThan(xorbsBefore);
+    expect(await connectsTo(casFront.url)).toBeGreaterThan(before);
+    expect(run.stdout + run.stderr).not.toContain('s3cret');
+  });
+
+  it("serve's upstream takes a Xet-backed file from the CAS through the proxy", async () => {
+    const before = await connectsTo(casFront.url);
+    const xorbsBefore = cas.xorbBytesServed();
+    await withServe(['--upstream', front.url, '--public', '*', '--proxy', squid.url, '--ca-file', ca.caFile], async (url) => {
+      const response = await fetch(`${url}/org/xet/resolve/main/w.bin`);
+      expect(response.status).toBe(200);
+      expect(Buffer.from(await response.arrayBuffer())).toEqual(XET_WEIGHTS);
+    });
+    expect(cas.xorbBytesServed()).toBeGreaterThan(xorbsBefore);
+    expect(await connectsTo(casFront.url)).toBeGreaterThan(before);
+  });
+
+  it('a ModelScope pull goes through the proxy with the CA: its API and its files', async () => {
+    const before = await connectsTo(msFront.url);
+    const msCache = await testTempDir('mf-proxy-ms-');
+    const run = await runCli(['pull', 'ms://Qwen/Mini', '--quiet', '--ca-file', ca.caFile], { MODELSCOPE_DOMAIN: msFront.url, MODELSCOPE_CACHE: msCache, HTTPS_PROXY: squid.url });
+    expect(run.stderr).toBe('');
+    expect(run.code).toBe(0);
+    expect(await readFile(join(run.stdout.trim(), 'model.bin'), 'latin1')).toBe(WEIGHTS);
+    expect(modelscope.requests.some((r) => r.url.startsWith('/api/v1/models/Qwen/Mini/repo/files'))).toBe(true);
+    expect(await connectsTo(msFront.url)).toBeGreaterThan(before);
+  });
+
+  it('inspect reads safetensors headers with ranged reads through the proxy', async () => {
+    hub.resetLogs();
+    const before = await connectsToFront();
+    const run = await runCli(['inspect', 'org/st', '--json', '--cache-dir', await testTempDir('mf-proxy-inspect-')], { HF_ENDPOINT: front.url, HTTPS_PROXY: squid.url, SSL_CERT_FILE: ca.caFile });
+    expect(run.stderr).toBe('');
+    expect(run.code).toBe(0);
+    expect((JSON.parse(run.stdout) as { tensors: number }).tensors).toBe(2);
+    const reads = hub.hub.requests.filter((r) => r.url.endsWith('/model.safetensors'));
+    expect(reads.length).toBeGreaterThan(0);
+    expect(reads.every((r) => /^bytes=0-\d+$/.test(String(r.headers.range)) && r.bodyBytes <= SAFETENSORS.length)).toBe(true);
+    expect(await connectsToFront()).toBeGreaterThan(before);
+  });
+
+  it('a get whose connection drops mid-file resumes with a ranged request through the proxy', async () => {
+    hub.resetLogs();
+    const dir = await testTempDir('mf-proxy-resume-');
+    hub.hub.addFault({ times: 1, match: (req) => (req.url ?? '').endsWith('/weights.bin') && req.headers.range !== 'bytes=0-0', fault: { resetAfterBytes: 100_000 } });
+    const before = await connectsToFront();
+    const run = await runCli(['get', `${front.url}/org/m/resolve/main/weights.bin`, '-o', join(dir, 'w.bin'), '--quiet', '--proxy', squid.url, '--ca-file', ca.caFile], {});
+    expect(run.stderr).toBe('');
+    expect(run.code).toBe(0);
+    expect(await readFile(join(dir, 'w.bin'), 'latin1')).toBe(WEIGHTS);
+    const ranges = hub.hub.requests.filter((r) => r.url.endsWith('/weights.bin')).map((r) => String(r.headers.range));
+    // After the drop, only the rest was asked for.
+    expect(ranges.some((range) => /^bytes=[1-9]\d*-/.test(range))).toBe(true);
     expect(await connectsToFront()).toBeGreaterThan(before);
   });
 });

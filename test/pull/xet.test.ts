@@ -39,6 +39,7 @@ beforeAll(async () => {
     repos: [
       { repoId: 'org/xet', gatedToken: TOKEN, branches: { main: [plainFile, { path: 'w.bin', content: contentA, xet: true }], v2: [plainFile, { path: 'w.bin', content: contentB, xet: true }] } },
       { repoId: 'org/other', files: [{ path: 'copy.bin', content: contentB, xet: true }] },
+      { repoId: 'org/shards', files: [1, 2, 3].map((i) => ({ path: `shard-${i}.bin`, content: randomBytes(200 * 1024 + i), xet: true })) },
     ],
   });
 });
@@ -73,6 +74,16 @@ describe('pull through Xet', () => {
     expect(tokenCalls.length).toBeGreaterThan(0);
     expect(tokenCalls.every((r) => r.headers.authorization === `Bearer ${TOKEN}`)).toBe(true);
     expect(cas.server.requests.some((r) => JSON.stringify(r.headers).includes(TOKEN))).toBe(false);
+  });
+
+  it('asks the Hub for one Xet token per pull, not one per file, and makes no resolve request for listed Xet files', async () => {
+    const result = await pull(options({ repo: 'org/shards' }));
+    expect(result.bytesBySource.xet).toBeGreaterThan(0);
+    expect(result.bytesBySource.plain).toBe(0);
+    const api = hub.hub.requests.filter((r) => r.url.startsWith('/api/'));
+    expect(api.filter((r) => r.url.includes('/xet-read-token/'))).toHaveLength(1);
+    expect(api).toHaveLength(3); // revision, one listing page, one token
+    expect(hub.hub.requests.filter((r) => r.url.includes('/resolve/'))).toEqual([]);
   });
 
   it('detects Xet from the resolve answer (X-Xet-Hash + xet-auth link) without following its redirect', async () => {

@@ -83,6 +83,8 @@ export interface FixtureCas {
   expireTokens(): void;
   /** Whether `/v2/reconstructions` exists (default true); when false it answers 404. */
   setV2Enabled(enabled: boolean): void;
+  /** Hands out this origin (an https front) in tokens and signed URLs from now on, instead of the server's own. */
+  setPublicOrigin(origin: string): void;
   /** Xorb body bytes served since start (or the last reset of the server's log). */
   xorbBytesServed(): number;
   close(): Promise<void>;
@@ -138,6 +140,7 @@ async function* chunksOfFile(path: string): AsyncGenerator<Buffer> {
 
 export async function startFixtureCas(options: FixtureCasOptions = {}): Promise<FixtureCas> {
   const server = await startFixtureServer();
+  let publicOrigin = server.origin;
   const now = options.now ?? Date.now;
   const ttlSeconds = options.ttlSeconds ?? 3600;
   const chunksPerXorb = options.chunksPerXorb ?? 64;
@@ -216,7 +219,7 @@ export async function startFixtureCas(options: FixtureCasOptions = {}): Promise<
     const range = `bytes=${ranges.map((r) => `${r.start}-${r.end}`).join(',')}`;
     const expires = nowSeconds() + ttlSeconds;
     const query = new URLSearchParams({ 'X-Xet-Signed-Range': range, Expires: String(expires), Generation: String(urlGeneration), Signature: sign(xorb, range, expires, urlGeneration) });
-    return `${server.origin}/xorbs/default/${xorb}?${query.toString()}`;
+    return `${publicOrigin}/xorbs/default/${xorb}?${query.toString()}`;
   };
 
   const takeFault = (kind: CasRequestKind): CasFault | undefined => {
@@ -379,7 +382,9 @@ export async function startFixtureCas(options: FixtureCasOptions = {}): Promise<
   });
 
   return {
-    casUrl: server.origin,
+    get casUrl() {
+      return publicOrigin;
+    },
     server,
     files,
     xorbs,
@@ -388,13 +393,14 @@ export async function startFixtureCas(options: FixtureCasOptions = {}): Promise<
       const accessToken = `xet_${randomBytes(16).toString('hex')}`;
       const exp = nowSeconds() + ttlSeconds;
       tokens.set(accessToken, { exp, generation: tokenGeneration });
-      return { accessToken, casUrl: server.origin, exp };
+      return { accessToken, casUrl: publicOrigin, exp };
     },
     injectFault: (kind, fault, times = 1) => void faults.push({ kind, fault, left: times }),
     clearFaults: () => void faults.splice(0),
     expireSignedUrls: () => void (urlGeneration += 1),
     expireTokens: () => void (tokenGeneration += 1),
     setV2Enabled: (enabled) => void (v2Enabled = enabled),
+    setPublicOrigin: (origin) => void (publicOrigin = origin),
     xorbBytesServed: () => server.requests.filter((r) => r.url.startsWith('/xorbs/')).reduce((sum, r) => sum + r.bodyBytes, 0),
     close: () => server.close(),
   };

@@ -78,7 +78,15 @@ export interface FixtureHubOptions {
    * API requests count against a fixed window of `quota` requests per `windowMs` (by `now`, injectable),
    * announced as the Hub does (`RateLimit: "api";r=…;t=…`, `RateLimit-Policy`); past it, 429 with Retry-After.
    */
-  apiRateLimit?: { quota: number; windowMs: number; now: () => number };
+  apiRateLimit?: FixtureRateLimit;
+  /** The same for `/resolve/` requests, in the Hub's "resolvers" bucket (a window of its own). */
+  resolveRateLimit?: FixtureRateLimit;
+}
+
+export interface FixtureRateLimit {
+  quota: number;
+  windowMs: number;
+  now: () => number;
 }
 
 export interface FixtureHub {
@@ -224,17 +232,18 @@ export async function startFixtureHub(options: FixtureHubOptions): Promise<Fixtu
     return true;
   };
 
-  let window = { start: -Infinity, used: 0 };
-  /** Counts an API request against the fixed window; answers 429 (and returns true) past the quota. */
-  const rateLimited = (res: ServerResponse): boolean => {
-    const limit = options.apiRateLimit;
+  const windows = new Map<string, { start: number; used: number }>();
+  /** Counts a request against its bucket's fixed window; answers 429 (and returns true) past the quota. */
+  const rateLimited = (res: ServerResponse, bucket: 'api' | 'resolvers', limit: FixtureRateLimit | undefined): boolean => {
     if (!limit) return false;
     const now = limit.now();
+    let window = windows.get(bucket) ?? { start: -Infinity, used: 0 };
     if (now >= window.start + limit.windowMs) window = { start: now, used: 0 };
+    windows.set(bucket, window);
     window.used++;
     const resetSeconds = Math.max(0, Math.ceil((window.start + limit.windowMs - now) / 1000));
-    res.setHeader('RateLimit', `"api";r=${Math.max(0, limit.quota - window.used)};t=${resetSeconds}`);
-    res.setHeader('RateLimit-Policy', `"fixed window";"api";q=${limit.quota};w=${Math.round(limit.windowMs / 1000)}`);
+    res.setHeader('RateLimit', `"${bucket}";r=${Math.max(0, limit.quota - window.used)};t=${resetSeconds}`);
+    res.setHeader('RateLimit-Policy', `"fixed window";"${bucket}";q=${limit.quota};w=${Math.round(limit.windowMs / 1000)}`);
     if (window.used <= limit.quota) return false;
     res.setHeader('Retry-After', String(resetSeconds));
     sendError(res, 429, undefined, 'You have been rate-limited');
@@ -249,7 +258,7 @@ export async function startFixtureHub(options: FixtureHubOptions): Promise<Fixtu
     const split = splitRepo(segments, 'revision') ?? splitRepo(segments, 'tree') ?? splitRepo(segments, 'paths-info') ?? splitRepo(segments, 'xet-read-token');
     if (!split) return sendError(res, 404, undefined, 'Not found');
     if (await applyFault(res, context)) return;
-    if (rateLimited(res)) return;
+    if (rateLimited(res, 'api', options.apiRateLimit)) return;
     const repo = accessRepo(req, res, repoType, split.repoId);
     if (!repo) return;
     const endpoint = segments[split.repoId.split('/').length];
@@ -317,6 +326,7 @@ export async function startFixtureHub(options: FixtureHubOptions): Promise<Fixtu
     const segments = url.pathname.split('/').slice(repoType === 'model' ? 1 : 2);
     const split = splitRepo(segments, 'resolve');
     if (!split) return sendError(res, 404, undefined, 'Not found');
+    if (rateLimited(res, 'resolvers', options.resolveRateLimit)) return;
     const repo = accessRepo(req, res, repoType, split.repoId);
     if (!repo) return;
     const [revisionSegment = '', ...pathSegments] = split.rest;

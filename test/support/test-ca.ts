@@ -35,6 +35,9 @@ export async function startTlsFront(ca: TestCa, backend: string): Promise<{ url:
   const server: Server = createServer({ key: ca.key, cert: ca.cert }, (req, res) => {
     const upstream = httpRequest({ host: target.hostname, port: target.port, path: req.url, method: req.method, headers: { ...req.headers, host: target.host } }, (answer) => {
       res.writeHead(answer.statusCode ?? 502, answer.headers);
+      // A backend that drops the connection mid-body drops the client's too, as a real front does.
+      answer.on('error', () => res.destroy());
+      answer.on('aborted', () => res.destroy());
       answer.pipe(res);
     });
     upstream.on('error', () => res.destroy());

@@ -8,6 +8,7 @@ import { removeIfPresent } from '../temp-file.js';
 import type { TransferJob, TransferResult, XetTransferOptions } from '../types.js';
 import { chunkCacheFor } from '../../cache/xet-chunk-cache.js';
 import { parseXetPointer, type XetFilePointer } from './xet-auth.js';
+import type { XetTokenProvider } from './xet-token.js';
 
 /**
  * Where the engine chooses Xet. A job marked `xet` (a Hub resolve URL) whose file is in Xet is
@@ -38,6 +39,9 @@ export function xetSettings(input: XetSettingsInput): XetTransferOptions | undef
   return { chunkCache: chunkCacheFor(input.cacheRoot, input.env), ...(input.onFallback && { onFallback: input.onFallback }) };
 }
 
+/** The Xet token providers of a batch (its resolved options), by token URL and headers. */
+const tokenProviders = new WeakMap<ResolvedOptions, Map<string, XetTokenProvider>>();
+
 /** The job's Xet pointer: from the listing, else from its resolve answer (whose redirect is not followed). */
 async function locate(job: TransferJob, opts: ResolvedOptions): Promise<XetFilePointer | undefined> {
   if (job.xet?.fileHash && job.xet.tokenUrl) return { fileHash: job.xet.fileHash, tokenUrl: job.xet.tokenUrl };
@@ -61,7 +65,12 @@ async function viaXet(job: TransferJob, index: number, opts: ResolvedOptions, pr
   if (!pointer) return undefined;
   const [{ runXetDownload }, { hubXetTokenProvider }] = await Promise.all([import('./xet-download.js'), import('./xet-token.js')]);
   progress.update(index, { phase: 'download' });
-  const token = hubXetTokenProvider({ tokenUrl: pointer.tokenUrl, ...(job.headers && { headers: job.headers }), transport: opts.transport, clock: opts.clock, ...(opts.signal && { signal: opts.signal }) });
+  // One token for every file of the batch with the same token URL and headers: a thousand Xet files cost one API call, not a thousand.
+  const providers = tokenProviders.get(opts) ?? new Map<string, XetTokenProvider>();
+  tokenProviders.set(opts, providers);
+  const providerKey = JSON.stringify([pointer.tokenUrl, job.headers ?? {}]);
+  const token = providers.get(providerKey) ?? hubXetTokenProvider({ tokenUrl: pointer.tokenUrl, ...(job.headers && { headers: job.headers }), transport: opts.transport, clock: opts.clock, ...(opts.signal && { signal: opts.signal }) });
+  providers.set(providerKey, token);
   const result = await runXetDownload(
     {
       fileHash: pointer.fileHash,
