@@ -85,7 +85,11 @@ export async function fetchBlobs(store: FileStore, files: RepoFile[], at: { repo
         else held.push({ file, lock });
       }
       if (held.length) {
-        const jobs: TransferJob[] = held.map(({ file }) => ({ ...remote.job(at.commit, file), size: file.size, digest: file.digest, tempPath: store.tempPath(file) }));
+        const jobs: TransferJob[] = held.map(({ file }) => {
+          const job: TransferJob = { ...remote.job(at.commit, file), size: file.size, digest: file.digest, tempPath: store.tempPath(file) };
+          // The Xet chunk cache indexes the chunks where the file will be committed.
+          return job.xet && store.contentPath ? { ...job, xet: { ...job.xet, storedAt: store.contentPath(file) } } : job;
+        });
         const { onProgress } = options;
         const results = await transferFiles(jobs, {
           ...options.transfer,

@@ -5,12 +5,12 @@ import { resolveOptions, type EngineOptions, type ResolvedOptions } from '../opt
 import { journalPathFor, JournalWriter, readJournal, type JournalKey } from '../journal.js';
 import { mergeRanges, type ByteRange } from '../segment-plan.js';
 import { createTempFile, removeIfPresent, reopenTempFile } from '../temp-file.js';
-import { isXetHashHex, prepareChunkHashing } from '../../core/hash/xet-hash.js';
+import { chunkHash, isXetHashHex, prepareChunkHashing } from '../../core/hash/xet-hash.js';
 import type { Reconstruction, XorbRangeFetch } from './reconstruction.js';
 import { backoffOrThrow, ReconstructionClient } from './reconstruction-client.js';
 import { fetchXorbRange } from './xorb-range-fetch.js';
 import { planTerms, termBytes, termsCoveredBy, type RangeWork, type TermSlot } from './term-plan.js';
-import type { ChunkCache, ChunkEntryWriter } from '../../cache/xet-chunk-cache.js';
+import type { ChunkCache, ChunkRecorder } from '../../cache/xet-chunk-cache.js';
 import type { XetTokenProvider } from './xet-token.js';
 
 /**
@@ -38,8 +38,10 @@ export interface XetDownloadJob {
   sha256: string;
   tempPath: string;
   token: XetTokenProvider;
-  /** Decoded chunks already on disk are taken from here, and fetched ones are added. */
+  /** Decoded chunks already on disk are taken from here, and the chunks written are indexed in it. */
   chunkCache?: ChunkCache;
+  /** Where the file will be committed: the chunk cache's entries point there (none without it). */
+  storedAt?: string;
   /** File bytes written so far (resumed and cached ones included) and the verified contiguous prefix. */
   onProgress?: (bytesDone: number, contiguousBytes: number) => void;
   /** Network bytes as they arrive (for the batch's speed). */
@@ -254,8 +256,9 @@ class XetDownload {
   }
 
   /**
-   * Writes the unfinished terms the chunk cache covers straight from disk. A cache entry that fails
-   * its hash check is dropped and its term left for the network; so is any error reading it.
+   * Writes the unfinished terms the chunk cache covers straight from disk, and indexes them in this
+   * file too. A chunk that fails its hash check drops its entry and leaves the term for the network;
+   * so does any error reading it.
    */
   private async fillFromCache(terms: TermSlot[]): Promise<void> {
     const cache = this.job.chunkCache;
@@ -266,14 +269,17 @@ class XetDownload {
       try {
         const chunks = await cache.read(xorbHash, term.chunkStart, term.chunkEnd);
         if (!chunks) continue;
+        const recorder = (await this.recorders(xorbHash, [term]))[0]?.recorder;
         const written = [0];
         let chunkIndex = term.chunkStart;
         const before = this.bytesDone;
-        for await (const data of chunks) {
+        for await (const { data, hash } of chunks) {
+          recorder?.add(data.length, hash);
           await this.writeChunk([term], written, chunkIndex, data, cache.root);
           chunkIndex += 1;
         }
         this.bytesFromChunkCache += this.bytesDone - before;
+        await recorder?.finish();
       } catch (error) {
         if (isModelfetchError(error) && (error.code === 'ERR_NO_SPACE')) throw error;
         // Not from the cache after all: the network fetch writes the whole term again.
@@ -282,37 +288,48 @@ class XetDownload {
     await this.checkpoint();
   }
 
-  /** Fetches one xorb range and writes each decoded chunk into every term that uses it (and into the chunk cache). */
+  /**
+   * Recorders indexing the chunks of `terms` (of one xorb) where they land in this file; one per
+   * distinct chunk range, and none for a term that does not lie wholly inside the file.
+   */
+  private async recorders(xorbHash: string, terms: TermSlot[]): Promise<Array<{ term: TermSlot; recorder: ChunkRecorder }>> {
+    const cache = this.job.chunkCache;
+    const storedAt = this.job.storedAt;
+    const out: Array<{ term: TermSlot; recorder: ChunkRecorder }> = [];
+    const seen = new Set<string>();
+    for (const term of cache && storedAt ? terms : []) {
+      const key = `${term.chunkStart}-${term.chunkEnd}`;
+      if (seen.has(key) || term.fileOffset < 0 || term.fileOffset + term.length > this.job.size) continue;
+      seen.add(key);
+      const recorder = await cache?.recorder(xorbHash, term.chunkStart, term.chunkEnd, { blobPath: storedAt as string, tempPath: this.job.tempPath }, term.fileOffset).catch(() => undefined);
+      if (recorder) out.push({ term, recorder });
+    }
+    return out;
+  }
+
+  /** Fetches one xorb range and writes each decoded chunk into every term that uses it (and indexes the terms in the chunk cache). */
   private async fetchOnce(terms: TermSlot[], fetch: XorbRangeFetch): Promise<void> {
     const written = terms.map(() => 0);
     let usedBytes = 0;
-    // The cache is a bonus: an entry that cannot be made or written only leaves this range out of it.
-    let entry: ChunkEntryWriter | undefined;
-    let entryTried = false;
-    try {
-      await fetchXorbRange(fetch, this.options, {
-        onReceived: (bytes) => {
-          this.bytesFetched += bytes;
-          this.job.onReceived?.(bytes);
-        },
-        onChunk: async (chunkIndex, data) => {
-          if (!entryTried) {
-            entryTried = true;
-            entry = await this.job.chunkCache?.writer(fetch.xorbHash, fetch.chunkStart, fetch.chunkEnd).catch(() => undefined);
-          }
-          if (entry && !(await entry.add(data).then(() => true, () => false))) {
-            await entry.abandon();
-            entry = undefined;
-          }
-          if (await this.writeChunk(terms, written, chunkIndex, data, fetch.url)) usedBytes += data.length;
-        },
-      });
-      await entry?.finish().catch(() => undefined);
-      entry = undefined;
-      this.uniqueBytes += usedBytes;
-    } finally {
-      await entry?.abandon();
-    }
+    const recorders = await this.recorders(fetch.xorbHash, terms);
+    await fetchXorbRange(fetch, this.options, {
+      onReceived: (bytes) => {
+        this.bytesFetched += bytes;
+        this.job.onReceived?.(bytes);
+      },
+      onChunk: async (chunkIndex, data) => {
+        // Hashed here, once, while the chunk is in memory: the index needs it to check the blob's bytes when read.
+        let hash: Uint8Array | undefined;
+        for (const { term, recorder } of recorders) {
+          if (chunkIndex < term.chunkStart || chunkIndex >= term.chunkEnd) continue;
+          hash ??= chunkHash(data);
+          recorder.add(data.length, hash);
+        }
+        if (await this.writeChunk(terms, written, chunkIndex, data, fetch.url)) usedBytes += data.length;
+      },
+    });
+    this.uniqueBytes += usedBytes;
+    for (const { recorder } of recorders) await recorder.finish();
   }
 
   /** Writes a decoded chunk into every term that uses it; false when none does. */
