@@ -1,7 +1,7 @@
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { open } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { CompressionScheme, encodeChunk } from '../../src/transfer/xet/chunk-codec.js';
+import { CompressionScheme, decodeChunkHeader, encodeChunk } from '../../src/transfer/xet/chunk-codec.js';
 import { chunkBoundaries, XetChunker } from '../../src/transfer/xet/chunker.js';
 import { chunkHash, fileHash, type HashedChunk, prepareChunkHashing, xetHashToHex, xorbHash } from '../../src/core/hash/xet-hash.js';
 import { contentSha256, loadStoredFile, saveStoredFile, type StoredXorb } from './fixture-cas-store.js';
@@ -272,7 +272,16 @@ export async function startFixtureCas(options: FixtureCasOptions = {}): Promise<
     return token !== undefined && token.generation === tokenGeneration && token.exp > nowSeconds();
   };
 
-  /** The terms covering bytes [start, end] of the file, and how far into the first one `start` is. */
+  /** Decoded length of chunk `index` of a stored xorb. */
+  const chunkLength = (xorbHash: string, index: number): number => {
+    const xorb = xorbs.get(xorbHash) as FixtureCasXorb;
+    return decodeChunkHeader(xorb.data, xorb.chunkOffsets[index] as number).uncompressedLength;
+  };
+
+  /**
+   * The terms covering bytes [start, end] of the file, cut to the chunks that hold those bytes (as
+   * the real CAS answers a ranged reconstruction), and how far into the first chunk `start` is.
+   */
   const termsFor = (file: FixtureCasFile, start: number, end: number): { terms: FixtureCasTerm[]; offset: number } => {
     const terms: FixtureCasTerm[] = [];
     let at = 0;
@@ -280,8 +289,22 @@ export async function startFixtureCas(options: FixtureCasOptions = {}): Promise<
     for (const term of file.terms) {
       const termEnd = at + term.unpackedLength;
       if (termEnd > start && at <= end) {
-        if (terms.length === 0) offset = start - at;
-        terms.push(term);
+        const cut = { ...term };
+        let chunkAt = at;
+        // Chunks wholly before `start` (first term) or wholly after `end` (last term) are left out.
+        while (start > chunkAt && chunkAt + chunkLength(cut.xorbHash, cut.chunkStart) <= start) {
+          chunkAt += chunkLength(cut.xorbHash, cut.chunkStart);
+          cut.unpackedLength -= chunkLength(cut.xorbHash, cut.chunkStart);
+          cut.chunkStart += 1;
+        }
+        let cutEnd = termEnd;
+        while (cutEnd - 1 > end && cutEnd - chunkLength(cut.xorbHash, cut.chunkEnd - 1) > end) {
+          cutEnd -= chunkLength(cut.xorbHash, cut.chunkEnd - 1);
+          cut.unpackedLength -= chunkLength(cut.xorbHash, cut.chunkEnd - 1);
+          cut.chunkEnd -= 1;
+        }
+        if (terms.length === 0) offset = start - chunkAt;
+        terms.push(cut);
       }
       at = termEnd;
     }
