@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { decodeChunkHeader } from '../../src/transfer/xet/chunk-codec.js';
 import { startFixtureCas, type FixtureCas } from '../../test/support/fixture-cas.js';
@@ -19,6 +20,9 @@ import { assertOk, readBytesRead, type RunOptions, type RunResult } from '../lib
  *   xorb bytes a clean download needs;
  * - peak RSS of the Xet pulls (VmHWM).
  * Each pull starts with an empty hub cache (and so an empty chunk cache) unless said otherwise.
+ *
+ * The fixture (random content, and the CAS's xorbs built from it: minutes and gigabytes at full size)
+ * is kept under `.bench/xet-fixture/{parameters}/` and reused by the next run with the same parameters.
  */
 
 function editedCopy(a: Buffer, fraction: number, edits: number): Buffer {
@@ -45,6 +49,28 @@ function newChunkBytes(cas: FixtureCas, a: string | undefined, b: string | undef
   return bytes;
 }
 
+/** Writes `make()` to `path` unless a previous run did (written under a temporary name, then renamed). */
+async function keptFile(path: string, make: () => Buffer | Promise<Buffer>): Promise<string> {
+  if (!(await stat(path).then((s) => s.isFile(), () => false))) {
+    await writeFile(`${path}.tmp`, await make());
+    await rename(`${path}.tmp`, path);
+  }
+  return path;
+}
+
+/** The case's content (kept across runs) and the folder the fixture CAS keeps its xorbs in. */
+async function keptFixture(ctx: BenchContext, big: number, dedupSize: number, edits: number): Promise<{ store: string; big: string; a: string; b: string }> {
+  const dir = join(ctx.root, '.bench', 'xet-fixture', `big${big}-dedup${dedupSize}-edits${edits}-3pct-v1`);
+  await mkdir(dir, { recursive: true });
+  const a = await keptFile(join(dir, 'a.bin'), () => randomBytes(dedupSize));
+  return {
+    store: join(dir, 'cas'),
+    big: await keptFile(join(dir, 'big.bin'), () => randomBytes(big)),
+    a,
+    b: await keptFile(join(dir, 'b.bin'), async () => editedCopy(await readFile(a), 0.03, edits)),
+  };
+}
+
 async function pullRun(ctx: BenchContext, endpoint: string, repo: string, cacheDir: string, extra: string[], options: RunOptions = {}): Promise<RunResult> {
   const args = ['pull', repo, '--cache-dir', cacheDir, '--endpoint', endpoint, '--json', ...extra];
   return ctx.cli.run(args, { env: { ...process.env, HF_HUB_OFFLINE: '', HF_HUB_DISABLE_XET: '' }, ...options });
@@ -57,19 +83,20 @@ export const xetCase: BenchCase = {
   async run(ctx, report) {
     const big = ctx.quick ? 128 * MiB : 1 * GiB;
     const dedupSize = ctx.quick ? 64 * MiB : 512 * MiB;
-    const cas = await startFixtureCas();
-    const a = randomBytes(dedupSize);
     // Each edit invalidates the ~64 KiB chunks it touches and their neighbours; shrinking the edits
     // with the file would measure the chunk size, not the client (96 edits of 20 KiB in 64 MiB leave 19 % new chunks).
     const edits = Math.max(1, Math.round((96 * dedupSize) / (512 * MiB)));
-    const b = editedCopy(a, 0.03, edits);
+    const fixtureStarted = Date.now();
+    const kept = await keptFixture(ctx, big, dedupSize, edits);
+    const cas = await startFixtureCas({ store: kept.store });
     const hub = await startFixtureHub({
       cas,
       repos: [
-        { repoId: 'bench/xet-big', files: [{ path: 'model.safetensors', size: big, xet: true }] },
-        { repoId: 'bench/xet-dedup', branches: { main: [{ path: 'model.safetensors', content: a, xet: true }], b: [{ path: 'model.safetensors', content: b, xet: true }] } },
+        { repoId: 'bench/xet-big', files: [{ path: 'model.safetensors', fromFile: kept.big, xet: true }] },
+        { repoId: 'bench/xet-dedup', branches: { main: [{ path: 'model.safetensors', fromFile: kept.a, xet: true }], b: [{ path: 'model.safetensors', fromFile: kept.b, xet: true }] } },
       ],
     });
+    ctx.log(`xet fixture ready in ${seconds(Date.now() - fixtureStarted)} s (kept under ${kept.store})`);
     try {
       const cdnBytes = (): number => hub.cdn.requests.reduce((sum, r) => sum + r.bodyBytes, 0);
       report.notes.push(`fixture CAS and Hub on loopback, unthrottled; ${big / MiB} MiB random file; dedup file ${dedupSize / MiB} MiB, B = A with ${edits} random edits totalling 3 %; reference for throughput: the same CLI with --no-xet (Hub redirect to the CDN, plain HTTP)`);

@@ -20,6 +20,8 @@ export interface FileStore {
   lockPath(file: RepoFile): string;
   /** Whether the content is complete now (another process may have just finished it). */
   hasContent(file: RepoFile): Promise<boolean>;
+  /** Where the content of a file lies once committed, for stores that keep it in the hub cache (the Xet chunk cache points there). */
+  contentPath?(file: RepoFile): string;
   /** Moves a transferred, verified temp file into place. */
   commit(file: RepoFile, tempPath: string): Promise<void>;
   /** Makes the file visible at its path once its content is in place. */
@@ -40,6 +42,7 @@ export function cacheStore(repo: RepoPaths, commit: string): FileStore {
       return (await isSnapshotLinked(repo, commit, file.path, file.digest, file.size)) ? 'present' : 'unlinked';
     },
     tempPath: (file) => repo.partial(file.digest),
+    contentPath: (file) => repo.blob(file.digest),
     lockPath: (file) => repo.blobLock(file.digest),
     hasContent,
     async commit(file, tempPath) {

@@ -1,36 +1,45 @@
-import { randomBytes } from 'node:crypto';
-import { lstat, open, readdir, rename, rm, utimes, type FileHandle } from 'node:fs/promises';
-import { join } from 'node:path';
+import { constants } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
+import { lstat, open, readdir, rename, rm, utimes, writeFile, type FileHandle } from 'node:fs/promises';
+import { join, relative, sep } from 'node:path';
 import { XET_CHUNK_CACHE_PARTS } from './layout.js';
 import { assertRealFolders, makeRealFolders } from './safe-path.js';
 import { isModelfetchError } from '../core/errors.js';
 import { parseSize } from '../core/format-bytes.js';
+import { assertSafeRelativePath } from '../core/validate.js';
 import { chunkHash, isXetHashHex, prepareChunkHashing } from '../core/hash/xet-hash.js';
 
 /**
- * The dedup chunk cache: decoded Xet chunks kept on disk, so a new revision (or another repo) that
- * reuses chunks already downloaded takes them from disk instead of the network.
+ * The dedup chunk cache, kept as an index: where decoded Xet chunks already sit on disk, inside the
+ * blobs pulls committed, so a new revision (or another repo) that reuses chunks reads them from
+ * there instead of the network. No chunk is copied: a first pull writes each byte once, into its
+ * blob, and records here, per term it wrote (a chunk range of one xorb, contiguous in the file),
+ * the blob, the term's offset in it and each chunk's length and keyed BLAKE3 hash.
  *
- * One entry per fetched xorb range: `{root}/{xorb hash}/{chunkStart}-{chunkEnd}.chunks` holding the
- * decoded chunks back to back, then a table of (u32 length) per chunk, the 32-byte keyed BLAKE3
- * hash of each chunk, the u32 chunk count and an 8-byte magic. A term (xorb, chunks c..d) is served
- * by any entry of that xorb covering c..d; every chunk read is checked against its BLAKE3 hash, and
- * an entry that fails is removed (the chunks are then fetched again). Entries are written under a
- * temporary name and renamed when complete. Least recently used entries (mtime, touched on use)
- * go first when the cache is over its size limit.
+ * One entry per (xorb, chunk range, blob): `{root}/{xorb hash}/{chunkStart}-{chunkEnd}-{blob tag}.ref`
+ * holding a magic, the chunk count, the offset, the blob's path and its partial download's path
+ * (both relative to the cache root), then a u32 length and a 32-byte hash per chunk. Every chunk read
+ * is checked against its hash, so a blob changed since cannot feed wrong chunks: the entry is
+ * removed and the chunks fetched again. An entry whose blob and partial file are both gone (the blob
+ * was removed, or its download abandoned) is dropped when found, and by every trim (after each
+ * pull, and `gc`). Entries are written under a temporary name and renamed when complete; least
+ * recently used ones (mtime, touched on use) go first when the index is over its size limit.
  *
- * The cache never follows a symlink: the root and every xorb folder must be real folders
- * (`usable`, through cache/safe-path.ts), and entries must be regular files.
+ * Nothing is reached through a symlink: the root, every xorb folder and every folder between the
+ * cache root and a blob must be real folders (cache/safe-path.ts); entries and blobs must be regular files.
  */
 
 export const DEFAULT_CHUNK_CACHE_LIMIT = 10 * 1024 ** 3;
-const MAGIC = Buffer.from('MFXETC01');
-const TRAILER_BYTES = 4 + MAGIC.length;
+const MAGIC = Buffer.from('MFXETR01');
+/** magic, u32 count, u64 offset, u16 + u16 path lengths */
+const HEADER_BYTES = MAGIC.length + 4 + 8 + 2 + 2;
 const HASH_BYTES = 32;
-const ENTRY_NAME = /^(\d{1,9})-(\d{1,9})\.chunks$/;
-/** An entry still being written (`ChunkCache.writer`); one a killed process left behind is never renamed. */
-const PART_NAME = /^\d{1,9}-\d{1,9}\.chunks\.[0-9a-f]{12}\.part$/;
-/** A part file untouched for this long has no live writer (an entry is written in seconds). */
+const ENTRY_NAME = /^(\d{1,9})-(\d{1,9})-[0-9a-f]{16}\.ref$/;
+/** An entry still being written (`ChunkRecorder`); one a killed process left behind is never renamed. */
+const PART_NAME = /^\d{1,9}-\d{1,9}-[0-9a-f]{16}\.ref\.[0-9a-f]{12}\.part$/;
+/** Entries of the earlier format, which held copies of the chunks: removed by the next trim. */
+const COPY_NAME = /^\d{1,9}-\d{1,9}\.chunks(\.[0-9a-f]{12}\.part)?$/;
+/** A part file untouched for this long has no live writer (an entry is written in milliseconds). */
 const STALE_PART_MS = 60 * 60 * 1000;
 
 export interface ChunkCacheEntry {
@@ -38,37 +47,49 @@ export interface ChunkCacheEntry {
   xorbHash: string;
   chunkStart: number;
   chunkEnd: number;
+  /** Bytes of the entry itself (the chunks stay in their blob). */
   size: number;
   mtimeMs: number;
 }
 
-interface EntryIndex {
-  handle: FileHandle;
-  /** Byte offset of each chunk in the entry, plus the end of the data. */
+/** Where a file's chunks will sit: its blob once committed, and its partial download until then (absolute paths). */
+export interface ChunkHome {
+  blobPath: string;
+  tempPath: string;
+}
+
+/** A decoded chunk read through the index, with the hash it was checked against. */
+export interface IndexedChunk {
+  data: Buffer;
+  hash: Buffer;
+}
+
+interface ParsedEntry {
+  offset: number;
+  blob: string;
+  temp: string;
+  /** Byte offset of each chunk from `offset`, plus the end. */
   offsets: number[];
   hashes: Buffer;
 }
 
-/** Reads an entry's table; undefined when the file is not a well-formed entry for `count` chunks. */
-async function openEntry(path: string, count: number): Promise<EntryIndex | undefined> {
-  const info = await lstat(path).catch(() => undefined);
-  if (!info?.isFile()) return undefined;
-  const handle = await open(path, 'r').catch(() => undefined);
-  if (!handle) return undefined;
-  try {
-    const tableBytes = count * (4 + HASH_BYTES) + TRAILER_BYTES;
-    if (info.size < tableBytes) throw new Error('short');
-    const table = Buffer.alloc(tableBytes);
-    await handle.read(table, 0, tableBytes, info.size - tableBytes);
-    if (!table.subarray(tableBytes - MAGIC.length).equals(MAGIC) || table.readUInt32LE(tableBytes - TRAILER_BYTES) !== count) throw new Error('bad trailer');
-    const offsets = [0];
-    for (let i = 0; i < count; i++) offsets.push((offsets[i] as number) + table.readUInt32LE(i * 4));
-    if (offsets[count] !== info.size - tableBytes) throw new Error('bad lengths');
-    return { handle, offsets, hashes: table.subarray(count * 4, count * 4 + count * HASH_BYTES) };
-  } catch {
-    await handle.close();
-    return undefined;
-  }
+/** An entry's contents; undefined when it is not a well-formed entry of `count` chunks. */
+function parseEntry(data: Buffer, count: number): ParsedEntry | undefined {
+  if (data.length < HEADER_BYTES || !data.subarray(0, MAGIC.length).equals(MAGIC) || data.readUInt32LE(MAGIC.length) !== count) return undefined;
+  const offset = Number(data.readBigUInt64LE(MAGIC.length + 4));
+  const blobLength = data.readUInt16LE(MAGIC.length + 12);
+  const tempLength = data.readUInt16LE(MAGIC.length + 14);
+  const tableAt = HEADER_BYTES + blobLength + tempLength;
+  if (data.length !== tableAt + count * (4 + HASH_BYTES) || !Number.isSafeInteger(offset)) return undefined;
+  const offsets = [0];
+  for (let i = 0; i < count; i++) offsets.push((offsets[i] as number) + data.readUInt32LE(tableAt + i * 4));
+  return {
+    offset,
+    blob: data.subarray(HEADER_BYTES, HEADER_BYTES + blobLength).toString('utf8'),
+    temp: data.subarray(HEADER_BYTES + blobLength, tableAt).toString('utf8'),
+    offsets,
+    hashes: data.subarray(tableAt + count * 4),
+  };
 }
 
 /** The chunk cache of the hub cache at `cacheRoot`, limited by MODELFETCH_XET_CACHE_SIZE (default 10 GiB; 0 turns it off). */
@@ -78,7 +99,7 @@ export function chunkCacheFor(cacheRoot: string, env: NodeJS.ProcessEnv): ChunkC
 }
 
 export class ChunkCache {
-  /** The cache folder: `base` joined with `parts` (from the cache layout). */
+  /** The index folder: `base` joined with `parts` (from the cache layout). */
   readonly root: string;
 
   constructor(
@@ -95,7 +116,7 @@ export class ChunkCache {
   }
 
   /**
-   * Whether the cache folder (or a xorb's folder in it) is a chain of real folders below `base`,
+   * Whether the index folder (or a xorb's folder in it) is a chain of real folders below `base`,
    * created when `create`; a planted symlink anywhere makes it unusable (cache/safe-path.ts decides).
    */
   private async usable(xorbHash: string | undefined, create: boolean): Promise<boolean> {
@@ -110,68 +131,117 @@ export class ChunkCache {
     return create || (await lstat(folder).catch(() => undefined))?.isDirectory() === true;
   }
 
-  /** The entry of `xorbHash` that covers chunks [chunkStart, chunkEnd), if any. */
-  private async covering(xorbHash: string, chunkStart: number, chunkEnd: number): Promise<{ path: string; start: number; end: number } | undefined> {
+  /** A path below the cache root as stored in an entry; undefined for one outside it. */
+  private relativeToBase(path: string): string | undefined {
+    const rel = relative(this.base, path).split(sep).join('/');
+    try {
+      return assertSafeRelativePath(rel, 'the Xet chunk index');
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** The absolute path of a stored relative one, if it is a safe path below the cache root reached through real folders only. */
+  private async resolveStored(rel: string): Promise<string | undefined> {
+    try {
+      const path = join(this.base, assertSafeRelativePath(rel, 'the Xet chunk index'));
+      await assertRealFolders(this.base, path);
+      return path;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** The entries of `xorbHash` covering chunks [chunkStart, chunkEnd), most recently used first. */
+  private async covering(xorbHash: string, chunkStart: number, chunkEnd: number): Promise<ChunkCacheEntry[]> {
+    if (!(await this.usable(xorbHash, false))) return [];
+    const found = (await this.entriesOf(xorbHash)).filter((e) => e.chunkStart <= chunkStart && chunkEnd <= e.chunkEnd);
+    return found.sort((a, b) => b.mtimeMs - a.mtimeMs);
+  }
+
+  private async entriesOf(xorbHash: string): Promise<ChunkCacheEntry[]> {
     const folder = this.xorbFolder(xorbHash);
-    if (!(await this.usable(xorbHash, false))) return undefined;
+    const out: ChunkCacheEntry[] = [];
     for (const name of await readdir(folder).catch(() => [] as string[])) {
       const match = ENTRY_NAME.exec(name);
       if (!match) continue;
-      const start = Number(match[1]);
-      const end = Number(match[2]);
-      if (start <= chunkStart && chunkEnd <= end) return { path: join(folder, name), start, end };
+      const info = await lstat(join(folder, name)).catch(() => undefined);
+      if (!info?.isFile()) continue;
+      out.push({ path: join(folder, name), xorbHash, chunkStart: Number(match[1]), chunkEnd: Number(match[2]), size: info.size, mtimeMs: info.mtimeMs });
+    }
+    return out;
+  }
+
+  /**
+   * Opens the blob an entry points at. 'dead' when neither blob nor partial file exists (the entry
+   * is of no more use), 'absent' when only the partial file does (a download still under way).
+   */
+  private async openEntry(entry: ChunkCacheEntry): Promise<{ parsed: ParsedEntry; blob: FileHandle } | 'dead' | 'absent' | 'bad'> {
+    const data = await readEntryFile(entry.path);
+    const parsed = data && parseEntry(data, entry.chunkEnd - entry.chunkStart);
+    if (!parsed) return 'bad';
+    const blobPath = await this.resolveStored(parsed.blob);
+    if (!blobPath) return 'bad';
+    const info = await lstat(blobPath).catch(() => undefined);
+    if (!info) {
+      const temp = await this.resolveStored(parsed.temp);
+      return temp && (await lstat(temp).catch(() => undefined)) ? 'absent' : 'dead';
+    }
+    if (!info.isFile() || info.size < parsed.offset + (parsed.offsets.at(-1) as number)) return 'bad';
+    const blob = await open(blobPath, constants.O_RDONLY | constants.O_NOFOLLOW).catch(() => undefined);
+    return blob ? { parsed, blob } : 'absent';
+  }
+
+  /**
+   * The decoded chunks [chunkStart, chunkEnd) of a xorb, one at a time, each checked against its
+   * BLAKE3 hash; undefined when no entry with a readable blob covers them. A chunk that fails its
+   * hash (the blob changed) removes the entry and ends the iteration with an error, so the caller
+   * fetches the term from the network.
+   */
+  async read(xorbHash: string, chunkStart: number, chunkEnd: number): Promise<AsyncIterable<IndexedChunk> | undefined> {
+    if (this.limit <= 0 || chunkEnd <= chunkStart) return undefined;
+    for (const entry of await this.covering(xorbHash, chunkStart, chunkEnd)) {
+      const opened = await this.openEntry(entry);
+      if (opened === 'absent') continue;
+      if (opened === 'dead' || opened === 'bad') {
+        await rm(entry.path, { force: true });
+        continue;
+      }
+      await prepareChunkHashing();
+      const now = new Date();
+      await utimes(entry.path, now, now).catch(() => undefined);
+      return readChunks(entry, opened.parsed, opened.blob, chunkStart, chunkEnd);
     }
     return undefined;
   }
 
   /**
-   * The decoded chunks [chunkStart, chunkEnd) of a xorb, one at a time, each checked against its
-   * BLAKE3 hash; undefined when no entry covers them. A chunk that fails its hash removes the
-   * entry and ends the iteration with an error, so the caller fetches the term from the network.
+   * A recorder for chunks [chunkStart, chunkEnd) of a xorb that a download writes at `offset` of
+   * the file that becomes `home.blobPath`; undefined when the cache is off, the blob lies outside
+   * the cache root, or an entry for this range and blob exists.
    */
-  async read(xorbHash: string, chunkStart: number, chunkEnd: number): Promise<AsyncIterable<Buffer> | undefined> {
-    if (this.limit <= 0 || chunkEnd <= chunkStart) return undefined;
-    const found = await this.covering(xorbHash, chunkStart, chunkEnd);
-    if (!found) return undefined;
-    const index = await openEntry(found.path, found.end - found.start);
-    if (!index) {
-      await rm(found.path, { force: true });
-      return undefined;
-    }
-    await prepareChunkHashing();
-    const now = new Date();
-    await utimes(found.path, now, now).catch(() => undefined);
-    const path = found.path;
-    return (async function* chunks() {
-      try {
-        for (let c = chunkStart; c < chunkEnd; c++) {
-          const i = c - found.start;
-          const from = index.offsets[i] as number;
-          const data = Buffer.alloc((index.offsets[i + 1] as number) - from);
-          await index.handle.read(data, 0, data.length, from);
-          if (!Buffer.from(chunkHash(data)).equals(index.hashes.subarray(i * HASH_BYTES, (i + 1) * HASH_BYTES))) {
-            await rm(path, { force: true });
-            throw new Error(`chunk cache entry ${path} is corrupt`);
-          }
-          yield data;
-        }
-      } finally {
-        await index.handle.close();
-      }
-    })();
+  async recorder(xorbHash: string, chunkStart: number, chunkEnd: number, home: ChunkHome, offset: number): Promise<ChunkRecorder | undefined> {
+    if (this.limit <= 0 || chunkEnd <= chunkStart || offset < 0) return undefined;
+    const blob = this.relativeToBase(home.blobPath);
+    const temp = this.relativeToBase(home.tempPath);
+    if (blob === undefined || temp === undefined) return undefined;
+    const tag = createHash('sha256').update(blob).digest('hex').slice(0, 16);
+    const final = join(this.xorbFolder(xorbHash), `${chunkStart}-${chunkEnd}-${tag}.ref`);
+    if (await lstat(final).then(() => true, () => false)) return undefined;
+    return new ChunkRecorder(this, xorbHash, final, chunkEnd - chunkStart, { offset, blob, temp });
   }
 
-  /** A writer for the decoded chunks of one fetched range; undefined when the cache is off or already has them. */
-  async writer(xorbHash: string, chunkStart: number, chunkEnd: number): Promise<ChunkEntryWriter | undefined> {
-    if (this.limit <= 0 || chunkEnd <= chunkStart) return undefined;
-    if (await this.covering(xorbHash, chunkStart, chunkEnd)) return undefined;
-    const folder = this.xorbFolder(xorbHash);
-    if (!(await this.usable(xorbHash, true))) return undefined;
-    const final = join(folder, `${chunkStart}-${chunkEnd}.chunks`);
+  /** Writes a finished recorder's entry (under a temporary name, then renamed into place). */
+  async write(xorbHash: string, final: string, data: Buffer): Promise<void> {
+    if (!(await this.usable(xorbHash, true))) return;
     const temp = `${final}.${randomBytes(6).toString('hex')}.part`;
-    const handle = await open(temp, 'wx');
-    await prepareChunkHashing();
-    return new ChunkEntryWriter(handle, temp, final, chunkEnd - chunkStart);
+    try {
+      await writeFile(temp, data, { flag: 'wx' });
+      await rename(temp, final);
+    } catch (error) {
+      await rm(temp, { force: true });
+      throw error;
+    }
   }
 
   /** Every complete entry (for gc, verify and trimming). */
@@ -179,110 +249,143 @@ export class ChunkCache {
     if (!(await this.usable(undefined, false))) return [];
     const out: ChunkCacheEntry[] = [];
     for (const xorbHash of await readdir(this.root)) {
-      if (!isXetHashHex(xorbHash)) continue;
-      const folder = join(this.root, xorbHash);
-      if (!(await this.usable(xorbHash, false))) continue;
-      for (const name of await readdir(folder)) {
-        const match = ENTRY_NAME.exec(name);
-        if (!match) continue;
-        const info = await lstat(join(folder, name)).catch(() => undefined);
-        if (!info?.isFile()) continue;
-        out.push({ path: join(folder, name), xorbHash, chunkStart: Number(match[1]), chunkEnd: Number(match[2]), size: info.size, mtimeMs: info.mtimeMs });
-      }
+      if (!isXetHashHex(xorbHash) || !(await this.usable(xorbHash, false))) continue;
+      out.push(...(await this.entriesOf(xorbHash)));
     }
     return out;
   }
 
   /**
-   * Removes entries unused since `unusedBefore` (ms since the epoch), then least recently used ones
-   * until the cache holds at most `limit` bytes; returns what went (or would go, with `dryRun`).
+   * Removes entries whose blob is gone, then those unused since `unusedBefore` (ms since the
+   * epoch), then least recently used ones until the index holds at most `limit` bytes; returns
+   * what went (or would go, with `dryRun`).
    */
   async trim(limit: number = this.limit, options: { unusedBefore?: number; dryRun?: boolean } = {}): Promise<{ entries: number; bytes: number }> {
-    if (!options.dryRun) await this.removeStaleParts(Date.now() - STALE_PART_MS);
+    if (!options.dryRun) await this.removeLeftovers(Date.now() - STALE_PART_MS);
     const all = (await this.entries()).sort((a, b) => a.mtimeMs - b.mtimeMs);
-    let total = all.reduce((sum, e) => sum + e.size, 0);
     const removed = { entries: 0, bytes: 0 };
-    for (const entry of all) {
-      if (total <= Math.max(0, limit) && !(options.unusedBefore !== undefined && entry.mtimeMs < options.unusedBefore)) break;
+    const remove = async (entry: ChunkCacheEntry): Promise<void> => {
       if (!options.dryRun) await rm(entry.path, { force: true });
-      total -= entry.size;
       removed.entries += 1;
       removed.bytes += entry.size;
+    };
+    const kept: ChunkCacheEntry[] = [];
+    for (const entry of all) {
+      const opened = await this.openEntry(entry);
+      if (typeof opened === 'object') await opened.blob.close();
+      if (opened === 'dead' || opened === 'bad') await remove(entry);
+      else kept.push(entry);
+    }
+    let total = kept.reduce((sum, e) => sum + e.size, 0);
+    for (const entry of kept) {
+      if (total <= Math.max(0, limit) && !(options.unusedBefore !== undefined && entry.mtimeMs < options.unusedBefore)) break;
+      await remove(entry);
+      total -= entry.size;
     }
     return removed;
   }
 
-  /** Removes part files last written before `before` (ms since the epoch): what a kill -9 mid-entry leaves. */
-  private async removeStaleParts(before: number): Promise<void> {
+  /** Removes part files last written before `before` (what a kill -9 mid-entry leaves) and entries of the earlier, copying format. */
+  private async removeLeftovers(before: number): Promise<void> {
     if (!(await this.usable(undefined, false))) return;
     for (const xorbHash of await readdir(this.root)) {
       if (!isXetHashHex(xorbHash) || !(await this.usable(xorbHash, false))) continue;
       const folder = join(this.root, xorbHash);
       for (const name of await readdir(folder)) {
-        if (!PART_NAME.test(name)) continue;
+        const copy = COPY_NAME.test(name);
+        if (!copy && !PART_NAME.test(name)) continue;
         const info = await lstat(join(folder, name)).catch(() => undefined);
-        if (info?.isFile() && info.mtimeMs < before) await rm(join(folder, name), { force: true });
+        if (info?.isFile() && (copy || info.mtimeMs < before)) await rm(join(folder, name), { force: true });
       }
     }
   }
 
-  /** Re-hashes every chunk of every entry; entries that fail are removed. */
+  /** Re-hashes every chunk the index points at; entries that fail (or whose blob is gone) are removed. */
   async verify(): Promise<{ entries: number; bad: string[] }> {
     const all = await this.entries();
     const bad: string[] = [];
+    await prepareChunkHashing();
     for (const entry of all) {
-      const chunks = await this.read(entry.xorbHash, entry.chunkStart, entry.chunkEnd).catch(() => undefined);
-      let ok = chunks !== undefined;
-      if (chunks) {
+      const opened = await this.openEntry(entry);
+      if (opened === 'absent') continue;
+      let ok = opened !== 'bad';
+      if (typeof opened === 'object') {
         try {
-          for await (const chunk of chunks) void chunk;
+          for await (const chunk of readChunks(entry, opened.parsed, opened.blob, entry.chunkStart, entry.chunkEnd)) void chunk;
         } catch {
           ok = false;
         }
       }
-      if (!ok) {
-        bad.push(entry.path);
-        await rm(entry.path, { force: true });
-      }
+      if (!ok) bad.push(entry.path);
+      if (opened === 'dead' || !ok) await rm(entry.path, { force: true });
     }
     return { entries: all.length, bad };
   }
 }
 
-/** Appends decoded chunks of one range, then writes the table and renames the entry into place. */
-export class ChunkEntryWriter {
+async function readEntryFile(path: string): Promise<Buffer | undefined> {
+  const handle = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW).catch(() => undefined);
+  if (!handle) return undefined;
+  try {
+    return await handle.readFile();
+  } catch {
+    return undefined;
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Chunks [chunkStart, chunkEnd) from the blob, each checked; a mismatch removes the entry and throws. Closes the blob. */
+async function* readChunks(entry: ChunkCacheEntry, parsed: ParsedEntry, blob: FileHandle, chunkStart: number, chunkEnd: number): AsyncGenerator<IndexedChunk> {
+  try {
+    for (let c = chunkStart; c < chunkEnd; c++) {
+      const i = c - entry.chunkStart;
+      const from = parsed.offsets[i] as number;
+      const data = Buffer.alloc((parsed.offsets[i + 1] as number) - from);
+      const { bytesRead } = await blob.read(data, 0, data.length, parsed.offset + from);
+      const hash = parsed.hashes.subarray(i * HASH_BYTES, (i + 1) * HASH_BYTES);
+      if (bytesRead !== data.length || !Buffer.from(chunkHash(data)).equals(hash)) {
+        await rm(entry.path, { force: true });
+        throw new Error(`the blob behind chunk index entry ${entry.path} changed`);
+      }
+      yield { data, hash: Buffer.from(hash) };
+    }
+  } finally {
+    await blob.close();
+  }
+}
+
+/** Collects the length and hash of each chunk of one term as a download writes it, then writes the entry. */
+export class ChunkRecorder {
   private lengths: number[] = [];
   private hashes: Buffer[] = [];
-  private position = 0;
 
   constructor(
-    private readonly handle: FileHandle,
-    private readonly temp: string,
+    private readonly cache: ChunkCache,
+    private readonly xorbHash: string,
     private readonly final: string,
     private readonly count: number,
+    private readonly where: { offset: number; blob: string; temp: string },
   ) {}
 
-  async add(chunk: Buffer): Promise<void> {
-    this.lengths.push(chunk.length);
-    this.hashes.push(Buffer.from(chunkHash(chunk)));
-    await this.handle.write(chunk, 0, chunk.length, this.position);
-    this.position += chunk.length;
+  add(length: number, hash: Uint8Array): void {
+    this.lengths.push(length);
+    this.hashes.push(Buffer.from(hash));
   }
 
+  /** Writes the entry when every chunk was added; the index is a bonus, so a failure only leaves it out. */
   async finish(): Promise<void> {
-    if (this.lengths.length !== this.count) return this.abandon();
-    const table = Buffer.alloc(this.count * (4 + HASH_BYTES) + TRAILER_BYTES);
-    this.lengths.forEach((length, i) => table.writeUInt32LE(length, i * 4));
-    Buffer.concat(this.hashes).copy(table, this.count * 4);
-    table.writeUInt32LE(this.count, table.length - TRAILER_BYTES);
-    MAGIC.copy(table, table.length - MAGIC.length);
-    await this.handle.write(table, 0, table.length, this.position);
-    await this.handle.close();
-    await rename(this.temp, this.final);
-  }
-
-  async abandon(): Promise<void> {
-    await this.handle.close().catch(() => undefined);
-    await rm(this.temp, { force: true });
+    if (this.lengths.length !== this.count) return;
+    const blob = Buffer.from(this.where.blob);
+    const temp = Buffer.from(this.where.temp);
+    const header = Buffer.alloc(HEADER_BYTES);
+    MAGIC.copy(header);
+    header.writeUInt32LE(this.count, MAGIC.length);
+    header.writeBigUInt64LE(BigInt(this.where.offset), MAGIC.length + 4);
+    header.writeUInt16LE(blob.length, MAGIC.length + 12);
+    header.writeUInt16LE(temp.length, MAGIC.length + 14);
+    const lengths = Buffer.alloc(this.count * 4);
+    this.lengths.forEach((length, i) => lengths.writeUInt32LE(length, i * 4));
+    await this.cache.write(this.xorbHash, this.final, Buffer.concat([header, blob, temp, lengths, ...this.hashes])).catch(() => undefined);
   }
 }

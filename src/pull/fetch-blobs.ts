@@ -98,7 +98,11 @@ export async function fetchBlobs(store: FileStore, files: RepoFile[], at: { repo
         totals.bytesBySource.webSeeds = (totals.bytesBySource.webSeeds ?? 0) + fromWebSeeds;
       }
       if (overHttp.length) {
-        const jobs: TransferJob[] = overHttp.map(({ file }) => ({ ...remote.job(at.commit, file), size: file.size, digest: file.digest, tempPath: store.tempPath(file) }));
+        const jobs: TransferJob[] = overHttp.map(({ file }) => {
+          const job: TransferJob = { ...remote.job(at.commit, file), size: file.size, digest: file.digest, tempPath: store.tempPath(file) };
+          // The Xet chunk cache indexes the chunks where the file will be committed.
+          return job.xet && store.contentPath ? { ...job, xet: { ...job.xet, storedAt: store.contentPath(file) } } : job;
+        });
         const { onProgress } = options;
         const results = await transferFiles(jobs, {
           ...options.transfer,

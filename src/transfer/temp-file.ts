@@ -45,3 +45,16 @@ export async function reopenTempFile(path: string, size: number): Promise<FileHa
   await handle.close();
   return undefined;
 }
+
+/** Writes all of `data` at `position` of the open file at `path` (a short write goes on where it stopped). */
+export async function writeAllAt(handle: FileHandle, path: string, data: Buffer, position: number): Promise<void> {
+  let offset = 0;
+  try {
+    while (offset < data.length) {
+      const { bytesWritten } = await handle.write(data, offset, data.length - offset, position + offset);
+      offset += bytesWritten;
+    }
+  } catch (error) {
+    throw fromSystemError(error, `writing ${path}`);
+  }
+}

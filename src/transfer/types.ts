@@ -36,8 +36,9 @@ export interface TransferJob {
    * The file may be stored in Xet (a Hub resolve URL). With the engine's `xet` option on, a known
    * `fileHash` and `tokenUrl` (tree listing) skip the look; otherwise `urls[0]` is asked without
    * following its redirect, and `X-Xet-Hash` + `rel="xet-auth"` in the answer choose Xet.
+   * `storedAt` is where the file will be committed: the chunk cache indexes its chunks there.
    */
-  xet?: { fileHash?: string; tokenUrl?: string };
+  xet?: { fileHash?: string; tokenUrl?: string; storedAt?: string };
 }
 
 export interface TransferResult {

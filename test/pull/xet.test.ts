@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, rm, symlink, mkdir, writeFile, readdir, utimes } from 'node:fs/promises';
+import { chmod, mkdtemp, readFile, rm, symlink, mkdir, writeFile, readdir, utimes } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -59,7 +59,8 @@ function options(extra: Partial<PullOptions> & { repo: string }): PullOptions {
   return { cacheDir, endpoint: hub.endpoint, env: {}, token: TOKEN, transfer: { maxAttempts: 2 }, clock: { now: () => Date.now(), sleep: async () => undefined }, onXetFallback: () => undefined, ...extra };
 }
 
-const blob = (repoId: string, data: Buffer) => readFile(new RepoPaths(cacheDir, 'model', repoId).blob({ algorithm: 'sha256', hex: sha256(data) }));
+const blobPathOf = (repoId: string, data: Buffer) => new RepoPaths(cacheDir, 'model', repoId).blob({ algorithm: 'sha256', hex: sha256(data) });
+const blob = (repoId: string, data: Buffer) => readFile(blobPathOf(repoId, data));
 const cdnBytes = () => hub.cdn.requests.reduce((sum, r) => sum + r.bodyBytes, 0);
 
 describe('pull through Xet', () => {
@@ -154,34 +155,48 @@ describe('the dedup chunk cache', () => {
     expect(third.bytesDeduplicated).toBe(contentB.length);
   });
 
-  it('drops a corrupt entry and fetches its chunks again; the file is still right', async () => {
+  it('copies no chunk: a first pull writes each byte once, and the index points into the blob', async () => {
+    await pull(options({ repo: 'org/xet' }));
+    const entries = await new ChunkCache(cacheDir, XET_CHUNK_CACHE_PARTS).entries();
+    expect(entries.length).toBeGreaterThan(0);
+    // Per chunk of ~64 KiB a length and a hash: the index is a small fraction of the file.
+    expect(entries.reduce((sum, e) => sum + e.size, 0)).toBeLessThan(contentA.length / 50);
+    const blobPath = blobPathOf('org/xet', contentA).slice(cacheDir.length + 1);
+    for (const entry of entries) expect((await readFile(entry.path)).includes(Buffer.from(blobPath))).toBe(true);
+  });
+
+  it('takes no chunk from a blob changed since: the entry is dropped, the chunks fetched again, the file still right', async () => {
+    await pull(options({ repo: 'org/xet' }));
+    const cache = new ChunkCache(cacheDir, XET_CHUNK_CACHE_PARTS);
+    const entries = await cache.entries();
+    // Same size, other bytes: only the chunk hashes can tell.
+    await chmod(blobPathOf('org/xet', contentA), 0o644);
+    await writeFile(blobPathOf('org/xet', contentA), Buffer.alloc(contentA.length, 0x33));
+    const result = await pull(options({ repo: 'org/xet', revision: 'v2' }));
+    expect(sha256(await blob('org/xet', contentB))).toBe(sha256(contentB));
+    expect(result.bytesBySource.xet).toBeGreaterThan(contentB.length / 2);
+    const left = (await cache.entries()).map((e) => e.path);
+    for (const entry of entries) expect(left).not.toContain(entry.path);
+  });
+
+  it('drops the entries of a removed blob', async () => {
     await pull(options({ repo: 'org/xet' }));
     const cache = new ChunkCache(cacheDir, XET_CHUNK_CACHE_PARTS);
     const entries = await cache.entries();
     expect(entries.length).toBeGreaterThan(0);
-    for (const entry of entries) {
-      const data = await readFile(entry.path);
-      data[0] = (data[0] ?? 0) ^ 0xff;
-      await writeFile(entry.path, data);
-    }
-    const corrupted = entries.map((e) => e.path);
-    const result = await pull(options({ repo: 'org/xet', revision: 'v2' }));
-    expect(sha256(await blob('org/xet', contentB))).toBe(sha256(contentB));
-    expect(result.bytesBySource.xet).toBeGreaterThan(contentB.length / 2);
-    // The corrupt entries revision B read were dropped and fetched again; any still bad is one that B
-    // never needed (which entries those are depends on where the random content's chunks fall).
-    const stillBad = (await cache.verify()).bad;
-    for (const path of stillBad) expect(corrupted).toContain(path);
-    expect(stillBad.length).toBeLessThan(corrupted.length);
+    await rm(blobPathOf('org/xet', contentA));
+    const report = await gcCache({ cacheDir, env: {}, unusedForMs: 86_400_000, isInUse: async () => true });
+    expect(report.xetChunks.entries).toBe(entries.length);
+    expect(await cache.entries()).toEqual([]);
   });
 
   it('is limited by MODELFETCH_XET_CACHE_SIZE (0 keeps nothing)', async () => {
     await pull(options({ repo: 'org/xet', env: { MODELFETCH_XET_CACHE_SIZE: '0' } }));
     expect(await new ChunkCache(cacheDir, XET_CHUNK_CACHE_PARTS).entries()).toEqual([]);
-    await pull(options({ repo: 'org/xet', revision: 'v2', env: { MODELFETCH_XET_CACHE_SIZE: '1M' } }));
+    await pull(options({ repo: 'org/xet', revision: 'v2', env: { MODELFETCH_XET_CACHE_SIZE: '2K' } }));
     const entries = await new ChunkCache(cacheDir, XET_CHUNK_CACHE_PARTS).entries();
     expect(entries.length).toBeGreaterThan(0);
-    expect(entries.reduce((sum, e) => sum + e.size, 0)).toBeLessThanOrEqual(1024 * 1024);
+    expect(entries.reduce((sum, e) => sum + e.size, 0)).toBeLessThanOrEqual(2048);
   });
 
   it('is re-hashed by verify, which drops a bad entry, and trimmed by gc', async () => {
@@ -190,7 +205,8 @@ describe('the dedup chunk cache', () => {
     const entries = await cache.entries();
     const victim = entries[0]!;
     const data = await readFile(victim.path);
-    data[1] = (data[1] ?? 0) ^ 0x01;
+    // The last byte is part of the last chunk's hash: the entry parses, its chunk does not match.
+    data[data.length - 1] = (data[data.length - 1] ?? 0) ^ 0x01;
     await writeFile(victim.path, data);
     const verified = await verifyCache({ cacheDir, env: {}, workers: 1 });
     expect(verified.xetChunks).toEqual({ entries: entries.length, bad: [victim.path] });
@@ -207,16 +223,21 @@ describe('the dedup chunk cache', () => {
     await pull(options({ repo: 'org/xet' }));
     const [entry] = await new ChunkCache(cacheDir, XET_CHUNK_CACHE_PARTS).entries();
     const folder = dirname(entry!.path);
-    await writeFile(join(folder, '0-1.chunks.aaaaaaaaaaaa.part'), 'left by kill -9');
-    await writeFile(join(folder, '0-1.chunks.bbbbbbbbbbbb.part'), 'being written');
+    const killed = '0-1-aaaaaaaaaaaaaaaa.ref.aaaaaaaaaaaa.part';
+    const live = '0-1-bbbbbbbbbbbbbbbb.ref.bbbbbbbbbbbb.part';
+    await writeFile(join(folder, killed), 'left by kill -9');
+    await writeFile(join(folder, live), 'being written');
+    // An entry of the earlier format, which copied the chunks: it goes at once.
+    await writeFile(join(folder, '0-1.chunks'), 'a copy of a chunk');
     const twoHoursAgo = new Date(Date.now() - 2 * 3_600_000);
-    await utimes(join(folder, '0-1.chunks.aaaaaaaaaaaa.part'), twoHoursAgo, twoHoursAgo);
+    await utimes(join(folder, killed), twoHoursAgo, twoHoursAgo);
     await gcCache({ cacheDir, env: {}, unusedForMs: 86_400_000, dryRun: true, isInUse: async () => true });
-    expect(await readdir(folder)).toContain('0-1.chunks.aaaaaaaaaaaa.part');
+    expect(await readdir(folder)).toContain(killed);
     await gcCache({ cacheDir, env: {}, unusedForMs: 86_400_000, isInUse: async () => true });
     const left = await readdir(folder);
-    expect(left).not.toContain('0-1.chunks.aaaaaaaaaaaa.part');
-    expect(left).toContain('0-1.chunks.bbbbbbbbbbbb.part');
+    expect(left).not.toContain(killed);
+    expect(left).not.toContain('0-1.chunks');
+    expect(left).toContain(live);
     expect(left).toContain(entry!.path.split('/').pop());
   });
 

@@ -1,9 +1,10 @@
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { open } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { CompressionScheme, encodeChunk } from '../../src/transfer/xet/chunk-codec.js';
+import { CompressionScheme, decodeChunkHeader, encodeChunk } from '../../src/transfer/xet/chunk-codec.js';
 import { chunkBoundaries, XetChunker } from '../../src/transfer/xet/chunker.js';
 import { chunkHash, fileHash, type HashedChunk, prepareChunkHashing, xetHashToHex, xorbHash } from '../../src/core/hash/xet-hash.js';
+import { contentSha256, loadStoredFile, saveStoredFile, type StoredXorb } from './fixture-cas-store.js';
 import { startFixtureServer, type FixtureServer } from './fixture-server.js';
 
 /**
@@ -31,6 +32,8 @@ export interface FixtureCasOptions {
   ttlSeconds?: number;
   /** Clock in milliseconds (tests of expiry inject one). */
   now?: () => number;
+  /** A folder keeping built xorbs and files across runs (fixture-cas-store.ts); content found there is loaded, not chunked again. */
+  store?: string;
 }
 
 export interface FixtureCasTerm {
@@ -157,17 +160,43 @@ export async function startFixtureCas(options: FixtureCasOptions = {}): Promise<
   let schemeTurn = 0;
   const nowSeconds = (): number => Math.floor(now() / 1000);
 
+  /** Xorbs made since the last file was saved to the store. */
+  let added: StoredXorb[] = [];
+
   const closeXorb = (builder: XorbBuilder): void => {
     if (builder.hash || builder.chunks.length === 0) return;
     const hash = xetHashToHex(xorbHash(builder.chunks));
     builder.hash = hash;
     const chunkOffsets = [0];
     for (const stored of builder.stored) chunkOffsets.push((chunkOffsets.at(-1) as number) + stored.length);
-    if (!xorbs.has(hash)) xorbs.set(hash, { hash, data: Buffer.concat(builder.stored), chunkOffsets });
+    if (!xorbs.has(hash)) {
+      xorbs.set(hash, { hash, data: Buffer.concat(builder.stored), chunkOffsets });
+      added.push({ ...(xorbs.get(hash) as FixtureCasXorb), chunks: builder.chunks });
+    }
+  };
+  /** Registers a stored file and its xorbs, their chunks included (so files added later dedup against them). */
+  const loadFile = async (source: { data: Buffer } | { path: string }, store: string): Promise<FixtureCasFile | undefined> => {
+    const stored = await loadStoredFile(store, await contentSha256(source), (hash) => xorbs.has(hash));
+    if (!stored) return undefined;
+    for (const xorb of stored.xorbs) {
+      xorbs.set(xorb.hash, { hash: xorb.hash, data: xorb.data, chunkOffsets: xorb.chunkOffsets });
+      const builder: XorbBuilder = { chunks: xorb.chunks, stored: [], hash: xorb.hash };
+      xorb.chunks.forEach((chunk, index) => {
+        const key = xetHashToHex(chunk.hash);
+        if (!chunkIndex.has(key)) chunkIndex.set(key, { xorb: builder, index });
+      });
+    }
+    files.set(stored.file.fileHash, stored.file);
+    return stored.file;
   };
 
   const addFile = async (source: { data: Buffer } | { path: string }): Promise<FixtureCasFile> => {
     await prepareChunkHashing();
+    if (options.store) {
+      const loaded = await loadFile(source, options.store);
+      if (loaded) return loaded;
+    }
+    added = [];
     const hashed: HashedChunk[] = [];
     const locations: ChunkLocation[] = [];
     const sha256 = createHash('sha256');
@@ -209,6 +238,8 @@ export async function startFixtureCas(options: FixtureCasOptions = {}): Promise<
     });
     const file: FixtureCasFile = { fileHash: xetHashToHex(fileHash(hashed)), size, sha256: sha256.digest('hex'), terms };
     files.set(file.fileHash, file);
+    if (options.store) await saveStoredFile(options.store, file, added);
+    added = [];
     return file;
   };
 
@@ -244,7 +275,16 @@ export async function startFixtureCas(options: FixtureCasOptions = {}): Promise<
     return token !== undefined && token.generation === tokenGeneration && token.exp > nowSeconds();
   };
 
-  /** The terms covering bytes [start, end] of the file, and how far into the first one `start` is. */
+  /** Decoded length of chunk `index` of a stored xorb. */
+  const chunkLength = (xorbHash: string, index: number): number => {
+    const xorb = xorbs.get(xorbHash) as FixtureCasXorb;
+    return decodeChunkHeader(xorb.data, xorb.chunkOffsets[index] as number).uncompressedLength;
+  };
+
+  /**
+   * The terms covering bytes [start, end] of the file, cut to the chunks that hold those bytes (as
+   * the real CAS answers a ranged reconstruction), and how far into the first chunk `start` is.
+   */
   const termsFor = (file: FixtureCasFile, start: number, end: number): { terms: FixtureCasTerm[]; offset: number } => {
     const terms: FixtureCasTerm[] = [];
     let at = 0;
@@ -252,8 +292,22 @@ export async function startFixtureCas(options: FixtureCasOptions = {}): Promise<
     for (const term of file.terms) {
       const termEnd = at + term.unpackedLength;
       if (termEnd > start && at <= end) {
-        if (terms.length === 0) offset = start - at;
-        terms.push(term);
+        const cut = { ...term };
+        let chunkAt = at;
+        // Chunks wholly before `start` (first term) or wholly after `end` (last term) are left out.
+        while (start > chunkAt && chunkAt + chunkLength(cut.xorbHash, cut.chunkStart) <= start) {
+          chunkAt += chunkLength(cut.xorbHash, cut.chunkStart);
+          cut.unpackedLength -= chunkLength(cut.xorbHash, cut.chunkStart);
+          cut.chunkStart += 1;
+        }
+        let cutEnd = termEnd;
+        while (cutEnd - 1 > end && cutEnd - chunkLength(cut.xorbHash, cut.chunkEnd - 1) > end) {
+          cutEnd -= chunkLength(cut.xorbHash, cut.chunkEnd - 1);
+          cut.unpackedLength -= chunkLength(cut.xorbHash, cut.chunkEnd - 1);
+          cut.chunkEnd -= 1;
+        }
+        if (terms.length === 0) offset = start - chunkAt;
+        terms.push(cut);
       }
       at = termEnd;
     }

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
+import { mkdtemp, rm, stat } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -18,8 +19,10 @@ export interface FixtureFileSpec {
   path: string;
   /** Random content of this size (generated on disk)… */
   size?: number;
-  /** …or this content. */
+  /** …or this content… */
   content?: Buffer | string;
+  /** …or the content of this file on disk (served from there, not copied). */
+  fromFile?: string;
   /** Stored with LFS (named by SHA-256, redirected to the CDN). Default: size >= 1 MiB. */
   lfs?: boolean;
   /** Also stored in the fixture CAS (`FixtureHubOptions.cas`): listed with `xetHash`, resolved with Xet headers. Implies lfs. */
@@ -117,6 +120,18 @@ function lfsPointer(sha256: string, size: number): Buffer {
   return Buffer.from(`version https://git-lfs.github.com/spec/v1\noid sha256:${sha256}\nsize ${size}\n`);
 }
 
+/** Size, SHA-256 and git blob SHA-1 of a file on disk, read as a stream. */
+async function hashFileOnDisk(path: string): Promise<{ size: number; sha256: string; gitSha1: string }> {
+  const { size } = await stat(path);
+  const sha256 = createHash('sha256');
+  const sha1 = createHash('sha1').update(`blob ${size}\0`);
+  for await (const piece of createReadStream(path, { highWaterMark: 4 * 1024 * 1024 })) {
+    sha256.update(piece as Buffer);
+    sha1.update(piece as Buffer);
+  }
+  return { size, sha256: sha256.digest('hex'), gitSha1: sha1.digest('hex') };
+}
+
 /** A file as the Hub's tree and paths-info endpoints describe it. */
 function treeEntry(file: FixtureHubFile): Record<string, unknown> {
   return { type: 'file', oid: file.oid, size: file.size, path: file.path, ...(file.lfs && { lfs: { oid: file.sha256, size: file.size, pointerSize: lfsPointer(file.sha256, file.size).length } }), ...(file.xetHash && { xetHash: file.xetHash }) };
@@ -144,6 +159,9 @@ export async function startFixtureHub(options: FixtureHubOptions): Promise<Fixtu
       data = Buffer.isBuffer(spec.content) ? spec.content : Buffer.from(spec.content);
       info = { size: data.length, sha256: createHash('sha256').update(data).digest('hex'), gitSha1: gitBlobSha1(data) };
       source = { data };
+    } else if (spec.fromFile !== undefined) {
+      info = await hashFileOnDisk(spec.fromFile);
+      source = { path: spec.fromFile };
     } else {
       const path = join(dataDir, `f${counter++}`);
       info = await generateFile(path, spec.size ?? 0);

@@ -53,6 +53,16 @@ beforeEach(async () => {
   return () => rm(dir, { recursive: true, force: true });
 });
 
+/** A file without repeated chunks, downloaded once cleanly; the next xorb answer is then cut in half. */
+async function downloadCleanThenCut(): Promise<{ plain: FixtureCasFile; plainJob: (tempPath: string) => XetDownloadJob; clean: { bytesFetched: number } }> {
+  const plain = await cas.addFile({ data: randomBytes(700_000) });
+  const plainJob = (tempPath: string): XetDownloadJob => job({ fileHash: plain.fileHash, size: plain.size, sha256: plain.sha256, tempPath });
+  const clean = await downloadXetFile(plainJob(join(dir, 'clean.part')), { connections: 1 });
+  cas.server.resetLog();
+  cas.injectFault('xorb', { truncate: true });
+  return { plain, plainJob, clean };
+}
+
 describe('downloadXetFile', () => {
   it('rebuilds the file from v2, fetching each distinct range once with its exact signed Range and no credentials', async () => {
     const result = await downloadXetFile(job(), { connections: 4 });
@@ -91,14 +101,37 @@ describe('downloadXetFile', () => {
     expect(statuses().filter((s) => s.endsWith(':429'))).toEqual(['v2:429', 'xorbs:429', 'xorbs:429']);
   });
 
-  it('fetches a truncated xorb range again', async () => {
+  it('fetches a truncated xorb range that serves several different terms again whole', async () => {
     cas.injectFault('xorb', { truncate: true });
     const result = await downloadXetFile(job(), { clock: noWaitClock, connections: 1 });
     expect(sha256(await readFile(result.tempPath))).toBe(file.sha256);
     const xorbRequests = cas.server.requests.filter((r) => r.url.startsWith('/xorbs/'));
     const first = xorbRequests[0];
-    // The cut request and its repeat asked for the same signed range.
+    // The first range serves the floats and their repeat, which start at different chunks: the cut request and its repeat asked for the same signed range.
     expect(xorbRequests.filter((r) => r.url === first?.url && r.headers.range === first?.headers.range)).toHaveLength(2);
+  });
+
+  it('after a truncated xorb range, fetches only the rest of its term, through a reconstruction of just those bytes', async () => {
+    const { plain, plainJob, clean } = await downloadCleanThenCut();
+    const result = await downloadXetFile(plainJob(join(dir, 'cut.part')), { clock: noWaitClock, connections: 1 });
+    expect(sha256(await readFile(result.tempPath))).toBe(plain.sha256);
+    const cut = cas.server.requests.find((r) => r.url.startsWith('/xorbs/'));
+    expect(cut?.bodyBytes).toBeGreaterThan(0);
+    // The signed URL allows only its exact Range, so the rest is asked for as a byte range of the file…
+    expect(cas.server.requests.filter((r) => r.url.startsWith('/v2/reconstructions/') && r.headers.range !== undefined)).toHaveLength(1);
+    expect(cas.server.requests.filter((r) => r.url === cut?.url && r.headers.range === cut?.headers.range)).toHaveLength(1);
+    // …and the chunks that came before the cut are not fetched again.
+    expect(result.bytesFetched).toBeLessThan(clean.bytesFetched + (cut?.bodyBytes ?? 0) - 60_000);
+  });
+
+  it('journals the chunks a cut-off range delivered before the run gave up; the next run fetches only the rest', async () => {
+    const { plain, plainJob, clean } = await downloadCleanThenCut();
+    await expect(downloadXetFile(plainJob(join(dir, 'cut.part')), { clock: noWaitClock, connections: 1, maxAttempts: 1 })).rejects.toMatchObject({ code: 'ERR_NETWORK' });
+    const result = await downloadXetFile(plainJob(join(dir, 'cut.part')), { connections: 1 });
+    expect(sha256(await readFile(result.tempPath))).toBe(plain.sha256);
+    expect(result.bytesResumed).toBeGreaterThan(60_000);
+    expect(cas.server.requests.filter((r) => r.url.startsWith('/v2/reconstructions/') && r.headers.range !== undefined)).toHaveLength(1);
+    expect(result.bytesFetched).toBeLessThan(clean.bytesFetched - 60_000);
   });
 
   it('aborts a xorb range that sends nothing for the stall timeout and fetches it again', async () => {
@@ -223,10 +256,13 @@ describe('downloadXetFile after kill -9', () => {
     const child = spawn(process.execPath, ['--import', 'tsx', CHILD, tokenUrl, target.xetHash ?? '', String(target.size), target.sha256, tempPath], { stdio: 'ignore' });
     const exited = new Promise<NodeJS.Signals | number | null>((resolve) => child.on('exit', (code, signal) => resolve(signal ?? code)));
     try {
-      // Header plus one record per range: the fourth range's terms are synced and journaled.
-      for (let i = 0; i < 1500; i++) {
-        const lines = await readFile(`${tempPath}.journal`, 'utf8').then((t) => t.split('\n').length - 1, () => 0);
-        if (lines >= 5) break;
+      // Four ranges served, and the journal still for a while: their terms are synced and journaled.
+      let lines = -1;
+      for (let i = 0, still = 0; i < 1500 && still < 15; i++) {
+        const served = cas.server.requests.filter((r) => r.url.startsWith('/xorbs/') && r.status === 206).length;
+        const now = await readFile(`${tempPath}.journal`, 'utf8').then((t) => t.split('\n').length - 1, () => 0);
+        still = served >= 4 && now === lines ? still + 1 : 0;
+        lines = now;
         await new Promise((resolve) => setTimeout(resolve, 20));
       }
       child.kill('SIGKILL');

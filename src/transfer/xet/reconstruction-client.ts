@@ -41,11 +41,13 @@ export class ReconstructionClient {
   private refreshing: Promise<void> | undefined;
   private preferV1 = false;
 
+  /** `range`: only file bytes [start, end] (inclusive); the CAS answers with the chunks that hold them. */
   constructor(
     private readonly fileHash: string,
     private readonly size: number,
     private readonly token: XetTokenProvider,
     private readonly options: ResolvedOptions,
+    private readonly range?: { start: number; end: number },
   ) {}
 
   /** The latest answer; `refresh(0)` must have resolved first. */
@@ -90,12 +92,14 @@ export class ReconstructionClient {
           url,
           headers: { authorization: `Bearer ${token.accessToken}`, accept: 'application/json' },
           credentialOrigin: new URL(token.casUrl).origin,
+          ...(this.range && { extraHeaders: { range: `bytes=${this.range.start}-${this.range.end}` } }),
           ...(this.options.signal && { signal: this.options.signal }),
         });
         if (response.status === 200) {
           this.asked += 1;
           const json = await readJsonBody(response, MAX_RECONSTRUCTION_BYTES);
-          return parseReconstruction(json, { version, url, expectedLength: this.size });
+          if (!this.range) return parseReconstruction(json, { version, url, expectedLength: this.size });
+          return parseReconstruction(json, { version, url, expectedLength: this.range.end - this.range.start + 1, partial: true });
         }
         discardBody(response);
         if (version === 2 && (response.status === 404 || response.status === 501)) {

@@ -48,14 +48,3 @@ export function planTerms(reconstruction: Reconstruction): TermPlan {
 export function termBytes(termEnds: readonly number[], index: number, size: number): ByteRange {
   return { start: Math.max(0, index === 0 ? 0 : (termEnds[index - 1] as number)), end: Math.min(size, termEnds[index] as number) };
 }
-
-/** The terms whose file bytes lie wholly inside one of `ranges` (what a previous run journaled). */
-export function termsCoveredBy(termEnds: readonly number[], size: number, ranges: readonly ByteRange[]): number[] {
-  if (ranges.length === 0) return [];
-  const covered: number[] = [];
-  termEnds.forEach((_end, index) => {
-    const bytes = termBytes(termEnds, index, size);
-    if (ranges.some((r) => r.start <= bytes.start && r.end >= bytes.end)) covered.push(index);
-  });
-  return covered;
-}

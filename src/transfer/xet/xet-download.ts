@@ -3,14 +3,16 @@ import { fromSystemError, isModelfetchError, ModelfetchError } from '../../core/
 import { HashCursor } from '../../core/hash/hash-cursor.js';
 import { resolveOptions, type EngineOptions, type ResolvedOptions } from '../options.js';
 import { journalPathFor, JournalWriter, readJournal, type JournalKey } from '../journal.js';
-import { mergeRanges, type ByteRange } from '../segment-plan.js';
-import { createTempFile, removeIfPresent, reopenTempFile } from '../temp-file.js';
-import { isXetHashHex, prepareChunkHashing } from '../../core/hash/xet-hash.js';
+import type { ByteRange } from '../segment-plan.js';
+import { createTempFile, removeIfPresent, reopenTempFile, writeAllAt } from '../temp-file.js';
+import { chunkHash, isXetHashHex, prepareChunkHashing } from '../../core/hash/xet-hash.js';
 import type { Reconstruction, XorbRangeFetch } from './reconstruction.js';
 import { backoffOrThrow, ReconstructionClient } from './reconstruction-client.js';
 import { fetchXorbRange } from './xorb-range-fetch.js';
-import { planTerms, termBytes, termsCoveredBy, type RangeWork, type TermSlot } from './term-plan.js';
-import type { ChunkCache, ChunkEntryWriter } from '../../cache/xet-chunk-cache.js';
+import { planTerms, termBytes, type RangeWork, type TermSlot } from './term-plan.js';
+import { rebuildRange } from './range-rebuild.js';
+import { TermProgress } from './term-progress.js';
+import type { ChunkCache, ChunkRecorder } from '../../cache/xet-chunk-cache.js';
 import type { XetTokenProvider } from './xet-token.js';
 
 /**
@@ -24,10 +26,12 @@ import type { XetTokenProvider } from './xet-token.js';
  * signed URLs expired, so the reconstruction is asked for again; a 401 from the CAS refreshes the
  * access token once. Anything malformed fails with a clear error.
  *
- * Resume: finished terms are journaled (as byte ranges, after an fdatasync of their bytes) beside
- * the temp file, keyed by the Xet hash, size and SHA-256. After a kill -9 the next run fetches only
- * the terms no record vouches for. A failed run keeps temp file and journal for that; a digest
- * mismatch removes both.
+ * Resume: what each term has (a prefix of it, written in order; the whole term once done) is
+ * journaled as byte ranges, after an fdatasync of those bytes, beside the temp file, keyed by the
+ * Xet hash, size and SHA-256 (term-progress.ts). After a kill -9 the next run fetches only what no
+ * record vouches for; the rest of a term whose range was cut off, in that run or this one, comes
+ * from a reconstruction of just those bytes (range-rebuild.ts), not the whole range again. A failed
+ * run keeps temp file and journal for that; a digest mismatch removes both.
  */
 
 export interface XetDownloadJob {
@@ -38,8 +42,10 @@ export interface XetDownloadJob {
   sha256: string;
   tempPath: string;
   token: XetTokenProvider;
-  /** Decoded chunks already on disk are taken from here, and fetched ones are added. */
+  /** Decoded chunks already on disk are taken from here, and the chunks written are indexed in it. */
   chunkCache?: ChunkCache;
+  /** Where the file will be committed: the chunk cache's entries point there (none without it). */
+  storedAt?: string;
   /** File bytes written so far (resumed and cached ones included) and the verified contiguous prefix. */
   onProgress?: (bytesDone: number, contiguousBytes: number) => void;
   /** Network bytes as they arrive (for the batch's speed). */
@@ -69,19 +75,13 @@ class XetDownload {
   private bytesFetched = 0;
   /** Decoded bytes of the chunks the terms use, counted once per fetch. */
   private uniqueBytes = 0;
-  private termDone: boolean[] = [];
   private termEnds: number[] = [];
-  private contiguousTerms = 0;
+  private progress!: TermProgress;
   private handle!: FileHandle;
   private hasher: HashCursor | undefined;
   private journal: JournalWriter | undefined;
   private resumedRanges: ByteRange[] = [];
-  private bytesResumed = 0;
-  /** Finished terms whose bytes are not yet synced and journaled. */
-  private unjournaled: ByteRange[] = [];
-  private checkpointing: Promise<void> | undefined;
   private bytesFromChunkCache = 0;
-  private bytesDone = 0;
 
   constructor(
     private readonly job: XetDownloadJob,
@@ -89,6 +89,12 @@ class XetDownload {
   ) {
     this.source = new ReconstructionClient(job.fileHash, job.size, job.token, options);
   }
+
+  /** Network bytes as they arrive. */
+  private readonly received = (bytes: number): void => {
+    this.bytesFetched += bytes;
+    this.job.onReceived?.(bytes);
+  };
 
   private get reconstruction(): Reconstruction {
     return this.source.current;
@@ -124,8 +130,16 @@ class XetDownload {
       await this.source.refresh(0);
       const { works, termEnds } = planTerms(this.reconstruction);
       this.termEnds = termEnds;
-      this.termDone = termEnds.map(() => false);
-      this.takeResumedTerms();
+      this.progress = new TermProgress(termEnds, this.job.size, {
+        path: this.job.tempPath,
+        datasync: () => this.handle.datasync(),
+        journal: this.journal,
+        onProgress: (bytesDone, contiguous) => {
+          if (contiguous > 0) this.hasher?.advance(contiguous);
+          this.job.onProgress?.(bytesDone, contiguous);
+        },
+      });
+      this.progress.resume(this.resumedRanges);
       await this.runAll(works);
       await this.handle.datasync().catch((error: unknown) => {
         throw fromSystemError(error, `syncing ${this.job.tempPath}`);
@@ -148,8 +162,8 @@ class XetDownload {
         size: this.job.size,
         sha256: digest,
         bytesFetched: this.bytesFetched,
-        bytesDeduplicated: Math.max(0, this.job.size - this.bytesResumed - this.uniqueBytes),
-        bytesResumed: this.bytesResumed,
+        bytesDeduplicated: Math.max(0, this.job.size - this.progress.bytesResumed - this.uniqueBytes),
+        bytesResumed: this.progress.bytesResumed,
         bytesFromChunkCache: this.bytesFromChunkCache,
         reconstructionVersion: this.reconstruction.version,
         reconstructions: this.source.asked,
@@ -157,7 +171,7 @@ class XetDownload {
     } catch (error) {
       this.hasher?.dispose();
       // Terms finished before the failure still count for the next run.
-      await this.checkpoint().catch(() => undefined);
+      await this.progress?.checkpoint().catch(() => undefined);
       await this.handle.close().catch(() => undefined);
       await this.journal?.close().catch(() => undefined);
       if (isModelfetchError(error, 'ERR_INTEGRITY')) {
@@ -166,34 +180,6 @@ class XetDownload {
       }
       throw error;
     }
-  }
-
-  /** Marks the terms a previous run journaled as done, so nothing fetches them again. */
-  private takeResumedTerms(): void {
-    for (const index of termsCoveredBy(this.termEnds, this.job.size, this.resumedRanges)) {
-      const { start, end } = termBytes(this.termEnds, index, this.job.size);
-      this.termDone[index] = true;
-      this.bytesResumed += end - start;
-      this.bytesDone += end - start;
-    }
-    this.advanceHash();
-  }
-
-  /** Syncs the bytes of finished terms, then journals them; one checkpoint at a time. */
-  private async checkpoint(): Promise<void> {
-    while (this.checkpointing) await this.checkpointing.catch(() => undefined);
-    if (this.unjournaled.length === 0 || !this.journal) return;
-    const ranges = mergeRanges(this.unjournaled.splice(0));
-    const journal = this.journal;
-    this.checkpointing = (async () => {
-      try {
-        await this.handle.datasync();
-        await journal.record(ranges);
-      } catch (error) {
-        throw fromSystemError(error, `journaling ${this.job.tempPath}`);
-      }
-    })().finally(() => (this.checkpointing = undefined));
-    await this.checkpointing;
   }
 
   private async runAll(works: RangeWork[]): Promise<void> {
@@ -221,23 +207,33 @@ class XetDownload {
       const generation = this.source.generation;
       const byFetch = new Map<XorbRangeFetch, TermSlot[]>();
       for (const term of work.terms) {
-        if (this.termDone[term.index]) continue;
+        if (this.progress.isDone(term.index)) continue;
         const fetch = (this.reconstruction.terms[term.index] as Reconstruction['terms'][number]).fetch;
         byFetch.set(fetch, [...(byFetch.get(fetch) ?? []), term]);
       }
-      if (byFetch.size === 0) return;
+      // A range cut off with some of its terms' chunks written: only the rest is fetched, when the
+      // terms left are one term (or copies of it, same chunks, same prefix); else the range again.
+      const cutOff: TermSlot[][] = [];
+      for (const [fetch, terms] of byFetch) {
+        const prefixes = new Set(terms.map((t) => `${t.chunkStart}-${t.chunkEnd}/${this.progress.prefixOf(t.index)}`));
+        if (prefixes.size !== 1 || this.progress.prefixOf((terms[0] as TermSlot).index) === 0) continue;
+        cutOff.push(terms);
+        byFetch.delete(fetch);
+      }
+      if (byFetch.size === 0 && cutOff.length === 0) return;
       if (!triedCache && this.job.chunkCache) {
         triedCache = true;
         attempt -= 1;
         await this.fillFromCache(work.terms);
         continue;
       }
+      for (const terms of cutOff) await this.fetchRest(terms);
       let current: XorbRangeFetch | undefined;
       try {
         for (const [fetch, terms] of byFetch) {
           current = fetch;
           await this.fetchOnce(terms, fetch);
-          await this.checkpoint();
+          await this.progress.checkpoint();
         }
         return;
       } catch (error) {
@@ -253,66 +249,110 @@ class XetDownload {
     }
   }
 
+  /** The rest of terms whose range was cut off: only the bytes after their written prefix (range-rebuild.ts), written to each. */
+  private async fetchRest(terms: TermSlot[]): Promise<void> {
+    const first = terms[0] as TermSlot;
+    let expiries = 0;
+    for (let attempt = 1; !this.progress.isDone(first.index); attempt++) {
+      const { start, end } = termBytes(this.termEnds, first.index, this.job.size);
+      try {
+        await rebuildRange(
+          {
+            fileHash: this.job.fileHash,
+            size: this.job.size,
+            token: this.job.token,
+            from: start + this.progress.prefixOf(first.index),
+            end,
+            onReceived: this.received,
+            onBytes: async (position, data) => {
+              for (const term of terms) {
+                await this.writeAt(data, termBytes(this.termEnds, term.index, this.job.size).start + position - start);
+                this.progress.wrote(term.index, position + data.length - start);
+              }
+              this.uniqueBytes += data.length;
+            },
+          },
+          this.options,
+        );
+        for (const term of terms) this.progress.finished(term.index);
+        await this.progress.checkpoint();
+      } catch (error) {
+        // After a 403 (URLs expired) the next reconstruction brings fresh ones, from where this one stopped.
+        if (isModelfetchError(error) && error.status === 403 && expiries++ < this.options.maxAttempts) attempt -= 1;
+        else await backoffOrThrow(error, attempt, this.job.fileHash, this.options);
+      }
+    }
+  }
+
   /**
-   * Writes the unfinished terms the chunk cache covers straight from disk. A cache entry that fails
-   * its hash check is dropped and its term left for the network; so is any error reading it.
+   * Writes the unfinished terms the chunk cache covers straight from disk, and indexes them in this
+   * file too. A chunk that fails its hash check drops its entry and leaves the term for the network;
+   * so does any error reading it.
    */
   private async fillFromCache(terms: TermSlot[]): Promise<void> {
     const cache = this.job.chunkCache;
     if (!cache) return;
     for (const term of terms) {
-      if (this.termDone[term.index]) continue;
+      if (this.progress.isDone(term.index)) continue;
       const { xorbHash } = this.reconstruction.terms[term.index] as Reconstruction['terms'][number];
       try {
         const chunks = await cache.read(xorbHash, term.chunkStart, term.chunkEnd);
         if (!chunks) continue;
+        const recorder = (await this.recorders(xorbHash, [term]))[0]?.recorder;
         const written = [0];
         let chunkIndex = term.chunkStart;
-        const before = this.bytesDone;
-        for await (const data of chunks) {
+        const before = this.progress.bytesDone;
+        for await (const { data, hash } of chunks) {
+          recorder?.add(data.length, hash);
           await this.writeChunk([term], written, chunkIndex, data, cache.root);
           chunkIndex += 1;
         }
-        this.bytesFromChunkCache += this.bytesDone - before;
+        this.bytesFromChunkCache += this.progress.bytesDone - before;
+        await recorder?.finish();
       } catch (error) {
         if (isModelfetchError(error) && (error.code === 'ERR_NO_SPACE')) throw error;
         // Not from the cache after all: the network fetch writes the whole term again.
       }
     }
-    await this.checkpoint();
+    await this.progress.checkpoint();
   }
 
-  /** Fetches one xorb range and writes each decoded chunk into every term that uses it (and into the chunk cache). */
+  /** Recorders indexing the chunks of `terms` (of one xorb) in this file: one per distinct chunk range, none for a term not wholly inside it. */
+  private async recorders(xorbHash: string, terms: TermSlot[]): Promise<Array<{ term: TermSlot; recorder: ChunkRecorder }>> {
+    const cache = this.job.chunkCache;
+    const storedAt = this.job.storedAt;
+    const out: Array<{ term: TermSlot; recorder: ChunkRecorder }> = [];
+    const seen = new Set<string>();
+    for (const term of cache && storedAt ? terms : []) {
+      const key = `${term.chunkStart}-${term.chunkEnd}`;
+      if (seen.has(key) || term.fileOffset < 0 || term.fileOffset + term.length > this.job.size) continue;
+      seen.add(key);
+      const recorder = await cache?.recorder(xorbHash, term.chunkStart, term.chunkEnd, { blobPath: storedAt as string, tempPath: this.job.tempPath }, term.fileOffset).catch(() => undefined);
+      if (recorder) out.push({ term, recorder });
+    }
+    return out;
+  }
+
+  /** Fetches one xorb range and writes each decoded chunk into every term that uses it (and indexes the terms in the chunk cache). */
   private async fetchOnce(terms: TermSlot[], fetch: XorbRangeFetch): Promise<void> {
     const written = terms.map(() => 0);
     let usedBytes = 0;
-    // The cache is a bonus: an entry that cannot be made or written only leaves this range out of it.
-    let entry: ChunkEntryWriter | undefined;
-    let entryTried = false;
-    try {
-      await fetchXorbRange(fetch, this.options, {
-        onReceived: (bytes) => {
-          this.bytesFetched += bytes;
-          this.job.onReceived?.(bytes);
-        },
-        onChunk: async (chunkIndex, data) => {
-          if (!entryTried) {
-            entryTried = true;
-            entry = await this.job.chunkCache?.writer(fetch.xorbHash, fetch.chunkStart, fetch.chunkEnd).catch(() => undefined);
-          }
-          if (entry && !(await entry.add(data).then(() => true, () => false))) {
-            await entry.abandon();
-            entry = undefined;
-          }
-          if (await this.writeChunk(terms, written, chunkIndex, data, fetch.url)) usedBytes += data.length;
-        },
-      });
-      await entry?.finish().catch(() => undefined);
-      entry = undefined;
-      this.uniqueBytes += usedBytes;
-    } finally {
-      await entry?.abandon();
-    }
+    const recorders = await this.recorders(fetch.xorbHash, terms);
+    await fetchXorbRange(fetch, this.options, {
+      onReceived: this.received,
+      onChunk: async (chunkIndex, data) => {
+        // Hashed here, once, while the chunk is in memory: the index needs it to check the blob's bytes when read.
+        let hash: Uint8Array | undefined;
+        for (const { term, recorder } of recorders) {
+          if (chunkIndex < term.chunkStart || chunkIndex >= term.chunkEnd) continue;
+          hash ??= chunkHash(data);
+          recorder.add(data.length, hash);
+        }
+        if (await this.writeChunk(terms, written, chunkIndex, data, fetch.url)) usedBytes += data.length;
+      },
+    });
+    this.uniqueBytes += usedBytes;
+    for (const { recorder } of recorders) await recorder.finish();
   }
 
   /** Writes a decoded chunk into every term that uses it; false when none does. */
@@ -334,38 +374,16 @@ class XetDownload {
       written[t] = done + data.length;
       if (chunkIndex === term.chunkEnd - 1) {
         if (written[t] !== term.length) throw new ModelfetchError('ERR_BAD_RESPONSE', `Term ${term.index} of the Xet reconstruction decodes to ${written[t]} bytes, not ${term.length}.`, { url });
-        this.markDone(term.index);
+        this.progress.finished(term.index);
+      } else {
+        this.progress.wrote(term.index, Math.min(this.job.size, term.fileOffset + done + data.length) - Math.max(0, term.fileOffset));
       }
     }
     return used;
   }
 
   private async writeAt(data: Buffer, position: number): Promise<void> {
-    let offset = 0;
-    try {
-      while (offset < data.length) {
-        const { bytesWritten } = await this.handle.write(data, offset, data.length - offset, position + offset);
-        offset += bytesWritten;
-      }
-    } catch (error) {
-      throw fromSystemError(error, `writing ${this.job.tempPath}`);
-    }
-  }
-
-  /** Records a finished term: its bytes await the next checkpoint, and the hash takes the grown prefix. */
-  private markDone(index: number): void {
-    this.termDone[index] = true;
-    const { start, end } = termBytes(this.termEnds, index, this.job.size);
-    this.unjournaled.push({ start, end });
-    this.bytesDone += end - start;
-    this.advanceHash();
-  }
-
-  private advanceHash(): void {
-    while (this.contiguousTerms < this.termDone.length && this.termDone[this.contiguousTerms]) this.contiguousTerms += 1;
-    const contiguous = this.contiguousTerms > 0 ? Math.min(this.job.size, this.termEnds[this.contiguousTerms - 1] as number) : 0;
-    if (contiguous > 0) this.hasher?.advance(contiguous);
-    this.job.onProgress?.(this.bytesDone, contiguous);
+    await writeAllAt(this.handle, this.job.tempPath, data, position);
   }
 }
 

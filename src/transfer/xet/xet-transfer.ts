@@ -79,6 +79,7 @@ async function viaXet(job: TransferJob, index: number, opts: ResolvedOptions, pr
       tempPath: job.tempPath,
       token,
       ...(xet.chunkCache && { chunkCache: xet.chunkCache }),
+      ...(job.xet?.storedAt && { storedAt: job.xet.storedAt }),
       onProgress: (bytesDone, contiguousBytes) => progress.update(index, { bytesDone, contiguousBytes }),
       onReceived: (bytes) => progress.addReceived(bytes),
     },
