@@ -109,6 +109,12 @@ export class LocalDir {
     return info?.isFile() && info.size === note.size && info.mtimeMs === note.mtimeMs ? note : undefined;
   }
 
+  /** Whether the file on disk is `file` as downloaded: its metadata names that etag and it was not changed since. */
+  async holdsUpstream(file: Pick<RepoFile, 'path' | 'digest' | 'size'>): Promise<boolean> {
+    const [info, metadata] = await Promise.all([stat(this.file(file.path)).catch(() => undefined), this.readMetadata(file.path)]);
+    return !!info?.isFile() && info.size === file.size && metadata?.etag === file.digest.hex && info.mtimeMs / 1000 - 1 <= metadata.timestamp;
+  }
+
   /**
    * Puts a converted file (already checked) in place of the upstream one, in an order where a kill
    * at any point leaves either file whole and no metadata claiming the converted one is upstream:

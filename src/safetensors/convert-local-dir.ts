@@ -43,6 +43,15 @@ export async function convertLocalDir(dir: LocalDir, commit: string, pulled: Rep
   const notes = new Map(await Promise.all(files.map(async (f) => [f.path, await dir.convertedNote(f.path, f.upstream, target)] as const)));
   const earlier = [...notes.values()].some((note) => note !== undefined);
   const plans = await planFiles(dir.root, files, dtype, keep, earlier);
+  for (const plan of plans) {
+    if (plan.action === 'keep' || notes.get(plan.file.path)) continue;
+    // A file kept because it was edited: its note would call the result a conversion of the upstream file.
+    if (!(await dir.holdsUpstream(files.find((f) => f.path === plan.file.path)!.upstream))) {
+      throw new ModelfetchError('ERR_USAGE', `${plan.file.path} in ${dir.root} was changed since it was downloaded, so --dtype does not convert it; nothing was converted`, {
+        hint: `Add --force-download to replace it with the upstream file first, or convert the folder as it is: modelfetch convert ${dir.root} --dtype ${dtype.toLowerCase()} --out NEW_DIR`,
+      });
+    }
+  }
   let converted = 0;
   let tensors = 0;
   for (const plan of plans) {

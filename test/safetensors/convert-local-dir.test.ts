@@ -152,6 +152,22 @@ print(json.dumps({"path": path}))
     expect((await metadataOf(dir, shardPaths[0]!))?.[0]).toBe(CONVERTED_METADATA_COMMIT);
   });
 
+  it('does not convert a file edited since it was downloaded (it would be noted as a conversion of the upstream file): a clear error, nothing converted', async () => {
+    const dir = join(work, 'edited');
+    await pull({ repo: 'org/tts', endpoint: hub.endpoint, localDir: dir, env: {} });
+    const edited = Buffer.from(upstreamOf(shardPaths[1]!));
+    edited.writeUInt8(edited.readUInt8(edited.length - 1) ^ 1, edited.length - 1);
+    await new Promise((resolve) => setTimeout(resolve, 1100)); // past huggingface_hub's 1 s mtime slack
+    await writeFile(join(dir, shardPaths[1]!), edited);
+    const warnings: string[] = [];
+    const error = await pull({ repo: 'org/tts', endpoint: hub.endpoint, localDir: dir, env: {}, dtype: 'f16', onWarning: (w) => warnings.push(w) }).catch((e: unknown) => e);
+    expect(warnings.join('\n')).toContain(`${shardPaths[1]} was changed since it was downloaded`);
+    expect(isModelfetchError(error, 'ERR_USAGE')).toBe(true);
+    expect((error as Error).message).toContain(`${shardPaths[1]} in ${dir} was changed since it was downloaded, so --dtype does not convert it`);
+    expect(await readFile(join(dir, shardPaths[0]!))).toEqual(upstreamOf(shardPaths[0]!));
+    expect(await readFile(join(dir, shardPaths[1]!))).toEqual(edited);
+  });
+
   it('a plain pull (no --dtype) brings the upstream files back; --dtype bf16 after f16 converts from upstream again', async () => {
     const dir = join(work, 'switch');
     await pull({ repo: 'org/tts', endpoint: hub.endpoint, localDir: dir, env: {}, dtype: 'f16' });
