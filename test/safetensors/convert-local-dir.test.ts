@@ -123,6 +123,15 @@ describe('pull --local-dir --dtype: converted in place', () => {
     expect(await Promise.all(shardPaths.map(async (path) => (await stat(join(dir, path))).mtimeMs))).toEqual(before);
   });
 
+  it('the CLI prints the folder, and says when the files were already converted', async () => {
+    const dir = join(work, 'cli');
+    await pull({ repo: 'org/tts', endpoint: hub.endpoint, localDir: dir, env: {}, dtype: 'f16' });
+    const cli = await runCli(['pull', 'org/tts', '--local-dir', dir, '--dtype', 'f16'], { HF_ENDPOINT: hub.endpoint });
+    expect(cli.code, cli.stderr).toBe(0);
+    expect(cli.stdout).toBe(`${dir}\n`);
+    expect(cli.stderr).toContain(`already F16 in ${dir}\n`);
+  });
+
   it('huggingface_hub does not take a converted file for the upstream one: hf_hub_download re-downloads it', async () => {
     const dir = join(work, 'hf');
     const commit = hub.commitOf('org/tts');
