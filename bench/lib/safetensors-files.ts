@@ -22,6 +22,24 @@ export function zeroSafetensors(tensor: string, bytes: number): Buffer {
   return Buffer.concat([header, Buffer.alloc(Math.floor(bytes / 4) * 4)]);
 }
 
+/**
+ * A shard as large models have them: `tensors` F32 tensors named like a mixture-of-experts layer's
+ * (`model.layers.L.mlp.experts.E.gate_proj.weight`), zeros, `bytes` of data in all. Its header is
+ * about 115 bytes per tensor (800 tensors: ~90 KB, past a 64 KiB first read).
+ */
+export function shardSafetensors(shard: number, tensors: number, bytes: number): { content: Buffer; names: string[] } {
+  const elements = Math.floor(bytes / 4 / tensors);
+  const projections = ['gate_proj', 'up_proj', 'down_proj'];
+  const names = Array.from({ length: tensors }, (_, i) => `model.layers.${shard * 100 + Math.floor(i / 96)}.mlp.experts.${Math.floor(i / 3) % 32}.${projections[i % 3]}.weight`);
+  const header: Record<string, unknown> = { __metadata__: { format: 'pt' } };
+  names.forEach((name, i) => (header[name] = { dtype: 'F32', shape: [elements], data_offsets: [i * elements * 4, (i + 1) * elements * 4] }));
+  let json = JSON.stringify(header);
+  json += ' '.repeat((8 - ((8 + Buffer.byteLength(json)) % 8)) % 8);
+  const prefix = Buffer.alloc(8);
+  prefix.writeBigUInt64LE(BigInt(Buffer.byteLength(json)), 0);
+  return { content: Buffer.concat([prefix, Buffer.from(json), Buffer.alloc(tensors * elements * 4)]), names };
+}
+
 /** Writes an F32 safetensors file of `bytes` bytes of weights at `path`, 8 MiB at a time. */
 export async function writeF32Safetensors(path: string, tensor: string, bytes: number, seed: number): Promise<number> {
   const elements = Math.floor(bytes / 4);

@@ -41,7 +41,8 @@ function newHolder(): LockHolder {
   return { pid: process.pid, host: hostname(), time: Date.now(), nonce: randomBytes(8).toString('hex') };
 }
 
-function isPidAlive(pid: number): boolean {
+/** Whether a process with this id runs on this host (EPERM: it does, under another user). */
+export function isPidAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

@@ -15,17 +15,22 @@ function tempSibling(path: string): string {
   return `${path}.mf-${process.pid}-${randomBytes(4).toString('hex')}.tmp`;
 }
 
-/** Replaces `path` with `content` atomically (temp file + rename); readers never see a torn file. */
-export async function writeFileAtomic(path: string, content: string | Buffer): Promise<void> {
-  await mkdir(dirname(path), { recursive: true });
-  const temp = tempSibling(path);
-  const handle = await open(temp, 'wx');
+/** Creates `path` (which must not exist) with `content`, on disk (fsynced) when this returns. */
+export async function writeNewFileSynced(path: string, content: string | Buffer): Promise<void> {
+  const handle = await open(path, 'wx');
   try {
     await handle.writeFile(content);
     await handle.sync();
   } finally {
     await handle.close();
   }
+}
+
+/** Replaces `path` with `content` atomically (temp file + rename); readers never see a torn file. */
+export async function writeFileAtomic(path: string, content: string | Buffer): Promise<void> {
+  await mkdir(dirname(path), { recursive: true });
+  const temp = tempSibling(path);
+  await writeNewFileSynced(temp, content);
   try {
     await rename(temp, path);
   } catch (error) {

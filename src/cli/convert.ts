@@ -31,7 +31,7 @@ interface ConvertFlags {
 }
 
 export function describeConversion(result: ConvertResult): string {
-  if (result.reused) return `${result.dtype} snapshot already in the cache\n`;
+  if (result.reused) return result.derivedId ? `${result.dtype} snapshot already in the cache\n` : `already ${result.dtype} in ${result.path}\n`;
   if (!result.filesConverted) return `nothing to convert: every float tensor is already ${result.dtype}\n`;
   return `converted ${result.tensorsConverted} tensors in ${result.filesConverted} file(s) to ${result.dtype}: ${formatBytes(result.bytesBefore)} -> ${formatBytes(result.bytesAfter)}\n`;
 }

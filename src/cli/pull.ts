@@ -112,7 +112,7 @@ export function registerPullCommand(program: Command, io: CliIo): void {
     .option('--token <token>', 'access token (default: HF_TOKEN, HF_TOKEN_PATH, HF_HOME/token; for ModelScope MODELSCOPE_API_TOKEN)')
     .option('--source <source>', 'hf (default) or modelscope (implied by ms://)')
     .option('--layout <layout>', 'ModelScope only: modelscope (default, MODELSCOPE_CACHE) or hf (the hub cache)')
-    .option('--dtype <dtype>', 'then convert the safetensors weights to f16 or bf16 into a derived snapshot (see convert); prints its path')
+    .option('--dtype <dtype>', 'then convert the safetensors weights to f16 or bf16 into a derived snapshot (see convert) and print its path; with --local-dir, in place there')
     .option('--keep <glob...>', 'with --dtype: leave tensors whose names match as they are')
     .option('--ignore-disk-space', 'skip the free-space check made before the first byte')
     .option('--force-download', 'with --local-dir: replace files edited since they were downloaded (kept, with a warning, otherwise)')

@@ -1,3 +1,4 @@
+import { LocalDir } from '../cache/local-dir.js';
 import { markRevisionInUse } from '../cache/lock.js';
 import { markNoExist, writeRef } from '../cache/snapshot.js';
 import { touchRevision } from '../cache/usage.js';
@@ -79,7 +80,10 @@ export async function pull(options: PullOptions): Promise<PullResult> {
   } finally {
     await inUse?.release();
   }
-  if (options.dtype) {
+  if (options.dtype && local instanceof LocalDir) {
+    const { convertLocalDir } = await import('../safetensors/convert-local-dir.js');
+    result.converted = await convertLocalDir(local, commit, selection.files, { dtype: options.dtype, ...(options.keep && { keep: options.keep }), ...(options.signal && { signal: options.signal }) });
+  } else if (options.dtype) {
     const { convertAfterPull } = await import('../safetensors/convert.js');
     result.converted = await convertAfterPull(result.path, repo, commit, options);
     result.path = result.converted.path;

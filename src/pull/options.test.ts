@@ -22,7 +22,10 @@ describe('checkPullOptions', () => {
     expect(refusal({ repo: 'org/x', repoType: 'modell' as RepoType })).toMatchObject({ code: 'ERR_USAGE', message: 'Unknown --repo-type "modell"' });
     expect(refusal({ repo: 'org/x', dtype: 'f8' })).toMatchObject({ code: 'ERR_USAGE', message: 'Unknown --dtype "f8"' });
     expect(refusal({ repo: 'ms://org/x', repoType: 'dataset' })).toMatchObject({ code: 'ERR_USAGE', message: 'ModelScope pulls are models only' });
-    expect(refusal({ repo: 'org/x', dtype: 'bf16', localDir: '/b' }).message).toMatch(/^--dtype converts into the hub cache/);
+    expect(refusal({ repo: 'ms://org/x', dtype: 'bf16' }).message).toMatch(/^--dtype cannot convert inside a ModelScope cache: the modelscope library would take/);
+    expect(checkPullOptions({ repo: 'org/x', dtype: 'bf16', localDir: '/b', env: {} }).repoId).toBe('org/x');
+    expect(checkPullOptions({ repo: 'ms://org/x', dtype: 'bf16', localDir: '/b', env: {} }).modelscope).toBe(true);
+    expect(checkPullOptions({ repo: 'ms://org/x', dtype: 'bf16', layout: 'hf', env: {} }).modelscopeLayout).toBe(false);
     expect(refusal({ repo: 'org/x@main', listing: [] }).message).toBe('A pinned listing needs a commit as revision, not "main"');
     expect(refusal({ repo: 'org/x', files: ['../etc/passwd'] }).code).toBe('ERR_UNSAFE_PATH');
     expect(refusal({ repo: '../x' }).code).toBe('ERR_USAGE');

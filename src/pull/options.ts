@@ -184,7 +184,10 @@ export function checkPullOptions(options: PullOptions): CheckedPull {
   const revision = options.revision ?? reference.revision ?? (modelscope ? 'master' : 'main');
   if (!revision) throw usage(`Empty revision in ${JSON.stringify(options.repo)}`, 'Write org/name@main or org/name@<commit>.');
   if (modelscope && repoType !== 'model') throw usage('ModelScope pulls are models only', 'Drop --repo-type.');
-  if (options.dtype && (options.localDir || modelscope)) throw usage('--dtype converts into the hub cache, not a local dir or the ModelScope layout', 'Pull into the cache, or run modelfetch convert FOLDER --dtype … --out DIR.');
+  if (options.dtype && modelscope && !options.localDir && (options.layout ?? 'modelscope') === 'modelscope') {
+    // The modelscope library takes a file for upstream when `.msc` lists it at the commit (older versions do not hash it), and its layout has no place for a derived copy.
+    throw usage('--dtype cannot convert inside a ModelScope cache: the modelscope library would take the converted files for the upstream ones, and that layout has no place for a converted copy', 'Add --local-dir DIR (the files are converted in place there) or --layout hf (a derived snapshot in the hub cache).');
+  }
   if (options.listing && !isSha1Hex(revision)) throw usage(`A pinned listing needs a commit as revision, not ${JSON.stringify(revision)}`);
   return {
     options,

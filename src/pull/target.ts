@@ -2,6 +2,7 @@ import { RepoPaths } from '../cache/layout.js';
 import { cacheStore, type FileStore } from '../cache/file-store.js';
 import { LocalDir } from '../cache/local-dir.js';
 import { resolveCacheDir } from '../core/env.js';
+import { parseTargetDtype } from '../safetensors/plan.js';
 import type { CheckedPull } from './options.js';
 import type { FolderOfFiles } from './resolve-listing.js';
 
@@ -20,7 +21,12 @@ export async function openTarget(pull: CheckedPull): Promise<PullTarget> {
   const { options, env } = pull;
   const repo = new RepoPaths(pull.modelscopeLayout ? resolveCacheDir(env) : (options.cacheDir ?? resolveCacheDir(env)), pull.repoType, pull.repoId);
   const local: FolderOfFiles | undefined = options.localDir ? new LocalDir(options.localDir) : pull.modelscopeLayout ? await modelScopeFolder(pull) : undefined;
-  const keptWarning = { ...(options.forceDownload && { forceDownload: true }), onKept: (path: string) => options.onWarning?.(`${path} was changed since it was downloaded; kept as it is (--force-download replaces it)`) };
+  const keptWarning = {
+    ...(options.forceDownload && { forceDownload: true }),
+    onKept: (path: string) => options.onWarning?.(`${path} was changed since it was downloaded; kept as it is (--force-download replaces it)`),
+    // pull --dtype: a file this conversion already made from the upstream file is complete.
+    ...(options.dtype && { converted: { dtype: parseTargetDtype(options.dtype), keep: options.keep ?? [] } }),
+  };
   return {
     repo,
     local,

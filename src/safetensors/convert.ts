@@ -67,7 +67,7 @@ export interface ConvertResult {
 }
 
 /** What will be written for each file of the folder, computed before anything is. */
-interface FilePlan {
+export interface FilePlan {
   file: FolderFile;
   action: FileAction;
   header?: SafetensorsHeader;
@@ -113,7 +113,15 @@ export function rewriteConfig(text: string, dtype: TargetDtype, path: string): s
 
 /** Reads and checks every header and index of the folder and decides what happens to each file. */
 async function planFolder(from: string, dtype: TargetDtype, keep: string[]): Promise<FilePlan[]> {
-  const files = await listFolder(from);
+  return planFiles(from, await listFolder(from), dtype, keep);
+}
+
+/**
+ * `planFolder` for the given files of `from`. The index and config.json are rewritten when a tensor
+ * is converted now, or (`rewriteAnyway`) when an earlier run converted some and may have been
+ * stopped before it rewrote them.
+ */
+export async function planFiles(from: string, files: FolderFile[], dtype: TargetDtype, keep: string[], rewriteAnyway = false): Promise<FilePlan[]> {
   if (!files.some((f) => isSafetensors(f.path))) {
     throw new ModelfetchError('ERR_NOT_FOUND', `${from} has no .safetensors files`, { hint: 'Only safetensors weights can be converted; pull the safetensors variant of the model.' });
   }
@@ -141,7 +149,7 @@ async function planFolder(from: string, dtype: TargetDtype, keep: string[]): Pro
       plans.push({ file, action: conversion.converted ? 'convert' : 'keep', header, conversion });
     } else plans.push({ file, action: 'keep' });
   }
-  if (converted === 0) return plans;
+  if (converted === 0 && !rewriteAnyway) return plans;
   for (const plan of plans) {
     const index = indexes.find((i) => i.path === plan.file.path);
     if (index) {
@@ -155,7 +163,7 @@ async function planFolder(from: string, dtype: TargetDtype, keep: string[]): Pro
   return plans;
 }
 
-function summarize(plans: FilePlan[], dtype: TargetDtype, path: string, extra: Partial<ConvertResult>): ConvertResult {
+export function summarize(plans: FilePlan[], dtype: TargetDtype, path: string, extra: Partial<ConvertResult>): ConvertResult {
   const weights = plans.filter((p) => p.conversion);
   return {
     path,

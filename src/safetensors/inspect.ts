@@ -20,7 +20,7 @@ import { isSafetensors, isSafetensorsIndex, listFolder } from './source-folder.j
 
 /**
  * `inspect`: what a model holds, from its safetensors headers alone. For a Hub repo, each shard's
- * header costs one ranged read of 64 KiB (a second only for a longer header), all shards at once
+ * header costs one ranged read of 64–256 KiB by its size (a second only for a longer header), all shards at once
  * under one connection budget; the index files are read in the same round. Files already in the
  * cache are read there, and a revision the cache knows (a commit, or a ref it recorded) with all
  * its files cached needs no request at all.
@@ -165,6 +165,11 @@ async function readCappedLocal(path: string, size: number, what: string): Promis
   return readFile(path);
 }
 
+/** Starts loading the engine while the API calls are under way, so the header reads do not wait for it after them. */
+function preloadRangeReader(): void {
+  void import('../transfer/index.js').catch(() => undefined);
+}
+
 /** The engine's range reader (loaded only when something must be fetched), counting requests. */
 async function rangeReader(options: InspectOptions): Promise<{ read: RangeReader; count: () => number }> {
   const { createRangeReader } = await import('../transfer/index.js');
@@ -191,9 +196,23 @@ interface RemoteFile {
   credentialOrigin?: string;
 }
 
-/** A header over HTTP: 64 KiB first, then the rest from where the first read ended up (after redirects). */
+/** The largest first read: 256 KiB holds the header of a shard of ~2,000 tensors (a large MoE's). */
+const MAX_FIRST_READ_BYTES = 256 * 1024;
+
+/**
+ * How much of a remote file the first read asks for: 1/256 of the file (at most 0.4 % of its bytes),
+ * at least 64 KiB and at most 256 KiB. A header longer than the first read costs one more round trip;
+ * headers grow with the tensor count, which grows with the shard's size, so a big shard's first read
+ * is big enough for the header it is likely to have, and a small file's stays small.
+ */
+export function firstReadBytes(fileSize: number | undefined): number {
+  if (fileSize === undefined) return FIRST_READ_BYTES;
+  return Math.max(1, Math.min(fileSize, Math.max(FIRST_READ_BYTES, Math.min(MAX_FIRST_READ_BYTES, Math.floor(fileSize / 256)))));
+}
+
+/** A header over HTTP: `firstReadBytes` first, then the rest (rarely) from where the first read ended up (after redirects). */
 async function remoteHeader(read: RangeReader, file: RemoteFile, what: string): Promise<{ header: SafetensorsHeader; size: number }> {
-  const first = await read({ url: file.url, start: 0, end: file.size !== undefined ? Math.max(1, Math.min(FIRST_READ_BYTES, file.size)) : FIRST_READ_BYTES, headers: file.headers, ...(file.credentialOrigin && { credentialOrigin: file.credentialOrigin }) });
+  const first = await read({ url: file.url, start: 0, end: firstReadBytes(file.size), headers: file.headers, ...(file.credentialOrigin && { credentialOrigin: file.credentialOrigin }) });
   const size = first.total ?? file.size;
   if (size === undefined) throw new ModelfetchError('ERR_BAD_RESPONSE', `${what}: the server did not say how large the file is`, { url: file.url, hint: 'Use a server that answers Range requests.' });
   if (file.size !== undefined && first.total !== undefined && first.total !== file.size) {
@@ -226,6 +245,7 @@ async function inspectRepo(options: InspectOptions): Promise<InspectReport> {
   const online = async (): Promise<NonNullable<typeof client>> => {
     if (offline) throw new ModelfetchError('ERR_OFFLINE', `${reference.repoId}@${revision} is not fully in the cache and offline mode is on`, { hint: 'Run inspect online once, or pull the model first.' });
     if (!client) {
+      preloadRangeReader();
       const token = await readHfToken(options.token, env);
       client = { endpoint: resolveHfEndpoint(options.endpoint, env), ...(token && { token }), ...(options.dispatcher && { dispatcher: options.dispatcher }), ...(options.signal && { signal: options.signal }) };
     }
@@ -257,6 +277,7 @@ async function inspectModelScope(options: InspectOptions): Promise<InspectReport
   if (options.offline === true || isOfflineEnv(env)) {
     throw new ModelfetchError('ERR_OFFLINE', `inspect needs ModelScope's listing of ${reference.repoId}, and offline mode is on`, { hint: `Inspect the downloaded folder instead: modelfetch inspect ${paths.dir}` });
   }
+  preloadRangeReader();
   const endpoint = ms.resolveModelScopeEndpoint(options.endpoint, env);
   const token = ms.readModelScopeToken(options.token, env);
   const snapshot = await ms.resolveModelScopeSnapshot(reference.repoId, reference.revision, { endpoint, ...(token && { token }), ...(options.dispatcher && { dispatcher: options.dispatcher }), ...(options.signal && { signal: options.signal }) });

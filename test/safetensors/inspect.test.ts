@@ -5,7 +5,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { isModelfetchError } from '../../src/core/errors.js';
 import { pull } from '../../src/pull/index.js';
 import { createMirrorServer } from '../../src/server/mirror-server.js';
-import { inspect, type InspectReport } from '../../src/safetensors/inspect.js';
+import { firstReadBytes, inspect, type InspectReport } from '../../src/safetensors/inspect.js';
 import { runCli } from '../support/cli.js';
 import { startFixtureHub, type FixtureHub } from '../support/fixture-hub.js';
 import { serveModelScope } from '../support/fixture-modelscope.js';
@@ -14,6 +14,8 @@ import { buildSafetensors, f32Tensor, shardedModel } from '../support/safetensor
 
 const model = shardedModel({ shards: 4, rows: 64, cols: 256, longHeaderShard: 3 });
 const shardPaths = [...model.shards.keys()];
+/** One 24 MiB shard whose header (a long __metadata__) is ~75 KB: past 64 KiB, within 1/256 of the file. */
+const bigShard = buildSafetensors([{ name: 'w', dtype: 'F32', shape: [6 * 1024 * 1024], data: Buffer.alloc(24 * 1024 * 1024) }], { format: 'pt', notes: 'n'.repeat(75_000) });
 const hostile = buildSafetensors([f32Tensor('w', [1, 2])], undefined, '{"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"v":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}');
 
 /** Requests that carried a Range header, i.e. header reads (the hub's API calls carry none). */
@@ -45,6 +47,7 @@ describe('inspect', () => {
       repos: [
         { repoId: 'org/tts', files: model.files.map((f) => ({ path: f.path, content: f.content, lfs: f.path.endsWith('.safetensors') })) },
         { repoId: 'org/hostile', files: [{ path: 'model.safetensors', content: hostile, lfs: true }] },
+        { repoId: 'org/big', files: [{ path: 'model.safetensors', content: bigShard, lfs: true }] },
       ],
     });
     work = await mkdtemp(join(tmpdir(), 'mf-inspect-'));
@@ -72,6 +75,17 @@ describe('inspect', () => {
     expect(report.rangeRequests).toBe(4 + 1 + 1);
     const shardBytes = hub.cdn.requests.reduce((n, r) => n + r.bodyBytes, 0);
     expect(shardBytes).toBeLessThanOrEqual(4 * 65536 + 8 + 70_200);
+  });
+
+  it('reads a large shard\'s long header in one ranged read: the first read grows with the file (1/256 of it, 64–256 KiB)', async () => {
+    const report = await inspect({ target: 'org/big', endpoint: hub.endpoint, cacheDir, env: {} });
+    expect(report.files[0]!.headerBytes).toBeGreaterThan(65536);
+    expect(report.rangeRequests).toBe(1);
+    expect(rangeRequests(hub).filter((r) => r.url.startsWith('/lfs/')).map((r) => r.range)).toEqual([`bytes=0-${Math.floor(bigShard.length / 256) - 1}`]);
+    expect(firstReadBytes(undefined)).toBe(65536);
+    expect(firstReadBytes(1000)).toBe(1000);
+    expect(firstReadBytes(10 * 1024 * 1024)).toBe(65536);
+    expect(firstReadBytes(5e9)).toBe(256 * 1024);
   });
 
   it('makes no request at all for a model already in the cache', async () => {

@@ -363,6 +363,8 @@ export async function startFixtureHub(options: FixtureHubOptions): Promise<Fixtu
       await serveFile(req, res, file.served, fault, context.onBody);
       return;
     }
+    // A redirect is a round trip like any answer: a paced hub holds it too.
+    if (fault.latencyMs) await new Promise((resolve) => setTimeout(resolve, fault.latencyMs));
     res.setHeader('X-Linked-Etag', `"${file.sha256}"`);
     res.setHeader('X-Linked-Size', String(file.size));
     res.setHeader('ETag', `"${file.oid}"`);

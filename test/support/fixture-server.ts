@@ -76,6 +76,9 @@ export interface RequestRecord {
   status: number;
   /** Body bytes actually written to the socket for this response. */
   bodyBytes: number;
+  /** performance.now() when the request arrived and when its response finished (or the socket closed). */
+  receivedAt: number;
+  finishedAt?: number;
 }
 
 /** What a route gets besides the request: the faults that apply to it, and a counter for the body bytes it sends. */
@@ -125,10 +128,16 @@ export async function startFixtureServer(options: { host?: string; tls?: { key: 
   };
 
   const listener = (req: IncomingMessage, res: ServerResponse): void => {
-    const record: RequestRecord = { method: req.method ?? 'GET', url: req.url ?? '/', headers: req.headers, status: 0, bodyBytes: 0 };
+    const record: RequestRecord = { method: req.method ?? 'GET', url: req.url ?? '/', headers: req.headers, status: 0, bodyBytes: 0, receivedAt: performance.now() };
     requests.push(record);
-    res.on('finish', () => (record.status = res.statusCode));
-    res.on('close', () => (record.status ||= res.statusCode));
+    res.on('finish', () => {
+      record.status = res.statusCode;
+      record.finishedAt ??= performance.now();
+    });
+    res.on('close', () => {
+      record.status ||= res.statusCode;
+      record.finishedAt ??= performance.now();
+    });
     void handle(req, res, record).catch((error: unknown) => {
       if (!res.headersSent) {
         res.statusCode = 500;
