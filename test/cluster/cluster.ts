@@ -81,11 +81,13 @@ export function startCliIn(net: Netns, host: string, cli: string[], args: string
   return net.spawn(host, cli[0]!, [...cli.slice(1), ...args], { env: { PATH: process.env.PATH, HOME: process.env.HOME, TMPDIR: process.env.TMPDIR, ...env } });
 }
 
-/** GET a URL from inside `host`'s namespace (where the cluster's addresses are reachable). */
-export async function fetchInside(net: Netns, host: string, url: string): Promise<string> {
-  const proc = net.spawn(host, process.execPath, ['-e', 'fetch(process.argv[1]).then(async (r) => { process.stdout.write(await r.text()); process.exitCode = r.ok ? 0 : 1; }, (e) => { console.error(String(e)); process.exitCode = 2; })', url]);
+/** GET a URL from inside `host`'s namespace (where the cluster's addresses are reachable); `discardBody` returns only its length. */
+export async function fetchInside(net: Netns, host: string, url: string, options: { discardBody?: boolean } = {}): Promise<string> {
+  const read = options.discardBody ? 'String((await r.arrayBuffer()).byteLength)' : 'await r.text()';
+  const script = `fetch(process.argv[1]).then(async (r) => { process.stdout.write(${read}); process.exitCode = r.ok ? 0 : 1; }, (e) => { console.error(String(e)); process.exitCode = 2; })`;
+  const proc = net.spawn(host, process.execPath, ['-e', script, url]);
   const { code } = await proc.exited;
-  if (code !== 0) throw new Error(`GET ${url} from ${host} failed (${code}): ${proc.output()}`);
+  if (code !== 0) throw new Error(`GET ${url} from ${host} failed (${code}): ${proc.output().slice(0, 2000)}`);
   return proc.stdout();
 }
 
