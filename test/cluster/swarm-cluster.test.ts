@@ -15,7 +15,7 @@ import { createNetns, netnsUnavailable, type Netns, type NetnsProcess } from './
 
 const RATE_MBIT = 80;
 const MiB = 1024 * 1024;
-const MODEL_SIZE = 48 * MiB;
+const MODEL_SIZE = 32 * MiB;
 const NODES = ['node1', 'node2', 'node3'];
 
 const unavailable = netnsUnavailable();
@@ -90,4 +90,112 @@ describe.skipIf(unavailable !== undefined)('cluster in network namespaces', () =
     expect((await net.linkBytes('mirror')).tx - mirrorBefore).toBeGreaterThanOrEqual(NODES.length * file.size);
     expect(metricValue(await fetchInside(net, 'mirror', `${mirrorUrl()}/metrics`), 'modelfetch_served_bytes_total')).toBeGreaterThanOrEqual(NODES.length * file.size);
   }, 120_000);
+});
+
+/** A node: its agent (`serve --upstream mirror --swarm`) and, once it listens, a local `pull` through it. */
+interface Node {
+  name: string;
+  agent: NetnsProcess;
+  pull: NetnsProcess;
+  cacheDir: string;
+}
+
+async function startNodes(repoId: string, names = NODES): Promise<Node[]> {
+  const agents = await Promise.all(
+    names.map((name) => startServeIn(net, name, sourceCli, ['--upstream', mirrorUrl(), '--swarm', '--swarm-port', '6881', '--cache-dir', join(work, name, `${repoId.replace('/', '-')}-agent`)])),
+  );
+  return names.map((name, i) => {
+    const cacheDir = join(work, name, repoId.replace('/', '-'));
+    const pull = startCliIn(net, name, sourceCli, ['pull', repoId, '--cache-dir', cacheDir, '--quiet'], { HF_ENDPOINT: `http://127.0.0.1:${HTTP_PORT}` });
+    return { name, agent: agents[i]!, pull, cacheDir };
+  });
+}
+
+async function stopNodes(nodes: Node[]): Promise<void> {
+  for (const node of nodes) {
+    node.pull.child.kill('SIGKILL');
+    node.agent.child.kill('SIGKILL');
+  }
+  await Promise.all(nodes.flatMap((node) => [node.pull.exited, node.agent.exited]));
+}
+
+async function nodeMetrics(node: string): Promise<string> {
+  return fetchInside(net, node, `http://127.0.0.1:${HTTP_PORT}/metrics`);
+}
+
+describe.skipIf(unavailable !== undefined)('swarm in network namespaces', () => {
+  it('three agents pull a model once from upstream; the mirror sends less than three copies; every node has the right bytes', async () => {
+    const file = weights('org/swarm');
+    const upstreamBefore = await upstreamBytes();
+    const mirrorBefore = (await net.linkBytes('mirror')).tx;
+    const nodes = await startNodes('org/swarm');
+    try {
+      for (const node of nodes) expect((await node.pull.exited).code, `${node.pull.output()}\nagent:\n${node.agent.output()}`).toBe(0);
+      for (const node of nodes) await expectPulled(node.cacheDir, file);
+      const fromUpstream = (await upstreamBytes()) - upstreamBefore;
+      expect(fromUpstream).toBeGreaterThanOrEqual(file.size);
+      expect(fromUpstream).toBeLessThan(2 * file.size);
+      const mirrorOut = (await net.linkBytes('mirror')).tx - mirrorBefore;
+      expect(mirrorOut).toBeLessThan(NODES.length * file.size);
+      let fromPeers = 0;
+      for (const node of nodes) fromPeers += metricValue(await nodeMetrics(node.name), 'modelfetch_swarm_peer_bytes_total');
+      expect(fromPeers).toBeGreaterThan(0);
+    } finally {
+      await stopNodes(nodes);
+    }
+  }, 180_000);
+
+  it('a peer sending corrupt pieces: the others finish with the right bytes, its pieces are rejected and it is dropped', async () => {
+    const file = weights('org/liar');
+    // The mirror has the file (a torrent exists only for verified files); the liar joins first.
+    await fetchInside(net, 'mirror', `http://127.0.0.1:${HTTP_PORT}/org/liar/resolve/main/${file.path}`, { discardBody: true });
+    const torrentUrl = `${mirrorUrl()}/api/swarm/models/org/liar/${file.commit}/${file.path}.torrent`;
+    const liar = net.spawn('bad', process.execPath, ['--import', 'tsx', join(import.meta.dirname, 'bad-seeder.ts'), torrentUrl, file.dataPath!, join(work, 'bad')]);
+    for (let tries = 0; !/seeding/.test(liar.output()); tries++) {
+      if (tries > 600) throw new Error(`the bad seeder never started:\n${liar.output()}`);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    const nodes = await startNodes('org/liar');
+    try {
+      for (const node of nodes) expect((await node.pull.exited).code, `${node.pull.output()}\nagent:\n${node.agent.output()}`).toBe(0);
+      for (const node of nodes) await expectPulled(node.cacheDir, file);
+      let rejected = 0;
+      let dropped = 0;
+      for (const node of nodes) {
+        const metrics = await nodeMetrics(node.name);
+        rejected += metricValue(metrics, 'modelfetch_swarm_pieces_rejected_total');
+        dropped += metricValue(metrics, 'modelfetch_swarm_peers_dropped_total');
+      }
+      expect(rejected, liar.output()).toBeGreaterThan(0);
+      expect(dropped).toBeGreaterThan(0);
+    } finally {
+      await stopNodes(nodes);
+      liar.child.kill('SIGKILL');
+      await liar.exited;
+    }
+  }, 180_000);
+
+  it('a node killed (SIGKILL) mid-swarm: the others still finish with the right bytes', async () => {
+    const file = weights('org/crash');
+    const nodes = await startNodes('org/crash');
+    try {
+      const victim = nodes[2]!;
+      const start = (await net.linkBytes(victim.name)).rx;
+      for (let tries = 0; (await net.linkBytes(victim.name)).rx - start < file.size / 4; tries++) {
+        if (tries > 1200) throw new Error(`${victim.name} never received a quarter of the model:\n${victim.agent.output()}`);
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      victim.agent.child.kill('SIGKILL');
+      victim.pull.child.kill('SIGKILL');
+      expect((await victim.agent.exited).signal).toBe('SIGKILL');
+      for (const node of nodes.slice(0, 2)) expect((await node.pull.exited).code, `${node.pull.output()}\nagent:\n${node.agent.output()}`).toBe(0);
+      for (const node of nodes.slice(0, 2)) await expectPulled(node.cacheDir, file);
+      // They were swarming when it died (pieces from peers), not merely pulling over HTTP.
+      let fromPeers = 0;
+      for (const node of nodes.slice(0, 2)) fromPeers += metricValue(await nodeMetrics(node.name), 'modelfetch_swarm_peer_bytes_total');
+      expect(fromPeers).toBeGreaterThan(0);
+    } finally {
+      await stopNodes(nodes);
+    }
+  }, 180_000);
 });
