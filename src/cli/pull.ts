@@ -10,6 +10,7 @@ import { createProgressRenderer, describeRetry, progressModeFor, type ProgressRe
 import { describeConversion } from './convert.js';
 import { examples } from './examples.js';
 import { hfEnvTimeouts, progressBarsDisabled } from '../core/hf-env.js';
+import { resolveHfEndpoint } from '../core/env.js';
 
 /** `modelfetch pull org/name[@rev] [FILES…]`: prints the snapshot path on stdout, progress on stderr. */
 
@@ -34,6 +35,9 @@ export interface PullFlags {
   forceDownload?: boolean;
   /** commander's negation of --no-xet: false when given. */
   xet?: boolean;
+  swarm?: string;
+  swarmPort?: string;
+  seedTime?: string;
 }
 
 /** Pull options from the command's flags; `download` (hf download's flags) maps onto these too. Checked by the library's own flag checks. */
@@ -113,10 +117,14 @@ export function registerPullCommand(program: Command, io: CliIo): void {
     .option('--ignore-disk-space', 'skip the free-space check made before the first byte')
     .option('--force-download', 'with --local-dir: replace files edited since they were downloaded (kept, with a warning, otherwise)')
     .option('--no-xet', 'fetch Xet-backed Hub files through the plain path (also HF_HUB_DISABLE_XET=1)')
+    .option('--swarm <url>', 'a `serve --swarm` mirror: it is the endpoint, and files it has torrents for come from peers too (seeded while this runs)')
+    .option('--swarm-port <port>', 'with --swarm: TCP port peers reach this process on (default: any free port)')
+    .option('--seed-time <seconds>', 'with --swarm: keep seeding this long after the pull (default 0: leave at once)')
     .option('--json', 'print one JSON object with the result')
     .option('--quiet', 'print only the path')
     .action(async (repo: string, files: string[], flags: PullFlags) => {
       const options = toOptions(repo, files, flags, io);
+      const swarm = flags.swarm === undefined ? undefined : await joinSwarm(flags, options, io);
       const chatty = !flags.quiet && !flags.json;
       const renderer = createProgressRenderer(io.stderr, progressModeFor(io.stderr, !chatty || progressBarsDisabled(io.env)));
       if (chatty) {
@@ -127,9 +135,12 @@ export function registerPullCommand(program: Command, io: CliIo): void {
       let result: PullResult;
       try {
         result = await pullUntilInterrupted(options, renderer);
+        await swarm?.linger();
       } catch (error) {
         if (flags.json && error instanceof ModelfetchError) io.stdout.write(`${JSON.stringify({ ok: false, error: error.toJSON() })}\n`);
         throw error;
+      } finally {
+        await swarm?.session.close();
       }
       if (flags.json) {
         io.stdout.write(`${JSON.stringify({ ok: true, ...result })}\n`);
@@ -138,4 +149,51 @@ export function registerPullCommand(program: Command, io: CliIo): void {
       if (chatty) io.stderr.write(describeResult(result) + (result.converted ? describeConversion(result.converted) : ''));
       io.stdout.write(`${result.path}\n`);
     });
+}
+
+function usage(message: string, hint: string): ModelfetchError {
+  return new ModelfetchError('ERR_USAGE', message, { hint });
+}
+
+function parseNumberFlag(value: string, flag: string, max: number): number {
+  const number = Number(value);
+  if (!Number.isInteger(number) || number < 0 || number > max) throw usage(`Invalid ${flag} ${JSON.stringify(value)}`, `Use a whole number from 0 to ${max}.`);
+  return number;
+}
+
+/**
+ * `pull --swarm URL`: the mirror is the endpoint (listings, torrents and the HTTP fallback all come
+ * from it, and the token goes only there); an --endpoint naming another origin is refused, and
+ * HF_ENDPOINT is overridden. Seeding lasts while the process runs, plus --seed-time.
+ */
+async function joinSwarm(flags: PullFlags, options: PullOptions, io: CliIo): Promise<{ session: import('../transfer/swarm/session.js').SwarmSession; linger(): Promise<void> }> {
+  const mirror = resolveHfEndpoint(flags.swarm, {});
+  if (flags.endpoint !== undefined && resolveHfEndpoint(flags.endpoint, {}) !== mirror) throw usage(`--swarm ${mirror} and --endpoint ${flags.endpoint} name different servers`, 'With --swarm the mirror is the endpoint: drop --endpoint.');
+  if (flags.localDir) throw usage('--swarm fills the hub cache (peers are seeded from its blobs), not a --local-dir', 'Drop --local-dir, or pull without --swarm.');
+  if (options.source === 'modelscope' || options.repo.startsWith('ms://')) throw usage('--swarm works with a modelfetch mirror of the Hub, not ModelScope', 'Drop --swarm.');
+  const port = flags.swarmPort === undefined ? 0 : parseNumberFlag(flags.swarmPort, '--swarm-port', 65535);
+  const seedSeconds = flags.seedTime === undefined ? 0 : parseNumberFlag(flags.seedTime, '--seed-time', 7 * 24 * 3600);
+  options.endpoint = mirror;
+  const { SwarmSession } = await import('../transfer/swarm/session.js');
+  const session = new SwarmSession({ port, log: (line) => void io.stderr.write(`modelfetch: ${line}\n`) });
+  options.swarm = session;
+  return {
+    session,
+    linger: async () => {
+      if (seedSeconds === 0 || session.status().seeding === 0) return;
+      io.stderr.write(`modelfetch: seeding for ${seedSeconds} s (Ctrl-C stops)\n`);
+      const interrupt = abortOnInterrupt();
+      try {
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, seedSeconds * 1000);
+          interrupt.signal.addEventListener('abort', () => {
+            clearTimeout(timer);
+            resolve();
+          }, { once: true });
+        });
+      } finally {
+        interrupt.dispose();
+      }
+    },
+  };
 }

@@ -37,6 +37,7 @@ interface ServeFlags {
   sendTimeout: number;
   swarm?: boolean;
   swarmPrivate?: boolean;
+  swarmPort?: number;
   /** commander's negation of --no-xet: false when given. */
   xet?: boolean;
 }
@@ -62,6 +63,7 @@ export function registerServeCommand(program: Command, io: CliIo): void {
     .option('--no-xet', 'fetch Xet-backed upstream files through the plain path (also HF_HUB_DISABLE_XET=1)')
     .option('--swarm', 'also share verified files over BitTorrent: tracker, .torrent per file, blobs as web seed (/api/swarm/…)')
     .option('--swarm-private', 'with --swarm, share files of gated and private repos too (still only with clients allowed to read them)')
+    .option('--swarm-port <port>', 'with --swarm: TCP port (all interfaces) peers reach this node on when it fetches through an upstream mirror\'s swarm (default: any free port)', parsePort)
     .action(async (flags: ServeFlags) => {
       const cacheDir = flags.cacheDir ?? resolveCacheDir(io.env);
       const upstream = resolveHfEndpoint(flags.upstream, io.env);
@@ -83,7 +85,7 @@ export function registerServeCommand(program: Command, io: CliIo): void {
         ...(adminToken && { adminToken }),
         maxConnections: flags.maxConnections,
         sendTimeoutMs: flags.sendTimeout * 1000,
-        ...((flags.swarm || flags.swarmPrivate) && { swarm: { private: flags.swarmPrivate === true } }),
+        ...((flags.swarm || flags.swarmPrivate || flags.swarmPort !== undefined) && { swarm: { private: flags.swarmPrivate === true, ...(flags.swarmPort !== undefined && { port: flags.swarmPort }) } }),
         processMetrics: true,
         ...(flags.xet === false && { xet: false }),
         env: io.env,

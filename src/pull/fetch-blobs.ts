@@ -6,9 +6,11 @@ import { acquireLock, tryAcquireLock, type HeldLock } from '../cache/lock.js';
 import { makeRealFolders } from '../cache/safe-path.js';
 import { resolveCacheDir } from '../core/env.js';
 import type { RepoFile } from '../core/types.js';
+import type { RepoPaths } from '../cache/layout.js';
 import type { Remote } from '../source/remote.js';
 import type { TransferJob } from '../transfer/types.js';
 import type { PullOptions, PullResult } from './options.js';
+import { fetchThroughSwarm } from './swarm-blobs.js';
 
 /** What the store lacks, and fetching it: locks, adopting finished temps, one transfer batch per round. */
 
@@ -55,13 +57,15 @@ export type FetchTotals = Pick<PullResult, 'bytesFetched' | 'bytesResumed' | 'by
  * one batch; for blobs another process is fetching, wait for its lock, then use its result (or fetch
  * it ourselves if that process failed).
  */
-export async function fetchBlobs(store: FileStore, files: RepoFile[], at: { repoId: string; commit: string }, remote: Remote, options: PullOptions): Promise<FetchTotals> {
+export async function fetchBlobs(store: FileStore, files: RepoFile[], at: { repoId: string; commit: string; repo?: RepoPaths }, remote: Remote, options: PullOptions): Promise<FetchTotals> {
   // Loaded only when bytes must move, so a cache hit never pays for the engine (or undici).
   const engine = await import('../transfer/index.js');
   const transferFiles = options.transferFiles ?? engine.transferFiles;
   const env = options.env ?? process.env;
   const xet = engine.xetSettings({ env, ...(options.xet !== undefined && { xet: options.xet }), cacheRoot: options.cacheDir ?? resolveCacheDir(env), ...(options.onXetFallback && { onFallback: options.onXetFallback }) });
-  const totals = { bytesFetched: 0, bytesResumed: 0, bytesDeduplicated: 0, bytesBySource: { xet: 0, plain: 0 } };
+  const totals: FetchTotals = { bytesFetched: 0, bytesResumed: 0, bytesDeduplicated: 0, bytesBySource: { xet: 0, plain: 0, ...(options.swarm && { peers: 0, webSeeds: 0 }) } };
+  // The swarm fills blobs of the hub cache (it seeds them from there); a local dir fetches over HTTP.
+  const swarm = options.swarm && at.repo && store.sharesContent ? { session: options.swarm, at: { ...at, repo: at.repo } } : undefined;
   // Locks are taken in one global order, so processes waiting while holding some cannot wait in a cycle.
   let pending = [...files].sort((a, b) => (store.lockPath(a) < store.lockPath(b) ? -1 : 1));
   let wait = false;
@@ -84,8 +88,16 @@ export async function fetchBlobs(store: FileStore, files: RepoFile[], at: { repo
         if ((await store.hasContent(file)) || (await adoptFinishedTemp(store, file))) await lock.release();
         else held.push({ file, lock });
       }
-      if (held.length) {
-        const jobs: TransferJob[] = held.map(({ file }) => ({ ...remote.job(at.commit, file), size: file.size, digest: file.digest, tempPath: store.tempPath(file) }));
+      let overHttp = held;
+      if (swarm && held.length) {
+        const { rest, fromPeers, fromWebSeeds } = await fetchThroughSwarm(swarm.session, remote, swarm.at, held.map(({ file }) => file), options.signal);
+        overHttp = held.filter(({ file }) => rest.includes(file));
+        totals.bytesFetched += fromPeers + fromWebSeeds;
+        totals.bytesBySource.peers = (totals.bytesBySource.peers ?? 0) + fromPeers;
+        totals.bytesBySource.webSeeds = (totals.bytesBySource.webSeeds ?? 0) + fromWebSeeds;
+      }
+      if (overHttp.length) {
+        const jobs: TransferJob[] = overHttp.map(({ file }) => ({ ...remote.job(at.commit, file), size: file.size, digest: file.digest, tempPath: store.tempPath(file) }));
         const { onProgress } = options;
         const results = await transferFiles(jobs, {
           ...options.transfer,
@@ -94,10 +106,10 @@ export async function fetchBlobs(store: FileStore, files: RepoFile[], at: { repo
           ...(options.clock && { clock: options.clock }),
           ...(options.signal && { signal: options.signal }),
           // The engine speaks of jobs; a pull's listener hears which repo file each event is about.
-          ...(onProgress && { onProgress: (event) => onProgress({ ...event, repoId: at.repoId, path: held[event.job]?.file.path ?? '' }) }),
+          ...(onProgress && { onProgress: (event) => onProgress({ ...event, repoId: at.repoId, path: overHttp[event.job]?.file.path ?? '' }) }),
           ...(xet && { xet }),
         });
-        for (const [i, { file }] of held.entries()) {
+        for (const [i, { file }] of overHttp.entries()) {
           await store.commit(file, results[i]!.tempPath);
           totals.bytesFetched += results[i]!.bytesFetched;
           totals.bytesResumed += results[i]!.bytesResumed;

@@ -54,7 +54,7 @@ export async function pull(options: PullOptions): Promise<PullResult> {
     options.onWarning?.(`${resolved.fallback.error.message.replace(/[.\s]+$/, '')}; using the cached ${repoId}@${commit.slice(0, 12)} (${revision})`);
   }
   const files = selection.files.length;
-  const result: PullResult = { path: target.path(commit), repoId, repoType: checked.repoType, revision, commit, files, cacheHits: files - plan.missing.length, downloaded: 0, bytesFetched: 0, bytesResumed: 0, bytesDeduplicated: 0, bytesBySource: { xet: 0, plain: 0 }, elapsedMs: 0 };
+  const result: PullResult = { path: target.path(commit), repoId, repoType: checked.repoType, revision, commit, files, cacheHits: files - plan.missing.length, downloaded: 0, bytesFetched: 0, bytesResumed: 0, bytesDeduplicated: 0, bytesBySource: { xet: 0, plain: 0, ...(options.swarm && { peers: 0, webSeeds: 0 }) }, elapsedMs: 0 };
   const unique = store.sharesContent ? uniqueByDigest(plan.missing) : plan.missing;
   options.onPlan?.({ repoId, commit, files, cacheHits: result.cacheHits, toFetch: plan.missing.length, bytesToFetch: unique.reduce((sum, f) => sum + f.size, 0) });
   const absent = options.check ? plan.unlinked : plan.missing;
@@ -68,7 +68,7 @@ export async function pull(options: PullOptions): Promise<PullResult> {
         unique.map((file) => ({ path: store.tempPath(file), size: file.size })),
         { ...(options.ignoreDiskSpace && { ignore: true }), ...(options.freeBytes && { freeBytes: options.freeBytes }), elsewhere },
       );
-      const fetched = await fetchBlobs(store, unique, { repoId, commit }, await online(), options).catch((error: unknown) => {
+      const fetched = await fetchBlobs(store, unique, { repoId, commit, ...(!local && { repo }) }, await online(), options).catch((error: unknown) => {
         throw withPullHint(error, pullCommandLine(checked));
       });
       Object.assign(result, fetched, { downloaded: plan.missing.length });

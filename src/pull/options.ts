@@ -8,6 +8,7 @@ import { assertSafeRelativePath, isSha1Hex } from '../core/validate.js';
 import { resolveMaxFiles } from '../source/listing-limit.js';
 import { parseTargetDtype } from '../safetensors/plan.js';
 import type { Clock, ProgressEvent, TransferJob, TransferOptions, TransferResult } from '../transfer/types.js';
+import type { SwarmSession } from '../transfer/swarm/session.js';
 
 /** `pull`'s options, and the one place they are checked: the CLI builds them and calls `checkPullOptions` too, so each flag has one message. */
 
@@ -90,6 +91,12 @@ export interface PullOptions {
   xet?: boolean;
   /** Told one line when a Xet download fell back to the plain path (default: stderr). */
   onXetFallback?: (line: string) => void;
+  /**
+   * BitTorrent (`pull --swarm`, a node agent's pull-through): blobs the endpoint (a `serve --swarm`
+   * mirror) has torrents for come from peers and the mirror as web seed, the rest over HTTP. The
+   * caller owns the session (its engine and the seeding) and closes it.
+   */
+  swarm?: SwarmSession;
 }
 
 export interface PullPlan {
@@ -118,8 +125,8 @@ export interface PullResult {
   bytesResumed: number;
   /** File bytes that cost no download: Xet chunks from the chunk cache or fetched once for several places. */
   bytesDeduplicated: number;
-  /** Network bytes by the path that fetched them. */
-  bytesBySource: { xet: number; plain: number };
+  /** Network bytes by the path that fetched them (`peers` and `webSeeds` with a swarm: BitTorrent peers, and the mirror as web seed). */
+  bytesBySource: { xet: number; plain: number; peers?: number; webSeeds?: number };
   elapsedMs: number;
   /** What `dtype` converted. */
   converted?: import('../safetensors/convert.js').ConvertResult;

@@ -62,7 +62,7 @@ export function treeListingStore(): ListingStore {
 export interface PullFetcherOptions extends HfUpstreamOptions {
   cacheDir: string;
   /** Engine settings (connections, segment sizes, timeouts). */
-  pull?: Pick<PullOptions, 'connections' | 'transfer' | 'transferFiles' | 'clock' | 'freeBytes' | 'xet'>;
+  pull?: Pick<PullOptions, 'connections' | 'transfer' | 'transferFiles' | 'clock' | 'freeBytes' | 'xet' | 'swarm'>;
   /** The server's environment: only its Xet settings reach pull (see XET_VARIABLES). */
   env?: NodeJS.ProcessEnv;
 }

@@ -1,8 +1,11 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { SwarmStatus } from '../transfer/swarm/session.js';
 
 /** The mirror's Prometheus metrics, in a registry of its own so several servers in one process never collide. */
 export class MirrorMetrics {
   readonly registry = new Registry();
+  /** The swarm session's counters (the agent side of --swarm), read at each scrape. */
+  private swarmStatus: (() => SwarmStatus) | undefined;
   readonly bytesServed = new Counter({ name: 'modelfetch_served_bytes_total', help: 'Body bytes sent to clients', registers: [this.registry] });
   readonly upstreamBytes = new Counter({ name: 'modelfetch_upstream_bytes_total', help: 'Bytes fetched from the upstream hub', registers: [this.registry] });
   readonly cacheHits = new Counter({ name: 'modelfetch_cache_hits_total', help: 'File requests answered from the cache', registers: [this.registry] });
@@ -15,6 +18,24 @@ export class MirrorMetrics {
   readonly swarmTorrentsServed = new Counter({ name: 'modelfetch_swarm_torrents_served_total', help: 'Torrent files served (serve --swarm)', registers: [this.registry] });
   readonly swarmAnnounces = new Counter({ name: 'modelfetch_swarm_announces_total', help: 'Tracker announces answered (serve --swarm)', registers: [this.registry] });
   readonly swarmPeers = new Gauge({ name: 'modelfetch_swarm_peers', help: 'Peers the tracker knows, over every torrent, as of the last announce', registers: [this.registry] });
+  readonly swarmPeerBytes = this.swarmCounter('modelfetch_swarm_peer_bytes_total', 'Bytes received from BitTorrent peers (before piece checks)', (s) => s.fromPeers);
+  readonly swarmWebSeedBytes = this.swarmCounter('modelfetch_swarm_webseed_bytes_total', 'Bytes received from web seeds (the upstream mirror) through the swarm', (s) => s.fromWebSeeds);
+  readonly swarmUploadedBytes = this.swarmCounter('modelfetch_swarm_uploaded_bytes_total', 'Bytes sent to BitTorrent peers by the blobs seeded now', (s) => s.uploaded);
+  readonly swarmPiecesRejected = this.swarmCounter('modelfetch_swarm_pieces_rejected_total', 'Pieces that failed their SHA-1 check and were discarded', (s) => s.piecesRejected);
+  readonly swarmPeersDropped = this.swarmCounter('modelfetch_swarm_peers_dropped_total', 'Peers disconnected and refused for sending a piece that failed its SHA-1 check', (s) => s.peersDropped);
+  readonly swarmPeersConnected = this.swarmGauge('modelfetch_swarm_peers_connected', 'BitTorrent peers connected now, over every download and seed', (s) => s.peers);
+  readonly swarmTorrents = new Gauge({
+    name: 'modelfetch_swarm_torrents',
+    help: 'Torrents this server is in now, by state (downloading, seeding)',
+    labelNames: ['state'] as const,
+    registers: [this.registry],
+    collect: ((read) =>
+      function (this: Gauge<'state'>) {
+        const status = read();
+        this.set({ state: 'downloading' }, status?.downloading ?? 0);
+        this.set({ state: 'seeding' }, status?.seeding ?? 0);
+      })(() => this.swarmStatus?.()),
+  });
   readonly latency = new Histogram({
     name: 'modelfetch_http_request_duration_seconds',
     help: 'Time from request to the end of the response, by route',
@@ -25,6 +46,39 @@ export class MirrorMetrics {
 
   constructor(options: { processMetrics?: boolean } = {}) {
     if (options.processMetrics) collectDefaultMetrics({ register: this.registry, prefix: 'modelfetch_' });
+  }
+
+  /** Reports the swarm session's counters from now on. */
+  observeSwarm(status: () => SwarmStatus): void {
+    this.swarmStatus = status;
+  }
+
+  private swarmCounter(name: string, help: string, pick: (status: SwarmStatus) => number): Counter {
+    const read = (): SwarmStatus | undefined => this.swarmStatus?.();
+    return new Counter({
+      name,
+      help,
+      registers: [this.registry],
+      collect(this: Counter) {
+        const status = read();
+        if (!status) return;
+        // The session keeps running totals; the counter shows them.
+        this.reset();
+        this.inc(pick(status));
+      },
+    });
+  }
+
+  private swarmGauge(name: string, help: string, pick: (status: SwarmStatus) => number): Gauge {
+    const read = (): SwarmStatus | undefined => this.swarmStatus?.();
+    return new Gauge({
+      name,
+      help,
+      registers: [this.registry],
+      collect(this: Gauge) {
+        this.set(pick(read() ?? { fromPeers: 0, fromWebSeeds: 0, piecesRejected: 0, peersDropped: 0, uploaded: 0, peers: 0, downloading: 0, seeding: 0, port: undefined }));
+      },
+    });
   }
 
   async render(): Promise<{ contentType: string; body: string }> {

@@ -5,6 +5,8 @@ import { publicRepoMatcher, type ListingStore, type UpstreamHub } from './catalo
 import type { FetchFile } from './flights.js';
 import { cacheInUseMarker, createHfUpstream, createPullFetcher, treeListingStore } from './hf-upstream.js';
 import type { RepoRef } from './route.js';
+import { SwarmSession } from '../transfer/swarm/session.js';
+import type { SwarmEngine } from '../transfer/swarm/engine.js';
 
 /** The mirror's options as a library user gives them, and the one place their defaults are written down. */
 
@@ -77,8 +79,20 @@ export interface MirrorServerOptions {
   /**
    * BitTorrent (`--swarm`): a tracker at `/api/swarm/announce`, each verified file's torrent and its
    * blob by digest as web seed. Only repos anyone may read, unless `private` (`--swarm-private`).
+   * With a URL upstream that runs a swarm too (a node agent), files are fetched through it: torrent
+   * from the upstream, pieces from peers and the upstream as web seed, seeded while the server runs.
    */
-  swarm?: { private?: boolean };
+  swarm?: MirrorSwarmOptions;
+}
+
+export interface MirrorSwarmOptions {
+  private?: boolean;
+  /** TCP port peers reach this server's BitTorrent engine on (`--swarm-port`); 0 picks a free one. Default 0. */
+  port?: number;
+  /** No piece verified for this long: the file comes over HTTP instead. Default 30 s. */
+  stallMs?: number;
+  /** The engine (tests); default webtorrent. */
+  createEngine?: (port: number) => Promise<SwarmEngine>;
 }
 
 export interface ResolvedMirrorOptions {
@@ -102,6 +116,8 @@ export interface ResolvedMirrorOptions {
   headersTimeoutMs: number;
   listings: ListingStore | undefined;
   markInUse: MirrorServerOptions['markInUse'];
+  /** The agent side of `--swarm` (fetching through the upstream's swarm), with a URL upstream. */
+  swarmSession: SwarmSession | undefined;
 }
 
 /** Options normalised once: defaults written down here, and a URL upstream turned into the Hub source + pull. */
@@ -109,8 +125,14 @@ export function normaliseMirrorOptions(options: MirrorServerOptions, cache: Cach
   const byUrl = typeof options.upstream === 'string' ? resolveHfEndpoint(options.upstream, {}) : undefined;
   const client = { ...(byUrl && { endpoint: byUrl }), ...(options.dispatcher && { dispatcher: options.dispatcher }) };
   const upstream = byUrl ? createHfUpstream({ endpoint: byUrl, ...client }) : (options.upstream as UpstreamHub | undefined);
-  const fetchFile = options.fetchFile ?? (byUrl ? createPullFetcher({ cacheDir: options.cacheDir, endpoint: byUrl, ...client, ...(options.env && { env: options.env }), ...(options.xet === false && { pull: { xet: false } }) }) : undefined);
+  const swarm = options.swarm;
+  const swarmSession = byUrl && swarm && !options.offline && !options.fetchFile
+    ? new SwarmSession({ ...(swarm.port !== undefined && { port: swarm.port }), ...(swarm.stallMs !== undefined && { stallMs: swarm.stallMs }), ...(swarm.createEngine && { createEngine: swarm.createEngine }), ...(options.dispatcher && { dispatcher: options.dispatcher }), ...(options.log && { log: options.log }) })
+    : undefined;
+  const pull = { ...(options.xet === false && { xet: false }), ...(swarmSession && { swarm: swarmSession }) };
+  const fetchFile = options.fetchFile ?? (byUrl ? createPullFetcher({ cacheDir: options.cacheDir, endpoint: byUrl, ...client, ...(options.env && { env: options.env }), pull }) : undefined);
   return {
+    swarmSession,
     listings: options.listings ?? (byUrl ? treeListingStore() : undefined),
     markInUse: options.markInUse ?? (byUrl ? cacheInUseMarker(cache) : undefined),
     cacheDir: options.cacheDir,

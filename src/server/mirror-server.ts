@@ -13,6 +13,7 @@ import { collectMirrorStatus } from './mirror-status.js';
 import { createResponders, observeRequest, type RequestRecord } from './responses.js';
 import { createUseRecorder, InUseMarkers } from './revision-use.js';
 import { parseRoute, type RepoRef } from './route.js';
+import type { RepoFile } from '../core/types.js';
 import { headerOf, sendFile, type SendTimeout } from './send-file.js';
 import { renderStatusPage, type MirrorStatus } from './status-page.js';
 import { createSwarmRoutes } from './swarm-routes.js';
@@ -43,6 +44,8 @@ export function createMirrorServer(userOptions: MirrorServerOptions): MirrorServ
   const cache = new CacheView(userOptions.cacheDir);
   const options = normaliseMirrorOptions(userOptions, cache);
   const metrics = new MirrorMetrics({ processMetrics: userOptions.processMetrics ?? false });
+  const swarmSession = options.swarmSession;
+  if (swarmSession) metrics.observeSwarm(() => swarmSession.status());
   const throughput = new ThroughputMeter();
   const startedAt = Date.now();
   const recordUse = createUseRecorder(cache);
@@ -93,7 +96,7 @@ export function createMirrorServer(userOptions: MirrorServerOptions): MirrorServ
     return resolved;
   };
 
-  const status = (full = false): Promise<MirrorStatus> => collectMirrorStatus({ startedAt, cache, catalog, flights, metrics, throughput, upstream: options.upstream?.origin ?? null }, full);
+  const status = (full = false): Promise<MirrorStatus> => collectMirrorStatus({ startedAt, cache, catalog, flights, metrics, throughput, upstream: options.upstream?.origin ?? null, ...(swarmSession && { swarm: () => swarmSession.status() }) }, full);
 
   const hub = createHubRoutes({
     cache,
@@ -108,8 +111,20 @@ export function createMirrorServer(userOptions: MirrorServerOptions): MirrorServ
     sendTimeout,
   });
 
+  const fill = async (req: IncomingMessage, repo: RepoRef, commit: string, file: RepoFile): Promise<void> => {
+    if (!flights) return;
+    const token = authOf(req).upstreamToken;
+    const release = await inUse.hold(repo, commit);
+    try {
+      await flights.start(repo, commit, file, token).done;
+      // The flight may have been another path's or commit's with the same bytes: link this one too.
+      await flights.linkStored(repo, commit, file, token);
+    } finally {
+      await release();
+    }
+  };
   const swarm = userOptions.swarm
-    ? createSwarmRoutes({ cache, tracker: new SwarmTracker(), metrics, sharePrivate: userOptions.swarm.private === true, knownPublic: (repo) => catalog.knownPublic(repo), resolve, origin: originOf })
+    ? createSwarmRoutes({ cache, tracker: new SwarmTracker(), metrics, sharePrivate: userOptions.swarm.private === true, knownPublic: (repo) => catalog.knownPublic(repo), resolve, origin: originOf, ...(flights && { fill }) })
     : undefined;
 
   const handle = async (req: IncomingMessage, res: ServerResponse, record: RequestRecord): Promise<void> => {
@@ -232,6 +247,8 @@ export function createMirrorServer(userOptions: MirrorServerOptions): MirrorServ
       await flights?.settled();
       server.closeAllConnections();
       await closed;
+      // Seeding ends with the server; the blobs stay in the cache.
+      await swarmSession?.close();
       await inUse.releaseAll();
     },
   };

@@ -3,7 +3,7 @@ import type { Catalog } from './catalog.js';
 import type { Flights } from './flights.js';
 import type { MirrorMetrics } from './metrics.js';
 import type { RepoRef } from './route.js';
-import type { MirrorStatus } from './status-page.js';
+import type { MirrorStatus, StatusSwarm } from './status-page.js';
 import type { ThroughputMeter } from './throughput.js';
 
 /** What the status page and `/api/_status` show, gathered from the cache, the catalog, the flights and the metrics. */
@@ -17,6 +17,8 @@ export interface MirrorStatusSources {
   throughput: ThroughputMeter;
   /** The upstream origin, or null when offline. */
   upstream: string | null;
+  /** The swarm session's counters (agent side of --swarm). */
+  swarm?: () => StatusSwarm;
 }
 
 /** With `full` (the admin token), everything; otherwise only repos any anonymous client may read. */
@@ -45,5 +47,6 @@ export async function collectMirrorStatus(sources: MirrorStatusSources, full = f
     bytesServed: counters.bytesServed,
     upstreamBytes: counters.upstreamBytes,
     throughput: sources.throughput.rate(),
+    ...(sources.swarm && { swarm: sources.swarm() }),
   };
 }

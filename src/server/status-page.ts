@@ -43,6 +43,23 @@ export interface MirrorStatus {
   upstreamBytes: number;
   /** Bytes per second served over the last few seconds. */
   throughput: number;
+  /** The swarm this server fetches through (`serve --swarm` with a swarm upstream), when there is one. */
+  swarm?: StatusSwarm;
+}
+
+export interface StatusSwarm {
+  downloading: number;
+  seeding: number;
+  /** Peers connected now. */
+  peers: number;
+  fromPeers: number;
+  fromWebSeeds: number;
+  /** Bytes sent to peers. */
+  uploaded: number;
+  piecesRejected: number;
+  peersDropped: number;
+  /** The BitTorrent port peers reach this server on, once the engine runs. */
+  port?: number;
 }
 
 function escapeHtml(text: string): string {
@@ -64,6 +81,11 @@ function summary(status: MirrorStatus): string {
   return `<span id="hit-rate">${rate}</span> hit rate · <span id="throughput">${formatBytes(status.throughput)}/s</span> · <span id="served">${formatBytes(status.bytesServed)}</span> served · <span id="upstream-bytes">${formatBytes(status.upstreamBytes)}</span> from upstream`;
 }
 
+function swarmSummary(swarm: StatusSwarm | undefined): string {
+  if (!swarm) return '';
+  return `Swarm: <span class="torrents">${swarm.downloading} downloading, ${swarm.seeding} seeding</span> · <span class="peers">${swarm.peers} peers</span> · <span class="from-peers">${formatBytes(swarm.fromPeers)}</span> from peers · <span class="from-web-seeds">${formatBytes(swarm.fromWebSeeds)}</span> from web seeds · <span class="uploaded">${formatBytes(swarm.uploaded)}</span> to peers · ${swarm.piecesRejected} pieces rejected · ${swarm.peersDropped} peers dropped`;
+}
+
 /** Client script: the same row renderers, serialised, so server and browser draw identical rows. */
 const script = `
 // Bundlers that keep function names wrap them in __name(); make that a no-op in the page.
@@ -73,6 +95,7 @@ const formatBytes = ${formatBytes.toString()};
 const repoRow = ${repoRow.toString()};
 const downloadRow = ${downloadRow.toString()};
 const summary = ${summary.toString()};
+const swarmSummary = ${swarmSummary.toString()};
 async function refresh() {
   try {
     const status = await (await fetch('api/_status', { cache: 'no-store' })).json();
@@ -80,6 +103,7 @@ async function refresh() {
     document.querySelector('#downloads tbody').innerHTML = status.downloads.map(downloadRow).join('');
     document.querySelector('#no-downloads').hidden = status.downloads.length > 0;
     document.querySelector('#summary').innerHTML = summary(status);
+    document.querySelector('#swarm').innerHTML = swarmSummary(status.swarm);
     document.body.dataset.updated = String(Date.now());
   } catch (error) {
     document.body.dataset.error = String(error);
@@ -104,6 +128,7 @@ progress{width:12em}
 <h1>modelfetch mirror</h1>
 <p>Upstream: <code id="upstream">${upstream}</code> · up since ${new Date(status.startedAt).toISOString()}</p>
 <p id="summary">${summary(status)}</p>
+<p id="swarm">${swarmSummary(status.swarm)}</p>
 <h2>Downloads in flight</h2>
 <p id="no-downloads"${status.downloads.length > 0 ? ' hidden' : ''}>None.</p>
 <table id="downloads"><thead><tr><th>Repo</th><th>File</th><th>Progress</th><th>Bytes</th><th>Clients waiting</th></tr></thead>

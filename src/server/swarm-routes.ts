@@ -1,4 +1,5 @@
 import type { IncomingMessage } from 'node:http';
+import type { RepoFile } from '../core/types.js';
 import { ensureTorrentInfo, torrentFile, type TorrentInfo } from '../transfer/swarm/torrent.js';
 import type { CacheView } from './cache-view.js';
 import { entryNotFound, type ResolvedRevision } from './catalog.js';
@@ -26,6 +27,13 @@ export interface SwarmRouteDeps {
   /** The mirror's own authorization and revision resolution (as for `resolve` requests). */
   resolve(req: IncomingMessage, repo: RepoRef, revision: string, path?: string): Promise<ResolvedRevision>;
   origin(req: IncomingMessage): string;
+  /**
+   * Fetches a listed file the cache lacks from upstream (the mirror's single-flight pull-through)
+   * and links it at `commit`; absent when the mirror has no upstream. A torrent request for such a
+   * file waits for it, so a cluster starting cold swarms from the first fetch rather than every
+   * node falling back to HTTP.
+   */
+  fill?(req: IncomingMessage, repo: RepoRef, commit: string, file: RepoFile): Promise<void>;
 }
 
 /** How one request's answer goes out (the mirror's own body counting and Range-aware file sending). */
@@ -71,8 +79,12 @@ export function createSwarmRoutes(deps: SwarmRouteDeps): (req: IncomingMessage, 
     }
     if (route.kind === 'swarm-torrent') {
       // Authorized as the file itself, before anything is read.
-      await deps.resolve(req, route, route.commit, route.path);
+      const resolved = await deps.resolve(req, route, route.commit, route.path);
       await assertShared(route);
+      const listed = resolved.files.find((f) => f.path === route.path);
+      if (deps.fill && listed?.digest.algorithm === 'sha256' && !(await deps.cache.locate(deps.cache.repo(route.repoType, route.repoId), route.commit, route.path))) {
+        await deps.fill(req, route, route.commit, listed);
+      }
       const file = await cachedFile(route, route.commit, route.path);
       const info = await torrentInfoOf(route, file.digest, file.size);
       deps.tracker.allow(info.infoHash);

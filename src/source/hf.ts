@@ -52,6 +52,11 @@ export function hfResolveUrl(endpoint: string, repo: HfRepo, revision: string, p
   return `${endpoint}/${prefix}${assertRepoId(repo.repoId)}/resolve/${encodeURIComponent(revision)}/${encodePath(path)}`;
 }
 
+/** A modelfetch mirror's torrent of one file (`serve --swarm`): `{endpoint}/api/swarm/{type}s/{repo}/{commit}/{path}.torrent`. */
+export function hfSwarmTorrentUrl(endpoint: string, repo: HfRepo, commit: string, path: string): string {
+  return `${endpoint}/api/swarm/${repo.repoType}s/${assertRepoId(repo.repoId)}/${assertCommit(commit, 'the torrent URL')}/${encodePath(path)}.torrent`;
+}
+
 /** The page a user opens to accept a gated repo's terms. */
 export function hfRepoPage(endpoint: string, repo: HfRepo): string {
   const prefix = repo.repoType === 'model' ? '' : `${repo.repoType}s/`;

@@ -1,6 +1,6 @@
 import { readHfToken, resolveHfEndpoint } from '../core/env.js';
 import { systemClock } from '../transfer/options.js';
-import { fetchRevisionCommit, hfAuthHeaders, hfResolveUrl, hfXetTokenUrl, listRepoFiles } from './hf.js';
+import { fetchRevisionCommit, hfAuthHeaders, hfResolveUrl, hfSwarmTorrentUrl, hfXetTokenUrl, listRepoFiles } from './hf.js';
 import { RateLimitPacer } from './rate-limit.js';
 import type { Remote, RemoteOptions } from './remote.js';
 
@@ -27,5 +27,6 @@ export async function hubRemote(options: RemoteOptions): Promise<Remote> {
       // In Xet when the hub's listing says so; with a listing from elsewhere, the resolve answer tells (LFS files only).
       ...(file.xetHash ? { xet: { fileHash: file.xetHash, tokenUrl: hfXetTokenUrl(endpoint, repo, commit) } } : file.digest.algorithm === 'sha256' && !listed.has(commit) && { xet: {} }),
     }),
+    swarmTorrent: (commit, file) => ({ url: hfSwarmTorrentUrl(endpoint, repo, commit, file.path), headers: hfAuthHeaders(token) }),
   };
 }

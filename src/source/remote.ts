@@ -14,6 +14,11 @@ export interface Remote {
   listFiles(commit: string): Promise<RepoFile[]>;
   /** The transfer job of one file at `commit`, without its size, digest and temp path: URLs, headers, the identity its resume journal is keyed by, and whether it may come through Xet. */
   job(commit: string, file: RepoFile): Pick<TransferJob, 'urls' | 'identity' | 'headers' | 'xet'>;
+  /**
+   * Where a modelfetch mirror at this source's endpoint serves the file's torrent (`serve --swarm`),
+   * with the headers for that origin only. Sources that cannot be such a mirror leave it out.
+   */
+  swarmTorrent?(commit: string, file: RepoFile): { url: string; headers: Record<string, string> };
 }
 
 /** What a remote is opened with (defaults, such as the endpoint and token, are resolved by the remote from `env`). */

@@ -82,7 +82,7 @@ describe.skipIf(!python)('a cache written by Python huggingface_hub, read by mod
 });
 
 describe('a cache-hit pull stays lean', () => {
-  it('loads neither undici, the transfer engine nor the server', async () => {
+  it.each([[[] as string[]], [['--swarm', 'http://127.0.0.1:9']]])('loads neither undici, the transfer engine, the BitTorrent engine nor the server (%j)', async (extra: string[]) => {
     const dir = await mkdtemp(join(tmpdir(), 'mf-lean-'));
     try {
       const commit = fakeCommit('lean');
@@ -91,7 +91,8 @@ describe('a cache-hit pull stays lean', () => {
       await writeTreeListing(repo.root, repo.treeListing(commit), files.map((f) => ({ path: f.path, size: f.content.length, digest: digestOf(f) })));
       const trace = join(dir, 'modules.txt');
       const hooks = join(dirname(fileURLToPath(import.meta.url)), '..', 'support', 'module-trace.mjs');
-      const run = await runProcess(process.execPath, ['--import', 'tsx', '--import', hooks, join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'src', 'cli', 'run.ts'), 'pull', `org/lean@${commit}`, '--quiet'], {
+      // With --swarm naming a mirror nobody listens at: a cache hit pinned to a commit asks nothing of it.
+      const run = await runProcess(process.execPath, ['--import', 'tsx', '--import', hooks, join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'src', 'cli', 'run.ts'), 'pull', `org/lean@${commit}`, '--quiet', ...extra], {
         PATH: process.env.PATH,
         HF_HUB_CACHE: join(dir, 'hub'),
         MF_MODULE_TRACE: trace,
@@ -100,7 +101,8 @@ describe('a cache-hit pull stays lean', () => {
       expect(run.code).toBe(0);
       const loaded = await readFile(trace, 'utf8');
       expect(loaded).toContain('/src/pull/index.ts');
-      for (const heavy of ['/node_modules/undici/', '/node_modules/prom-client/', '/src/transfer/index.ts', '/src/server/', 'picomatch']) expect(loaded).not.toContain(heavy);
+      if (extra.length) expect(loaded).toContain('/src/transfer/swarm/session.ts');
+      for (const heavy of ['/node_modules/undici/', '/node_modules/prom-client/', '/node_modules/webtorrent/', '/src/transfer/index.ts', '/src/server/', 'picomatch']) expect(loaded).not.toContain(heavy);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

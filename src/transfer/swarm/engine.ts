@@ -21,7 +21,12 @@ export interface SwarmProgress extends SwarmBytes {
   piecesRejected: number;
   /** Peers connected now (web seeds not included). */
   peers: number;
+  /** Peers disconnected and refused for sending a block of a piece that failed its SHA-1 check. */
+  peersDropped: number;
 }
+
+/** Where a block of bytes came from. */
+export type SwarmByteSource = 'peer' | 'webSeed';
 
 export interface SwarmDownloadJob {
   /** The .torrent file (single-file, v1) as served by the mirror. */
@@ -37,6 +42,10 @@ export interface SwarmDownloadJob {
   peers?: string[];
   /** Called for every piece that failed its SHA-1 check. */
   onPieceRejected?: (pieceIndex: number) => void;
+  /** Called for every peer dropped for a bad piece, with its address. */
+  onPeerDropped?: (address: string) => void;
+  /** Called as bytes arrive (before piece checks), so counters move during the transfer. */
+  onReceived?: (from: SwarmByteSource, bytes: number) => void;
 }
 
 export interface SwarmSeedJob {
@@ -59,6 +68,8 @@ export interface SwarmSeeding {
   readonly infoHash: string;
   /** Bytes sent to peers so far. */
   uploaded(): number;
+  /** Peers connected now. */
+  peers(): number;
   stop(): Promise<void>;
 }
 

@@ -6,13 +6,46 @@ import { makeRealFolders, removeUnder } from '../../cache/safe-path.js';
 import { ModelfetchError } from '../../core/errors.js';
 import { hashFile, matchesDigest } from '../../core/hash/file-digest.js';
 import type { FileDigest } from '../../core/types.js';
-import type { SwarmEngine, SwarmProgress } from './engine.js';
+import type { SwarmDownloadJob, SwarmEngine, SwarmProgress, SwarmTransfer } from './engine.js';
 import { parseTorrentFile } from './torrent.js';
 
-export interface SwarmFetchOptions {
-  webSeeds?: string[];
-  peers?: string[];
-  onPieceRejected?: (pieceIndex: number) => void;
+export interface SwarmFetchOptions extends Pick<SwarmDownloadJob, 'webSeeds' | 'peers' | 'onPieceRejected' | 'onPeerDropped' | 'onReceived'> {
+  /** Give up (ERR_STALL) when no piece was verified for this long. Default: never. */
+  stallMs?: number;
+  signal?: AbortSignal;
+  /** Told the transfer once it starts (for live peer counts). */
+  onTransfer?: (transfer: SwarmTransfer) => void;
+}
+
+/** Resolves when the transfer is done; rejects when it stalls for `stallMs` or `signal` aborts. */
+function watch(transfer: SwarmTransfer, name: string, options: SwarmFetchOptions): Promise<void> {
+  const { stallMs, signal } = options;
+  if (stallMs === undefined && !signal) return transfer.done;
+  let timer: NodeJS.Timeout | undefined;
+  let onAbort: (() => void) | undefined;
+  const stopped = new Promise<never>((_, reject) => {
+    if (signal) {
+      onAbort = () => reject(signal.reason instanceof Error ? signal.reason : new ModelfetchError('ERR_ABORTED', `The swarm download of ${name} was cancelled`));
+      if (signal.aborted) onAbort();
+      else signal.addEventListener('abort', onAbort, { once: true });
+    }
+    if (stallMs === undefined) return;
+    let verified = -1;
+    let since = Date.now();
+    timer = setInterval(() => {
+      const now = transfer.progress().verified;
+      if (now !== verified) {
+        verified = now;
+        since = Date.now();
+      } else if (Date.now() - since >= stallMs) {
+        reject(new ModelfetchError('ERR_STALL', `The swarm download of ${name} made no progress for ${Math.round(stallMs / 1000)} s`));
+      }
+    }, Math.max(10, Math.min(1000, stallMs / 4)));
+  });
+  return Promise.race([transfer.done, stopped]).finally(() => {
+    clearInterval(timer);
+    if (onAbort) signal?.removeEventListener('abort', onAbort);
+  });
 }
 
 /**
@@ -38,9 +71,11 @@ export async function swarmFetchBlob(
   const target = join(folder, file.digest.hex);
   await makeRealFolders(repo.root, folder);
   try {
-    const transfer = engine.download({ torrent, targetPath: target, webSeeds: options.webSeeds, peers: options.peers, onPieceRejected: options.onPieceRejected });
+    const { webSeeds, peers, onPieceRejected, onPeerDropped, onReceived } = options;
+    const transfer = engine.download({ torrent, targetPath: target, webSeeds, peers, onPieceRejected, onPeerDropped, onReceived });
+    options.onTransfer?.(transfer);
     try {
-      await transfer.done;
+      await watch(transfer, file.digest.hex, options);
     } finally {
       await transfer.stop();
     }

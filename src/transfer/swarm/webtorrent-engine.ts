@@ -27,6 +27,34 @@ function checkName(path: string, name: string, what: string): void {
   }
 }
 
+/**
+ * Peers that sent a bad piece, refused engine-wide from then on (for every torrent): by the address
+ * we reached them at, and by their peer id (a peer that connects to us comes from another port).
+ */
+class DroppedPeers {
+  private readonly addresses = new Set<string>();
+  private readonly ids = new Set<string>();
+
+  drop(wire: Wire): string {
+    const address = `${wire.remoteAddress ?? '?'}:${wire.remotePort ?? '?'}`;
+    this.addresses.add(address);
+    if (wire.peerId) this.ids.add(wire.peerId);
+    wire.destroy();
+    return address;
+  }
+
+  /** Destroys a new wire of a dropped peer; true when it did. */
+  refuse(wire: Wire): boolean {
+    const known = this.addresses.has(`${wire.remoteAddress ?? '?'}:${wire.remotePort ?? '?'}`) || (!!wire.peerId && this.ids.has(wire.peerId));
+    if (known) wire.destroy();
+    return known;
+  }
+}
+
+function peerWires(torrent: Torrent): Wire[] {
+  return torrent.wires.filter((wire) => wire.type !== 'webSeed');
+}
+
 function destroyTorrent(torrent: Torrent): Promise<void> {
   return new Promise((resolve) => torrent.destroy({ destroyStore: false }, () => resolve()));
 }
@@ -37,6 +65,7 @@ export async function createWebTorrentEngine(options: WebTorrentEngineOptions = 
   if (!client.listening) await once(client, 'listening');
   // An engine-level error (the listening socket) ends every transfer; each torrent's own errors reject its `done`.
   client.on('error', () => {});
+  const dropped = new DroppedPeers();
 
   return {
     get port() {
@@ -47,18 +76,42 @@ export async function createWebTorrentEngine(options: WebTorrentEngineOptions = 
       const { info } = parseTorrentFile(job.torrent);
       checkName(job.targetPath, info.name, 'download target');
       const torrent = client.add(job.torrent, { path: dirname(job.targetPath) });
-      const counts = { fromPeers: 0, fromWebSeeds: 0, piecesRejected: 0 };
+      const counts = { fromPeers: 0, fromWebSeeds: 0, piecesRejected: 0, peersDropped: 0 };
+      // Which peer wires sent blocks of each piece being assembled: a piece failing SHA-1 names them.
+      const senders = new Map<number, Set<Wire>>();
       torrent.on('wire', (wire: Wire) => {
+        if (dropped.refuse(wire)) return;
+        const webSeed = wire.type === 'webSeed';
         wire.on('download', (bytes: number) => {
-          if (wire.type === 'webSeed') counts.fromWebSeeds += bytes;
+          if (webSeed) counts.fromWebSeeds += bytes;
           else counts.fromPeers += bytes;
+          job.onReceived?.(webSeed ? 'webSeed' : 'peer', bytes);
+        });
+        if (webSeed) return;
+        wire.on('piece', (index: number) => {
+          let wires = senders.get(index);
+          if (!wires) senders.set(index, (wires = new Set()));
+          wires.add(wire);
         });
       });
       torrent.on('warning', (warning: Error) => {
         const failed = PIECE_FAILED.exec(warning.message);
         if (!failed) return;
+        const index = Number(failed[1]);
         counts.piecesRejected += 1;
-        job.onPieceRejected?.(Number(failed[1]));
+        job.onPieceRejected?.(index);
+        // The check can run inside the delivery of the piece's last block, before that block's
+        // 'piece' event: blame once the delivery is over. No block says which of several senders
+        // lied, so every peer that sent a block of the bad piece is dropped (the web seed and the
+        // other peers refill it; the SHA-256 check stays the final gate either way).
+        queueMicrotask(() => {
+          const blamed = senders.get(index) ?? new Set<Wire>();
+          senders.delete(index);
+          for (const wire of blamed) {
+            counts.peersDropped += 1;
+            job.onPeerDropped?.(dropped.drop(wire));
+          }
+        });
       });
       const done = new Promise<void>((resolve, reject) => {
         torrent.once('done', () => resolve());
@@ -71,8 +124,7 @@ export async function createWebTorrentEngine(options: WebTorrentEngineOptions = 
       return {
         done,
         progress(): SwarmProgress {
-          const peers = torrent.wires.filter((wire) => wire.type !== 'webSeed').length;
-          return { ...counts, length: info.length, verified: torrent.downloaded, peers };
+          return { ...counts, length: info.length, verified: torrent.downloaded, peers: peerWires(torrent).length };
         },
         stop: () => destroyTorrent(torrent),
       };
@@ -83,6 +135,7 @@ export async function createWebTorrentEngine(options: WebTorrentEngineOptions = 
       checkName(job.path, info.name, 'seeded file');
       // The file was verified by SHA-256 before it became a blob, so its pieces are not hashed again.
       const torrent = client.add(job.torrent, { path: dirname(job.path), skipVerify: true });
+      torrent.on('wire', (wire: Wire) => dropped.refuse(wire));
       await Promise.race([
         once(torrent, 'ready'),
         once(torrent, 'error').then(([error]) => {
@@ -90,7 +143,7 @@ export async function createWebTorrentEngine(options: WebTorrentEngineOptions = 
         }),
       ]);
       for (const peer of job.peers ?? []) torrent.addPeer(peer);
-      return { infoHash: torrent.infoHash, uploaded: () => torrent.uploaded, stop: () => destroyTorrent(torrent) };
+      return { infoHash: torrent.infoHash, uploaded: () => torrent.uploaded, peers: () => peerWires(torrent).length, stop: () => destroyTorrent(torrent) };
     },
 
     close: () => new Promise<void>((resolve) => client.destroy(() => resolve())),

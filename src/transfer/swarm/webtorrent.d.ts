@@ -23,6 +23,11 @@ declare module 'webtorrent' {
 
   export interface Wire extends EventEmitter {
     type: string;
+    /** Set once the connection is up (webtorrent fills them in its 'wire' handling). */
+    remoteAddress?: string;
+    remotePort?: number;
+    /** The remote peer id, hex, after the handshake. */
+    peerId?: string | null;
     destroy(): void;
   }
 

@@ -1,0 +1,251 @@
+import type { Dispatcher } from 'undici';
+import type { RepoPaths } from '../../cache/layout.js';
+import { writeCacheFile } from '../../cache/snapshot.js';
+import { isModelfetchError } from '../../core/errors.js';
+import type { FileDigest } from '../../core/types.js';
+import type { SwarmBytes, SwarmEngine, SwarmSeeding, SwarmTransfer } from './engine.js';
+import { swarmFetchBlob } from './swarm-fetch.js';
+import { parseTorrentFile, PIECE_SIZE, torrentFile } from './torrent.js';
+
+/**
+ * One process's part in a swarm (a node agent, or `pull --swarm`): it asks the mirror for a blob's
+ * torrent, downloads it through the engine into the cache (swarm-fetch.ts: SHA-256 is the final
+ * gate), then seeds it from the cache while the session lives. Whatever goes wrong on the swarm
+ * side (no torrent, a bad one, a stall) is one log line and `undefined`: the caller fetches the
+ * file over HTTP. The engine (webtorrent) is loaded on the first torrent, never for a cache hit.
+ *
+ * Credentials: the mirror's own headers go only to the torrent request (the mirror's origin). The
+ * engine gets a torrent rebuilt from the verified info and the mirror's URLs without any userinfo,
+ * so no token reaches the tracker, a web seed or a peer.
+ */
+
+export interface SwarmSessionOptions {
+  /** TCP port peers reach this process on (`--swarm-port`); 0 picks a free one. Default 0. */
+  port?: number;
+  /** No piece verified for this long: the swarm is given up and the file comes over HTTP. Default 30 s. */
+  stallMs?: number;
+  /** HTTP dispatcher for the torrent requests. */
+  dispatcher?: Dispatcher;
+  /** One line per fallback. Default: none. */
+  log?: (line: string) => void;
+  /** The engine (default: webtorrent, announcing to the torrent's tracker). */
+  createEngine?: (port: number) => Promise<SwarmEngine>;
+}
+
+export interface SwarmBlobRequest {
+  /** The mirror's URL of this file's torrent (`/api/swarm/{type}s/{repo}/{commit}/{path}.torrent`). */
+  torrentUrl: string;
+  /** Headers for the torrent request only (the client's authorization, for the mirror). */
+  headers?: Record<string, string>;
+  repo: RepoPaths;
+  file: { digest: FileDigest; size: number };
+  /** Names the file in log lines (`org/name/path`). */
+  label: string;
+  signal?: AbortSignal;
+}
+
+export interface SwarmTotals extends SwarmBytes {
+  piecesRejected: number;
+  peersDropped: number;
+}
+
+export interface SwarmStatus extends SwarmTotals {
+  /** Bytes sent to peers by the blobs seeded now. */
+  uploaded: number;
+  /** Peers connected now, over every download and seed. */
+  peers: number;
+  downloading: number;
+  seeding: number;
+  /** The BitTorrent port, once the engine runs. */
+  port: number | undefined;
+}
+
+/** A .torrent is ~20 bytes per 4 MiB piece: 8 MiB covers files far beyond any model's. */
+const MAX_TORRENT_BYTES = 8 * 1024 * 1024;
+
+/** Tracker and web seed URLs the engine may use: http(s), no userinfo. */
+function withoutCredentials(url: string | undefined): string | undefined {
+  if (!url) return undefined;
+  try {
+    const parsed = new URL(url);
+    if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') return undefined;
+    if (parsed.username || parsed.password) return undefined;
+    return parsed.href;
+  } catch {
+    return undefined;
+  }
+}
+
+async function defaultEngine(port: number): Promise<SwarmEngine> {
+  const { createWebTorrentEngine } = await import('./webtorrent-engine.js');
+  return createWebTorrentEngine({ port, useTrackers: true });
+}
+
+export class SwarmSession {
+  private engine: Promise<SwarmEngine> | undefined;
+  /** Seeds starting or running, by infohash. */
+  private readonly seeds = new Map<string, Promise<SwarmSeeding | undefined>>();
+  private readonly seeding = new Map<string, SwarmSeeding>();
+  private readonly downloads = new Set<SwarmTransfer>();
+  private port: number | undefined;
+  private readonly probes = new Map<string, { at: number; swarm: Promise<boolean> }>();
+  private readonly totals: SwarmTotals = { fromPeers: 0, fromWebSeeds: 0, piecesRejected: 0, peersDropped: 0 };
+  private closed = false;
+
+  constructor(private readonly options: SwarmSessionOptions = {}) {}
+
+  /** The bytes it took when the blob is now in the cache (committed and seeded); `undefined`: fetch it over HTTP. */
+  async fetchBlob(blob: SwarmBlobRequest): Promise<SwarmBytes | undefined> {
+    if (this.closed) return undefined;
+    const log = this.options.log ?? (() => {});
+    if (!(await this.mirrorHasSwarm(blob))) return undefined;
+    const torrent = await this.fetchTorrent(blob);
+    if (typeof torrent === 'string') {
+      log(`swarm: ${blob.label}: ${torrent}; downloading it over HTTP`);
+      return undefined;
+    }
+    const engine = await this.startEngine();
+    const bytes = { fromPeers: 0, fromWebSeeds: 0 };
+    let transfer: SwarmTransfer | undefined;
+    try {
+      await swarmFetchBlob(engine, blob.repo, blob.file, torrent, {
+        stallMs: this.options.stallMs ?? 30_000,
+        ...(blob.signal && { signal: blob.signal }),
+        onTransfer: (started) => this.downloads.add((transfer = started)),
+        onReceived: (from, n) => {
+          const key = from === 'peer' ? 'fromPeers' : 'fromWebSeeds';
+          bytes[key] += n;
+          this.totals[key] += n;
+        },
+        onPieceRejected: () => void (this.totals.piecesRejected += 1),
+        onPeerDropped: (address) => {
+          this.totals.peersDropped += 1;
+          log(`swarm: ${blob.label}: dropped peer ${address}, which sent a piece that failed its SHA-1 check`);
+        },
+      });
+      // The info came with bytes that matched both its piece hashes and the SHA-256: stamp it for reuse.
+      const { info } = parseTorrentFile(torrent);
+      if (info.pieceLength === PIECE_SIZE) await writeCacheFile(blob.repo.root, blob.repo.torrentInfo(blob.file.digest), info.encoded).catch(() => undefined);
+      this.seed(blob, torrent);
+      return bytes;
+    } catch (error) {
+      if (blob.signal?.aborted) throw error;
+      log(`swarm: ${blob.label}: ${isModelfetchError(error) ? error.message : String(error)}; downloading it over HTTP`);
+      return undefined;
+    } finally {
+      if (transfer) this.downloads.delete(transfer);
+    }
+  }
+
+  status(): SwarmStatus {
+    const seeds = [...this.seeding.values()];
+    const peers = seeds.reduce((sum, seed) => sum + seed.peers(), 0) + [...this.downloads].reduce((sum, transfer) => sum + transfer.progress().peers, 0);
+    const uploaded = seeds.reduce((sum, seed) => sum + seed.uploaded(), 0);
+    return { ...this.totals, uploaded, peers, downloading: this.downloads.size, seeding: seeds.length, port: this.port };
+  }
+
+  /** Leaves every swarm and closes the BitTorrent port. */
+  async close(): Promise<void> {
+    this.closed = true;
+    const engine = await this.engine?.catch(() => undefined);
+    await engine?.close();
+  }
+
+  /**
+   * Whether the mirror runs a swarm at all (its tracker answers), asked once a minute: an upstream
+   * without one (the Hub itself, a mirror without --swarm) costs one request and one log line, not
+   * one per file.
+   */
+  private mirrorHasSwarm(blob: SwarmBlobRequest): Promise<boolean> {
+    const base = blob.torrentUrl.slice(0, blob.torrentUrl.indexOf('/api/swarm/'));
+    const known = this.probes.get(base);
+    if (known && Date.now() - known.at < 60_000) return known.swarm;
+    const swarm = (async () => {
+      try {
+        const { request } = await import('undici');
+        const answer = await request(`${base}/api/swarm/announce`, { method: 'GET', ...(this.options.dispatcher && { dispatcher: this.options.dispatcher }), headersTimeout: 10_000, bodyTimeout: 10_000 });
+        const body = Buffer.from(await answer.body.arrayBuffer());
+        // The tracker answers an announce without parameters with a bencoded failure reason.
+        return answer.statusCode === 200 && body.subarray(0, 18).toString('latin1') === 'd14:failure reason';
+      } catch {
+        return false;
+      }
+    })();
+    this.probes.set(base, { at: Date.now(), swarm });
+    void swarm.then(async (now) => {
+      if ((await known?.swarm) !== now) this.options.log?.(now ? `swarm: ${base} runs a swarm; files it has torrents for come from peers` : `swarm: ${base} runs no swarm (no tracker at /api/swarm/announce); files come over HTTP`);
+    });
+    return swarm;
+  }
+
+  /** The torrent, rebuilt from its checked info and credential-free URLs, or why there is none. */
+  private async fetchTorrent(blob: SwarmBlobRequest): Promise<Buffer | string> {
+    let answer: Dispatcher.ResponseData;
+    try {
+      const { request } = await import('undici');
+      answer = await request(blob.torrentUrl, {
+        method: 'GET',
+        headers: { ...blob.headers, accept: 'application/x-bittorrent' },
+        ...(this.options.dispatcher && { dispatcher: this.options.dispatcher }),
+        ...(blob.signal && { signal: blob.signal }),
+        // A mirror that lacks the file fetches it from its upstream before it answers.
+        headersTimeout: 30 * 60_000,
+        bodyTimeout: 60_000,
+      });
+    } catch (error) {
+      if (blob.signal?.aborted) throw error;
+      return `the mirror did not answer the torrent request (${(error as Error).message})`;
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    for await (const chunk of answer.body as AsyncIterable<Buffer>) {
+      size += chunk.length;
+      if (size > MAX_TORRENT_BYTES) {
+        answer.body.destroy();
+        return 'the mirror sent a torrent larger than any model file needs';
+      }
+      chunks.push(chunk);
+    }
+    if (answer.statusCode === 404) return 'the mirror has no torrent for it';
+    if (answer.statusCode !== 200) return `the mirror answered the torrent request with HTTP ${answer.statusCode}`;
+    try {
+      const parsed = parseTorrentFile(Buffer.concat(chunks));
+      const announce = withoutCredentials(parsed.announce);
+      const webSeeds = (parsed.webSeeds ?? []).map(withoutCredentials).filter((url): url is string => url !== undefined);
+      return torrentFile(parsed.info, { ...(announce && { announce }), webSeeds });
+    } catch (error) {
+      return isModelfetchError(error) ? error.message : 'the mirror sent a torrent that does not parse';
+    }
+  }
+
+  private startEngine(): Promise<SwarmEngine> {
+    this.engine ??= (this.options.createEngine ?? defaultEngine)(this.options.port ?? 0).then((engine) => {
+      this.port = engine.port;
+      this.options.log?.(`swarm: peers reach this process on TCP port ${engine.port} (every interface; the tracker names the address it sees)`);
+      return engine;
+    });
+    this.engine.catch(() => (this.engine = undefined));
+    return this.engine;
+  }
+
+  /** Seeds a blob just committed (once per infohash) until the session closes. */
+  private seed(blob: SwarmBlobRequest, torrent: Buffer): void {
+    const { info } = parseTorrentFile(torrent);
+    if (this.closed || this.seeds.has(info.infoHash)) return;
+    const log = this.options.log ?? (() => {});
+    const started = this.startEngine()
+      .then((engine) => engine.seed({ torrent, path: blob.repo.blob(blob.file.digest) }))
+      .then(
+        (seeding) => {
+          this.seeding.set(info.infoHash, seeding);
+          return seeding;
+        },
+        (error: unknown) => {
+          log(`swarm: ${blob.label}: not seeding it (${(error as Error).message})`);
+          this.seeds.delete(info.infoHash);
+          return undefined;
+        },
+      );
+    this.seeds.set(info.infoHash, started);
+  }
+}
