@@ -19,6 +19,8 @@ declare module 'webtorrent' {
     path?: string;
     skipVerify?: boolean;
     announce?: string[];
+    /** Piece order: 'sequential' (the default) or 'rarest' (rarest first, ties broken at random). */
+    strategy?: 'sequential' | 'rarest';
   }
 
   export interface Wire extends EventEmitter {
