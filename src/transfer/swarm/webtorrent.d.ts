@@ -21,6 +21,8 @@ declare module 'webtorrent' {
     announce?: string[];
     /** Piece order: 'sequential' (the default) or 'rarest' (rarest first, ties broken at random). */
     strategy?: 'sequential' | 'rarest';
+    /** Pieces requested from one web seed at a time (default 4). */
+    maxWebConns?: number;
   }
 
   export interface Wire extends EventEmitter {
