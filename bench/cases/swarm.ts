@@ -103,7 +103,7 @@ export const swarmCase: BenchCase = {
         // Warm: the mirror fetches the model from the Hub once, on its own loopback (no tbf there).
         await fetchInside(net, 'mirror', `http://127.0.0.1:${HTTP_PORT}/bench/swarm/resolve/main/${file.path}`, { discardBody: true });
         report.notes.push(
-          `${size / MiB} MiB model (one safetensors file in 4 MiB pieces, and a config), mirror warmed from the fixture Hub first; every link (mirror and nodes) tbf ${mbit} Mbit/s each way (BENCH_SWARM_MBIT): at N = 8 the swarm moves ${mbit} MB/s in total (each node receives ${(mbit / 8).toFixed(0)} MB/s and sends as much), which leaves the 2 cores room for the hashing and copies; faster links make CPU the limit here, not the mirror's link`,
+          `${size / MiB} MiB model (one safetensors file in 4 MiB pieces, and a config), mirror warmed from the fixture Hub first; every link (mirror and nodes) tbf ${mbit} Mbit/s each way (BENCH_SWARM_MBIT): at N = 8 the swarm moves ${mbit} MB/s in total (each node receives ${(mbit / 8).toFixed(0)} MB/s and sends as much, every byte SHA-1- and SHA-256-checked and copied to the local pull); on an idle 2-core machine the links bind at this rate, on a busy one the CPU does (see the load average)`,
         );
         report.notes.push(`baseline: pull with HF_ENDPOINT=mirror on each node; swarm: serve --upstream mirror --swarm --swarm-port 6881 on each node, pull with HF_ENDPOINT=http://127.0.0.1:${HTTP_PORT}; times from a common start to each pull's exit`);
         const baseline = new Map<number, Round>();
