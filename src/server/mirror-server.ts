@@ -226,6 +226,11 @@ export function createMirrorServer(userOptions: MirrorServerOptions): MirrorServ
           const address = server.address() as AddressInfo;
           const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
           mirror.url = `http://${host}:${address.port}`;
+          // An agent goes on seeding what it got through the swarm before a restart.
+          const upstreamOrigin = options.upstream?.origin;
+          if (swarmSession && upstreamOrigin) {
+            void cache.listRepos().then((repos) => swarmSession.seedStamped(repos.map((r) => cache.repo(r.repoType, r.repoId)), upstreamOrigin), () => 0);
+          }
           resolveListen(mirror.url);
         });
       }),

@@ -10,6 +10,8 @@ import type { StatusSwarm } from '../../src/server/status-page.js';
 import { bdecode, type BencodeDict } from '../../src/transfer/swarm/bencode.js';
 import { parseTorrentFile, PIECE_SIZE } from '../../src/transfer/swarm/torrent.js';
 import { createWebTorrentEngine } from '../../src/transfer/swarm/webtorrent-engine.js';
+import { Writable } from 'node:stream';
+import { main } from '../../src/cli/main.js';
 import { runCli } from '../support/cli.js';
 import { startFixtureHub, type FixtureHub } from '../support/fixture-hub.js';
 
@@ -90,12 +92,14 @@ async function waitForSeeder(mirror: MirrorServer, torrentUrl: string, port: num
   }
 }
 
-describe('swarm node agents', () => {
+// Several servers, engines and a child process per test: generous on a loaded machine.
+describe('swarm node agents', { timeout: 180_000 }, () => {
   let hub: FixtureHub;
   let work: string;
   let mirror: MirrorServer;
   const servers: MirrorServer[] = [];
   const logs: string[] = [];
+  let agents: { first: MirrorServer; second: MirrorServer } | undefined;
 
   beforeAll(async () => {
     hub = await startFixtureHub({
@@ -128,8 +132,13 @@ describe('swarm node agents', () => {
     return server;
   }
 
+  async function stop(server: MirrorServer): Promise<void> {
+    servers.splice(servers.indexOf(server), 1);
+    await server.close();
+  }
+
   const agent = (name: string, upstream: string, extra: Partial<MirrorServerOptions> = {}): Promise<MirrorServer> =>
-    start({ cacheDir: join(work, name), upstream, swarm: { port: 0, stallMs: 3000 }, ...extra });
+    start({ cacheDir: join(work, name), upstream, swarm: { port: 0, stallMs: 20_000 }, ...extra });
 
   const expected = async (path: string): Promise<Buffer> => Buffer.from(await (await fetch(`${hub.endpoint}/org/model/resolve/main/${path}`)).arrayBuffer());
 
@@ -158,7 +167,11 @@ describe('swarm node agents', () => {
     expect(b.fromWebSeeds).toBe(0);
     expect(await metric(second, 'modelfetch_swarm_peer_bytes_total')).toBeGreaterThanOrEqual(want.length);
     expect(await metric(first, 'modelfetch_swarm_uploaded_bytes_total')).toBeGreaterThan(0);
-    expect(await metric(second, 'modelfetch_swarm_torrents')).toBeGreaterThanOrEqual(0);
+    const scrape = await (await fetch(`${second.url}/metrics`)).text();
+    expect(scrape).toMatch(/^modelfetch_swarm_torrents\{state="seeding"\} 1$/m);
+    expect(scrape).toMatch(/^modelfetch_swarm_torrents\{state="downloading"\} 0$/m);
+    expect(scrape).toMatch(/^modelfetch_swarm_peers_connected \d+$/m);
+    agents = { first, second };
     const page = await (await fetch(`${second.url}/`)).text();
     expect(page).toMatch(/Swarm: <span class="torrents">0 downloading, 1 seeding/);
 
@@ -169,6 +182,29 @@ describe('swarm node agents', () => {
       expect(JSON.stringify(r)).not.toContain(TOKEN);
     }
     expect(front.seen.some((r) => r.url.endsWith('.torrent') && r.headers.authorization === `Bearer ${TOKEN}`)).toBe(true);
+  });
+
+  it('an agent restarted on its cache seeds what it got through the swarm before', async () => {
+    const want = await expected('weights.bin');
+    await stop(agents!.first);
+    await stop(agents!.second);
+    const restarted = await agent('agent-a', mirror.url);
+    let port: number | undefined;
+    for (let tries = 0; tries < 200 && !port; tries++) {
+      const status = await swarmOf(restarted);
+      if (status.seeding === 1) port = status.port;
+      else await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    expect(port).toBeGreaterThan(0);
+    expect(logs).toContain('swarm: seeding 1 blob already in the cache');
+    const front = await startFront(mirror.url);
+    onTestFinished(() => front.close());
+    front.blockWebSeed = true;
+    await waitForSeeder(mirror, `${mirror.url}/api/swarm/models/org/model/${hub.commitOf('org/model')}/weights.bin.torrent`, port!);
+    const third = await agent('agent-d', front.url);
+    const body = Buffer.from(await (await fetch(`${third.url}/org/model/resolve/main/weights.bin`)).arrayBuffer());
+    expect(sha256(body)).toBe(sha256(want));
+    expect((await swarmOf(third)).fromPeers).toBeGreaterThanOrEqual(want.length);
   });
 
   it('falls back to HTTP, with one line saying so, when the upstream mirror runs no swarm', async () => {
@@ -202,7 +238,8 @@ describe('swarm node agents', () => {
     const front = await startFront(mirror.url);
     onTestFinished(() => front.close());
     front.blockWebSeed = true;
-    const node = await agent('agent-c', front.url);
+    // A short stall limit: with the liar dropped and no web seed, nothing else can come.
+    const node = await agent('agent-c', front.url, { swarm: { port: 0, stallMs: 3000 } });
     const body = Buffer.from(await (await fetch(`${node.url}/org/model/resolve/main/third.bin`)).arrayBuffer());
     expect(sha256(body)).toBe(sha256(want));
     const swarm = await swarmOf(node);
@@ -228,10 +265,16 @@ describe('swarm node agents', () => {
   });
 
   it('pull --swarm refuses an --endpoint that names another server, and --local-dir', async () => {
-    const other = await runCli(['pull', 'org/model', '--swarm', mirror.url, '--endpoint', hub.endpoint]);
+    const run = async (args: string[]): Promise<{ code: number; stderr: string }> => {
+      let stderr = '';
+      const sink = (write: (text: string) => void) => new Writable({ write: (chunk: Buffer, _encoding, done) => { write(chunk.toString()); done(); } });
+      const code = await main(args, { stdout: sink(() => {}), stderr: sink((text) => (stderr += text)), env: {} });
+      return { code, stderr };
+    };
+    const other = await run(['pull', 'org/model', '--swarm', mirror.url, '--endpoint', hub.endpoint]);
     expect(other.code).not.toBe(0);
     expect(other.stderr).toMatch(/name different servers/);
-    const local = await runCli(['pull', 'org/model', '--swarm', mirror.url, '--local-dir', join(work, 'local')]);
+    const local = await run(['pull', 'org/model', '--swarm', mirror.url, '--local-dir', join(work, 'local')]);
     expect(local.code).not.toBe(0);
     expect(local.stderr).toMatch(/not a --local-dir/);
   });

@@ -71,4 +71,23 @@ describe('serve --swarm and gated repos', () => {
     expect((await fetch(webSeeds![0]!)).status).toBe(401);
     expect((await fetch(webSeeds![0]!, { headers: { ...auth, Range: 'bytes=0-9' } })).status).toBe(206);
   });
+
+  it('a node agent asks for a gated torrent with the token of its client, and refuses a client without one', async () => {
+    const { url } = await mirrorWith('gated-agent-mirror', { private: true }, 'org/gated', 'secret.bin');
+    const served = async (): Promise<number> => Number(/^modelfetch_swarm_torrents_served_total (\S+)$/m.exec(await (await fetch(`${url}/metrics`)).text())?.[1]);
+    const lines: string[] = [];
+    const agent = createMirrorServer({ cacheDir: join(work, 'gated-agent'), upstream: url, tokenPassthrough: true, swarm: { port: 0, stallMs: 2000 }, log: (line) => lines.push(line) });
+    mirrors.push(agent);
+    const agentUrl = await agent.listen();
+    // Without a token the agent's own check refuses, as the mirror would: no torrent is asked for.
+    expect((await fetch(`${agentUrl}/org/gated/resolve/main/secret.bin`)).status).toBe(401);
+    expect(await served()).toBe(0);
+    const file = await fetch(`${agentUrl}/org/gated/resolve/main/secret.bin`, { headers: auth });
+    expect(file.status).toBe(200);
+    expect(Buffer.from(await file.arrayBuffer()).length).toBe(1024 * 1024 + 3);
+    // The client's token went with the torrent request (the mirror served it); the web seed needs a
+    // token the engine never sends, so with no peer the file came over HTTP after the stall.
+    expect(await served()).toBe(1);
+    expect(lines.some((line) => line.startsWith('swarm: org/gated/secret.bin: ') && line.endsWith('over HTTP'))).toBe(true);
+  });
 });

@@ -109,4 +109,17 @@ describe('swarm session', () => {
     await new Promise((resolve) => setImmediate(resolve));
     expect(lines).toEqual([`swarm: ${mirror.url} runs no swarm (no tracker at /api/swarm/announce); files come over HTTP`]);
   });
+
+  it('falls back with one line when its BitTorrent port is taken', async () => {
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, resolve));
+    onTestFinished(() => new Promise<void>((resolve) => taken.close(() => resolve())));
+    const port = (taken.address() as AddressInfo).port;
+    const mirror = await standInMirror({ swarm: true, torrent: torrentFile(info, {}) });
+    const lines: string[] = [];
+    const session = new SwarmSession({ port, log: (line) => lines.push(line) });
+    onTestFinished(() => session.close());
+    expect(await fetchOne(session, mirror)).toBeUndefined();
+    expect(lines.some((line) => line.startsWith(`swarm: org/model/w.bin: Cannot listen for BitTorrent peers on TCP port ${port}`) && line.endsWith('downloading it over HTTP'))).toBe(true);
+  });
 });

@@ -1,11 +1,15 @@
 import type { Dispatcher } from 'undici';
+import { readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { isBlobStamped } from '../../cache/blob-store.js';
 import type { RepoPaths } from '../../cache/layout.js';
+import { assertRealFolders } from '../../cache/safe-path.js';
 import { writeCacheFile } from '../../cache/snapshot.js';
 import { isModelfetchError } from '../../core/errors.js';
 import type { FileDigest } from '../../core/types.js';
 import type { SwarmBytes, SwarmEngine, SwarmSeeding, SwarmTransfer } from './engine.js';
 import { swarmFetchBlob } from './swarm-fetch.js';
-import { parseTorrentFile, PIECE_SIZE, torrentFile } from './torrent.js';
+import { parseTorrentFile, parseTorrentInfo, PIECE_SIZE, torrentFile, type TorrentInfo } from './torrent.js';
 
 /**
  * One process's part in a swarm (a node agent, or `pull --swarm`): it asks the mirror for a blob's
@@ -60,6 +64,9 @@ export interface SwarmStatus extends SwarmTotals {
   port: number | undefined;
 }
 
+/** Blobs seeded from the cache at start at most (each is one torrent in the engine). */
+const MAX_SEEDED_AT_START = 2000;
+
 /** A .torrent is ~20 bytes per 4 MiB piece: 8 MiB covers files far beyond any model's. */
 const MAX_TORRENT_BYTES = 8 * 1024 * 1024;
 
@@ -98,13 +105,17 @@ export class SwarmSession {
   async fetchBlob(blob: SwarmBlobRequest): Promise<SwarmBytes | undefined> {
     if (this.closed) return undefined;
     const log = this.options.log ?? (() => {});
-    if (!(await this.mirrorHasSwarm(blob))) return undefined;
+    if (!(await this.mirrorHasSwarm(blob.torrentUrl.slice(0, blob.torrentUrl.indexOf('/api/swarm/'))))) return undefined;
     const torrent = await this.fetchTorrent(blob);
     if (typeof torrent === 'string') {
       log(`swarm: ${blob.label}: ${torrent}; downloading it over HTTP`);
       return undefined;
     }
-    const engine = await this.startEngine();
+    const engine = await this.startEngine().catch((error: unknown) => {
+      log(`swarm: ${blob.label}: ${isModelfetchError(error) ? error.message : String(error)}; downloading it over HTTP`);
+      return undefined;
+    });
+    if (!engine) return undefined;
     const bytes = { fromPeers: 0, fromWebSeeds: 0 };
     let transfer: SwarmTransfer | undefined;
     try {
@@ -126,7 +137,7 @@ export class SwarmSession {
       // The info came with bytes that matched both its piece hashes and the SHA-256: stamp it for reuse.
       const { info } = parseTorrentFile(torrent);
       if (info.pieceLength === PIECE_SIZE) await writeCacheFile(blob.repo.root, blob.repo.torrentInfo(blob.file.digest), info.encoded).catch(() => undefined);
-      this.seed(blob, torrent);
+      this.seed(torrent, blob.repo.blob(blob.file.digest), blob.label);
       return bytes;
     } catch (error) {
       if (blob.signal?.aborted) throw error;
@@ -156,8 +167,7 @@ export class SwarmSession {
    * without one (the Hub itself, a mirror without --swarm) costs one request and one log line, not
    * one per file.
    */
-  private mirrorHasSwarm(blob: SwarmBlobRequest): Promise<boolean> {
-    const base = blob.torrentUrl.slice(0, blob.torrentUrl.indexOf('/api/swarm/'));
+  private mirrorHasSwarm(base: string): Promise<boolean> {
     const known = this.probes.get(base);
     if (known && Date.now() - known.at < 60_000) return known.swarm;
     const swarm = (async () => {
@@ -228,20 +238,50 @@ export class SwarmSession {
     return this.engine;
   }
 
-  /** Seeds a blob just committed (once per infohash) until the session closes. */
-  private seed(blob: SwarmBlobRequest, torrent: Buffer): void {
+  /**
+   * Seeds the blobs of `repos` that an earlier run got through a swarm (their torrent info is
+   * stamped beside a still valid verification stamp), announcing to the tracker of `mirror` (which
+   * tracks them again once any node asks it for their torrent); nothing when `mirror` runs no
+   * swarm (the Hub itself). Returns how many it started (at most MAX_SEEDED_AT_START).
+   */
+  async seedStamped(repos: RepoPaths[], mirror: string): Promise<number> {
+    const found: Array<{ repo: RepoPaths; digest: FileDigest; info: TorrentInfo }> = [];
+    for (const repo of repos) {
+      const folder = join(repo.stateDir, 'torrents');
+      const names = await assertRealFolders(repo.root, folder).then(() => readdir(folder), () => [] as string[]).catch(() => [] as string[]);
+      for (const name of names) {
+        const hex = /^([0-9a-f]{64})\.info$/.exec(name)?.[1];
+        if (!hex || found.length >= MAX_SEEDED_AT_START) continue;
+        const digest: FileDigest = { algorithm: 'sha256', hex };
+        try {
+          const info = parseTorrentInfo(await readFile(join(folder, name)));
+          if (info.name === hex && info.pieceLength === PIECE_SIZE && (await isBlobStamped(repo, digest, info.length))) found.push({ repo, digest, info });
+        } catch {
+          // A damaged stamp: that blob is not seeded (a later swarm download stamps it again).
+        }
+      }
+    }
+    // Asked only when there is something to seed, so a mirror in front of the Hub never asks the Hub.
+    if (!found.length || this.closed || !(await this.mirrorHasSwarm(mirror))) return 0;
+    for (const { repo, digest, info } of found) this.seed(torrentFile(info, { announce: `${mirror}/api/swarm/announce` }), repo.blob(digest), `${repo.repoId} blob ${digest.hex.slice(0, 12)}`);
+    this.options.log?.(`swarm: seeding ${found.length} blob${found.length === 1 ? '' : 's'} already in the cache`);
+    return found.length;
+  }
+
+  /** Seeds a verified blob (once per infohash) until the session closes. */
+  private seed(torrent: Buffer, path: string, label: string): void {
     const { info } = parseTorrentFile(torrent);
     if (this.closed || this.seeds.has(info.infoHash)) return;
     const log = this.options.log ?? (() => {});
     const started = this.startEngine()
-      .then((engine) => engine.seed({ torrent, path: blob.repo.blob(blob.file.digest) }))
+      .then((engine) => engine.seed({ torrent, path }))
       .then(
         (seeding) => {
           this.seeding.set(info.infoHash, seeding);
           return seeding;
         },
         (error: unknown) => {
-          log(`swarm: ${blob.label}: not seeding it (${(error as Error).message})`);
+          log(`swarm: ${label}: not seeding it (${(error as Error).message})`);
           this.seeds.delete(info.infoHash);
           return undefined;
         },

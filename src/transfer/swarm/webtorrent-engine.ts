@@ -62,7 +62,15 @@ function destroyTorrent(torrent: Torrent): Promise<void> {
 export async function createWebTorrentEngine(options: WebTorrentEngineOptions = {}): Promise<SwarmEngine> {
   const { default: WebTorrent } = await import('webtorrent');
   const client = new WebTorrent({ dht: false, lsd: false, utp: false, webSeeds: true, tracker: options.useTrackers ? {} : false, torrentPort: options.port ?? 0 });
-  if (!client.listening) await once(client, 'listening');
+  if (!client.listening) {
+    // webtorrent destroys the client itself when its port cannot be had.
+    await once(client, 'listening').catch((error: NodeJS.ErrnoException) => {
+      throw new ModelfetchError(error.code === 'EADDRINUSE' ? 'ERR_PORT_IN_USE' : 'ERR_IO', `Cannot listen for BitTorrent peers on TCP port ${options.port ?? 0}: ${error.message}`, {
+        hint: 'Another program (or another modelfetch) uses that port: choose another --swarm-port (0 picks a free one).',
+        cause: error,
+      });
+    });
+  }
   // An engine-level error (the listening socket) ends every transfer; each torrent's own errors reject its `done`.
   client.on('error', () => {});
   const dropped = new DroppedPeers();
