@@ -3,7 +3,7 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['src/**/*.test.ts', 'test/**/*.test.ts'],
-    exclude: ['test/reliability/chaos/**', 'node_modules/**', 'dist/**'],
+    exclude: ['test/reliability/chaos/**', 'test/cluster/**', 'node_modules/**', 'dist/**'],
     pool: 'forks',
     // Two test files at a time: most tests wait on sockets, child processes and disks, so on a 2-core
     // machine two workers finish the suite in about 450 s instead of about 660 s with the default one.

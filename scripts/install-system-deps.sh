@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the real third-party peers that tests and benchmarks drive (nginx, aria2c, Chromium, umoci, skopeo,
-# squid), and creates the Python venv .venv-interop/ (gitignored) with huggingface_hub, hf_xet, safetensors,
-# numpy and transformers for the interop tests (without it they skip, and say so under the test summary).
+# squid, and iproute2's ip and tc for the network-namespace cluster test), and creates the Python venv
+# .venv-interop/ (gitignored) with huggingface_hub, hf_xet, safetensors, numpy and transformers for the
+# interop tests (without it they skip, and say so under the test summary).
 # pip uses its configured index (pip.conf: index-url, extra-index-url, find-links); MODELFETCH_PYPI_INDEX,
 # when set, replaces the index for this install. apt needs root; otherwise it prints what is missing and
 # those tests skip. With arguments (program names, e.g. `aria2c nginx`), only those are installed, and no
@@ -30,7 +31,7 @@ install_interop_venv() {
   "$venv/bin/pip" install -q --disable-pip-version-check --retries 1 "${index[@]}" "${PYTHON_PACKAGES[@]}" >&2
 }
 [ $# -eq 0 ] && install_interop_venv
-declare -A want=([nginx]=nginx-light [aria2c]=aria2 [chromium]=chromium [umoci]=umoci [skopeo]=skopeo [squid]=squid [openssl]=openssl [unshare]=util-linux)
+declare -A want=([nginx]=nginx-light [aria2c]=aria2 [chromium]=chromium [umoci]=umoci [skopeo]=skopeo [squid]=squid [openssl]=openssl [unshare]=util-linux [ip]=iproute2 [tc]=iproute2)
 missing=()
 bins=("$@")
 [ ${#bins[@]} -eq 0 ] && bins=("${!want[@]}")

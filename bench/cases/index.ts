@@ -13,6 +13,7 @@ import { inspectCase } from './inspect.js';
 import { convertCase } from './convert.js';
 import { xetCase } from './xet.js';
 import { httpClientCase } from './http-client.js';
+import { swarmCase } from './swarm.js';
 
 /** Every case, in the order `npm run bench` runs them (rss reads the two download cases, so it follows them). */
-export const allCases: BenchCase[] = [throttledCase, unthrottledCase, peakRssCase, resumeCase, mixedRepoCase, cacheHitCase, servingCase, pullThroughCase, verifyCase, syncCase, inspectCase, convertCase, xetCase, httpClientCase];
+export const allCases: BenchCase[] = [throttledCase, unthrottledCase, peakRssCase, resumeCase, mixedRepoCase, cacheHitCase, servingCase, pullThroughCase, verifyCase, syncCase, inspectCase, convertCase, xetCase, httpClientCase, swarmCase];

@@ -83,7 +83,10 @@ export async function createWebTorrentEngine(options: WebTorrentEngineOptions = 
     download(job: SwarmDownloadJob): SwarmTransfer {
       const { info } = parseTorrentFile(job.torrent);
       checkName(job.targetPath, info.name, 'download target');
-      const torrent = client.add(job.torrent, { path: dirname(job.targetPath) });
+      // Rarest first, ties at random, and one piece at a time from a web seed (webtorrent's default
+      // is four): nodes starting together ask the mirror for different pieces and trade them, where
+      // in order every node fetched the same pieces from the mirror.
+      const torrent = client.add(job.torrent, { path: dirname(job.targetPath), strategy: 'rarest', maxWebConns: 1 });
       const counts = { fromPeers: 0, fromWebSeeds: 0, piecesRejected: 0, peersDropped: 0 };
       // Which peer wires sent blocks of each piece being assembled: a piece failing SHA-1 names them.
       const senders = new Map<number, Set<Wire>>();

@@ -19,6 +19,10 @@ declare module 'webtorrent' {
     path?: string;
     skipVerify?: boolean;
     announce?: string[];
+    /** Piece order: 'sequential' (the default) or 'rarest' (rarest first, ties broken at random). */
+    strategy?: 'sequential' | 'rarest';
+    /** Pieces requested from one web seed at a time (default 4). */
+    maxWebConns?: number;
   }
 
   export interface Wire extends EventEmitter {

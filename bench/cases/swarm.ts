@@ -1,0 +1,133 @@
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { builtCli, fetchInside, HTTP_PORT, sha256Of, snapshotFile, startCliIn, startClusterHub, startServeIn } from '../../test/cluster/cluster.js';
+import type { HubProcessFile } from '../../test/cluster/hub-process.js';
+import { createNetns, netnsUnavailable, type Netns, type NetnsProcess } from '../../test/cluster/netns.js';
+import { FeatureMissing, MiB, missingCommands, ratioCheck, seconds, type BenchCase, type BenchContext, type CaseReport } from '../lib/bench-case.js';
+import { median } from '../lib/proc.js';
+
+/**
+ * A cluster pulls one model: a mirror and N = 1, 2, 4, 8 nodes, each in its own network namespace,
+ * every link (the mirror's too) limited by tbf to the same rate each way. The swarm (an agent per
+ * node: `serve --upstream mirror --swarm`, and a local `pull` through it) against the baseline (every
+ * node pulls over plain HTTP from the mirror). The mirror is warmed first, so both measure the
+ * distribution inside the cluster, not the upstream.
+ */
+
+const COUNTS = [1, 2, 4, 8];
+/** BENCH_SWARM_MBIT overrides the link rate, BENCH_SWARM_NODES the node counts (e.g. `1,8`). */
+const DEFAULT_MBIT = 64;
+
+interface Round {
+  /** Seconds from the common start to each node's pull exiting. */
+  times: number[];
+  /** Bytes the mirror sent on its link (kernel counter, headers included). */
+  mirrorOut: number;
+}
+
+async function verifyNodes(dirs: string[], file: HubProcessFile): Promise<void> {
+  for (const dir of dirs) {
+    const got = await sha256Of(snapshotFile(dir, file));
+    if (got !== file.sha256) throw new Error(`${dir}: SHA-256 ${got}, expected ${file.sha256}`);
+  }
+}
+
+/** Starts one pull per node at the same moment and times each. */
+async function pullOnAll(net: Netns, nodes: string[], endpoint: (node: string) => string, repoId: string, cacheDir: (node: string) => string): Promise<number[]> {
+  const start = Date.now();
+  const pulls = nodes.map((node) => startCliIn(net, node, builtCli, ['pull', repoId, '--cache-dir', cacheDir(node), '--quiet'], { HF_ENDPOINT: endpoint(node) }));
+  return Promise.all(
+    pulls.map(async (pull, i) => {
+      const { code } = await pull.exited;
+      if (code !== 0) throw new Error(`pull on ${nodes[i]} exited ${code}: ${pull.output().slice(-2000)}`);
+      return (Date.now() - start) / 1000;
+    }),
+  );
+}
+
+async function round(ctx: BenchContext, net: Netns, file: HubProcessFile, n: number, swarm: boolean): Promise<Round> {
+  const nodes = Array.from({ length: n }, (_, i) => `node${i + 1}`);
+  const mirrorUrl = `http://${net.host('mirror').address}:${HTTP_PORT}`;
+  const dir = (node: string, what: string): string => join(ctx.work, 'swarm', `${swarm ? 'swarm' : 'http'}-${n}`, node, what);
+  const agents: NetnsProcess[] = [];
+  try {
+    if (swarm) {
+      for (const node of nodes) agents.push(await startServeIn(net, node, builtCli, ['--upstream', mirrorUrl, '--swarm', '--swarm-port', '6881', '--cache-dir', dir(node, 'agent')]));
+    }
+    const before = (await net.linkBytes('mirror')).tx;
+    const times = await pullOnAll(net, nodes, () => (swarm ? `http://127.0.0.1:${HTTP_PORT}` : mirrorUrl), file.repoId, (node) => dir(node, 'hf'));
+    const mirrorOut = (await net.linkBytes('mirror')).tx - before;
+    await verifyNodes(
+      nodes.map((node) => dir(node, 'hf')),
+      file,
+    );
+    ctx.log(`${swarm ? 'swarm' : 'http '} N=${n}: nodes ${times.map((t) => t.toFixed(1)).join(' ')} s; mirror out ${(mirrorOut / file.size).toFixed(2)} × model`);
+    return { times, mirrorOut };
+  } finally {
+    for (const agent of agents) agent.child.kill('SIGKILL');
+    await Promise.all(agents.map((agent) => agent.exited));
+    await rm(join(ctx.work, 'swarm', `${swarm ? 'swarm' : 'http'}-${n}`), { recursive: true, force: true });
+  }
+}
+
+function record(report: CaseReport, label: string, n: number, result: Round, size: number): void {
+  report.measurements.push({ label: `${label} N=${n}: slowest node`, value: seconds(Math.max(...result.times) * 1000), unit: 's' });
+  report.measurements.push({ label: `${label} N=${n}: median node`, value: seconds(median(result.times) * 1000), unit: 's' });
+  report.measurements.push({ label: `${label} N=${n}: bytes out of the mirror`, value: result.mirrorOut / 1e6, unit: 'MB' });
+  report.notes.push(`${label} N=${n}: per-node times ${result.times.map((t) => t.toFixed(1)).join(', ')} s; mirror out ${(result.mirrorOut / size).toFixed(2)} × model`);
+}
+
+export const swarmCase: BenchCase = {
+  id: 'swarm',
+  title: 'A cluster pulls one model: N nodes through a swarm (agents, mirror as web seed) vs every node over HTTP from the mirror, all links tbf-limited',
+  unavailable: (ctx) => {
+    try {
+      return netnsUnavailable() ?? missingCommands(ctx, 'serve', 'pull');
+    } catch (error) {
+      return (error as Error).message;
+    }
+  },
+  async run(ctx, report) {
+    const mbit = Number(process.env.BENCH_SWARM_MBIT ?? DEFAULT_MBIT);
+    const size = ctx.quick ? 64 * MiB : 256 * MiB;
+    const counts = process.env.BENCH_SWARM_NODES ? process.env.BENCH_SWARM_NODES.split(',').map(Number) : COUNTS;
+    const agentBuilt = ctx.cli.hasOption('serve', '--swarm-port');
+    const net = await createNetns({ hosts: ['mirror', ...Array.from({ length: Math.max(...counts) }, (_, i) => `node${i + 1}`)], rateMbit: mbit });
+    try {
+      ctx.log(`generating ${size / MiB} MiB in the fixture Hub`);
+      const hub = await startClusterHub(net, 'mirror', [{ repoId: 'bench/swarm', files: [{ path: 'config.json', content: '{"model_type":"llama"}' }, { path: 'model.safetensors', size }] }]);
+      try {
+        const file = hub.files.find((f) => f.path === 'model.safetensors')!;
+        const mirrorDir = join(ctx.work, 'swarm', 'mirror');
+        await startServeIn(net, 'mirror', builtCli, ['--upstream', hub.endpoint, '--swarm', '--public', 'bench/*', '--cache-dir', mirrorDir]);
+        // Warm: the mirror fetches the model from the Hub once, on its own loopback (no tbf there).
+        await fetchInside(net, 'mirror', `http://127.0.0.1:${HTTP_PORT}/bench/swarm/resolve/main/${file.path}`, { discardBody: true });
+        report.notes.push(
+          `${size / MiB} MiB model (one safetensors file in 4 MiB pieces, and a config), mirror warmed from the fixture Hub first; every link (mirror and nodes) tbf ${mbit} Mbit/s each way (BENCH_SWARM_MBIT): at N = 8 the swarm moves ${mbit} MB/s in total (each node receives ${(mbit / 8).toFixed(0)} MB/s and sends as much, every byte SHA-1- and SHA-256-checked and copied to the local pull); on an idle 2-core machine the links bind at this rate, on a busy one the CPU does (see the load average)`,
+        );
+        report.notes.push(`baseline: pull with HF_ENDPOINT=mirror on each node; swarm: serve --upstream mirror --swarm --swarm-port 6881 on each node, pull with HF_ENDPOINT=http://127.0.0.1:${HTTP_PORT}; times from a common start to each pull's exit`);
+        const baseline = new Map<number, Round>();
+        const swarm = new Map<number, Round>();
+        for (const n of counts) {
+          baseline.set(n, await round(ctx, net, file, n, false));
+          record(report, 'http', n, baseline.get(n)!, size);
+          if (agentBuilt) {
+            swarm.set(n, await round(ctx, net, file, n, true));
+            record(report, 'swarm', n, swarm.get(n)!, size);
+          }
+        }
+        if (!agentBuilt) throw new FeatureMissing('the node agent (serve --swarm-port) is not built: baseline rows only');
+        const top = Math.max(...counts);
+        const slowest = (r: Round): number => Math.max(...r.times);
+        report.checks.push(ratioCheck(`N=${top} bytes out of the mirror / model size`, swarm.get(top)!.mirrorOut / size, '≤', 1.5));
+        const single = swarm.get(1);
+        if (single) report.checks.push(ratioCheck(`N=${top} slowest node / N=1 time (swarm)`, slowest(swarm.get(top)!) / slowest(single), '≤', 1.5));
+        report.checks.push(ratioCheck(`N=${top} baseline slowest / swarm slowest`, slowest(baseline.get(top)!) / slowest(swarm.get(top)!), '≥', 3));
+      } finally {
+        await hub.close();
+      }
+    } finally {
+      await net.close();
+    }
+  },
+};
