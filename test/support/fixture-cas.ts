@@ -423,12 +423,14 @@ export async function startFixtureCas(options: FixtureCasOptions = {}): Promise<
     }
     res.setHeader('Content-Length', String(body.length));
     if (fault && 'truncate' in fault) {
-      // Half the promised bytes, then the connection drops: what a reset mid-transfer looks like.
+      // Half the promised bytes, then the connection closes: a transfer cut off mid-body. The socket is
+      // ended, not destroyed, so the client reads all of the half before the close (a destroy could
+      // reset the connection while the half still sat unread, and the client would see less).
       const half = body.subarray(0, Math.floor(body.length / 2));
       res.flushHeaders();
       await new Promise<void>((resolve) => res.write(half, () => resolve()));
       context.onBody(half.length);
-      res.destroy();
+      res.socket?.end();
       return;
     }
     res.end(body);
