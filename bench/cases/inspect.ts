@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { limitCheck, missingCommands, MiB, ratioCheck, type BenchCase } from '../lib/bench-case.js';
 import { startPacedHub } from '../lib/hub.js';
 import { lastJson } from '../lib/modelfetch-cli.js';
-import { assertOk } from '../lib/proc.js';
+import { assertOk, median } from '../lib/proc.js';
 import { shardSafetensors } from '../lib/safetensors-files.js';
 import type { FixtureHub } from '../../test/support/fixture-hub.js';
 import type { RequestRecord } from '../../test/support/fixture-server.js';
@@ -11,11 +11,6 @@ const LATENCY_MS = 20;
 const SHARDS = 4;
 const TENSORS_PER_SHARD = 800;
 const RUNS = 11;
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)]!;
-}
 
 const isApi = (r: RequestRecord): boolean => r.url.startsWith('/api/');
 

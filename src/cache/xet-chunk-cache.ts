@@ -348,7 +348,8 @@ async function* readChunks(entry: ChunkCacheEntry, parsed: ParsedEntry, blob: Fi
         await rm(entry.path, { force: true });
         throw new Error(`the blob behind chunk index entry ${entry.path} changed`);
       }
-      yield { data, hash: Buffer.from(hash) };
+      // A view of the parsed entry, which nothing changes; a recorder that keeps it copies it.
+      yield { data, hash };
     }
   } finally {
     await blob.close();

@@ -76,7 +76,8 @@ export class MirrorMetrics {
       help,
       registers: [this.registry],
       collect(this: Gauge) {
-        this.set(pick(read() ?? { fromPeers: 0, fromWebSeeds: 0, piecesRejected: 0, peersDropped: 0, uploaded: 0, peers: 0, downloading: 0, seeding: 0, port: undefined }));
+        const status = read();
+        this.set(status ? pick(status) : 0);
       },
     });
   }

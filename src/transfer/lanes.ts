@@ -9,7 +9,7 @@ import type { Segment, SegmentTable } from './segment-table.js';
 import type { TransferJob } from './types.js';
 
 /** Errors that end this attempt at the file at once, whatever the mirrors. */
-export const FATAL: ReadonlySet<ErrorCode> = new Set(['ERR_ETAG_CHANGED', 'ERR_RANGE_IGNORED', 'ERR_NO_SPACE', 'ERR_IO', 'ERR_ABORTED', 'ERR_SIZE']);
+const FATAL: ReadonlySet<ErrorCode> = new Set(['ERR_ETAG_CHANGED', 'ERR_RANGE_IGNORED', 'ERR_NO_SPACE', 'ERR_IO', 'ERR_ABORTED', 'ERR_SIZE']);
 const MAX_CHUNK = 16 * 1024 * 1024;
 
 /** What the lanes need of the file transfer that runs them. */

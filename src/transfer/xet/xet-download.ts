@@ -202,7 +202,8 @@ class XetDownload {
   /** Fetches what `work`'s unfinished terms need; after an expiry the new reconstruction may split them over other fetches. */
   private async fetchWithRetries(work: RangeWork): Promise<void> {
     let expiries = 0;
-    let triedCache = false;
+    // Chunks the cache already holds are written before anything is fetched.
+    if (this.job.chunkCache && work.terms.some((term) => !this.progress.isDone(term.index))) await this.fillFromCache(work.terms);
     for (let attempt = 1; ; attempt++) {
       const generation = this.source.generation;
       const byFetch = new Map<XorbRangeFetch, TermSlot[]>();
@@ -221,12 +222,6 @@ class XetDownload {
         byFetch.delete(fetch);
       }
       if (byFetch.size === 0 && cutOff.length === 0) return;
-      if (!triedCache && this.job.chunkCache) {
-        triedCache = true;
-        attempt -= 1;
-        await this.fillFromCache(work.terms);
-        continue;
-      }
       for (const terms of cutOff) await this.fetchRest(terms);
       let current: XorbRangeFetch | undefined;
       try {
