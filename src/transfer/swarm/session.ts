@@ -91,7 +91,8 @@ async function defaultEngine(port: number): Promise<SwarmEngine> {
 export class SwarmSession {
   private engine: Promise<SwarmEngine> | undefined;
   /** Seeds starting or running, by infohash. */
-  private readonly seeds = new Map<string, Promise<SwarmSeeding | undefined>>();
+  /** Infohashes being seeded or starting to (the engine's handle lands in `seeding`). */
+  private readonly seeds = new Set<string>();
   private readonly seeding = new Map<string, SwarmSeeding>();
   private readonly downloads = new Set<SwarmTransfer>();
   private port: number | undefined;
@@ -116,18 +117,13 @@ export class SwarmSession {
       return undefined;
     });
     if (!engine) return undefined;
-    const bytes = { fromPeers: 0, fromWebSeeds: 0 };
     let transfer: SwarmTransfer | undefined;
     try {
-      await swarmFetchBlob(engine, blob.repo, blob.file, torrent, {
+      const { progress } = await swarmFetchBlob(engine, blob.repo, blob.file, torrent, {
         stallMs: this.options.stallMs ?? 30_000,
         ...(blob.signal && { signal: blob.signal }),
         onTransfer: (started) => this.downloads.add((transfer = started)),
-        onReceived: (from, n) => {
-          const key = from === 'peer' ? 'fromPeers' : 'fromWebSeeds';
-          bytes[key] += n;
-          this.totals[key] += n;
-        },
+        onReceived: (from, n) => void (this.totals[from === 'peer' ? 'fromPeers' : 'fromWebSeeds'] += n),
         onPieceRejected: () => void (this.totals.piecesRejected += 1),
         onPeerDropped: (address) => {
           this.totals.peersDropped += 1;
@@ -138,7 +134,7 @@ export class SwarmSession {
       const { info } = parseTorrentFile(torrent);
       if (info.pieceLength === PIECE_SIZE) await writeCacheFile(blob.repo.root, blob.repo.torrentInfo(blob.file.digest), info.encoded).catch(() => undefined);
       this.seed(torrent, blob.repo.blob(blob.file.digest), blob.label);
-      return bytes;
+      return { fromPeers: progress.fromPeers, fromWebSeeds: progress.fromWebSeeds };
     } catch (error) {
       if (blob.signal?.aborted) throw error;
       log(`swarm: ${blob.label}: ${isModelfetchError(error) ? error.message : String(error)}; downloading it over HTTP`);
@@ -273,19 +269,15 @@ export class SwarmSession {
     const { info } = parseTorrentFile(torrent);
     if (this.closed || this.seeds.has(info.infoHash)) return;
     const log = this.options.log ?? (() => {});
-    const started = this.startEngine()
+    this.seeds.add(info.infoHash);
+    void this.startEngine()
       .then((engine) => engine.seed({ torrent, path }))
       .then(
-        (seeding) => {
-          this.seeding.set(info.infoHash, seeding);
-          return seeding;
-        },
+        (seeding) => void this.seeding.set(info.infoHash, seeding),
         (error: unknown) => {
           log(`swarm: ${label}: not seeding it (${(error as Error).message})`);
           this.seeds.delete(info.infoHash);
-          return undefined;
         },
       );
-    this.seeds.set(info.infoHash, started);
   }
 }
