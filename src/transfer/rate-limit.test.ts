@@ -40,7 +40,18 @@ describe('RateLimits', () => {
   });
 
   it('lets requests through while the bucket has room, then holds them all on one wait until the window resets', async () => {
-    const clock = fakeClock();
+    // Sleeps end only when the test lets them, so both held requests are waiting at the same time.
+    let time = 1_000_000;
+    const slept: number[] = [];
+    const wakers: Array<() => void> = [];
+    const clock = {
+      slept,
+      now: () => time,
+      sleep: (ms: number) => {
+        slept.push(ms);
+        return new Promise<void>((resolve) => wakers.push(() => ((time += ms), resolve())));
+      },
+    };
     const limits = new RateLimits(clock);
     (await limits.acquire(api, 'api')).answered('"api";r=2;t=30');
     const tickets = [await limits.acquire(api, 'api'), await limits.acquire(api, 'api')];
@@ -49,6 +60,8 @@ describe('RateLimits', () => {
     const told: RateLimitWait[] = [];
     const listener = (w: RateLimitWait): number => told.push(w);
     const held = [limits.acquire(api, 'api', undefined, listener), limits.acquire(api, 'api', undefined, listener)];
+    await new Promise((resolve) => setImmediate(resolve));
+    for (const wake of wakers.splice(0)) wake();
     // After the reset one goes alone and learns the new window; the other follows its answer.
     (await Promise.race(held)).answered('"api";r=9;t=300');
     await Promise.all(held);
