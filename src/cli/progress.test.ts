@@ -126,7 +126,8 @@ describe('waits on the progress line', () => {
     renderer.onRetry({ url: 'https://huggingface.co/api/models/org/name/revision/main', reason: 'HTTP 429', retry: 1, maxRetries: 2, delayMs: 5000 });
     expect(shown(out.text)).toBe('waiting 5 s (huggingface.co: HTTP 429)');
     renderer.onRateLimitWait({ origin: 'https://huggingface.co', bucket: 'resolvers', delayMs: 42_000 });
-    // The wait that ends last is the one shown.
+    // A shorter wait told later does not replace it: the wait that ends last is the one shown.
+    renderer.onRetry({ url: 'https://huggingface.co/api/models/org/name/revision/main', reason: 'HTTP 429', retry: 2, maxRetries: 2, delayMs: 5000 });
     expect(shown(out.text)).toBe('waiting 42 s (huggingface.co: "resolvers" rate limit)');
     renderer.finish();
     expect(shown(out.text)).toBe('');
