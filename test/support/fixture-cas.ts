@@ -430,6 +430,8 @@ export async function startFixtureCas(options: FixtureCasOptions = {}): Promise<
       res.flushHeaders();
       await new Promise<void>((resolve) => res.write(half, () => resolve()));
       context.onBody(half.length);
+      // A moment before the close, so the client has taken in the half before it learns of the cut.
+      await new Promise((resolve) => setTimeout(resolve, 100));
       res.socket?.end();
       return;
     }
