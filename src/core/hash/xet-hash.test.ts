@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { isModelfetchError } from '../errors.js';
 import { chunkBoundaries } from '../../transfer/xet/chunker.js';
 import { splitmixData } from '../../transfer/xet/splitmix.test-support.js';
-import { aggregatedHash, chunkHash, fileHash, type HashedChunk, prepareChunkHashing, xetHashFromHex, xetHashToHex, xorbHash } from './xet-hash.js';
+import { aggregatedHash, chunkHash, type ChunkHasher, fileHash, type HashedChunk, loadChunkHashers, prepareChunkHashing, xetHashFromHex, xetHashToHex, xorbHash } from './xet-hash.js';
 
 const h = (hex: string, size: number): HashedChunk => ({ hash: xetHashFromHex(hex), size });
 const A = 'cfc5d07f6f03c29bbf424132963fe08d19a37d5757aaf520bf08119f05cd56d6';
@@ -58,17 +58,23 @@ describe('Xet hashes', () => {
     expect(xetHashToHex(fileHash(ours))).toBe(xetHashToHex(theirFileHash(theirs)));
   });
 
-  it('hashes chunks the same with the WebAssembly BLAKE3 as in JavaScript, each result its own copy', async () => {
+  it('hashes chunks the same with every hasher that loads (native, WebAssembly, JavaScript), each result its own copy', async () => {
+    const hashers = await loadChunkHashers();
+    // The prebuilt native addon exists for this platform, so the fast path is the one in use; WebAssembly is the fallback everywhere.
+    const expected = process.platform === 'linux' && process.arch === 'x64' ? ['native', 'wasm', 'js'] : ['wasm', 'js'];
+    expect(hashers.map((h) => h.kind)).toEqual(expect.arrayContaining(expected));
+    expect(await prepareChunkHashing()).toBe(hashers[0]?.kind);
     const inputs = [new Uint8Array(0), randomBytes(1), randomBytes(1024), randomBytes(1025), randomBytes(70_000), splitmixData(131_072, 0n)];
-    const before = inputs.map((data) => chunkHash(data));
-    expect(await prepareChunkHashing()).toBe(true);
-    const after = inputs.map((data) => chunkHash(data));
-    expect(after.map((hash) => xetHashToHex(hash))).toEqual(before.map((hash) => xetHashToHex(hash)));
-    // Each call's result survives the next call (the hasher is reused).
-    expect(new Set(after.map((hash) => xetHashToHex(hash))).size).toBe(inputs.length);
-    const theirs = getChunks(splitmixData(1_000_000, 0n));
-    const ours = hashedChunks(splitmixData(1_000_000, 0n));
-    expect(ours.map((c) => xetHashToHex(c.hash))).toEqual(theirs.map((c) => xetHashToHex(c.hash)));
+    const data = splitmixData(1_000_000, 0n);
+    const theirs = getChunks(data).map((c) => xetHashToHex(c.hash));
+    const reference = inputs.map((input) => xetHashToHex(javascript(hashers).hash(input)));
+    for (const hasher of hashers) {
+      const results = inputs.map((input) => hasher.hash(input));
+      expect(results.map((hash) => xetHashToHex(hash)), hasher.kind).toEqual(reference);
+      // Each call's result survives the next call (the hasher is reused).
+      expect(new Set(results.map((hash) => xetHashToHex(hash))).size).toBe(inputs.length);
+      expect(hashedChunks(data, hasher.hash).map((c) => xetHashToHex(c.hash)), hasher.kind).toEqual(theirs);
+    }
   });
 
   it('builds merkle trees several levels deep that @huggingface/xetchunk-wasm agrees with', () => {
@@ -81,10 +87,16 @@ describe('Xet hashes', () => {
   });
 });
 
-function hashedChunks(data: Uint8Array): HashedChunk[] {
+function hashedChunks(data: Uint8Array, hash: (chunk: Uint8Array) => Uint8Array = chunkHash): HashedChunk[] {
   const ends = chunkBoundaries(data);
   return ends.map((end, i) => {
     const start = i === 0 ? 0 : (ends[i - 1] as number);
-    return { hash: chunkHash(data.subarray(start, end)), size: end - start };
+    return { hash: hash(data.subarray(start, end)), size: end - start };
   });
+}
+
+function javascript(hashers: ChunkHasher[]): ChunkHasher {
+  const found = hashers.find((h) => h.kind === 'js');
+  if (!found) throw new Error('the JavaScript chunk hasher is always there');
+  return found;
 }
