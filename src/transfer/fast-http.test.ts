@@ -94,6 +94,23 @@ describe('fast http client', () => {
     await expect(text(pool, `http://127.0.0.1:${(garbage.address() as AddressInfo).port}/`)).rejects.toThrow(/Malformed HTTP response/);
   });
 
+  it('hands on the body bytes that arrive in the same read as the head, and refuses a head over 64 KiB', async () => {
+    // A 400 KiB body written with its head in one go: the first read holds the head and most of the body.
+    const body = Buffer.alloc(400 * 1024, 0);
+    for (let i = 0; i < body.length; i++) body[i] = (i * 7 + (i >> 9)) & 0xff;
+    const head = `HTTP/1.1 206 Partial Content\r\nContent-Length: ${body.length}\r\n\r\n`;
+    const big = createServer((socket) => socket.once('data', () => socket.write(Buffer.concat([Buffer.from(head, 'latin1'), body]))));
+    const huge = createServer((socket) => socket.once('data', () => socket.end(`HTTP/1.1 200 OK\r\nX-Pad: ${'a'.repeat(70 * 1024)}\r\nContent-Length: 0\r\n\r\n`)));
+    track(big, huge);
+    for (const s of [big, huge]) await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
+    const pool = new FastHttpPool();
+    const response = await pool.request(new URL(`http://127.0.0.1:${(big.address() as AddressInfo).port}/`), {}, new AbortController().signal);
+    const parts: Buffer[] = [];
+    for await (const chunk of response.body) parts.push(Buffer.from(chunk));
+    expect(Buffer.concat(parts).equals(body)).toBe(true);
+    await expect(text(pool, `http://127.0.0.1:${(huge.address() as AddressInfo).port}/`)).rejects.toThrow(/header section too large/);
+  });
+
   it('refuses header values with line breaks (no request smuggling)', async () => {
     const pool = new FastHttpPool();
     await expect(pool.request(new URL('http://127.0.0.1:9/'), { 'x-a': 'b\r\nEvil: 1' }, new AbortController().signal)).rejects.toThrow(/line break/);

@@ -217,12 +217,17 @@ class Connection {
   }
 
   private readHead(data: Buffer): Buffer {
-    this.head.push(Buffer.from(data)); // headers are small; copy them out of the shared buffer
-    this.headLength += data.length;
-    const all = Buffer.concat(this.head);
+    // A head that arrives whole (nearly always) is parsed where it lies, with the body bytes of the same
+    // read (up to the whole 512 KiB buffer) left in place. Otherwise what a head may span is copied
+    // out of the shared buffer, which the next read reuses.
+    const earlier = this.headLength;
+    const window = data.subarray(0, MAX_HEAD_BYTES + 4);
+    const all = earlier === 0 ? window : Buffer.concat([...this.head, window]);
     const end = all.indexOf('\r\n\r\n');
-    if (end < 0) {
-      if (this.headLength > MAX_HEAD_BYTES) throw protocolError('header section too large');
+    if (end < 0 || end > MAX_HEAD_BYTES) {
+      if (end > MAX_HEAD_BYTES || earlier + window.length > MAX_HEAD_BYTES) throw protocolError('header section too large');
+      this.head.push(Buffer.from(window));
+      this.headLength += window.length;
       return Buffer.alloc(0);
     }
     const lines = all.subarray(0, end).toString('latin1').split('\r\n');
@@ -257,7 +262,7 @@ class Connection {
     this.onFail = undefined;
     onHead?.({ status: code, headers, body: this.body });
     // The rest of this read is body; it lives in the shared buffer like any later read.
-    const restStart = end + 4 - (this.headLength - data.length);
+    const restStart = end + 4 - earlier;
     return data.subarray(Math.max(0, restStart));
   }
 
