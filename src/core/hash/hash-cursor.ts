@@ -34,6 +34,8 @@ interface Pending {
   reject: (error: Error) => void;
 }
 
+const ADVANCE_STEP_BYTES = 4 * 1024 * 1024;
+
 let worker: Worker | undefined;
 let nextId = 1;
 let open = 0;
@@ -111,9 +113,13 @@ export class HashCursor {
     return cursor;
   }
 
-  /** Bytes [0, contiguous) are written; hash them. Never goes backwards. */
+  /**
+   * Bytes [0, contiguous) are written; hash them. Never goes backwards. The worker is told in steps of
+   * at least ADVANCE_STEP_BYTES (finish covers the rest): each message wakes its thread, and a wake per
+   * 64 KiB Xet chunk or per 1 MiB write costs the main thread more than the step delays the digest.
+   */
   advance(contiguous: number): void {
-    if (this.closed || contiguous <= this.sent) return;
+    if (this.closed || contiguous - this.sent < ADVANCE_STEP_BYTES) return;
     this.sent = contiguous;
     send({ op: 'to', id: this.id, to: contiguous });
   }
