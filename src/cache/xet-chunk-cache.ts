@@ -8,6 +8,7 @@ import { isModelfetchError } from '../core/errors.js';
 import { parseSize } from '../core/format-bytes.js';
 import { assertSafeRelativePath } from '../core/validate.js';
 import { chunkHash, isXetHashHex, prepareChunkHashing } from '../core/hash/xet-hash.js';
+import { ChunkRecorder, HASH_BYTES, parseEntry, type ParsedEntry } from './xet-chunk-entry.js';
 
 /**
  * The dedup chunk cache, kept as an index: where decoded Xet chunks already sit on disk, inside the
@@ -30,10 +31,6 @@ import { chunkHash, isXetHashHex, prepareChunkHashing } from '../core/hash/xet-h
  */
 
 export const DEFAULT_CHUNK_CACHE_LIMIT = 10 * 1024 ** 3;
-const MAGIC = Buffer.from('MFXETR01');
-/** magic, u32 count, u64 offset, u16 + u16 path lengths */
-const HEADER_BYTES = MAGIC.length + 4 + 8 + 2 + 2;
-const HASH_BYTES = 32;
 const ENTRY_NAME = /^(\d{1,9})-(\d{1,9})-[0-9a-f]{16}\.ref$/;
 /** An entry still being written (`ChunkRecorder`); one a killed process left behind is never renamed. */
 const PART_NAME = /^\d{1,9}-\d{1,9}-[0-9a-f]{16}\.ref\.[0-9a-f]{12}\.part$/;
@@ -62,34 +59,6 @@ export interface ChunkHome {
 export interface IndexedChunk {
   data: Buffer;
   hash: Buffer;
-}
-
-interface ParsedEntry {
-  offset: number;
-  blob: string;
-  temp: string;
-  /** Byte offset of each chunk from `offset`, plus the end. */
-  offsets: number[];
-  hashes: Buffer;
-}
-
-/** An entry's contents; undefined when it is not a well-formed entry of `count` chunks. */
-function parseEntry(data: Buffer, count: number): ParsedEntry | undefined {
-  if (data.length < HEADER_BYTES || !data.subarray(0, MAGIC.length).equals(MAGIC) || data.readUInt32LE(MAGIC.length) !== count) return undefined;
-  const offset = Number(data.readBigUInt64LE(MAGIC.length + 4));
-  const blobLength = data.readUInt16LE(MAGIC.length + 12);
-  const tempLength = data.readUInt16LE(MAGIC.length + 14);
-  const tableAt = HEADER_BYTES + blobLength + tempLength;
-  if (data.length !== tableAt + count * (4 + HASH_BYTES) || !Number.isSafeInteger(offset)) return undefined;
-  const offsets = [0];
-  for (let i = 0; i < count; i++) offsets.push((offsets[i] as number) + data.readUInt32LE(tableAt + i * 4));
-  return {
-    offset,
-    blob: data.subarray(HEADER_BYTES, HEADER_BYTES + blobLength).toString('utf8'),
-    temp: data.subarray(HEADER_BYTES + blobLength, tableAt).toString('utf8'),
-    offsets,
-    hashes: data.subarray(tableAt + count * 4),
-  };
 }
 
 /** The chunk cache of the hub cache at `cacheRoot`, limited by MODELFETCH_XET_CACHE_SIZE (default 10 GiB; 0 turns it off). */
@@ -154,15 +123,18 @@ export class ChunkCache {
 
   /** The entries of `xorbHash` covering chunks [chunkStart, chunkEnd), most recently used first. */
   private async covering(xorbHash: string, chunkStart: number, chunkEnd: number): Promise<ChunkCacheEntry[]> {
-    if (!(await this.usable(xorbHash, false))) return [];
-    const found = (await this.entriesOf(xorbHash)).filter((e) => e.chunkStart <= chunkStart && chunkEnd <= e.chunkEnd);
+    // Listing a folder reads only names, so it comes first: a xorb the index has nothing of (every
+    // term of a first pull) costs one call. The folders are checked before anything is opened.
+    const names = await readdir(this.xorbFolder(xorbHash)).catch(() => [] as string[]);
+    if (!names.some((name) => ENTRY_NAME.test(name)) || !(await this.usable(xorbHash, false))) return [];
+    const found = (await this.entriesOf(xorbHash, names)).filter((e) => e.chunkStart <= chunkStart && chunkEnd <= e.chunkEnd);
     return found.sort((a, b) => b.mtimeMs - a.mtimeMs);
   }
 
-  private async entriesOf(xorbHash: string): Promise<ChunkCacheEntry[]> {
+  private async entriesOf(xorbHash: string, listed?: string[]): Promise<ChunkCacheEntry[]> {
     const folder = this.xorbFolder(xorbHash);
     const out: ChunkCacheEntry[] = [];
-    for (const name of await readdir(folder).catch(() => [] as string[])) {
+    for (const name of listed ?? (await readdir(folder).catch(() => [] as string[]))) {
       const match = ENTRY_NAME.exec(name);
       if (!match) continue;
       const info = await lstat(join(folder, name)).catch(() => undefined);
@@ -227,20 +199,34 @@ export class ChunkCache {
     if (blob === undefined || temp === undefined) return undefined;
     const tag = createHash('sha256').update(blob).digest('hex').slice(0, 16);
     const final = join(this.xorbFolder(xorbHash), `${chunkStart}-${chunkEnd}-${tag}.ref`);
-    if (await lstat(final).then(() => true, () => false)) return undefined;
-    return new ChunkRecorder(this, xorbHash, final, chunkEnd - chunkStart, { offset, blob, temp });
+    return new ChunkRecorder(xorbHash, final, chunkEnd - chunkStart, { offset, blob, temp });
   }
 
-  /** Writes a finished recorder's entry (under a temporary name, then renamed into place). */
-  async write(xorbHash: string, final: string, data: Buffer): Promise<void> {
-    if (!(await this.usable(xorbHash, true))) return;
-    const temp = `${final}.${randomBytes(6).toString('hex')}.part`;
-    try {
-      await writeFile(temp, data, { flag: 'wx' });
-      await rename(temp, final);
-    } catch (error) {
-      await rm(temp, { force: true });
-      throw error;
+  /**
+   * Writes finished recorders' entries, each under a temporary name and then renamed into place (over
+   * an older entry for the same range and blob). A download hands them over in batches, so the folders
+   * from the cache root down to the index are checked once per batch, and each xorb folder once, not
+   * every folder for every term. The index is a bonus: an entry that cannot be written is left out.
+   */
+  async writeEntries(recorders: readonly ChunkRecorder[]): Promise<void> {
+    const entries = recorders.map((recorder) => recorder.entry()).filter((entry) => entry !== undefined);
+    if (this.limit <= 0 || entries.length === 0 || !(await this.usable(undefined, true))) return;
+    const usableFolders = new Map<string, boolean>();
+    for (const { xorbHash, final, data } of entries) {
+      const folder = this.xorbFolder(xorbHash);
+      let usable = usableFolders.get(folder);
+      if (usable === undefined) {
+        usable = await makeRealFolders(this.root, folder).then(() => true, () => false);
+        usableFolders.set(folder, usable);
+      }
+      if (!usable) continue;
+      const temp = `${final}.${randomBytes(6).toString('hex')}.part`;
+      try {
+        await writeFile(temp, data, { flag: 'wx' });
+        await rename(temp, final);
+      } catch {
+        await rm(temp, { force: true }).catch(() => undefined);
+      }
     }
   }
 
@@ -353,40 +339,5 @@ async function* readChunks(entry: ChunkCacheEntry, parsed: ParsedEntry, blob: Fi
     }
   } finally {
     await blob.close();
-  }
-}
-
-/** Collects the length and hash of each chunk of one term as a download writes it, then writes the entry. */
-export class ChunkRecorder {
-  private lengths: number[] = [];
-  private hashes: Buffer[] = [];
-
-  constructor(
-    private readonly cache: ChunkCache,
-    private readonly xorbHash: string,
-    private readonly final: string,
-    private readonly count: number,
-    private readonly where: { offset: number; blob: string; temp: string },
-  ) {}
-
-  add(length: number, hash: Uint8Array): void {
-    this.lengths.push(length);
-    this.hashes.push(Buffer.from(hash));
-  }
-
-  /** Writes the entry when every chunk was added; the index is a bonus, so a failure only leaves it out. */
-  async finish(): Promise<void> {
-    if (this.lengths.length !== this.count) return;
-    const blob = Buffer.from(this.where.blob);
-    const temp = Buffer.from(this.where.temp);
-    const header = Buffer.alloc(HEADER_BYTES);
-    MAGIC.copy(header);
-    header.writeUInt32LE(this.count, MAGIC.length);
-    header.writeBigUInt64LE(BigInt(this.where.offset), MAGIC.length + 4);
-    header.writeUInt16LE(blob.length, MAGIC.length + 12);
-    header.writeUInt16LE(temp.length, MAGIC.length + 14);
-    const lengths = Buffer.alloc(this.count * 4);
-    this.lengths.forEach((length, i) => lengths.writeUInt32LE(length, i * 4));
-    await this.cache.write(this.xorbHash, this.final, Buffer.concat([header, blob, temp, lengths, ...this.hashes])).catch(() => undefined);
   }
 }

@@ -12,7 +12,9 @@ import { fetchXorbRange } from './xorb-range-fetch.js';
 import { planTerms, termBytes, type RangeWork, type TermSlot } from './term-plan.js';
 import { rebuildRange } from './range-rebuild.js';
 import { TermProgress } from './term-progress.js';
-import type { ChunkCache, ChunkRecorder } from '../../cache/xet-chunk-cache.js';
+import { TermWriter } from './term-writer.js';
+import type { ChunkCache } from '../../cache/xet-chunk-cache.js';
+import type { ChunkRecorder } from '../../cache/xet-chunk-entry.js';
 import type { XetTokenProvider } from './xet-token.js';
 
 /**
@@ -70,6 +72,9 @@ export interface XetDownloadResult {
   reconstructions: number;
 }
 
+/** Index entries written per batch: one folder check per batch, and a kill -9 loses at most this many. */
+const INDEX_BATCH = 64;
+
 class XetDownload {
   private readonly source: ReconstructionClient;
   private bytesFetched = 0;
@@ -82,6 +87,8 @@ class XetDownload {
   private journal: JournalWriter | undefined;
   private resumedRanges: ByteRange[] = [];
   private bytesFromChunkCache = 0;
+  /** Recorders of terms written, whose index entries are written in batches (ChunkCache.writeEntries). */
+  private toIndex: ChunkRecorder[] = [];
 
   constructor(
     private readonly job: XetDownloadJob,
@@ -153,6 +160,7 @@ class XetDownload {
           hint: 'The Xet storage server sent different content than the Hub lists; run the same command again, or use HF_HUB_DISABLE_XET=1.',
         });
       }
+      await this.writeIndex();
       await this.handle.close();
       await this.journal?.close();
       this.journal = undefined;
@@ -174,6 +182,8 @@ class XetDownload {
       await this.progress?.checkpoint().catch(() => undefined);
       await this.handle.close().catch(() => undefined);
       await this.journal?.close().catch(() => undefined);
+      // Terms written count for the chunk index too (their blob exists once a later run commits it); never a file that failed its digest.
+      if (!isModelfetchError(error, 'ERR_INTEGRITY')) await this.writeIndex();
       if (isModelfetchError(error, 'ERR_INTEGRITY')) {
         await removeIfPresent(this.job.tempPath).catch(() => undefined);
         await removeIfPresent(this.journalPath).catch(() => undefined);
@@ -294,16 +304,20 @@ class XetDownload {
         const chunks = await cache.read(xorbHash, term.chunkStart, term.chunkEnd);
         if (!chunks) continue;
         const recorder = (await this.recorders(xorbHash, [term]))[0]?.recorder;
-        const written = [0];
+        const writer = this.termWriter([term], cache.root);
         let chunkIndex = term.chunkStart;
         const before = this.progress.bytesDone;
-        for await (const { data, hash } of chunks) {
-          recorder?.add(data.length, hash);
-          await this.writeChunk([term], written, chunkIndex, data, cache.root);
-          chunkIndex += 1;
+        try {
+          for await (const { data, hash } of chunks) {
+            recorder?.add(data.length, hash);
+            await writer.add(chunkIndex, data);
+            chunkIndex += 1;
+          }
+        } finally {
+          await writer.close();
         }
         this.bytesFromChunkCache += this.progress.bytesDone - before;
-        await recorder?.finish();
+        if (recorder) await this.indexLater([recorder]);
       } catch (error) {
         if (isModelfetchError(error) && (error.code === 'ERR_NO_SPACE')) throw error;
         // Not from the cache after all: the network fetch writes the whole term again.
@@ -330,51 +344,44 @@ class XetDownload {
 
   /** Fetches one xorb range and writes each decoded chunk into every term that uses it (and indexes the terms in the chunk cache). */
   private async fetchOnce(terms: TermSlot[], fetch: XorbRangeFetch): Promise<void> {
-    const written = terms.map(() => 0);
     let usedBytes = 0;
     const recorders = await this.recorders(fetch.xorbHash, terms);
-    await fetchXorbRange(fetch, this.options, {
-      onReceived: this.received,
-      onChunk: async (chunkIndex, data) => {
-        // Hashed here, once, while the chunk is in memory: the index needs it to check the blob's bytes when read.
-        let hash: Uint8Array | undefined;
-        for (const { term, recorder } of recorders) {
-          if (chunkIndex < term.chunkStart || chunkIndex >= term.chunkEnd) continue;
-          hash ??= chunkHash(data);
-          recorder.add(data.length, hash);
-        }
-        if (await this.writeChunk(terms, written, chunkIndex, data, fetch.url)) usedBytes += data.length;
-      },
-    });
+    const writer = this.termWriter(terms, fetch.url);
+    try {
+      await fetchXorbRange(fetch, this.options, {
+        onReceived: this.received,
+        onChunk: async (chunkIndex, data) => {
+          // Hashed here, once, while the chunk is in memory: the index needs it to check the blob's bytes when read.
+          let hash: Uint8Array | undefined;
+          for (const { term, recorder } of recorders) {
+            if (chunkIndex < term.chunkStart || chunkIndex >= term.chunkEnd) continue;
+            hash ??= chunkHash(data);
+            recorder.add(data.length, hash);
+          }
+          if (await writer.add(chunkIndex, data)) usedBytes += data.length;
+        },
+      });
+    } finally {
+      await writer.close();
+    }
     this.uniqueBytes += usedBytes;
-    for (const { recorder } of recorders) await recorder.finish();
+    await this.indexLater(recorders.map(({ recorder }) => recorder));
   }
 
-  /** Writes a decoded chunk into every term that uses it; false when none does. */
-  private async writeChunk(terms: TermSlot[], written: number[], chunkIndex: number, data: Buffer, url: string): Promise<boolean> {
-    let used = false;
-    for (let t = 0; t < terms.length; t++) {
-      const term = terms[t] as TermSlot;
-      if (chunkIndex < term.chunkStart || chunkIndex >= term.chunkEnd) continue;
-      used = true;
-      const done = written[t] as number;
-      if (done + data.length > term.length) {
-        throw new ModelfetchError('ERR_BAD_RESPONSE', `Term ${term.index} of the Xet reconstruction decodes to more than its ${term.length} bytes.`, { url });
-      }
-      // The first term may start before byte 0 (offset into the first range); only the file's bytes are written.
-      const start = term.fileOffset + done;
-      const skip = Math.max(0, -start);
-      const slice = skip > 0 ? data.subarray(Math.min(skip, data.length)) : data;
-      if (slice.length > 0) await this.writeAt(slice, start + skip);
-      written[t] = done + data.length;
-      if (chunkIndex === term.chunkEnd - 1) {
-        if (written[t] !== term.length) throw new ModelfetchError('ERR_BAD_RESPONSE', `Term ${term.index} of the Xet reconstruction decodes to ${written[t]} bytes, not ${term.length}.`, { url });
-        this.progress.finished(term.index);
-      } else {
-        this.progress.wrote(term.index, Math.min(this.job.size, term.fileOffset + done + data.length) - Math.max(0, term.fileOffset));
-      }
-    }
-    return used;
+  /** Queues index entries, and writes them once INDEX_BATCH have gathered (the rest at the end, or after a failure). */
+  private async indexLater(recorders: ChunkRecorder[]): Promise<void> {
+    this.toIndex.push(...recorders);
+    if (this.toIndex.length >= INDEX_BATCH) await this.writeIndex();
+  }
+
+  private async writeIndex(): Promise<void> {
+    const batch = this.toIndex;
+    this.toIndex = [];
+    await this.job.chunkCache?.writeEntries(batch).catch(() => undefined);
+  }
+
+  private termWriter(terms: TermSlot[], source: string): TermWriter {
+    return new TermWriter(terms, { handle: this.handle, size: this.job.size }, this.progress, source);
   }
 
   private async writeAt(data: Buffer, position: number): Promise<void> {
