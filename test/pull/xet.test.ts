@@ -241,6 +241,23 @@ describe('the dedup chunk cache', () => {
     expect(left).toContain(entry!.path.split('/').pop());
   });
 
+  it('never writes index entries through a symlinked xorb folder inside the chunk index', async () => {
+    const elsewhere = await mkdtemp(join(tmpdir(), 'mf-xet-elsewhere-'));
+    try {
+      const xorbs = [...new Set(cas.files.get(hub.file('org/xet', 'w.bin').xetHash ?? '')?.terms.map((t) => t.xorbHash) ?? [])];
+      expect(xorbs.length).toBeGreaterThan(1);
+      await mkdir(join(cacheDir, ...XET_CHUNK_CACHE_PARTS), { recursive: true });
+      await symlink(elsewhere, join(cacheDir, ...XET_CHUNK_CACHE_PARTS, xorbs[0] as string));
+      await pull(options({ repo: 'org/xet' }));
+      expect(sha256(await blob('org/xet', contentA))).toBe(sha256(contentA));
+      expect(await readdir(elsewhere)).toEqual([]);
+      // The other xorbs are indexed as usual.
+      expect((await readdir(join(cacheDir, ...XET_CHUNK_CACHE_PARTS, xorbs[1] as string))).some((name) => name.endsWith('.ref'))).toBe(true);
+    } finally {
+      await rm(elsewhere, { recursive: true, force: true });
+    }
+  });
+
   it('never follows a symlinked chunk cache folder', async () => {
     const elsewhere = await mkdtemp(join(tmpdir(), 'mf-xet-elsewhere-'));
     try {
