@@ -1,3 +1,4 @@
+import { createRequire } from 'node:module';
 import { blake3 } from '@noble/hashes/blake3';
 import type { IHasher } from 'hash-wasm';
 import { ModelfetchError } from '../errors.js';
@@ -60,7 +61,7 @@ export interface ChunkHasher {
   hash: (data: Uint8Array) => Uint8Array;
 }
 
-/** native: the BLAKE3 of a prebuilt Node addon (SIMD, ~6x the WebAssembly one); wasm: hash-wasm; js: @noble/hashes. */
+/** native: the BLAKE3 of a prebuilt Node addon (SIMD, ~6x the WebAssembly one; Linux x64); wasm: hash-wasm; js: @noble/hashes. */
 export type ChunkHasherKind = 'native' | 'wasm' | 'js';
 
 const javascriptChunkHasher: ChunkHasher = { kind: 'js', hash: (data) => blake3(data, { key: DATA_KEY }) };
@@ -68,10 +69,33 @@ const javascriptChunkHasher: ChunkHasher = { kind: 'js', hash: (data) => blake3(
 let chunkHasher: ChunkHasher = javascriptChunkHasher;
 let loadingChunkHasher: Promise<ChunkHasherKind> | undefined;
 
+/** The part of the blake-hash addon used here (@napi-rs/blake-hash's BLAKE3, Rust's blake3 crate with SIMD). */
+interface NativeBlake3 {
+  Blake3Hasher: {
+    newKeyed(key: Buffer): { reset(): void; update(input: Uint8Array): unknown; digestBuffer(): Buffer };
+  };
+}
+
+/**
+ * The addon's prebuilt binaries for the platforms whose packages the lock file can name (optional
+ * dependencies: npm installs the one matching this machine, and none elsewhere, where WebAssembly serves).
+ */
+const NATIVE_BLAKE3_PACKAGES = ['@napi-rs/blake-hash-linux-x64-gnu', '@napi-rs/blake-hash-linux-x64-musl'];
+
 async function loadNativeChunkHasher(): Promise<ChunkHasher> {
-  const { Blake3Hasher } = await import('@napi-rs/blake-hash');
+  const require = createRequire(import.meta.url);
+  let binding: NativeBlake3 | undefined;
+  for (const name of NATIVE_BLAKE3_PACKAGES) {
+    try {
+      binding = require(name) as NativeBlake3;
+      break;
+    } catch {
+      // Not installed for this platform: try the next, then WebAssembly.
+    }
+  }
+  if (!binding) throw new Error('no native BLAKE3 for this platform');
   // One keyed hasher serves every call: reset keeps the key, and reset, update and digest run back to back with no await between.
-  const hasher = Blake3Hasher.newKeyed(Buffer.from(DATA_KEY));
+  const hasher = binding.Blake3Hasher.newKeyed(Buffer.from(DATA_KEY));
   return {
     kind: 'native',
     hash: (data) => {
