@@ -87,7 +87,7 @@ const TEMP_NAME = /^convert-(\d+)-[0-9a-f]+\.tmp$/;
 
 /** Temp files of conversions whose process is gone (killed): a running one's are left alone. */
 async function removeDeadTemps(dir: LocalDir): Promise<void> {
-  const folder = dirname(dir.tempPath('x'));
+  const folder = dir.partialDir;
   for (const name of await readdir(folder).catch(() => [] as string[])) {
     const pid = Number(TEMP_NAME.exec(name)?.[1] ?? NaN);
     if (!Number.isSafeInteger(pid) || pid === process.pid || isPidAlive(pid)) continue;
