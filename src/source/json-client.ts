@@ -4,7 +4,7 @@ import { redactUrl } from '../core/redact.js';
 import { systemClock } from '../transfer/options.js';
 import { headerValue } from '../transfer/http.js';
 import { describeConnectFailure, dispatcherForDefaults } from '../transfer/proxy.js';
-import { attemptBudget, failureInWords, parseRetryAfter, retryDecision, UNREACHABLE_MAX_ATTEMPTS } from '../transfer/retry-policy.js';
+import { decideRetry, parseRetryAfter, UNREACHABLE_MAX_ATTEMPTS } from '../transfer/retry-policy.js';
 import { rateLimitsFor } from '../transfer/rate-limit.js';
 import type { Clock, RateLimitWait, RetryEvent } from '../transfer/types.js';
 
@@ -95,11 +95,8 @@ export async function getJson(api: JsonApi, url: string, headers: Record<string,
       return await getJsonOnce(api, url, headers, options, clock);
     } catch (error) {
       if (!(error instanceof ModelfetchError) || options.signal?.aborted) throw error;
-      const { status, retryAfterMs } = error;
-      const input = { attempt, maxAttempts: MAX_API_ATTEMPTS, code: error.code, ...(status !== undefined && { status }), ...(retryAfterMs !== undefined && { retryAfterMs }), random: random() };
-      const decision = retryDecision(input);
+      const decision = decideRetry(error, { attempt, maxAttempts: MAX_API_ATTEMPTS, random: random(), url, onRetry: options.onRetry });
       if (!decision.retry) throw error;
-      options.onRetry?.({ url: error.url ?? url, reason: failureInWords(error), retry: attempt, maxRetries: attemptBudget(input) - 1, delayMs: decision.delayMs });
       try {
         await clock.sleep(decision.delayMs, options.signal);
       } catch (cause) {

@@ -12,7 +12,7 @@ import type { BatchProgress } from './progress.js';
 import { Lanes } from './lanes.js';
 import { asModelfetchError, hostOf, mirrorFrom, unprobedMirrors, unreachableError, type Mirror } from './mirrors.js';
 import type { FetchContext } from './range-fetch.js';
-import { attemptBudget, failureInWords, retryDecision, unreachableReason, type RetryDecision } from './retry-policy.js';
+import { decideRetry, unreachableReason, type RetryDecision } from './retry-policy.js';
 import { missingRanges, type ByteRange } from './segment-plan.js';
 import { SegmentTable } from './segment-table.js';
 import type { SegmentWriter } from './segment-writer.js';
@@ -93,11 +93,7 @@ export class FileTransfer {
 
   /** The retry policy's decision for `error`, announced through onRetry when it is to retry. */
   private decideRetry(error: ModelfetchError, attempt: number, url: string, unreachable = false): RetryDecision {
-    const input = { attempt, maxAttempts: this.opts.maxAttempts, code: error.code, ...(error.status !== undefined && { status: error.status }), ...(error.retryAfterMs !== undefined && { retryAfterMs: error.retryAfterMs }), random: this.opts.random(), unreachable };
-    const decision = retryDecision(input);
-    // The URL that answered (after redirects) when the error knows it: that is the host failing.
-    if (decision.retry) this.opts.onRetry?.({ url: error.url ?? url, reason: failureInWords(error), retry: attempt, maxRetries: attemptBudget(input) - 1, delayMs: decision.delayMs });
-    return decision;
+    return decideRetry(error, { attempt, maxAttempts: this.opts.maxAttempts, random: this.opts.random(), unreachable, url, onRetry: this.opts.onRetry });
   }
 
   private async discardPartial(): Promise<void> {
