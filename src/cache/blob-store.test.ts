@@ -1,19 +1,18 @@
-import { mkdir, mkdtemp, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, readFile, stat, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { digestOf } from '../../test/support/cache-builder.js';
 import { commitBlob, isBlobStamped, verifyBlob } from './blob-store.js';
 import { hashFile } from '../core/hash/file-digest.js';
 import { RepoPaths } from './layout.js';
+import { testTempDir } from '../../test/support/temp.js';
 
 let dir: string;
 let repo: RepoPaths;
 beforeEach(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'mf-blob-'));
+  dir = await testTempDir('mf-blob-');
   repo = new RepoPaths(dir, 'model', 'org/name');
 });
-afterEach(() => rm(dir, { recursive: true, force: true }));
 
 async function temp(content: Buffer): Promise<string> {
   const path = join(repo.stateDir, 'partial', `t${Math.random()}`);

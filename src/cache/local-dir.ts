@@ -95,9 +95,14 @@ export class LocalDir {
     return join(this.meta, 'modelfetch', 'converted', `${assertSafeRelativePath(path, 'local dir')}.json`);
   }
 
-  /** A temp file for a converted file, on the dir's file system, where modelfetch keeps its partial files. */
+  /** Where modelfetch keeps its partial files (downloads and conversions), on the dir's file system. */
+  get partialDir(): string {
+    return join(this.meta, 'modelfetch', 'partial');
+  }
+
+  /** A temp file named `name` among the partial files. */
   tempPath(name: string): string {
-    return join(this.meta, 'modelfetch', 'partial', name);
+    return join(this.partialDir, name);
   }
 
   /** The note of `path`, when it says the file on disk now is `upstream` converted to `target`. */
@@ -171,7 +176,7 @@ export class LocalDir {
       root: this.root,
       sharesContent: false,
       state,
-      tempPath: (file) => join(work, 'partial', `${file.digest.hex}-${encodeURIComponent(file.path)}.part`.slice(-240)),
+      tempPath: (file) => this.tempPath(`${file.digest.hex}-${encodeURIComponent(file.path)}.part`.slice(-240)),
       lockPath: (file) => join(work, 'locks', `${file.digest.hex}-${encodeURIComponent(file.path)}.lock`.slice(-240)),
       hasContent: async (file) => (await state(file)) === 'present',
       commit: async (file, tempPath) => {

@@ -1,16 +1,16 @@
 import { spawnSync } from 'node:child_process';
-import { mkdir, mkdtemp, rm, utimes, writeFile } from 'node:fs/promises';
-import { hostname, tmpdir } from 'node:os';
+import { mkdir, utimes, writeFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { RepoPaths } from './layout.js';
 import { acquireLock, isRevisionInUse, markRevisionInUse, tryAcquireLock } from './lock.js';
+import { testTempDir } from '../../test/support/temp.js';
 
 let dir: string;
 beforeEach(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'mf-lock-'));
+  dir = await testTempDir('mf-lock-');
 });
-afterEach(() => rm(dir, { recursive: true, force: true }));
 
 /** A pid that certainly belonged to a process that has exited. */
 function deadPid(): number {

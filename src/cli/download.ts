@@ -1,11 +1,11 @@
 import { join } from 'node:path';
 import { Option, type Command } from 'commander';
-import { ModelfetchError } from '../core/errors.js';
 import type { CliIo } from './main.js';
 import { createProgressRenderer, progressModeFor } from './progress.js';
 import { pullUntilInterrupted, toOptions, type PullFlags } from './pull.js';
 import { examples } from './examples.js';
 import { progressBarsDisabled } from '../core/hf-env.js';
+import { usageError } from './units.js';
 
 /**
  * `modelfetch download`: huggingface_hub's `hf download` arguments and flags, mapped onto `pull`, so a
@@ -34,10 +34,6 @@ interface DownloadFlags {
 }
 
 const REPO_TYPE_PREFIXES: Record<string, string> = { models: 'model', datasets: 'dataset', spaces: 'space' };
-
-function usage(message: string, hint: string): ModelfetchError {
-  return new ModelfetchError('ERR_USAGE', message, { hint });
-}
 
 /** `hf://datasets/org/name`, `spaces/org/name` and `org/name` as hf reads them: the repo id and the type its prefix implies. */
 export function parseHfRepoId(raw: string): { repoId: string; repoType?: string } {
@@ -104,8 +100,8 @@ export function registerDownloadCommand(program: Command, io: CliIo): void {
     .addOption(new Option('--resume-download', 'accepted and ignored (always resumes)').hideHelp())
     .addOption(new Option('--local-dir-use-symlinks <value>', 'accepted and ignored').hideHelp())
     .action(async (rawRepo: string, filenames: string[], flags: DownloadFlags) => {
-      if (flags.dryRun) throw usage('download --dry-run is not supported', 'Run `modelfetch pull REPO --check` to see whether anything is missing without downloading.');
-      if (flags.json || flags.format === 'json') throw usage('download --json is not supported', 'Run `modelfetch pull REPO --json` for a JSON result.');
+      if (flags.dryRun) throw usageError('download --dry-run is not supported', 'Run `modelfetch pull REPO --check` to see whether anything is missing without downloading.');
+      if (flags.json || flags.format === 'json') throw usageError('download --json is not supported', 'Run `modelfetch pull REPO --json` for a JSON result.');
       const { repoId, repoType: prefixType } = parseHfRepoId(rawRepo);
       const repoType = flags.repoType ?? flags.type ?? prefixType ?? 'model';
       const quiet = flags.quiet === true || flags.format === 'quiet';

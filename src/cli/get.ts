@@ -4,6 +4,7 @@ import { abortOnInterrupt } from './interrupt.js';
 import type { CliIo } from './main.js';
 import { createProgressRenderer, progressModeFor } from './progress.js';
 import { examples } from './examples.js';
+import { parseConnections } from '../pull/options.js';
 
 interface GetFlags {
   output?: string;
@@ -45,13 +46,7 @@ export function registerGetCommand(program: Command, io: CliIo): void {
     .option('--ignore-disk-space', 'skip the free-space check made before the first byte')
     .option('--accept-html', 'keep a web page (text/html) answer; by default it is refused, since a model file was asked for')
     .action(async (urls: string[], flags: GetFlags) => {
-      let connections: number | undefined;
-      if (flags.connections !== undefined) {
-        connections = Number(flags.connections);
-        if (!Number.isInteger(connections) || connections < 1 || connections > 256) {
-          throw new ModelfetchError('ERR_USAGE', `--connections must be a whole number from 1 to 256, got ${JSON.stringify(flags.connections)}`);
-        }
-      }
+      const connections = flags.connections === undefined ? undefined : parseConnections(flags.connections);
       const headers = Object.fromEntries(flags.header.map(parseHeaderFlag));
       const renderer = createProgressRenderer(io.stderr, progressModeFor(io.stderr, flags.quiet === true));
       const interrupt = abortOnInterrupt();

@@ -6,6 +6,7 @@ import type { CliIo } from './main.js';
 import { parseRepoType, renderTable } from './units.js';
 import { ModelfetchError } from '../core/errors.js';
 import { examples } from './examples.js';
+import { parseConnections } from '../pull/options.js';
 
 /** `modelfetch inspect <target> [--json]`: what a model holds, from its safetensors headers only. */
 
@@ -80,11 +81,7 @@ export function registerInspectCommand(program: Command, io: CliIo): void {
     .option('--offline', 'make no request; the headers must be in the cache (also HF_HUB_OFFLINE=1)')
     .option('--connections <n>', 'connection budget per host')
     .action(async (target: string, flags: InspectFlags) => {
-      let connections: number | undefined;
-      if (flags.connections !== undefined) {
-        connections = Number(flags.connections);
-        if (!Number.isInteger(connections) || connections < 1 || connections > 256) throw new ModelfetchError('ERR_USAGE', `Invalid --connections ${JSON.stringify(flags.connections)}`, { hint: 'Use a whole number from 1 to 256.' });
-      }
+      const connections = flags.connections === undefined ? undefined : parseConnections(flags.connections);
       const { inspect } = await import('../safetensors/inspect.js');
       const interrupt = abortOnInterrupt();
       try {

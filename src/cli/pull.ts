@@ -3,7 +3,7 @@ import { ModelfetchError } from '../core/errors.js';
 import type { PullOptions, PullPlan, PullResult } from '../pull/index.js';
 import { checkPullFlags, parseConnections } from '../pull/options.js';
 import type { RepoType } from '../core/types.js';
-import { abortOnInterrupt } from './interrupt.js';
+import { abortOnInterrupt, untilInterrupted } from './interrupt.js';
 import type { CliIo } from './main.js';
 import { formatBytes } from '../core/format-bytes.js';
 import { createProgressRenderer, progressModeFor, type ProgressRenderer } from './progress.js';
@@ -11,6 +11,7 @@ import { describeConversion } from './convert.js';
 import { examples } from './examples.js';
 import { hfEnvTimeouts, progressBarsDisabled } from '../core/hf-env.js';
 import { resolveHfEndpoint } from '../core/env.js';
+import { parsePort, parseWholeNumber, usageError } from './units.js';
 
 /** `modelfetch pull org/name[@rev] [FILES…]`: prints the snapshot path on stdout, progress on stderr. */
 
@@ -152,16 +153,6 @@ export function registerPullCommand(program: Command, io: CliIo): void {
     });
 }
 
-function usage(message: string, hint: string): ModelfetchError {
-  return new ModelfetchError('ERR_USAGE', message, { hint });
-}
-
-function parseNumberFlag(value: string, flag: string, max: number): number {
-  const number = Number(value);
-  if (!Number.isInteger(number) || number < 0 || number > max) throw usage(`Invalid ${flag} ${JSON.stringify(value)}`, `Use a whole number from 0 to ${max}.`);
-  return number;
-}
-
 /**
  * `pull --swarm URL`: the mirror is the endpoint (listings, torrents and the HTTP fallback all come
  * from it, and the token goes only there); an --endpoint naming another origin is refused, and
@@ -169,11 +160,11 @@ function parseNumberFlag(value: string, flag: string, max: number): number {
  */
 async function joinSwarm(flags: PullFlags, options: PullOptions, io: CliIo): Promise<{ session: import('../transfer/swarm/session.js').SwarmSession; linger(): Promise<void> }> {
   const mirror = resolveHfEndpoint(flags.swarm, {});
-  if (flags.endpoint !== undefined && resolveHfEndpoint(flags.endpoint, {}) !== mirror) throw usage(`--swarm ${mirror} and --endpoint ${flags.endpoint} name different servers`, 'With --swarm the mirror is the endpoint: drop --endpoint.');
-  if (flags.localDir) throw usage('--swarm fills the hub cache (peers are seeded from its blobs), not a --local-dir', 'Drop --local-dir, or pull without --swarm.');
-  if (options.source === 'modelscope' || options.repo.startsWith('ms://')) throw usage('--swarm works with a modelfetch mirror of the Hub, not ModelScope', 'Drop --swarm.');
-  const port = flags.swarmPort === undefined ? 0 : parseNumberFlag(flags.swarmPort, '--swarm-port', 65535);
-  const seedSeconds = flags.seedTime === undefined ? 0 : parseNumberFlag(flags.seedTime, '--seed-time', 7 * 24 * 3600);
+  if (flags.endpoint !== undefined && resolveHfEndpoint(flags.endpoint, {}) !== mirror) throw usageError(`--swarm ${mirror} and --endpoint ${flags.endpoint} name different servers`, 'With --swarm the mirror is the endpoint: drop --endpoint.');
+  if (flags.localDir) throw usageError('--swarm fills the hub cache (peers are seeded from its blobs), not a --local-dir', 'Drop --local-dir, or pull without --swarm.');
+  if (options.source === 'modelscope' || options.repo.startsWith('ms://')) throw usageError('--swarm works with a modelfetch mirror of the Hub, not ModelScope', 'Drop --swarm.');
+  const port = flags.swarmPort === undefined ? 0 : parsePort(flags.swarmPort, '--swarm-port');
+  const seedSeconds = flags.seedTime === undefined ? 0 : parseWholeNumber(flags.seedTime, '--seed-time', 0, 7 * 24 * 3600);
   options.endpoint = mirror;
   const { SwarmSession } = await import('../transfer/swarm/session.js');
   const session = new SwarmSession({ port, log: (line) => void io.stderr.write(`modelfetch: ${line}\n`) });
@@ -183,18 +174,7 @@ async function joinSwarm(flags: PullFlags, options: PullOptions, io: CliIo): Pro
     linger: async () => {
       if (seedSeconds === 0 || session.status().seeding === 0) return;
       io.stderr.write(`modelfetch: seeding for ${seedSeconds} s (Ctrl-C stops)\n`);
-      const interrupt = abortOnInterrupt();
-      try {
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, seedSeconds * 1000);
-          interrupt.signal.addEventListener('abort', () => {
-            clearTimeout(timer);
-            resolve();
-          }, { once: true });
-        });
-      } finally {
-        interrupt.dispose();
-      }
+      await untilInterrupted(seedSeconds * 1000);
     },
   };
 }

@@ -3,12 +3,8 @@ import { resolveCacheDir } from '../core/env.js';
 import { readHfToken, resolveHfEndpoint } from '../core/env.js';
 import type { CliIo } from './main.js';
 import { examples } from './examples.js';
-
-function parsePort(value: string): number {
-  const port = Number(value);
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new InvalidArgumentError('expected a port number 0-65535');
-  return port;
-}
+import { untilInterrupted } from './interrupt.js';
+import { parsePort } from './units.js';
 
 function parsePositiveInteger(value: string): number {
   const number = Number(value);
@@ -51,7 +47,7 @@ export function registerServeCommand(program: Command, io: CliIo): void {
     .option('--cache-dir <dir>', 'cache root (default: HF_HUB_CACHE, HF_HOME/hub, ~/.cache/huggingface/hub)')
     .option('--upstream <url>', 'hub to fill misses from (default: HF_ENDPOINT, else https://huggingface.co)')
     .option('--host <host>', 'address to listen on', '127.0.0.1')
-    .option('--port <port>', 'port to listen on (0 picks a free one)', parsePort, 8080)
+    .option('--port <port>', 'port to listen on (0 picks a free one)', (value) => parsePort(value, '--port'), 8080)
     .option('--offline', 'never contact upstream; serve only what is cached')
     .option('--token-passthrough', "forward clients' tokens upstream instead of the server's HF_TOKEN")
     .option('--revalidate-after <seconds>', 'ask upstream again where a branch points after this long', parseSeconds, 60)
@@ -63,7 +59,7 @@ export function registerServeCommand(program: Command, io: CliIo): void {
     .option('--no-xet', 'fetch Xet-backed upstream files through the plain path (also HF_HUB_DISABLE_XET=1)')
     .option('--swarm', 'also share verified files over BitTorrent: tracker, .torrent per file, blobs as web seed (/api/swarm/…)')
     .option('--swarm-private', 'with --swarm, share files of gated and private repos too (still only with clients allowed to read them)')
-    .option('--swarm-port <port>', 'with --swarm: TCP port (all interfaces) peers reach this node on when it fetches through an upstream mirror\'s swarm (default: any free port)', parsePort)
+    .option('--swarm-port <port>', 'with --swarm: TCP port (all interfaces) peers reach this node on when it fetches through an upstream mirror\'s swarm (default: any free port)', (value) => parsePort(value, '--swarm-port'))
     .action(async (flags: ServeFlags) => {
       const cacheDir = flags.cacheDir ?? resolveCacheDir(io.env);
       const upstream = resolveHfEndpoint(flags.upstream, io.env);
@@ -93,17 +89,8 @@ export function registerServeCommand(program: Command, io: CliIo): void {
       });
       const url = await mirror.listen();
       io.stderr.write(`modelfetch mirror listening on ${url} (cache ${cacheDir}, ${flags.offline ? 'offline' : `upstream ${upstream}`})\n`);
-      await new Promise<void>((done) => {
-        const stop = (signal: string): void => {
-          process.off('SIGTERM', onTerm);
-          process.off('SIGINT', onInt);
-          io.stderr.write(`modelfetch mirror: ${signal}, finishing responses in flight\n`);
-          mirror.close().then(done, done);
-        };
-        const onTerm = (): void => stop('SIGTERM');
-        const onInt = (): void => stop('SIGINT');
-        process.on('SIGTERM', onTerm);
-        process.on('SIGINT', onInt);
-      });
+      const signal = await untilInterrupted();
+      io.stderr.write(`modelfetch mirror: ${signal}, finishing responses in flight\n`);
+      await mirror.close().catch(() => undefined);
     });
 }

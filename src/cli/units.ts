@@ -1,7 +1,7 @@
 import { ModelfetchError } from '../core/errors.js';
 import type { RepoType } from '../core/types.js';
 
-/** Human units for the CLI: size limits, durations and ages (sizes are printed by `format-bytes.ts`). */
+/** Human units and flag values for the CLI: size limits, durations, ages, ports (sizes are printed by `format-bytes.ts`). */
 
 export { parseSize } from '../core/format-bytes.js';
 
@@ -33,6 +33,23 @@ export function renderTable(header: string[], rows: string[][], rightAligned: nu
       .join('  ')
       .trimEnd();
   return [line(header), ...rows.map(line)].join('\n') + '\n';
+}
+
+/** A usage error: what was wrong with the command line, and what to write instead. */
+export function usageError(message: string, hint: string): ModelfetchError {
+  return new ModelfetchError('ERR_USAGE', message, { hint });
+}
+
+/** `value`, given for `flag`, as a whole number from `min` to `max`; anything else is a usage error. */
+export function parseWholeNumber(value: string, flag: string, min: number, max: number): number {
+  const number = Number(value);
+  if (!Number.isInteger(number) || number < min || number > max) throw usageError(`Invalid ${flag} ${JSON.stringify(value)}`, `Use a whole number from ${min} to ${max}.`);
+  return number;
+}
+
+/** A TCP port given for `flag` (0 picks a free one). */
+export function parsePort(value: string, flag: string): number {
+  return parseWholeNumber(value, flag, 0, 65535);
 }
 
 export function parseRepoType(text: string): RepoType {

@@ -1,15 +1,14 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { assertDiskSpace, bytesStillMissing } from './disk-space.js';
 import { isModelfetchError } from './errors.js';
+import { testTempDir } from '../../test/support/temp.js';
 
 let dir: string;
 beforeEach(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'mf-space-'));
+  dir = await testTempDir('mf-space-');
 });
-afterEach(() => rm(dir, { recursive: true, force: true }));
 
 describe('assertDiskSpace', () => {
   it('counts only what a partial file does not hold yet (a resumed download needs the rest)', async () => {

@@ -1,13 +1,15 @@
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { readVerifiedLockfile, signLockfile } from './lock-signature.js';
 import { serialiseLockfile } from './lockfile.js';
 import { writeKeyPair } from './signature.js';
+import { testTempDir } from '../../test/support/temp.js';
 
 describe('readVerifiedLockfile', async () => {
-  const dir = await mkdtemp(join(tmpdir(), 'mf-locksig-'));
+  // Made while the suite is collected, outside any test: removed when the suite ends.
+  const dir = await testTempDir('mf-locksig-');
+  afterAll(() => rm(dir, { recursive: true, force: true }));
   const keys = await writeKeyPair(join(dir, 'k'));
   const lockPath = join(dir, 'modelfetch.lock.json');
   const commit = 'e'.repeat(40);

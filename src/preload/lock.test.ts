@@ -1,9 +1,9 @@
-import { mkdtemp, readFile, stat } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { lockManifest, writeLockfile, type ResolvedRevision } from './lock.js';
 import { parseManifest } from './manifest.js';
+import { testTempDir } from '../../test/support/temp.js';
 
 const commit = 'd'.repeat(40);
 const listing: ResolvedRevision = {
@@ -29,7 +29,7 @@ describe('lockManifest', () => {
   });
 
   it('rewrites the lockfile only when its content changes', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'mf-lock-'));
+    const dir = await testTempDir('mf-lock-');
     const path = join(dir, 'modelfetch.lock.json');
     const lock = await lockManifest(parseManifest('models:\n  - repo: org/m\n'), async () => listing);
     expect((await writeLockfile(path, lock)).changed).toBe(true);

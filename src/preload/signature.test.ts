@@ -1,13 +1,15 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtemp, readFile, stat, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { hasTool } from '../../test/support/tools.js';
 import { signBytes, verifyBytes, writeKeyPair } from './signature.js';
+import { testTempDir } from '../../test/support/temp.js';
 
 describe('signatures', async () => {
-  const dir = await mkdtemp(join(tmpdir(), 'mf-sig-'));
+  // Made while the suite is collected, outside any test: removed when the suite ends.
+  const dir = await testTempDir('mf-sig-');
+  afterAll(() => rm(dir, { recursive: true, force: true }));
   const keys = await writeKeyPair(join(dir, 'release'));
   const other = await writeKeyPair(join(dir, 'other'));
   const data = '{"lockfileVersion": 1}\n';

@@ -52,8 +52,6 @@ export async function convertLocalDir(dir: LocalDir, commit: string, pulled: Rep
       });
     }
   }
-  let converted = 0;
-  let tensors = 0;
   for (const plan of plans) {
     const file = files.find((f) => f.path === plan.file.path)!;
     const note = notes.get(plan.file.path);
@@ -66,20 +64,15 @@ export async function convertLocalDir(dir: LocalDir, commit: string, pulled: Rep
     options.onFile?.({ path: plan.file.path, action: plan.action, size: plan.file.size });
     const written = await writeInPlace(dir, plan, dtype, options.signal);
     await dir.replaceWithConverted(plan.file.path, written.temp, { upstream: { commit, etag: file.upstream.digest.hex, size: file.upstream.size }, dtype, keep, sha256: written.sha256, size: written.size });
-    if (plan.action === 'convert') {
-      converted += 1;
-      tensors += plan.conversion!.converted;
-    }
   }
-  const sizes = plans.filter((p) => p.conversion);
-  const bytesAfter = await Promise.all(sizes.map(async (p) => (await stat(p.file.absolute)).size));
+  // The plans' own count: a file an earlier run converted plans as `keep` (nothing left to convert), and
+  // each written file has exactly its planned size. Only "before" differs: that is the upstream file.
+  const summary = summarize(plans, dtype, dir.root, {});
+  const weights = plans.filter((p) => p.conversion);
   return {
-    ...summarize(plans, dtype, dir.root, {}),
-    reused: converted === 0 && earlier,
-    filesConverted: converted,
-    tensorsConverted: tensors,
-    bytesBefore: sizes.reduce((n, p) => n + (files.find((f) => f.path === p.file.path)!.upstream.size), 0),
-    bytesAfter: bytesAfter.reduce((n, size) => n + size, 0),
+    ...summary,
+    reused: summary.filesConverted === 0 && earlier,
+    bytesBefore: weights.reduce((n, p) => n + files.find((f) => f.path === p.file.path)!.upstream.size, 0),
   };
 }
 
@@ -87,7 +80,7 @@ const TEMP_NAME = /^convert-(\d+)-[0-9a-f]+\.tmp$/;
 
 /** Temp files of conversions whose process is gone (killed): a running one's are left alone. */
 async function removeDeadTemps(dir: LocalDir): Promise<void> {
-  const folder = dirname(dir.tempPath('x'));
+  const folder = dir.partialDir;
   for (const name of await readdir(folder).catch(() => [] as string[])) {
     const pid = Number(TEMP_NAME.exec(name)?.[1] ?? NaN);
     if (!Number.isSafeInteger(pid) || pid === process.pid || isPidAlive(pid)) continue;

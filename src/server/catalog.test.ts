@@ -1,7 +1,4 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { readRef } from '../cache/snapshot.js';
 import { ModelfetchError } from '../core/errors.js';
 import { buildCachedRepo, fakeCommit } from '../../test/support/cache-builder.js';
@@ -9,6 +6,7 @@ import { CacheView } from './cache-view.js';
 import { Catalog, isUnreachable, publicRepoMatcher, type UpstreamHub, type Visibility } from './catalog.js';
 import { HttpError } from './http-error.js';
 import type { RepoFile } from '../core/types.js';
+import { testTempDir } from '../../test/support/temp.js';
 
 const repo = { repoType: 'model' as const, repoId: 'org/m' };
 const file: RepoFile = { path: 'a.txt', size: 1, digest: { algorithm: 'git-sha1', hex: 'a'.repeat(40) } };
@@ -57,14 +55,13 @@ describe('Catalog', () => {
   const cachedCommit = fakeCommit('v1');
 
   beforeEach(async () => {
-    root = await mkdtemp(join(tmpdir(), 'mf-catalog-'));
+    root = await testTempDir('mf-catalog-');
     await buildCachedRepo(root, { repoId: 'org/m', commit: cachedCommit, files: [{ path: 'old.txt', content: Buffer.from('old') }] });
     upstream = new ScriptedUpstream();
     now = 1_000_000;
     catalog = new Catalog({ cache: new CacheView(root), upstream, revalidateAfterMs: 60_000, accessTtlMs: 30_000, now: () => now });
   });
 
-  afterEach(async () => rm(root, { recursive: true, force: true }));
 
   it('asks upstream where a branch points, updates refs/, and asks again only after the revalidation time', async () => {
     const first = await catalog.resolve(repo, 'main', {});

@@ -1,5 +1,4 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startFixtureHub, type FixtureHub } from '../../test/support/fixture-hub.js';
@@ -8,6 +7,7 @@ import { isModelfetchError, type ModelfetchError } from '../core/errors.js';
 import { fetchRepoVisibility, fetchRevisionCommit, hfResolveUrl, hubError, nextPageUrl, resolveHfSnapshot } from './hf.js';
 import { parseRepoReference } from '../core/repo-ref.js';
 import { readHfToken, resolveHfEndpoint } from '../core/env.js';
+import { testTempDir } from '../../test/support/temp.js';
 
 async function rejection(promise: Promise<unknown>): Promise<ModelfetchError> {
   const error = await promise.then(
@@ -238,18 +238,14 @@ describe('hostile listings', () => {
 
 describe('configuration', () => {
   it('reads the token from the flag, HF_TOKEN, HF_TOKEN_PATH, then HF_HOME/token', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'mf-token-'));
-    try {
-      await writeFile(join(dir, 'token'), 'hf_fromhomefile123\n');
-      await writeFile(join(dir, 'other'), 'hf_frompathfile123\n');
-      expect(await readHfToken('hf_flag', { HF_TOKEN: 'hf_env' })).toBe('hf_flag');
-      expect(await readHfToken(undefined, { HF_TOKEN: 'hf_env', HF_HOME: dir })).toBe('hf_env');
-      expect(await readHfToken(undefined, { HF_TOKEN_PATH: join(dir, 'other'), HF_HOME: dir })).toBe('hf_frompathfile123');
-      expect(await readHfToken(undefined, { HF_HOME: dir })).toBe('hf_fromhomefile123');
-      expect(await readHfToken(undefined, { HF_HOME: join(dir, 'none') })).toBeUndefined();
-    } finally {
-      await rm(dir, { recursive: true, force: true });
-    }
+    const dir = await testTempDir('mf-token-');
+    await writeFile(join(dir, 'token'), 'hf_fromhomefile123\n');
+    await writeFile(join(dir, 'other'), 'hf_frompathfile123\n');
+    expect(await readHfToken('hf_flag', { HF_TOKEN: 'hf_env' })).toBe('hf_flag');
+    expect(await readHfToken(undefined, { HF_TOKEN: 'hf_env', HF_HOME: dir })).toBe('hf_env');
+    expect(await readHfToken(undefined, { HF_TOKEN_PATH: join(dir, 'other'), HF_HOME: dir })).toBe('hf_frompathfile123');
+    expect(await readHfToken(undefined, { HF_HOME: dir })).toBe('hf_fromhomefile123');
+    expect(await readHfToken(undefined, { HF_HOME: join(dir, 'none') })).toBeUndefined();
   });
 
   it('normalises endpoints and repo references', () => {

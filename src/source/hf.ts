@@ -1,6 +1,6 @@
 import type { Dispatcher } from 'undici';
 import { describeConnectFailure, dispatcherForDefaults } from '../transfer/proxy.js';
-import { headerValue } from '../transfer/http.js';
+import { headerValue, sendPaced } from '../transfer/http.js';
 import { systemClock } from '../transfer/options.js';
 import { rateLimitsFor } from '../transfer/rate-limit.js';
 import { getJson as getApiJson, warmJsonClient, type AnswerHead, type JsonApi, type JsonClientOptions, type JsonResponse } from './json-client.js';
@@ -325,20 +325,15 @@ export async function probeFileAccess(repo: HfRepo, revision: string, path: stri
   const url = hfResolveUrl(options.endpoint, repo, revision, path);
   const dispatcher = options.dispatcher ?? (await dispatcherForDefaults());
   // A resolve request: it counts against the Hub's "resolvers" bucket as downloads do.
-  const ticket = await rateLimitsFor(options.clock ?? systemClock).acquire(new URL(url), 'resolve', options.signal, options.onRateLimitWait);
-  let response: Dispatcher.ResponseData;
-  try {
-    response = await request(url, {
+  const pacing = { limits: rateLimitsFor(options.clock ?? systemClock), onWait: options.onRateLimitWait };
+  const send = (): Promise<Dispatcher.ResponseData> =>
+    request(url, {
       method: 'HEAD',
       headers: { 'user-agent': 'modelfetch', ...hfAuthHeaders(options.token) },
       ...(dispatcher && { dispatcher }),
       ...(options.signal && { signal: options.signal }),
     });
-  } catch (cause) {
-    ticket.failed();
-    throw describeConnectFailure(cause, url) ?? new ModelfetchError('ERR_NETWORK', `Could not reach the hub at ${redactUrl(options.endpoint)}: ${(cause as Error).message}`, { url, cause });
-  }
-  ticket.answered(headerValue(response.headers, 'ratelimit'));
+  const response = await sendPaced(pacing, new URL(url), 'resolve', options.signal, send, (cause) => describeConnectFailure(cause, url) ?? new ModelfetchError('ERR_NETWORK', `Could not reach the hub at ${redactUrl(options.endpoint)}: ${(cause as Error).message}`, { url, cause }));
   await response.body.dump();
   const { statusCode, headers } = response;
   if (statusCode < 400) return true;

@@ -2,9 +2,9 @@ import type { Dispatcher } from 'undici';
 import { ModelfetchError } from '../core/errors.js';
 import { redactUrl } from '../core/redact.js';
 import { systemClock } from '../transfer/options.js';
-import { headerValue } from '../transfer/http.js';
+import { headerValue, sendPaced } from '../transfer/http.js';
 import { describeConnectFailure, dispatcherForDefaults } from '../transfer/proxy.js';
-import { attemptBudget, failureInWords, parseRetryAfter, retryDecision, UNREACHABLE_MAX_ATTEMPTS } from '../transfer/retry-policy.js';
+import { decideRetry, parseRetryAfter, UNREACHABLE_MAX_ATTEMPTS } from '../transfer/retry-policy.js';
 import { rateLimitsFor } from '../transfer/rate-limit.js';
 import type { Clock, RateLimitWait, RetryEvent } from '../transfer/types.js';
 
@@ -95,11 +95,8 @@ export async function getJson(api: JsonApi, url: string, headers: Record<string,
       return await getJsonOnce(api, url, headers, options, clock);
     } catch (error) {
       if (!(error instanceof ModelfetchError) || options.signal?.aborted) throw error;
-      const { status, retryAfterMs } = error;
-      const input = { attempt, maxAttempts: MAX_API_ATTEMPTS, code: error.code, ...(status !== undefined && { status }), ...(retryAfterMs !== undefined && { retryAfterMs }), random: random() };
-      const decision = retryDecision(input);
+      const decision = decideRetry(error, { attempt, maxAttempts: MAX_API_ATTEMPTS, random: random(), url, onRetry: options.onRetry });
       if (!decision.retry) throw error;
-      options.onRetry?.({ url: error.url ?? url, reason: failureInWords(error), retry: attempt, maxRetries: attemptBudget(input) - 1, delayMs: decision.delayMs });
       try {
         await clock.sleep(decision.delayMs, options.signal);
       } catch (cause) {
@@ -177,16 +174,12 @@ async function getJsonOnce(api: JsonApi, url: string, headers: Record<string, st
     if (new URL(current).origin !== origin) {
       throw new ModelfetchError('ERR_REDIRECT', `The ${api.apiName} API redirected to another origin (${redactUrl(current)})`, { url: current, hint: `API calls only follow redirects within the endpoint; check ${api.endpointSetting}.` });
     }
-    let response: RawAnswer;
-    const ticket = await rateLimitsFor(clock).acquire(new URL(current), 'api', options.signal, options.onRateLimitWait);
-    try {
-      response = await sendGet(api, current, { accept: 'application/json', 'user-agent': 'modelfetch', ...headers }, options);
-      ticket.answered(headerValue(response.headers, 'ratelimit'));
-    } catch (cause) {
-      ticket.failed();
-      if (options.signal?.aborted) throw new ModelfetchError('ERR_ABORTED', 'Aborted', { cause });
-      throw describeConnectFailure(cause, current) ?? new ModelfetchError('ERR_NETWORK', `Could not reach ${api.serviceName} at ${redactUrl(options.endpoint)}: ${networkReason(cause)}`, { url: current, cause, hint: api.unreachableHint });
-    }
+    const asked = current;
+    const pacing = { limits: rateLimitsFor(clock), onWait: options.onRateLimitWait };
+    const response = await sendPaced(pacing, new URL(asked), 'api', options.signal, () => sendGet(api, asked, { accept: 'application/json', 'user-agent': 'modelfetch', ...headers }, options), (cause) => {
+      if (options.signal?.aborted) return new ModelfetchError('ERR_ABORTED', 'Aborted', { cause });
+      return describeConnectFailure(cause, asked) ?? new ModelfetchError('ERR_NETWORK', `Could not reach ${api.serviceName} at ${redactUrl(options.endpoint)}: ${networkReason(cause)}`, { url: asked, cause, hint: api.unreachableHint });
+    });
     const { status } = response;
     if (status >= 300 && status < 400 && status !== 304) {
       await response.discard();

@@ -12,7 +12,7 @@ import type { BatchProgress } from './progress.js';
 import { Lanes } from './lanes.js';
 import { asModelfetchError, hostOf, mirrorFrom, unprobedMirrors, unreachableError, type Mirror } from './mirrors.js';
 import type { FetchContext } from './range-fetch.js';
-import { attemptBudget, failureInWords, retryDecision, unreachableReason, type RetryDecision } from './retry-policy.js';
+import { decideRetry, unreachableReason, type RetryDecision } from './retry-policy.js';
 import { missingRanges, type ByteRange } from './segment-plan.js';
 import { SegmentTable } from './segment-table.js';
 import type { SegmentWriter } from './segment-writer.js';
@@ -28,8 +28,8 @@ const JOURNAL_MIN_SIZE = 1024 * 1024;
 export class FileTransfer {
   private controller = new AbortController();
   private bytesFetched = 0;
-  /** Set when a whole-body stream (no Range support) failed: only a restart from zero helps. */
-  private streamFailed = false;
+  /** The current attempt's lanes: they know whether a whole-body stream failed (then only a restart from zero helps). */
+  private lanes: Lanes | undefined;
   /** Set after a restart caused by the server's answers: always probe from then on. */
   private mustProbe = false;
   /** Set when the job's `beforeWrite` refused: nothing was written, so nothing is discarded. */
@@ -77,7 +77,7 @@ export class FileTransfer {
           }
           throw error;
         }
-        if (this.streamFailed) {
+        if (this.lanes?.streamFailed) {
           streamAttempts += 1;
           const decision = this.decideRetry(error, streamAttempts, this.job.urls[0] ?? '');
           if (decision.retry) {
@@ -93,11 +93,7 @@ export class FileTransfer {
 
   /** The retry policy's decision for `error`, announced through onRetry when it is to retry. */
   private decideRetry(error: ModelfetchError, attempt: number, url: string, unreachable = false): RetryDecision {
-    const input = { attempt, maxAttempts: this.opts.maxAttempts, code: error.code, ...(error.status !== undefined && { status: error.status }), ...(error.retryAfterMs !== undefined && { retryAfterMs: error.retryAfterMs }), random: this.opts.random(), unreachable };
-    const decision = retryDecision(input);
-    // The URL that answered (after redirects) when the error knows it: that is the host failing.
-    if (decision.retry) this.opts.onRetry?.({ url: error.url ?? url, reason: failureInWords(error), retry: attempt, maxRetries: attemptBudget(input) - 1, delayMs: decision.delayMs });
-    return decision;
+    return decideRetry(error, { attempt, maxAttempts: this.opts.maxAttempts, random: this.opts.random(), unreachable, url, onRetry: this.opts.onRetry });
   }
 
   private async discardPartial(): Promise<void> {
@@ -175,7 +171,6 @@ export class FileTransfer {
   private async attempt(indices: number[]): Promise<TransferResult> {
     this.controller = new AbortController();
     setMaxListeners(0, this.controller.signal); // one listener per live request and waiter
-    this.streamFailed = false;
     const lanes = new Lanes({
       job: this.job,
       opts: this.opts,
@@ -183,6 +178,7 @@ export class FileTransfer {
       decideRetry: (error, attempt, url, unreachable) => this.decideRetry(error, attempt, url, unreachable),
       probeHoldingSlot: (url) => this.probeWithRetry(url, true),
     });
+    this.lanes = lanes;
     const onAbort = (): void => this.controller.abort(this.opts.signal?.reason);
     this.opts.signal?.addEventListener('abort', onAbort, { once: true });
     if (this.opts.signal?.aborted) onAbort();
@@ -268,7 +264,6 @@ export class FileTransfer {
       };
 
       await lanes.run(ctx, table, mirrors, size, ranged);
-      this.streamFailed = lanes.streamFailed;
       if (lanes.fatal) throw lanes.fatal;
       if (!table.complete()) throw lanes.lastError ?? new ModelfetchError('ERR_NETWORK', `Could not download ${this.job.urls[0] ?? ''}`);
 

@@ -2,7 +2,9 @@ import { describe, expect, it } from 'vitest';
 import { isModelfetchError } from '../core/errors.js';
 import { startFixtureServer } from '../../test/support/fixture-server.js';
 import { FastHttpPool } from './fast-http.js';
-import { headersFor, MAX_REDIRECTS, requestFollowingRedirects, statusError } from './http.js';
+import { fakeClock } from '../../test/support/fake-clock.js';
+import { headersFor, MAX_REDIRECTS, requestFollowingRedirects, sendPaced, statusError } from './http.js';
+import { RateLimits } from './rate-limit.js';
 
 describe('headersFor', () => {
   const headers = { Authorization: 'Bearer hf_abcdefghijkl', Cookie: 'a=1', 'X-Api-Key': 'k', Accept: 'x', Range: 'bytes=5-', 'Accept-Encoding': 'gzip' };
@@ -57,5 +59,30 @@ describe('statusError', () => {
     expect(statusError(503, 'u', { 'retry-after': '2' }, 0).retryAfterMs).toBe(2000);
     expect(statusError(429, 'u', { 'retry-after': new Date(60_000).toUTCString() }, 15_000).retryAfterMs).toBe(45_000);
     expect(statusError(503, 'u', {}, 0).retryAfterMs).toBeUndefined();
+  });
+});
+
+describe('sendPaced', () => {
+  const api = new URL('https://hub.example/api/models/org/name');
+
+  it('tells the bucket of the answer: a spent one holds the next request of its kind', async () => {
+    const clock = fakeClock();
+    const limits = new RateLimits(clock);
+    const answer = await sendPaced({ limits }, api, 'api', undefined, () => Promise.resolve({ headers: { ratelimit: '"api";r=0;t=60' }, body: 'ok' }));
+    expect(answer.body).toBe('ok');
+    expect(limits.delayFor(api.origin, 'api')).toBeGreaterThanOrEqual(60_000);
+  });
+
+  it('a send that fails rejects with what `failure` makes of it, and frees its turn for the next request', async () => {
+    const limits = new RateLimits(fakeClock());
+    const refused = new Error('refused');
+    // The first API request of an origin goes alone: had the failure kept its turn, the second would wait for ever.
+    await expect(sendPaced({ limits }, api, 'api', undefined, () => Promise.reject(refused), (error) => new Error(`mapped: ${(error as Error).message}`))).rejects.toThrow('mapped: refused');
+    await expect(sendPaced({ limits }, api, 'api', undefined, () => Promise.reject(refused))).rejects.toBe(refused);
+    await expect(sendPaced({ limits }, api, 'api', undefined, () => Promise.resolve({ headers: {} }))).resolves.toEqual({ headers: {} });
+  });
+
+  it('without pacing is only the send', async () => {
+    await expect(sendPaced(undefined, api, 'api', undefined, () => Promise.resolve({ headers: { ratelimit: '"api";r=0;t=60' } }))).resolves.toEqual({ headers: { ratelimit: '"api";r=0;t=60' } });
   });
 });

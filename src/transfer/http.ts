@@ -5,7 +5,7 @@ import type { FastHttpPool } from './fast-http.js';
 import { isCredentialHeader, redactUrl } from '../core/redact.js';
 import { parseRetryAfter } from './retry-policy.js';
 import { currentNetwork, describeConnectFailure, networkDispatcher, proxyFor } from './proxy.js';
-import { requestKind, type RateLimits } from './rate-limit.js';
+import { requestKind, type RateLimits, type RequestKind } from './rate-limit.js';
 import type { RateLimitWait } from './types.js';
 
 /** Requests with redirects followed by hand, so credentials never leave the origin they were given for. */
@@ -39,7 +39,32 @@ export interface Transport {
   dispatcher: Dispatcher | undefined;
   fast: FastHttpPool | undefined;
   /** Each hop waits for room in its origin's rate-limit bucket (src/transfer/rate-limit.ts); told of each wait. */
-  pacing?: { limits: RateLimits; onWait?: ((wait: RateLimitWait) => void) | undefined };
+  pacing?: Pacing;
+}
+
+/** The rate-limit buckets requests are counted against, and who is told when one waits for room. */
+export interface Pacing {
+  limits: RateLimits;
+  onWait?: ((wait: RateLimitWait) => void) | undefined;
+}
+
+/**
+ * One request's rate-limit steps, in the one order that keeps a bucket's count true: wait for room
+ * (a wait given up rejects before anything is sent), send, then tell the bucket what came back (the
+ * answer's `RateLimit` header) or that nothing did. A failed send rejects with `failure(error)`.
+ * Without pacing, only the send.
+ */
+export async function sendPaced<T extends { headers: ResponseHeaders }>(pacing: Pacing | undefined, url: URL, kind: RequestKind, signal: AbortSignal | undefined, send: () => Promise<T>, failure: (error: unknown) => unknown = (error) => error): Promise<T> {
+  const ticket = await pacing?.limits.acquire(url, kind, signal, pacing.onWait);
+  let answer: T;
+  try {
+    answer = await send();
+  } catch (error) {
+    ticket?.failed();
+    throw failure(error);
+  }
+  ticket?.answered(headerValue(answer.headers, 'ratelimit'));
+  return answer;
 }
 
 /**
@@ -141,17 +166,11 @@ export async function requestFollowingRedirects(transport: Transport, request: H
   for (let hop = 0; ; hop += 1) {
     seen.add(url.href);
     credentialed &&= url.origin === credentialOrigin;
-    let response: Awaited<ReturnType<typeof sendOnce>>;
-    const ticket = await transport.pacing?.limits.acquire(url, requestKind(url), request.signal, transport.pacing.onWait);
-    try {
-      response = await sendOnce(transport, url, method, headersFor(url.href, { ...request, credentialOrigin }, credentialed), request.signal);
-      ticket?.answered(headerValue(response.headers, 'ratelimit'));
-    } catch (error) {
-      ticket?.failed();
-      // Name the URL that failed (after redirects, that is not the one asked for); aborts stay as they are.
-      if (request.signal?.aborted || error instanceof ModelfetchError) throw error;
-      throw new ModelfetchError('ERR_NETWORK', `${url.href}: ${error instanceof Error ? error.message : String(error)}`, { url: url.href, cause: error });
-    }
+    const target = url;
+    const send = (): ReturnType<typeof sendOnce> => sendOnce(transport, target, method, headersFor(target.href, { ...request, credentialOrigin }, credentialed), request.signal);
+    // Name the URL that failed (after redirects, that is not the one asked for); aborts stay as they are.
+    const failure = (error: unknown): unknown => (request.signal?.aborted || error instanceof ModelfetchError ? error : new ModelfetchError('ERR_NETWORK', `${target.href}: ${error instanceof Error ? error.message : String(error)}`, { url: target.href, cause: error }));
+    const response = await sendPaced(transport.pacing, target, requestKind(target), request.signal, send, failure);
     const location = headerValue(response.headers, 'location');
     if (!REDIRECT_STATUSES.has(response.status) || location === undefined || request.followRedirects === false) {
       return { status: response.status, headers: response.headers, body: response.body, url: url.href, credentialed };

@@ -1,15 +1,12 @@
-import { mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { JournalWriter, readJournal } from './journal.js';
+import { testTempDir } from '../../test/support/temp.js';
 
 let dir: string;
 beforeEach(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'modelfetch-journal-'));
-});
-afterEach(async () => {
-  await rm(dir, { recursive: true, force: true });
+  dir = await testTempDir('modelfetch-journal-');
 });
 
 const key = { identity: 'hf:org/model@abc:model.bin', size: 1000, etag: 'e1' };

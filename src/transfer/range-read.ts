@@ -2,7 +2,7 @@ import { isModelfetchError, ModelfetchError } from '../core/errors.js';
 import { discardBody, headerValue, requestFollowingRedirects, statusError, type HttpResponse } from './http.js';
 import { resolveOptions, type EngineOptions, type ResolvedOptions } from './options.js';
 import { assertIdentityEncoding, parseContentRange } from './probe.js';
-import { retryDecision } from './retry-policy.js';
+import { decideRetry } from './retry-policy.js';
 import { StallWatch } from './stall-watch.js';
 
 /**
@@ -49,8 +49,7 @@ async function readRangeWithRetry(opts: ResolvedOptions, request: RangeReadReque
     } catch (caught) {
       if (opts.signal?.aborted) throw opts.signal.reason;
       const error = isModelfetchError(caught) ? caught : new ModelfetchError('ERR_NETWORK', `Reading ${request.url} failed: ${caught instanceof Error ? caught.message : String(caught)}`, { url: request.url, cause: caught });
-      const { retryAfterMs } = error;
-      const decision = retryDecision({ attempt, maxAttempts: opts.maxAttempts, code: error.code, ...(error.status !== undefined && { status: error.status }), ...(retryAfterMs !== undefined && { retryAfterMs }), random: opts.random() });
+      const decision = decideRetry(error, { attempt, maxAttempts: opts.maxAttempts, random: opts.random(), url: request.url });
       if (!decision.retry) throw error;
       release();
       await opts.clock.sleep(decision.delayMs, opts.signal);

@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { attemptBudget, BACKOFF, failureInWords, isRetryable, isUpstreamDown, parseRetryAfter, retryDecision, UNREACHABLE_MAX_ATTEMPTS, unreachableReason } from './retry-policy.js';
+import { ModelfetchError } from '../core/errors.js';
+import type { RetryEvent } from './types.js';
+import { attemptBudget, BACKOFF, decideRetry, failureInWords, isRetryable, isUpstreamDown, parseRetryAfter, retryDecision, UNREACHABLE_MAX_ATTEMPTS, unreachableReason } from './retry-policy.js';
 
 describe('retryDecision', () => {
   const base = { attempt: 1, maxAttempts: 8, random: 0.5 } as const;
@@ -89,5 +91,26 @@ describe('isUpstreamDown', () => {
     for (const [code, status] of [['ERR_NOT_FOUND', 404], ['ERR_AUTH', 401], ['ERR_GATED', 403], ['ERR_HTTP', 400], ['ERR_BAD_RESPONSE'], ['ERR_TLS'], ['ERR_REDIRECT']] as const) {
       expect(isUpstreamDown(code, status)).toBe(false);
     }
+  });
+});
+
+describe('decideRetry', () => {
+  it('decides from the error and announces a retry with the URL that answered, the reason and what is left', () => {
+    const told: RetryEvent[] = [];
+    const busy = new ModelfetchError('ERR_HTTP', 'busy', { status: 503, retryAfterMs: 7000, url: 'https://cdn.example/x' });
+    expect(decideRetry(busy, { attempt: 2, maxAttempts: 8, random: 0.5, url: 'https://hub.example/x', onRetry: (e) => told.push(e) })).toEqual({ retry: true, delayMs: 7000 });
+    expect(told).toEqual([{ url: 'https://cdn.example/x', reason: 'HTTP 503', retry: 2, maxRetries: 7, delayMs: 7000 }]);
+    // An error that does not name a URL: the one asked for; an unreachable host: the short budget.
+    const refused = new ModelfetchError('ERR_NETWORK', 'no', { cause: Object.assign(new Error('refused'), { code: 'ECONNREFUSED' }) });
+    expect(decideRetry(refused, { attempt: 1, maxAttempts: 8, random: 0, url: 'https://hub.example/y', unreachable: true, onRetry: (e) => told.push(e) })).toEqual({ retry: true, delayMs: BACKOFF.baseMs / 2 });
+    expect(told[1]).toEqual({ url: 'https://hub.example/y', reason: 'connection refused', retry: 1, maxRetries: UNREACHABLE_MAX_ATTEMPTS - 1, delayMs: BACKOFF.baseMs / 2 });
+  });
+
+  it('announces nothing when it gives up', () => {
+    const told: RetryEvent[] = [];
+    const onRetry = (e: RetryEvent): number => told.push(e);
+    expect(decideRetry(new ModelfetchError('ERR_NOT_FOUND', 'gone', { status: 404 }), { attempt: 1, maxAttempts: 8, random: 0.5, url: 'u', onRetry })).toEqual({ retry: false });
+    expect(decideRetry(new ModelfetchError('ERR_HTTP', 'busy', { status: 503 }), { attempt: 8, maxAttempts: 8, random: 0.5, url: 'u', onRetry })).toEqual({ retry: false });
+    expect(told).toEqual([]);
   });
 });

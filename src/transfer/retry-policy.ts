@@ -1,4 +1,5 @@
-import type { ErrorCode } from '../core/errors.js';
+import type { ErrorCode, ModelfetchError } from '../core/errors.js';
+import type { RetryEvent } from './types.js';
 
 /**
  * When to retry a failed request and how long to wait: a pure function of the attempt number, the
@@ -112,6 +113,41 @@ export function retryDecision(input: RetryInput): RetryDecision {
   // Exponential backoff with "equal jitter": half fixed, half random, so retries spread out but never hammer.
   const ceiling = Math.min(BACKOFF.capMs, BACKOFF.baseMs * 2 ** (input.attempt - 1));
   return { retry: true, delayMs: Math.round(ceiling / 2 + (ceiling / 2) * input.random) };
+}
+
+/** Where a failed request stands, besides its error: what `decideRetry` weighs, and who hears of a retry. */
+export interface RetryContext {
+  /** 1 for the first failure. */
+  attempt: number;
+  maxAttempts: number;
+  /** Uniform in [0, 1). */
+  random: number;
+  unreachable?: boolean;
+  /** The URL asked for: named in the notice when the error does not name the one that answered. */
+  url: string;
+  /** Told before the wait, so a long Retry-After is never a silent pause. */
+  onRetry?: ((event: RetryEvent) => void) | undefined;
+}
+
+/**
+ * The policy's decision for `error`, and the retry notice when it is to retry: the one place a
+ * failure is turned into both (downloads, range reads and source API calls alike).
+ */
+export function decideRetry(error: ModelfetchError, context: RetryContext): RetryDecision {
+  const { status, retryAfterMs } = error;
+  const input: RetryInput = {
+    attempt: context.attempt,
+    maxAttempts: context.maxAttempts,
+    code: error.code,
+    ...(status !== undefined && { status }),
+    ...(retryAfterMs !== undefined && { retryAfterMs }),
+    random: context.random,
+    ...(context.unreachable && { unreachable: true }),
+  };
+  const decision = retryDecision(input);
+  // The URL that answered (after redirects) when the error knows it: that is the host failing.
+  if (decision.retry) context.onRetry?.({ url: error.url ?? context.url, reason: failureInWords(error), retry: context.attempt, maxRetries: attemptBudget(input) - 1, delayMs: decision.delayMs });
+  return decision;
 }
 
 /** Parses Retry-After (delta seconds or an HTTP date) into milliseconds from `now`; undefined when absent or unparsable. */

@@ -1,4 +1,4 @@
-import { mkdtemp } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -39,7 +39,10 @@ describe.skipIf(!python)('caches written by Python huggingface_hub', () => {
     const env = { HF_ENDPOINT: hub.endpoint, HF_HUB_CACHE: cacheDir };
     await runPython(python!, 'from huggingface_hub import snapshot_download as s; s("org/two-revs"); s("org/two-revs", revision="v1"); s("org/other")', env);
   });
-  afterAll(async () => hub.close());
+  afterAll(async () => {
+    await hub.close();
+    if (cacheDir) await rm(cacheDir, { recursive: true, force: true });
+  });
 
   it('scans them as huggingface_hub does: same repos, revisions, refs, file counts and sizes; verify passes', async () => {
     const py = JSON.parse(await runPython(python!, `${PY_SCAN}`, { HF_HUB_CACHE: cacheDir })) as {

@@ -1,6 +1,5 @@
 import { createHash } from 'node:crypto';
-import { lstat, mkdtemp, readFile, symlink, unlink, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { lstat, readFile, symlink, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isBlobStamped } from '../../src/cache/blob-store.js';
@@ -8,6 +7,7 @@ import { RepoPaths } from '../../src/cache/layout.js';
 import { pull } from '../../src/pull/index.js';
 import { runCli } from '../support/cli.js';
 import { startFixtureHub, type FixtureHub } from '../support/fixture-hub.js';
+import { testTempDir } from '../support/temp.js';
 
 describe('verify --fix pulls damaged revisions again', () => {
   let hub: FixtureHub;
@@ -27,7 +27,7 @@ describe('verify --fix pulls damaged revisions again', () => {
   afterAll(async () => hub.close());
 
   it('replaces a corrupted blob and a missing one from the hub, drops a link it cannot restore, and exits 0', async () => {
-    const cacheDir = await mkdtemp(join(tmpdir(), 'mf-fix-'));
+    const cacheDir = await testTempDir('mf-fix-');
     const result = await pull({ repo: 'org/fixme', cacheDir, endpoint: hub.endpoint, env: {} });
     const repo = new RepoPaths(cacheDir, 'model', 'org/fixme');
     const weights = hub.file('org/fixme', 'model.safetensors');

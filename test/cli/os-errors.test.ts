@@ -1,6 +1,5 @@
-import { chmod, mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { chmod, mkdir } from 'node:fs/promises';
 import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { runCli } from '../support/cli.js';
@@ -9,6 +8,7 @@ import { canMountSmallDisk, runOnSmallDisk } from '../support/small-disk.js';
 import { runProcess } from '../support/process.js';
 import { hasTool } from '../support/tools.js';
 import { testScope } from '../transfer/helpers.js';
+import { testTempDir } from '../support/temp.js';
 
 const root = resolve(import.meta.dirname, '../..');
 const cliArgv = [process.execPath, '--import', 'tsx', join(root, 'src/cli/run.ts')];
@@ -21,8 +21,7 @@ afterEach(async () => {
 });
 
 async function scratchDir(prefix: string): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), prefix));
-  cleanups.push(() => rm(dir, { recursive: true, force: true }));
+  const dir = await testTempDir(prefix);
   return dir;
 }
 

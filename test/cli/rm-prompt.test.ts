@@ -1,13 +1,13 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { access, mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { access } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { buildCachedRepo, fakeCommit } from '../support/cache-builder.js';
 import { runCli } from '../support/cli.js';
 import { hasTool } from '../support/tools.js';
+import { testTempDir } from '../support/temp.js';
 
 /**
  * `rm org/name` asks on a terminal (listing what goes and how much it frees) and refuses without
@@ -19,10 +19,9 @@ const shellQuote = (s: string) => `'${s.replace(/'/g, "'\\''")}'`;
 
 let root: string;
 beforeEach(async () => {
-  root = await mkdtemp(join(tmpdir(), 'mf-rmprompt-'));
+  root = await testTempDir('mf-rmprompt-');
   await buildCachedRepo(root, { repoId: 'org/big', commit: fakeCommit('big'), files: [{ path: 'w.bin', content: randomBytes(2 * 1024 * 1024), lfs: true }] });
 });
-afterEach(() => rm(root, { recursive: true, force: true }));
 
 const repoDir = () => join(root, 'models--org--big');
 const exists = (path: string) => access(path).then(() => true, () => false);

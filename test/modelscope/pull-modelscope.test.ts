@@ -1,7 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { lstat, mkdtemp, readFile, readlink } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { lstat, readFile, readlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { RepoPaths } from '../../src/cache/layout.js';
@@ -12,6 +11,7 @@ import { runCli } from '../support/cli.js';
 import { serveModelScope, sha256Of } from '../support/fixture-modelscope.js';
 import { startFixtureServer, type FixtureServer } from '../support/fixture-server.js';
 import { hasTool } from '../support/tools.js';
+import { testTempDir } from '../support/temp.js';
 
 const TOKEN = 'ms-fixture-secret-7f3a9c';
 const commit = 'c0ffee'.padEnd(40, '1');
@@ -32,7 +32,7 @@ describe('ModelScope pulls end to end', () => {
   afterEach(async () => server.close());
 
   it('pulls ms://org/name into the modelscope layout, with metadata modelscope trusts, and does not fetch again', async () => {
-    const msCache = await mkdtemp(join(tmpdir(), 'mf-ms-'));
+    const msCache = await testTempDir('mf-ms-');
     const env = { MODELSCOPE_DOMAIN: server.origin, MODELSCOPE_CACHE: msCache, MODELSCOPE_API_TOKEN: TOKEN };
     const first = await runCli(['pull', 'ms://Qwen/Qwen2.5-Mini'], env);
     expect(first.code, first.stderr).toBe(0);
@@ -60,7 +60,7 @@ describe('ModelScope pulls end to end', () => {
   });
 
   it('pulls into the Hugging Face layout with --layout hf: SHA-256 blobs, snapshot links, a ref, and a cache that verifies', async () => {
-    const hfCache = await mkdtemp(join(tmpdir(), 'mf-ms-hf-'));
+    const hfCache = await testTempDir('mf-ms-hf-');
     const result = await pull({ repo: 'ms://Qwen/Qwen2.5-Mini@master', layout: 'hf', cacheDir: hfCache, endpoint: server.origin, token: TOKEN, env: {} });
     const repo = new RepoPaths(hfCache, 'model', 'Qwen/Qwen2.5-Mini');
     expect(result).toMatchObject({ commit, path: repo.snapshotDir(commit), files: files.length });
@@ -76,7 +76,7 @@ describe('ModelScope pulls end to end', () => {
   });
 
   it('maps a missing model, revision or file to ERR_NOT_FOUND and a missing token to ERR_AUTH, never printing the token', async () => {
-    const msCache = await mkdtemp(join(tmpdir(), 'mf-ms-'));
+    const msCache = await testTempDir('mf-ms-');
     const env = { MODELSCOPE_DOMAIN: server.origin, MODELSCOPE_CACHE: msCache, MODELSCOPE_API_TOKEN: TOKEN };
     const noRepo = await runCli(['pull', 'ms://Qwen/Nope'], env);
     expect(noRepo.code).toBe(4);
@@ -102,7 +102,7 @@ describe('ModelScope pulls end to end', () => {
       { path: 'weights.bin', content: randomBytes(70_000), revision: newer },
     ];
     modelscope.repos.set('org/mixed', { repoId: 'org/mixed', commit: newer, files: perFile });
-    const msCache = await mkdtemp(join(tmpdir(), 'mf-ms-'));
+    const msCache = await testTempDir('mf-ms-');
     const env = { MODELSCOPE_DOMAIN: server.origin, MODELSCOPE_CACHE: msCache };
     const first = await runCli(['pull', 'ms://org/mixed', '--json'], env);
     expect(first.code, first.stderr).toBe(0);

@@ -1,9 +1,8 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { chmod, mkdir, mkdtemp, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { chmod, mkdir, readFile, readdir, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { bake } from '../../src/bake/bake.js';
 import { packModelfetch } from '../../src/bake/pack-self.js';
 import { signLockfile } from '../../src/preload/lock-signature.js';
@@ -12,11 +11,7 @@ import { writeKeyPair } from '../../src/preload/signature.js';
 import { fakeCommit } from '../support/cache-builder.js';
 import { contextSources, dockerfileInstructions, dockerignoreAllowed, type Instruction } from '../support/dockerfile.js';
 import { lockedModelOf } from '../support/locked-cache.js';
-
-const made: string[] = [];
-afterAll(async () => {
-  await Promise.all(made.map((dir) => rm(dir, { recursive: true, force: true })));
-});
+import { testTempDir } from '../support/temp.js';
 
 /** Every file the build takes from the context is in it and let through by .dockerignore. */
 async function expectContextHoldsSources(context: string, ins: Instruction[]): Promise<void> {
@@ -27,8 +22,7 @@ async function expectContextHoldsSources(context: string, ins: Instruction[]): P
 }
 
 async function project(): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'mf-bake-'));
-  made.push(dir);
+  const dir = await testTempDir('mf-bake-');
   await writeFile(join(dir, 'modelfetch.yaml'), 'models:\n  - repo: org/tts\n');
   const model = lockedModelOf({ repoId: 'org/tts', commit: fakeCommit('tts'), files: [{ path: 'config.json', content: Buffer.from('{}') }] });
   await writeFile(join(dir, 'modelfetch.lock.json'), serialiseLockfile({ lockfileVersion: 1, models: [model] }));

@@ -1,10 +1,10 @@
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { serveModelScope, sha256Of } from '../support/fixture-modelscope.js';
 import { startFixtureServer, type FixtureServer } from '../support/fixture-server.js';
 import { runCli } from './cli-helpers.js';
+import { testTempDir } from '../support/temp.js';
 
 const commit = 'ab12'.padEnd(40, '3');
 const files = [
@@ -22,7 +22,7 @@ describe('preloads from ModelScope', () => {
   afterAll(async () => server.close());
 
   it('locks to the commit and SHA-256 ModelScope lists, syncs into MODELSCOPE_CACHE, then needs no request', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'mf-preload-ms-'));
+    const dir = await testTempDir('mf-preload-ms-');
     const env = { MODELSCOPE_DOMAIN: server.origin, MODELSCOPE_CACHE: join(dir, 'ms-cache') };
     await writeFile(join(dir, 'modelfetch.yaml'), 'models:\n  - source: modelscope\n    repo: damo/tts\n    exclude: ["*.md"]\n');
     const locked = await runCli(['lock'], { cwd: dir, env });

@@ -11,6 +11,7 @@ import { runCli } from '../support/cli.js';
 import { startFixtureHub, type FixtureHub } from '../support/fixture-hub.js';
 import { runProcess } from '../support/process.js';
 import { interopPython, runPython } from '../support/python.js';
+import { testTempDir } from '../support/temp.js';
 
 /** Cache hits cost nothing: no transfer, and with a commit (or offline) no request at all. */
 
@@ -83,29 +84,25 @@ describe.skipIf(!python)('a cache written by Python huggingface_hub, read by mod
 
 describe('a cache-hit pull stays lean', () => {
   it.each([[[] as string[]], [['--swarm', 'http://127.0.0.1:9']]])('loads neither undici, the transfer engine, the BitTorrent engine nor the server (%j)', async (extra: string[]) => {
-    const dir = await mkdtemp(join(tmpdir(), 'mf-lean-'));
-    try {
-      const commit = fakeCommit('lean');
-      const files = Array.from({ length: 20 }, (_, i) => ({ path: `f${i}.json`, content: Buffer.from(`{"i":${i}}`) }));
-      const repo = await buildCachedRepo(join(dir, 'hub'), { repoId: 'org/lean', commit, files });
-      await writeTreeListing(repo.root, repo.treeListing(commit), files.map((f) => ({ path: f.path, size: f.content.length, digest: digestOf(f) })));
-      const trace = join(dir, 'modules.txt');
-      const hooks = join(dirname(fileURLToPath(import.meta.url)), '..', 'support', 'module-trace.mjs');
-      // With --swarm naming a mirror nobody listens at: a cache hit pinned to a commit asks nothing of it.
-      const run = await runProcess(process.execPath, ['--import', 'tsx', '--import', hooks, join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'src', 'cli', 'run.ts'), 'pull', `org/lean@${commit}`, '--quiet', ...extra], {
-        PATH: process.env.PATH,
-        HF_HUB_CACHE: join(dir, 'hub'),
-        MF_MODULE_TRACE: trace,
-      });
-      expect(run.stderr).toBe('');
-      expect(run.code).toBe(0);
-      const loaded = await readFile(trace, 'utf8');
-      expect(loaded).toContain('/src/pull/index.ts');
-      if (extra.length) expect(loaded).toContain('/src/transfer/swarm/session.ts');
-      for (const heavy of ['/node_modules/undici/', '/node_modules/prom-client/', '/node_modules/webtorrent/', '/src/transfer/index.ts', '/src/server/', 'picomatch']) expect(loaded).not.toContain(heavy);
-    } finally {
-      await rm(dir, { recursive: true, force: true });
-    }
+    const dir = await testTempDir('mf-lean-');
+    const commit = fakeCommit('lean');
+    const files = Array.from({ length: 20 }, (_, i) => ({ path: `f${i}.json`, content: Buffer.from(`{"i":${i}}`) }));
+    const repo = await buildCachedRepo(join(dir, 'hub'), { repoId: 'org/lean', commit, files });
+    await writeTreeListing(repo.root, repo.treeListing(commit), files.map((f) => ({ path: f.path, size: f.content.length, digest: digestOf(f) })));
+    const trace = join(dir, 'modules.txt');
+    const hooks = join(dirname(fileURLToPath(import.meta.url)), '..', 'support', 'module-trace.mjs');
+    // With --swarm naming a mirror nobody listens at: a cache hit pinned to a commit asks nothing of it.
+    const run = await runProcess(process.execPath, ['--import', 'tsx', '--import', hooks, join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'src', 'cli', 'run.ts'), 'pull', `org/lean@${commit}`, '--quiet', ...extra], {
+      PATH: process.env.PATH,
+      HF_HUB_CACHE: join(dir, 'hub'),
+      MF_MODULE_TRACE: trace,
+    });
+    expect(run.stderr).toBe('');
+    expect(run.code).toBe(0);
+    const loaded = await readFile(trace, 'utf8');
+    expect(loaded).toContain('/src/pull/index.ts');
+    if (extra.length) expect(loaded).toContain('/src/transfer/swarm/session.ts');
+    for (const heavy of ['/node_modules/undici/', '/node_modules/prom-client/', '/node_modules/webtorrent/', '/src/transfer/index.ts', '/src/server/', 'picomatch']) expect(loaded).not.toContain(heavy);
   });
 });
 

@@ -1,6 +1,5 @@
 import { createHash } from 'node:crypto';
-import { lstat, mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { lstat, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { downloadFileToCacheDir, scanCacheDir, snapshotDownload } from '@huggingface/hub';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
@@ -8,6 +7,7 @@ import { pull, type PullOptions } from '../../src/pull/index.js';
 import { runCli } from '../support/cli.js';
 import { startFixtureHub, type FixtureHub, type FixtureFileSpec } from '../support/fixture-hub.js';
 import { hasTransformers, interopPython, runPython } from '../support/python.js';
+import { testTempDir } from '../support/temp.js';
 
 /**
  * The cache works both ways, checked with the real clients: Python huggingface_hub (+ transformers)
@@ -46,9 +46,8 @@ beforeAll(async () => {
 });
 afterAll(() => hub.close());
 beforeEach(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'mf-interop-'));
+  dir = await testTempDir('mf-interop-');
   hub.resetLogs();
-  return () => rm(dir, { recursive: true, force: true });
 });
 
 const sha256Of = async (path: string) => createHash('sha256').update(await readFile(path)).digest('hex');

@@ -1,13 +1,13 @@
-import { mkdtemp, readFile, rm, utimes, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { isModelfetchError } from '../../src/core/errors.js';
 import { pull, type PullOptions } from '../../src/pull/index.js';
 import { buildCachedRepo, fakeCommit } from '../support/cache-builder.js';
 import { runCli } from '../support/cli.js';
 import { startFixtureHub, type FixtureHub } from '../support/fixture-hub.js';
 import { interopPython, runPython } from '../support/python.js';
+import { testTempDir } from '../support/temp.js';
 
 /**
  * What a newcomer meets with `pull`: a selection that matches nothing, a hub that cannot be reached
@@ -40,11 +40,10 @@ beforeAll(async () => {
 });
 afterAll(() => hub.close());
 beforeEach(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'mf-pullux-'));
+  dir = await testTempDir('mf-pullux-');
   hub.resetLogs();
   hub.hub.clearFaults();
 });
-afterEach(() => rm(dir, { recursive: true, force: true }));
 
 const cacheDir = () => join(dir, 'hub');
 const options = (extra: Partial<PullOptions> = {}): PullOptions => ({ repo: 'org/tts', cacheDir: cacheDir(), endpoint: hub.endpoint, env: {}, ...extra });

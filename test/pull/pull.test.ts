@@ -1,9 +1,8 @@
 import { spawn } from 'node:child_process';
-import { lstat, mkdtemp, readdir, readFile, readlink, rm, stat } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { lstat, readdir, readFile, readlink, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { RepoPaths } from '../../src/cache/layout.js';
 import { readRepoTreeListing } from '../../src/cache/tree-listing.js';
 import { isModelfetchError } from '../../src/core/errors.js';
@@ -11,6 +10,7 @@ import { pull, type PullOptions } from '../../src/pull/index.js';
 import { runCli } from '../support/cli.js';
 import { startFixtureHub, type FixtureHub } from '../support/fixture-hub.js';
 import { startFixtureServer } from '../support/fixture-server.js';
+import { testTempDir } from '../support/temp.js';
 
 /** `pull` end to end against the loopback hub: what lands on disk, and what crossed the wire. */
 
@@ -46,12 +46,11 @@ beforeAll(async () => {
 afterAll(() => hub.close());
 
 beforeEach(async () => {
-  cacheDir = await mkdtemp(join(tmpdir(), 'mf-pull-'));
+  cacheDir = await testTempDir('mf-pull-');
   hub.resetLogs();
   hub.hub.clearFaults();
   hub.cdn.clearFaults();
 });
-afterEach(() => rm(cacheDir, { recursive: true, force: true }));
 
 function options(extra: Partial<PullOptions> & { repo: string }): PullOptions {
   return { cacheDir, endpoint: hub.endpoint, env: {}, transfer: { segmentThreshold: 1024 * 1024, minSegmentSize: 256 * 1024 }, ...extra };

@@ -1,8 +1,8 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { chmod, mkdtemp, readFile, rm, symlink, mkdir, writeFile, readdir, utimes } from 'node:fs/promises';
+import { chmod, readFile, rm, symlink, mkdir, writeFile, readdir, utimes } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { RepoPaths, XET_CHUNK_CACHE_PARTS } from '../../src/cache/layout.js';
 import { gcCache } from '../../src/cache/gc.js';
 import { verifyCache } from '../../src/cache/verify.js';
@@ -11,6 +11,7 @@ import { ChunkCache } from '../../src/cache/xet-chunk-cache.js';
 import { runCli } from '../support/cli.js';
 import { startFixtureCas, type FixtureCas } from '../support/fixture-cas.js';
 import { startFixtureHub, type FixtureHub } from '../support/fixture-hub.js';
+import { testTempDir } from '../support/temp.js';
 
 /** `pull` choosing Xet: detection (listing and resolve headers), the switches, fallback, and the dedup chunk cache. */
 
@@ -48,12 +49,11 @@ afterAll(async () => {
   await cas.close();
 });
 beforeEach(async () => {
-  cacheDir = await mkdtemp(join(tmpdir(), 'mf-pull-xet-'));
+  cacheDir = await testTempDir('mf-pull-xet-');
   hub.resetLogs();
   cas.server.resetLog();
   cas.clearFaults();
 });
-afterEach(() => rm(cacheDir, { recursive: true, force: true }));
 
 function options(extra: Partial<PullOptions> & { repo: string }): PullOptions {
   return { cacheDir, endpoint: hub.endpoint, env: {}, token: TOKEN, transfer: { maxAttempts: 2 }, clock: { now: () => Date.now(), sleep: async () => undefined }, onXetFallback: () => undefined, ...extra };
@@ -259,15 +259,11 @@ describe('the dedup chunk cache', () => {
   });
 
   it('never follows a symlinked chunk cache folder', async () => {
-    const elsewhere = await mkdtemp(join(tmpdir(), 'mf-xet-elsewhere-'));
-    try {
-      await mkdir(join(cacheDir, '.locks', 'modelfetch'), { recursive: true });
-      await symlink(elsewhere, join(cacheDir, ...XET_CHUNK_CACHE_PARTS));
-      await pull(options({ repo: 'org/xet' }));
-      expect(sha256(await blob('org/xet', contentA))).toBe(sha256(contentA));
-      expect(await readdir(elsewhere)).toEqual([]);
-    } finally {
-      await rm(elsewhere, { recursive: true, force: true });
-    }
+    const elsewhere = await testTempDir('mf-xet-elsewhere-');
+    await mkdir(join(cacheDir, '.locks', 'modelfetch'), { recursive: true });
+    await symlink(elsewhere, join(cacheDir, ...XET_CHUNK_CACHE_PARTS));
+    await pull(options({ repo: 'org/xet' }));
+    expect(sha256(await blob('org/xet', contentA))).toBe(sha256(contentA));
+    expect(await readdir(elsewhere)).toEqual([]);
   });
 });

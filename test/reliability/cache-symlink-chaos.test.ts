@@ -1,6 +1,5 @@
 import { randomInt } from 'node:crypto';
-import { lstat, mkdir, mkdtemp, readdir, rm, symlink, utimes, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { lstat, mkdir, readdir, rm, symlink, utimes, writeFile } from 'node:fs/promises';
 import { dirname, join, relative } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { gcCache } from '../../src/cache/gc.js';
@@ -11,6 +10,7 @@ import { pull } from '../../src/pull/index.js';
 import { repairCache } from '../../src/repair.js';
 import { startFixtureHub, type FixtureHub } from '../support/fixture-hub.js';
 import { treeState } from '../support/tree-state.js';
+import { testTempDir } from '../support/temp.js';
 
 /**
  * Case 29, chaos-style: symlinks planted at random folder levels of a real cache (repo folder, blobs,
@@ -105,7 +105,7 @@ describe('random symlinked folders in a cache (case 29, chaos)', () => {
     const pick = <T>(items: T[]): T => items[Math.floor(random() * items.length)]!;
     const planted: string[] = [];
     for (let round = 0; round < ROUNDS; round++) {
-      const base = await mkdtemp(join(tmpdir(), 'mf-linkchaos-'));
+      const base = await testTempDir('mf-linkchaos-');
       try {
         const cacheDir = join(base, 'cache');
         const sentinel = join(base, 'sentinel');

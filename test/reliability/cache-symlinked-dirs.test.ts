@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp, readdir, rename, rm, symlink, utimes, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, rename, rm, symlink, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -11,6 +11,7 @@ import { repairCache } from '../../src/repair.js';
 import { runCli } from '../support/cli.js';
 import { startFixtureHub, type FixtureHub } from '../support/fixture-hub.js';
 import { treeState } from '../support/tree-state.js';
+import { testTempDir } from '../support/temp.js';
 
 /**
  * Case 29: a symlink planted where the cache layout has a folder (the blobs or snapshots folder, a
@@ -39,8 +40,7 @@ interface Planted {
  * blobs and a commit folder (old, so gc would count them as orphans), and a project with config.json.
  */
 async function pulledCache(): Promise<Planted> {
-  const base = await mkdtemp(join(tmpdir(), 'mf-symdirs-'));
-  cleanup.push(() => rm(base, { recursive: true, force: true }));
+  const base = await testTempDir('mf-symdirs-');
   const hub = await startFixtureHub({ repos: [{ repoId: 'x/y', files: [{ path: 'config.json', content: '{"a":1}' }, { path: 'w.bin', size: 64 * 1024, lfs: true }] }] });
   cleanup.push(() => hub.close());
   const cacheDir = join(base, 'cache');

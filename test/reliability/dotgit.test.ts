@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -12,6 +12,7 @@ import { fakeCommit } from '../support/cache-builder.js';
 import { runCli } from '../support/cli.js';
 import { servedBuffer, startFixtureServer, type FixtureServer } from '../support/fixture-server.js';
 import { hasTool } from '../support/tools.js';
+import { testTempDir } from '../support/temp.js';
 
 /** Case 28: a hostile hub lists `.git/…` (or an alias of it) to plant git configuration that runs commands. */
 
@@ -21,8 +22,7 @@ afterEach(async () => {
 });
 
 async function tempDir(prefix: string): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), prefix));
-  cleanup.push(() => rm(dir, { recursive: true, force: true }));
+  const dir = await testTempDir(prefix);
   return dir;
 }
 

@@ -89,6 +89,13 @@ describe('pull --local-dir --dtype: converted in place', () => {
     const result = await pull({ repo: 'org/tts', endpoint: hub.endpoint, localDir: dir, env: {}, dtype: 'f16' });
     expect(result.path).toBe(dir);
     expect(result.converted).toMatchObject({ reused: false, filesConverted: 2, dtype: 'F16' });
+    // Bytes of the weights: before, the upstream files; after, the files on disk now.
+    const weights = model.files.filter((f) => f.path.endsWith('.safetensors')).map((f) => f.path);
+    const upstreamBytes = weights.reduce((n, path) => n + upstreamOf(path).length, 0);
+    const bytesOnDisk = async (): Promise<number> => (await Promise.all(weights.map(async (path) => (await stat(join(dir, path))).size))).reduce((n, size) => n + size, 0);
+    expect(result.converted).toMatchObject({ bytesBefore: upstreamBytes, bytesAfter: await bytesOnDisk(), tensorsConverted: expect.any(Number) });
+    expect(result.converted!.tensorsConverted).toBeGreaterThan(0);
+    expect(result.converted!.bytesAfter).toBeLessThan(upstreamBytes);
     for (const path of shardPaths) {
       const { header } = await readLocalHeader(join(dir, path));
       expect(header.tensors.map((t) => t.dtype).filter((d) => d !== 'I64')).toEqual(header.tensors.filter((t) => t.dtype !== 'I64').map(() => 'F16'));
@@ -117,7 +124,7 @@ describe('pull --local-dir --dtype: converted in place', () => {
     const before = await Promise.all(shardPaths.map(async (path) => (await stat(join(dir, path))).mtimeMs));
     hub.resetLogs();
     const again = await pull({ repo: 'org/tts', endpoint: hub.endpoint, localDir: dir, env: {}, dtype: 'f16' });
-    expect(again.converted).toMatchObject({ reused: true, filesConverted: 0 });
+    expect(again.converted).toMatchObject({ reused: true, filesConverted: 0, tensorsConverted: 0, bytesBefore: upstreamBytes, bytesAfter: await bytesOnDisk() });
     expect(again).toMatchObject({ downloaded: 0, bytesFetched: 0 });
     expect(hub.requests().filter((r) => !r.url.startsWith('/api/'))).toEqual([]);
     expect(await Promise.all(shardPaths.map(async (path) => (await stat(join(dir, path))).mtimeMs))).toEqual(before);

@@ -18,6 +18,7 @@ import { runProcess } from '../support/process.js';
 import { startFixtureHub, type FixtureHub } from '../support/fixture-hub.js';
 import { interopPython, runPython } from '../support/python.js';
 import { buildSafetensors, f32Tensor, shardedModel } from '../support/safetensors.js';
+import { testTempDir } from '../support/temp.js';
 
 const python = interopPython();
 const model = shardedModel({ shards: 2, rows: 32, cols: 64 });
@@ -268,13 +269,9 @@ print(json.dumps({"warnings": [str(w) for w in info.warnings],
     const ls = await runCli(['ls', 'org/tts', '--cache-dir', cacheDir], {});
     expect(ls.stdout).toContain(`revision ${derivedSnapshotId(hub.commitOf('org/tts'), 'BF16')} [derived: BF16 of ${hub.commitOf('org/tts').slice(0, 12)}]`);
     expect(ls.stdout).toContain(`revision ${hub.commitOf('org/tts')} (main): `);
-    const plain = await mkdtemp(join(cacheDir, '..', 'mf-plain-'));
-    try {
-      const refused = await runCli(['convert', plain, '--dtype', 'f16'], {});
-      expect(refused.code).toBe(2);
-      expect(refused.stderr).toMatch(/is not a snapshot in a hub cache \[ERR_USAGE\]\n {2}Give --out DIR/);
-    } finally {
-      await rm(plain, { recursive: true, force: true });
-    }
+    const plain = await testTempDir('mf-plain-');
+    const refused = await runCli(['convert', plain, '--dtype', 'f16'], {});
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toMatch(/is not a snapshot in a hub cache \[ERR_USAGE\]\n {2}Give --out DIR/);
   });
 });

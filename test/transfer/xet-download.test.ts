@@ -1,7 +1,6 @@
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readdir, readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -11,6 +10,7 @@ import { hubXetTokenProvider, type XetTokenProvider } from '../../src/transfer/x
 import type { Clock } from '../../src/transfer/types.js';
 import { startFixtureCas, type FixtureCas, type FixtureCasFile } from '../support/fixture-cas.js';
 import { startFixtureHub, type FixtureHub } from '../support/fixture-hub.js';
+import { testTempDir } from '../support/temp.js';
 
 /** The Xet downloader against the fixture CAS: right bytes, each range once, and every fault the fixture injects. */
 
@@ -48,9 +48,8 @@ beforeAll(async () => {
 });
 afterAll(() => cas.close());
 beforeEach(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'mf-xet-dl-'));
+  dir = await testTempDir('mf-xet-dl-');
   cas.server.resetLog();
-  return () => rm(dir, { recursive: true, force: true });
 });
 
 /** A file without repeated chunks, downloaded once cleanly; the next xorb answer is then cut in half. */
