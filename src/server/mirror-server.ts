@@ -19,6 +19,7 @@ import { renderStatusPage, type MirrorStatus } from './status-page.js';
 import { createSwarmRoutes } from './swarm-routes.js';
 import { SwarmTracker } from './swarm-tracker.js';
 import { ThroughputMeter } from './throughput.js';
+import { createWebSeedCapabilities } from './web-seed-capability.js';
 
 /**
  * A Hugging Face-compatible HTTP server over a modelfetch / huggingface_hub cache: the Hub's info,
@@ -124,7 +125,17 @@ export function createMirrorServer(userOptions: MirrorServerOptions): MirrorServ
     }
   };
   const swarm = userOptions.swarm
-    ? createSwarmRoutes({ cache, tracker: new SwarmTracker(), metrics, sharePrivate: userOptions.swarm.private === true, knownPublic: (repo) => catalog.knownPublic(repo), resolve, origin: originOf, ...(flights && { fill }) })
+    ? createSwarmRoutes({
+        cache,
+        tracker: new SwarmTracker(),
+        metrics,
+        sharePrivate: userOptions.swarm.private === true,
+        capabilities: createWebSeedCapabilities({ ...(userOptions.swarm.webSeedTtlMs !== undefined && { ttlMs: userOptions.swarm.webSeedTtlMs }), ...(userOptions.swarm.now && { now: userOptions.swarm.now }) }),
+        knownPublic: (repo) => catalog.knownPublic(repo),
+        resolve,
+        origin: originOf,
+        ...(flights && { fill }),
+      })
     : undefined;
 
   const handle = async (req: IncomingMessage, res: ServerResponse, record: RequestRecord): Promise<void> => {
