@@ -130,6 +130,7 @@ export function registerPullCommand(program: Command, io: CliIo): void {
       if (chatty) {
         options.onPlan = (plan) => void io.stderr.write(describePlan(plan));
         options.onProgress = renderer.onProgress;
+        if (swarm) options.onSwarmProgress = renderer.onProgress;
         options.transfer = { ...options.transfer, onRetry: renderer.onRetry, onRateLimitWait: renderer.onRateLimitWait };
         options.onWarning = (message) => renderer.above(`modelfetch: warning: ${message}`);
       }

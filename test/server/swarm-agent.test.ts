@@ -264,6 +264,21 @@ describe('swarm node agents', { timeout: 180_000 }, () => {
     expect(result.bytesBySource.plain).toBe('{"layers": 2}\n'.length);
   });
 
+  it('pull --swarm shows the progress line a plain pull shows, fed by the swarm', async () => {
+    const want = await expected('other.bin');
+    let stderr = '';
+    const terminal = Object.assign(new Writable({ write: (chunk: Buffer, _encoding, done) => ((stderr += chunk.toString()), done()) }), { isTTY: true, columns: 120 });
+    const code = await main(['pull', 'org/model', 'other.bin', '--swarm', mirror.url, '--cache-dir', join(work, 'pull-progress')], { stdout: new Writable({ write: (_chunk, _encoding, done) => done() }), stderr: terminal, env: {} });
+    expect(code, stderr).toBe(0);
+    // The file came through the swarm (no fallback line), so every frame is the swarm's.
+    expect(stderr).not.toMatch(/over HTTP/);
+    const frames = stderr.split('\r').filter((frame) => frame.startsWith('['));
+    expect(frames.length).toBeGreaterThan(0);
+    for (const frame of frames) expect(frame).toMatch(/^\[[#.]+\] \d+% \S+ \S+\/4\.0 MiB \S+ \S+\/s \d+ conn/);
+    expect(frames.at(-1)).toMatch(/^\[#+\] 100% 4\.0 MiB\/4\.0 MiB /);
+    expect(want.length).toBe(PIECE_SIZE + 777);
+  });
+
   it('pull --swarm refuses an --endpoint that names another server, and --local-dir', async () => {
     const run = async (args: string[]): Promise<{ code: number; stderr: string }> => {
       let stderr = '';
