@@ -182,7 +182,7 @@ async function joinSwarm(flags: PullFlags, options: PullOptions, io: CliIo): Pro
   return {
     session,
     linger: async () => {
-      if (seedSeconds === 0 || session.status().seeding === 0) return;
+      if (seedSeconds === 0 || session.seedCount() === 0) return;
       io.stderr.write(`modelfetch: seeding for ${seedSeconds} s (Ctrl-C stops)\n`);
       const interrupt = abortOnInterrupt();
       try {

@@ -124,6 +124,46 @@ describe('swarm downloads and corrupt sources', () => {
     expect(await readdir(join(repo.stateDir, 'partial', 'swarm'))).toEqual([]);
   });
 
+  it('a peer dropped for a bad piece is refused when it comes back: dialled at its address, or dialling in from another port (its peer id)', async () => {
+    const { dir, info } = await setup();
+    const torrent = torrentFile(info, {});
+    // The liar seeds the true torrent over flipped bytes: every piece it sends fails SHA-1.
+    await mkdir(join(dir, 'liar'));
+    const corrupt = Buffer.from(content);
+    for (let at = 0; at < corrupt.length; at += 4096) corrupt[at]! ^= 0xff;
+    await writeFile(join(dir, 'liar', sha256), corrupt);
+    const liar = await engine();
+    const liarSeed = await liar.seed({ torrent, path: join(dir, 'liar', sha256) });
+    const ours = await engine();
+    const liarAddress = `127.0.0.1:${liar.port}`;
+
+    const dropped: string[] = [];
+    const first = ours.download({ torrent, targetPath: join(dir, 'first', sha256), peers: [liarAddress], onPeerDropped: (address) => dropped.push(address) });
+    first.done.catch(() => {});
+    await until(() => dropped.length > 0, 'the liar dropped');
+    expect(dropped).toEqual([liarAddress]);
+    await first.stop();
+
+    // Another transfer of the same engine dials the liar again at the address it was dropped at.
+    const refused: Array<{ address: string; by: string }> = [];
+    const second = ours.download({ torrent, targetPath: join(dir, 'second', sha256), peers: [liarAddress], onPeerRefused: (address, by) => refused.push({ address, by }) });
+    second.done.catch(() => {});
+    await until(() => refused.length > 0, 'the liar refused at its address');
+    expect(refused[0]).toEqual({ address: liarAddress, by: 'address' });
+
+    // The liar dials in: its connection comes from another port, and its peer id gives it away.
+    await liarSeed.stop();
+    const again = await liar.seed({ torrent, path: join(dir, 'liar', sha256), peers: [`127.0.0.1:${ours.port}`] });
+    await until(() => refused.some((r) => r.by === 'peer id'), 'the liar refused by its peer id');
+    const byId = refused.find((r) => r.by === 'peer id')!;
+    expect(byId.address).not.toBe(liarAddress);
+    expect(byId.address).toMatch(/^127\.0\.0\.1:\d+$/);
+    expect(second.progress().fromPeers).toBe(0);
+    expect(second.progress().piecesRejected).toBe(0);
+    await again.stop();
+    await second.stop();
+  });
+
   it('refuses a torrent for another blob before joining any swarm', async () => {
     const { dir, info } = await setup();
     const repo = new RepoPaths(join(dir, 'cache'), 'model', 'org/name');
@@ -131,6 +171,15 @@ describe('swarm downloads and corrupt sources', () => {
     await expect(swarmFetchBlob(await engine(), repo, { digest: elsewhere, size: content.length }, torrentFile(info, {}))).rejects.toMatchObject({ code: 'ERR_BAD_RESPONSE' });
   });
 });
+
+/** Polls until `condition` holds; fails the test (saying what never happened) after ~20 s. */
+async function until(condition: () => boolean, what: string): Promise<void> {
+  for (let tries = 0; tries < 400; tries++) {
+    if (condition()) return;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  throw new Error(`never happened: ${what}`);
+}
 
 function coversOffset(range: string | undefined, offset: number): boolean {
   const match = /^bytes=(\d+)-(\d*)$/.exec(range ?? '');

@@ -154,6 +154,11 @@ export class SwarmSession {
     return { ...this.totals, uploaded, peers, downloading: this.downloads.size, seeding: seeds.length, port: this.port };
   }
 
+  /** Blobs seeded now or about to be (a seed starts in the background once its blob is committed). */
+  seedCount(): number {
+    return this.seeds.size;
+  }
+
   /** Leaves every swarm and closes the BitTorrent port. */
   async close(): Promise<void> {
     this.closed = true;
