@@ -6,8 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { createMirrorServer, type MirrorServer, type MirrorServerOptions } from '../../src/server/mirror-server.js';
-import type { StatusSwarm } from '../../src/server/status-page.js';
 import { bdecode, type BencodeDict } from '../../src/transfer/swarm/bencode.js';
+import type { SwarmStatus } from '../../src/transfer/swarm/session.js';
 import { parseTorrentFile, PIECE_SIZE } from '../../src/transfer/swarm/torrent.js';
 import { createWebTorrentEngine } from '../../src/transfer/swarm/webtorrent-engine.js';
 import { Writable } from 'node:stream';
@@ -68,8 +68,8 @@ async function metric(server: MirrorServer, name: string): Promise<number> {
   return Number(match[1]);
 }
 
-async function swarmOf(server: MirrorServer): Promise<StatusSwarm> {
-  const status = (await (await fetch(`${server.url}/api/_status`)).json()) as { swarm?: StatusSwarm };
+async function swarmOf(server: MirrorServer): Promise<SwarmStatus> {
+  const status = (await (await fetch(`${server.url}/api/_status`)).json()) as { swarm?: SwarmStatus };
   if (!status.swarm) throw new Error('the status has no swarm');
   return status.swarm;
 }
