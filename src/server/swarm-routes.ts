@@ -70,9 +70,14 @@ export function createSwarmRoutes(deps: SwarmRouteDeps): (req: IncomingMessage, 
     return isPublic;
   };
 
-  /** The verified, cached, SHA-256-named file of `path` at `commit`, or a 404. */
-  const cachedFile = async (repo: RepoRef, commit: string, path: string) => {
-    const file = await deps.cache.locate(deps.cache.repo(repo.repoType, repo.repoId), commit, path);
+  /** The verified, cached, SHA-256-named file of `path` at `commit` (after `fill` when the cache lacks it), or a 404. */
+  const cachedFile = async (repo: RepoRef, commit: string, path: string, fill?: () => Promise<void>) => {
+    const paths = deps.cache.repo(repo.repoType, repo.repoId);
+    let file = await deps.cache.locate(paths, commit, path);
+    if (!file && fill) {
+      await fill();
+      file = await deps.cache.locate(paths, commit, path);
+    }
     if (!file) throw entryNotFound(repo, commit, path);
     if (file.digest.algorithm !== 'sha256') throw notShared(repo);
     return { ...file, digest: { algorithm: 'sha256' as const, hex: file.digest.hex } };
@@ -90,10 +95,8 @@ export function createSwarmRoutes(deps: SwarmRouteDeps): (req: IncomingMessage, 
       const resolved = await deps.resolve(req, route, route.commit, route.path);
       const isPublic = await assertShared(route);
       const listed = resolved.files.find((f) => f.path === route.path);
-      if (deps.fill && listed?.digest.algorithm === 'sha256' && !(await deps.cache.locate(deps.cache.repo(route.repoType, route.repoId), route.commit, route.path))) {
-        await deps.fill(req, route, route.commit, listed);
-      }
-      const file = await cachedFile(route, route.commit, route.path);
+      const { fill } = deps;
+      const file = await cachedFile(route, route.commit, route.path, fill && listed?.digest.algorithm === 'sha256' ? () => fill(req, route, route.commit, listed) : undefined);
       const info = await torrentInfoOf(route, file.digest, file.size);
       deps.tracker.allow(info.infoHash);
       const origin = deps.origin(req);
