@@ -13,7 +13,6 @@ import { collectMirrorStatus } from './mirror-status.js';
 import { createResponders, observeRequest, type RequestRecord } from './responses.js';
 import { createUseRecorder, InUseMarkers } from './revision-use.js';
 import { parseRoute, type RepoRef } from './route.js';
-import type { RepoFile } from '../core/types.js';
 import { headerOf, sendFile, type SendTimeout } from './send-file.js';
 import { renderStatusPage, type MirrorStatus } from './status-page.js';
 import { createSwarmRoutes } from './swarm-routes.js';
@@ -112,18 +111,6 @@ export function createMirrorServer(userOptions: MirrorServerOptions): MirrorServ
     sendTimeout,
   });
 
-  const fill = async (req: IncomingMessage, repo: RepoRef, commit: string, file: RepoFile): Promise<void> => {
-    if (!flights) return;
-    const token = authOf(req).upstreamToken;
-    const release = await inUse.hold(repo, commit);
-    try {
-      await flights.start(repo, commit, file, token).done;
-      // The flight may have been another path's or commit's with the same bytes: link this one too.
-      await flights.linkStored(repo, commit, file, token);
-    } finally {
-      await release();
-    }
-  };
   const swarm = userOptions.swarm
     ? createSwarmRoutes({
         cache,
@@ -134,7 +121,7 @@ export function createMirrorServer(userOptions: MirrorServerOptions): MirrorServ
         knownPublic: (repo) => catalog.knownPublic(repo),
         resolve,
         origin: originOf,
-        ...(flights && { fill }),
+        ...(flights && { fill: hub.fill }),
       })
     : undefined;
 
