@@ -1,9 +1,14 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { once } from 'node:events';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
+import type { Torrent } from 'webtorrent';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { RepoPaths } from '../../src/cache/layout.js';
 import type { FileDigest } from '../../src/core/types.js';
+import { bencode } from '../../src/transfer/swarm/bencode.js';
 import type { SwarmEngine } from '../../src/transfer/swarm/engine.js';
 import { swarmFetchBlob } from '../../src/transfer/swarm/swarm-fetch.js';
 import { hashFileForTorrent, PIECE_SIZE, torrentFile, type TorrentInfo } from '../../src/transfer/swarm/torrent.js';
@@ -162,6 +167,45 @@ describe('swarm downloads and corrupt sources', () => {
     expect(second.progress().piecesRejected).toBe(0);
     await again.stop();
     await second.stop();
+  });
+
+  it("a torrent's url-list (a private web seed's capability) reaches neither a peer (ut_metadata sends the info dictionary only) nor the tracker", async () => {
+    const { dir, info } = await setup();
+    const capability = 'Q2FwYWJpbGl0eU5ldmVyU2hhcmVk';
+    const announces: string[] = [];
+    const tracker = createServer((req, res) => {
+      announces.push(req.url ?? '');
+      res.end(bencode({ interval: 60, peers: Buffer.alloc(0) }));
+    });
+    await new Promise<void>((resolve) => tracker.listen(0, '127.0.0.1', resolve));
+    onTestFinished(() => new Promise<void>((resolve) => tracker.close(() => resolve())));
+    const announce = `http://127.0.0.1:${(tracker.address() as AddressInfo).port}/announce`;
+    const torrent = torrentFile(info, { announce, webSeeds: [`http://127.0.0.1:9/api/swarm/blobs/models/org/p/${'c'.repeat(40)}/${sha256}?path=w.bin&expires=1&sig=${capability}`] });
+    await mkdir(join(dir, 'seed'));
+    await writeFile(join(dir, 'seed', sha256), content);
+    const seeder = await createWebTorrentEngine({ useTrackers: true });
+    onTestFinished(() => seeder.close());
+    await seeder.seed({ torrent, path: join(dir, 'seed', sha256) });
+    await until(() => announces.length > 0, 'the seeder announced');
+
+    // A peer that knows only the infohash asks the seeder for the metadata (BEP 9).
+    const { default: WebTorrent } = await import('webtorrent');
+    const peer = new WebTorrent({ dht: false, lsd: false, utp: false, tracker: false, torrentPort: 0 });
+    onTestFinished(() => new Promise<void>((resolve) => peer.destroy(() => resolve())));
+    const addByInfoHash = peer.add.bind(peer) as unknown as (id: string, options: { path: string }) => Torrent & { urlList: string[]; torrentFile: Buffer };
+    const fetched = addByInfoHash(info.infoHash, { path: join(dir, 'peer') });
+    const metadata = once(fetched, 'metadata');
+    fetched.addPeer(`127.0.0.1:${seeder.port}`);
+    await metadata;
+    expect(fetched.infoHash).toBe(info.infoHash);
+    expect(fetched.urlList).toEqual([]);
+    expect(fetched.torrentFile.includes(capability)).toBe(false);
+    // The announce names the torrent by its infohash, and nothing of the url-list.
+    for (const line of announces) {
+      expect(line).not.toContain(capability);
+      expect(line).not.toContain('sig');
+      expect([...new URL(line, 'http://x').searchParams.keys()].sort()).toEqual(expect.arrayContaining(['info_hash', 'peer_id', 'port']));
+    }
   });
 
   it('refuses a torrent for another blob before joining any swarm', async () => {
