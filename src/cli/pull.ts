@@ -131,6 +131,7 @@ export function registerPullCommand(program: Command, io: CliIo): void {
       if (chatty) {
         options.onPlan = (plan) => void io.stderr.write(describePlan(plan));
         options.onProgress = renderer.onProgress;
+        if (swarm) options.onSwarmProgress = renderer.onProgress;
         options.transfer = { ...options.transfer, onRetry: renderer.onRetry, onRateLimitWait: renderer.onRateLimitWait };
         options.onWarning = (message) => renderer.above(`modelfetch: warning: ${message}`);
       }
@@ -172,7 +173,7 @@ async function joinSwarm(flags: PullFlags, options: PullOptions, io: CliIo): Pro
   return {
     session,
     linger: async () => {
-      if (seedSeconds === 0 || session.status().seeding === 0) return;
+      if (seedSeconds === 0 || session.seedCount() === 0) return;
       io.stderr.write(`modelfetch: seeding for ${seedSeconds} s (Ctrl-C stops)\n`);
       await untilInterrupted(seedSeconds * 1000);
     },

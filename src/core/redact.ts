@@ -1,5 +1,6 @@
 /** Query parameters that carry credentials on hubs and CDNs (signed URLs included). */
-const SECRET_QUERY_KEYS = /^(token|access_token|api_key|apikey|key|sig|signature|x-amz-signature|x-amz-credential|x-amz-security-token|policy|key-pair-id|expires_signature)$/i;
+const SECRET_KEY_NAMES = 'token|access_token|api_key|apikey|key|sig|signature|x-amz-signature|x-amz-credential|x-amz-security-token|policy|key-pair-id|expires_signature';
+const SECRET_QUERY_KEYS = new RegExp(`^(${SECRET_KEY_NAMES})$`, 'i');
 
 /** Removes user info and secret query values from a URL; anything unparsable is redacted as free text. */
 export function redactUrl(input: string): string {
@@ -28,6 +29,8 @@ const TOKEN_PATTERNS: RegExp[] = [
   /\bms-[A-Za-z0-9-]{8,}\b/g, // ModelScope tokens
   /(Bearer\s+)[^\s"',]+/gi,
   /(authorization["']?\s*[:=]\s*["']?)[^"',\s]+/gi,
+  // The same query values in a URL without its origin (a request line in an access log).
+  new RegExp(`([?&](?:${SECRET_KEY_NAMES})=)[^&#\\s"'<>]+`, 'gi'),
 ];
 
 /** Redacts tokens and credentialed URLs inside free text (error messages, log lines). */

@@ -91,7 +91,7 @@ export async function fetchBlobs(store: FileStore, files: RepoFile[], at: { repo
       }
       let overHttp = held;
       if (swarm && held.length) {
-        const { rest, fromPeers, fromWebSeeds } = await fetchThroughSwarm(swarm.session, remote, swarm.at, held.map(({ file }) => file), options.signal);
+        const { rest, fromPeers, fromWebSeeds } = await fetchThroughSwarm(swarm.session, remote, swarm.at, held.map(({ file }) => file), { signal: options.signal, onProgress: options.onSwarmProgress });
         overHttp = held.filter(({ file }) => rest.includes(file));
         totals.bytesFetched += fromPeers + fromWebSeeds;
         totals.bytesBySource.peers = (totals.bytesBySource.peers ?? 0) + fromPeers;

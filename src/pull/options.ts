@@ -66,6 +66,12 @@ export interface PullOptions {
   signal?: AbortSignal;
   /** Transfer progress; each event names the repo file it is about. */
   onProgress?: (event: PullProgressEvent) => void;
+  /**
+   * The same events for the files fetched through `swarm` (bytes done are piece-verified bytes,
+   * connections are peers). Apart from onProgress because their temp file is no prefix a reader
+   * may follow (pieces land in any order): a progress line wants them, a streaming server not.
+   */
+  onSwarmProgress?: (event: PullProgressEvent) => void;
   /** Told once what will be fetched, before any byte moves. */
   onPlan?: (plan: PullPlan) => void;
   /** The most files a repo listing may have (default MODELFETCH_MAX_FILES, else 200,000); a larger one is refused while it streams in. */

@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ModelfetchError } from '../core/errors.js';
+import type { RepoFile } from '../core/types.js';
 import type { CacheView } from './cache-view.js';
 import { entryNotFound, type ResolvedRevision } from './catalog.js';
 import type { Flight, Flights } from './flights.js';
@@ -41,6 +42,11 @@ export interface HubRoutes {
   tree(req: IncomingMessage, res: ServerResponse, record: RequestRecord, route: RouteOf<'tree'>, query: URLSearchParams): Promise<void>;
   pathsInfo(req: IncomingMessage, res: ServerResponse, record: RequestRecord, route: RouteOf<'paths-info'>): Promise<void>;
   resolve(req: IncomingMessage, res: ServerResponse, record: RequestRecord, route: RouteOf<'resolve'>): Promise<void>;
+  /**
+   * The resolve route's pull-through with no client reading along (a swarm torrent asked for a file
+   * the cache lacks): the file is linked at `commit` when this resolves. Nothing when offline.
+   */
+  fill(req: IncomingMessage, repo: RepoRef, commit: string, file: RepoFile): Promise<void>;
 }
 
 export function createHubRoutes(deps: HubRouteDeps): HubRoutes {
@@ -88,19 +94,34 @@ export function createHubRoutes(deps: HubRouteDeps): HubRoutes {
     return true;
   };
 
+  /** The same bytes may already be stored for another path or commit: pull links them (no download). True when it did. */
+  const linkIfStored = async (req: IncomingMessage, repo: RepoRef, commit: string, file: RepoFile): Promise<boolean> => {
+    if (!flights || !(await cache.insideRoot(cache.repo(repo.repoType, repo.repoId).blob(file.digest)))) return false;
+    await flights.linkStored(repo, commit, file, deps.upstreamToken(req));
+    return true;
+  };
+
+  const fill = async (req: IncomingMessage, repo: RepoRef, commit: string, file: RepoFile): Promise<void> => {
+    if (!flights) return;
+    const release = await inUse.hold(repo, commit);
+    try {
+      if (await linkIfStored(req, repo, commit, file)) return;
+      await flights.start(repo, commit, file, deps.upstreamToken(req)).done;
+      // The flight may have been another path's or commit's with the same bytes: link this one too.
+      await flights.linkStored(repo, commit, file, deps.upstreamToken(req));
+    } finally {
+      await release();
+    }
+  };
+
   const handleResolve = async (req: IncomingMessage, res: ServerResponse, record: RequestRecord, route: RouteOf<'resolve'>): Promise<void> => {
     const resolved = await deps.resolve(req, route, route.revision, route.path);
-    const repo = cache.repo(route.repoType, route.repoId);
     const release = await inUse.hold(route, resolved.commit);
     try {
       if (await serveCached(req, res, record, route, resolved.commit)) return;
       const listed = resolved.files.find((f) => f.path === route.path);
       if (!listed) throw entryNotFound(route, resolved.commit, route.path);
-      // The same bytes may already be stored for another path or commit: pull links them (no download), then they are served.
-      if (flights && (await cache.insideRoot(repo.blob(listed.digest)))) {
-        await flights.linkStored(route, resolved.commit, listed, deps.upstreamToken(req));
-        if (await serveCached(req, res, record, route, resolved.commit)) return;
-      }
+      if ((await linkIfStored(req, route, resolved.commit, listed)) && (await serveCached(req, res, record, route, resolved.commit))) return;
       metrics.cacheMisses.inc();
       record.cache = 'miss';
       // Until the blob is verified a Range is answered only once the whole blob is: `none` tells clients
@@ -146,6 +167,7 @@ export function createHubRoutes(deps: HubRouteDeps): HubRoutes {
       sendJson(res, record, pathsInfo(resolved.files, paths.paths).map((e) => (expand ? expandEntry(e, resolved) : e)));
     },
     resolve: handleResolve,
+    fill,
   };
 }
 

@@ -6,6 +6,8 @@ export class MirrorMetrics {
   readonly registry = new Registry();
   /** The swarm session's counters (the agent side of --swarm), read at each scrape. */
   private swarmStatus: (() => SwarmStatus) | undefined;
+  /** The status read once for the scrape in progress, which every swarm metric reports from. */
+  private scraped: SwarmStatus | undefined;
   readonly bytesServed = new Counter({ name: 'modelfetch_served_bytes_total', help: 'Body bytes sent to clients', registers: [this.registry] });
   readonly upstreamBytes = new Counter({ name: 'modelfetch_upstream_bytes_total', help: 'Bytes fetched from the upstream hub', registers: [this.registry] });
   readonly cacheHits = new Counter({ name: 'modelfetch_cache_hits_total', help: 'File requests answered from the cache', registers: [this.registry] });
@@ -34,7 +36,7 @@ export class MirrorMetrics {
         const status = read();
         this.set({ state: 'downloading' }, status?.downloading ?? 0);
         this.set({ state: 'seeding' }, status?.seeding ?? 0);
-      })(() => this.swarmStatus?.()),
+      })(() => this.readSwarm()),
   });
   readonly latency = new Histogram({
     name: 'modelfetch_http_request_duration_seconds',
@@ -54,7 +56,7 @@ export class MirrorMetrics {
   }
 
   private swarmCounter(name: string, help: string, pick: (status: SwarmStatus) => number): Counter {
-    const read = (): SwarmStatus | undefined => this.swarmStatus?.();
+    const read = (): SwarmStatus | undefined => this.readSwarm();
     return new Counter({
       name,
       help,
@@ -70,7 +72,7 @@ export class MirrorMetrics {
   }
 
   private swarmGauge(name: string, help: string, pick: (status: SwarmStatus) => number): Gauge {
-    const read = (): SwarmStatus | undefined => this.swarmStatus?.();
+    const read = (): SwarmStatus | undefined => this.readSwarm();
     return new Gauge({
       name,
       help,
@@ -82,8 +84,18 @@ export class MirrorMetrics {
     });
   }
 
+  private readSwarm(): SwarmStatus | undefined {
+    return this.scraped ?? this.swarmStatus?.();
+  }
+
   async render(): Promise<{ contentType: string; body: string }> {
-    return { contentType: this.registry.contentType, body: await this.registry.metrics() };
+    // One status for the whole scrape (it walks every torrent): the swarm metrics agree with each other.
+    this.scraped = this.swarmStatus?.();
+    try {
+      return { contentType: this.registry.contentType, body: await this.registry.metrics() };
+    } finally {
+      this.scraped = undefined;
+    }
   }
 
   /** Counter values for the status page. */

@@ -93,6 +93,10 @@ export interface MirrorSwarmOptions {
   stallMs?: number;
   /** The engine (tests); default webtorrent. */
   createEngine?: (port: number) => Promise<SwarmEngine>;
+  /** How long the web seed capability of a private file's torrent is good for. Default 1 hour. */
+  webSeedTtlMs?: number;
+  /** The clock of web seed capabilities (tests). */
+  now?: () => number;
 }
 
 export interface ResolvedMirrorOptions {

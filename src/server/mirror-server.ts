@@ -13,12 +13,12 @@ import { collectMirrorStatus } from './mirror-status.js';
 import { createResponders, observeRequest, type RequestRecord } from './responses.js';
 import { createUseRecorder, InUseMarkers } from './revision-use.js';
 import { parseRoute, type RepoRef } from './route.js';
-import type { RepoFile } from '../core/types.js';
 import { headerOf, sendFile, type SendTimeout } from './send-file.js';
 import { renderStatusPage, type MirrorStatus } from './status-page.js';
 import { createSwarmRoutes } from './swarm-routes.js';
 import { SwarmTracker } from './swarm-tracker.js';
 import { ThroughputMeter } from './throughput.js';
+import { createWebSeedCapabilities } from './web-seed-capability.js';
 
 /**
  * A Hugging Face-compatible HTTP server over a modelfetch / huggingface_hub cache: the Hub's info,
@@ -111,20 +111,18 @@ export function createMirrorServer(userOptions: MirrorServerOptions): MirrorServ
     sendTimeout,
   });
 
-  const fill = async (req: IncomingMessage, repo: RepoRef, commit: string, file: RepoFile): Promise<void> => {
-    if (!flights) return;
-    const token = authOf(req).upstreamToken;
-    const release = await inUse.hold(repo, commit);
-    try {
-      await flights.start(repo, commit, file, token).done;
-      // The flight may have been another path's or commit's with the same bytes: link this one too.
-      await flights.linkStored(repo, commit, file, token);
-    } finally {
-      await release();
-    }
-  };
   const swarm = userOptions.swarm
-    ? createSwarmRoutes({ cache, tracker: new SwarmTracker(), metrics, sharePrivate: userOptions.swarm.private === true, knownPublic: (repo) => catalog.knownPublic(repo), resolve, origin: originOf, ...(flights && { fill }) })
+    ? createSwarmRoutes({
+        cache,
+        tracker: new SwarmTracker(),
+        metrics,
+        sharePrivate: userOptions.swarm.private === true,
+        capabilities: createWebSeedCapabilities({ ...(userOptions.swarm.webSeedTtlMs !== undefined && { ttlMs: userOptions.swarm.webSeedTtlMs }), ...(userOptions.swarm.now && { now: userOptions.swarm.now }) }),
+        knownPublic: (repo) => catalog.knownPublic(repo),
+        resolve,
+        origin: originOf,
+        ...(flights && { fill: hub.fill }),
+      })
     : undefined;
 
   const handle = async (req: IncomingMessage, res: ServerResponse, record: RequestRecord): Promise<void> => {

@@ -3,7 +3,8 @@ import type { Catalog } from './catalog.js';
 import type { Flights } from './flights.js';
 import type { MirrorMetrics } from './metrics.js';
 import type { RepoRef } from './route.js';
-import type { MirrorStatus, StatusSwarm } from './status-page.js';
+import type { SwarmStatus } from '../transfer/swarm/session.js';
+import type { MirrorStatus } from './status-page.js';
 import type { ThroughputMeter } from './throughput.js';
 
 /** What the status page and `/api/_status` show, gathered from the cache, the catalog, the flights and the metrics. */
@@ -18,7 +19,7 @@ export interface MirrorStatusSources {
   /** The upstream origin, or null when offline. */
   upstream: string | null;
   /** The swarm session's counters (agent side of --swarm). */
-  swarm?: () => StatusSwarm;
+  swarm?: () => SwarmStatus;
 }
 
 /** With `full` (the admin token), everything; otherwise only repos any anonymous client may read. */

@@ -1,4 +1,5 @@
 import { formatBytes as sharedFormatBytes } from '../core/format-bytes.js';
+import type { SwarmStatus } from '../transfer/swarm/session.js';
 
 // A local binding: the row renderers are serialised into the page, and a call through an import
 // binding would not survive that (module loaders rewrite it).
@@ -44,22 +45,7 @@ export interface MirrorStatus {
   /** Bytes per second served over the last few seconds. */
   throughput: number;
   /** The swarm this server fetches through (`serve --swarm` with a swarm upstream), when there is one. */
-  swarm?: StatusSwarm;
-}
-
-export interface StatusSwarm {
-  downloading: number;
-  seeding: number;
-  /** Peers connected now. */
-  peers: number;
-  fromPeers: number;
-  fromWebSeeds: number;
-  /** Bytes sent to peers. */
-  uploaded: number;
-  piecesRejected: number;
-  peersDropped: number;
-  /** The BitTorrent port peers reach this server on, once the engine runs. */
-  port?: number;
+  swarm?: SwarmStatus;
 }
 
 function escapeHtml(text: string): string {
@@ -81,7 +67,7 @@ function summary(status: MirrorStatus): string {
   return `<span id="hit-rate">${rate}</span> hit rate · <span id="throughput">${formatBytes(status.throughput)}/s</span> · <span id="served">${formatBytes(status.bytesServed)}</span> served · <span id="upstream-bytes">${formatBytes(status.upstreamBytes)}</span> from upstream`;
 }
 
-function swarmSummary(swarm: StatusSwarm | undefined): string {
+function swarmSummary(swarm: SwarmStatus | undefined): string {
   if (!swarm) return '';
   return `Swarm: <span class="torrents">${swarm.downloading} downloading, ${swarm.seeding} seeding</span> · <span class="peers">${swarm.peers} peers</span> · <span class="from-peers">${formatBytes(swarm.fromPeers)}</span> from peers · <span class="from-web-seeds">${formatBytes(swarm.fromWebSeeds)}</span> from web seeds · <span class="uploaded">${formatBytes(swarm.uploaded)}</span> to peers · ${swarm.piecesRejected} pieces rejected · ${swarm.peersDropped} peers dropped`;
 }

@@ -7,6 +7,7 @@ import { HttpError } from './http-error.js';
 import type { MirrorMetrics } from './metrics.js';
 import type { RepoRef, Route } from './route.js';
 import type { SwarmTracker } from './swarm-tracker.js';
+import type { WebSeedCapabilities } from './web-seed-capability.js';
 
 /**
  * The mirror side of `serve --swarm`: the tracker's announce, the torrent of each verified file,
@@ -21,8 +22,12 @@ export interface SwarmRouteDeps {
   cache: CacheView;
   tracker: SwarmTracker;
   metrics: MirrorMetrics;
-  /** `--swarm-private`: gated and private repos' files are shared too (still only with authorized clients). */
+  /**
+   * `--swarm-private`: gated and private repos' files are shared too (still only with authorized
+   * clients), their web seeds through capabilities.
+   */
   sharePrivate: boolean;
+  capabilities: WebSeedCapabilities;
   knownPublic(repo: RepoRef): Promise<boolean>;
   /** The mirror's own authorization and revision resolution (as for `resolve` requests). */
   resolve(req: IncomingMessage, repo: RepoRef, revision: string, path?: string): Promise<ResolvedRevision>;
@@ -58,13 +63,21 @@ export function createSwarmRoutes(deps: SwarmRouteDeps): (req: IncomingMessage, 
     return pending;
   };
 
-  const assertShared = async (repo: RepoRef): Promise<void> => {
-    if (!deps.sharePrivate && !(await deps.knownPublic(repo))) throw notShared(repo);
+  /** Whether anyone may read the repo; a repo that is not shared is a 404. */
+  const assertShared = async (repo: RepoRef): Promise<boolean> => {
+    const isPublic = await deps.knownPublic(repo);
+    if (!deps.sharePrivate && !isPublic) throw notShared(repo);
+    return isPublic;
   };
 
-  /** The verified, cached, SHA-256-named file of `path` at `commit`, or a 404. */
-  const cachedFile = async (repo: RepoRef, commit: string, path: string) => {
-    const file = await deps.cache.locate(deps.cache.repo(repo.repoType, repo.repoId), commit, path);
+  /** The verified, cached, SHA-256-named file of `path` at `commit` (after `fill` when the cache lacks it), or a 404. */
+  const cachedFile = async (repo: RepoRef, commit: string, path: string, fill?: () => Promise<void>) => {
+    const paths = deps.cache.repo(repo.repoType, repo.repoId);
+    let file = await deps.cache.locate(paths, commit, path);
+    if (!file && fill) {
+      await fill();
+      file = await deps.cache.locate(paths, commit, path);
+    }
     if (!file) throw entryNotFound(repo, commit, path);
     if (file.digest.algorithm !== 'sha256') throw notShared(repo);
     return { ...file, digest: { algorithm: 'sha256' as const, hex: file.digest.hex } };
@@ -80,19 +93,27 @@ export function createSwarmRoutes(deps: SwarmRouteDeps): (req: IncomingMessage, 
     if (route.kind === 'swarm-torrent') {
       // Authorized as the file itself, before anything is read.
       const resolved = await deps.resolve(req, route, route.commit, route.path);
-      await assertShared(route);
+      const isPublic = await assertShared(route);
       const listed = resolved.files.find((f) => f.path === route.path);
-      if (deps.fill && listed?.digest.algorithm === 'sha256' && !(await deps.cache.locate(deps.cache.repo(route.repoType, route.repoId), route.commit, route.path))) {
-        await deps.fill(req, route, route.commit, listed);
-      }
-      const file = await cachedFile(route, route.commit, route.path);
+      const { fill } = deps;
+      const file = await cachedFile(route, route.commit, route.path, fill && listed?.digest.algorithm === 'sha256' ? () => fill(req, route, route.commit, listed) : undefined);
       const info = await torrentInfoOf(route, file.digest, file.size);
       deps.tracker.allow(info.infoHash);
       const origin = deps.origin(req);
       const repoPath = route.repoId.split('/').map(encodeURIComponent).join('/');
-      const webSeed = `${origin}/api/swarm/blobs/${route.repoType}s/${repoPath}/${route.commit}/${file.digest.hex}`;
+      const blobUrl = `${origin}/api/swarm/blobs/${route.repoType}s/${repoPath}/${route.commit}/${file.digest.hex}`;
+      // An engine sends a web seed no token: a private file's web seed carries a capability for this blob alone.
+      const webSeed = isPublic ? blobUrl : `${blobUrl}?${deps.capabilities.issue({ ...route, path: route.path, digest: file.digest.hex })}`;
       deps.metrics.swarmTorrentsServed.inc();
       return send.body('application/x-bittorrent', torrentFile(info, { announce: `${origin}/api/swarm/announce`, webSeeds: [webSeed] }));
+    }
+    const granted = deps.capabilities.check(route, new URLSearchParams(rawQuery));
+    if (granted !== undefined) {
+      // The capability stands for the authorization the torrent request had; the repo must still be shared.
+      await assertShared(route);
+      const file = await cachedFile(route, route.commit, granted);
+      if (file.digest.hex !== route.digest) throw new HttpError(404, 'EntryNotFound', `No file of ${route.repoId} at ${route.commit} has digest ${route.digest}`);
+      return send.blob(file);
     }
     const listed = (await deps.resolve(req, route, route.commit)).files.find((f) => f.digest.algorithm === 'sha256' && f.digest.hex === route.digest);
     if (!listed) throw new HttpError(404, 'EntryNotFound', `No file of ${route.repoId} at ${route.commit} has digest ${route.digest}`);

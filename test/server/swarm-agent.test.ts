@@ -1,17 +1,18 @@
 import { createHash } from 'node:crypto';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { access, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer, request as httpRequest, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { createMirrorServer, type MirrorServer, type MirrorServerOptions } from '../../src/server/mirror-server.js';
-import type { StatusSwarm } from '../../src/server/status-page.js';
 import { bdecode, type BencodeDict } from '../../src/transfer/swarm/bencode.js';
+import type { SwarmStatus } from '../../src/transfer/swarm/session.js';
 import { parseTorrentFile, PIECE_SIZE } from '../../src/transfer/swarm/torrent.js';
 import { createWebTorrentEngine } from '../../src/transfer/swarm/webtorrent-engine.js';
 import { Writable } from 'node:stream';
 import { main } from '../../src/cli/main.js';
+import { freePort } from '../support/aria2c.js';
 import { runCli } from '../support/cli.js';
 import { startFixtureHub, type FixtureHub } from '../support/fixture-hub.js';
 
@@ -67,8 +68,8 @@ async function metric(server: MirrorServer, name: string): Promise<number> {
   return Number(match[1]);
 }
 
-async function swarmOf(server: MirrorServer): Promise<StatusSwarm> {
-  const status = (await (await fetch(`${server.url}/api/_status`)).json()) as { swarm?: StatusSwarm };
+async function swarmOf(server: MirrorServer): Promise<SwarmStatus> {
+  const status = (await (await fetch(`${server.url}/api/_status`)).json()) as { swarm?: SwarmStatus };
   if (!status.swarm) throw new Error('the status has no swarm');
   return status.swarm;
 }
@@ -111,6 +112,7 @@ describe('swarm node agents', { timeout: 180_000 }, () => {
             { path: 'weights.bin', size: 2 * PIECE_SIZE + 12_345 },
             { path: 'other.bin', size: PIECE_SIZE + 777 },
             { path: 'third.bin', size: PIECE_SIZE + 99 },
+            { path: 'seeded.bin', size: PIECE_SIZE + 4321 },
           ],
         },
       ],
@@ -262,6 +264,80 @@ describe('swarm node agents', { timeout: 180_000 }, () => {
     // weights.bin (LFS) through the swarm (agents from the first test may seed it, the mirror is the web seed); config.json over HTTP.
     expect(result.bytesBySource.peers + result.bytesBySource.webSeeds).toBeGreaterThanOrEqual(want.length);
     expect(result.bytesBySource.plain).toBe('{"layers": 2}\n'.length);
+  });
+
+  it('pull --swarm shows the progress line a plain pull shows, fed by the swarm', async () => {
+    const want = await expected('other.bin');
+    let stderr = '';
+    const terminal = Object.assign(new Writable({ write: (chunk: Buffer, _encoding, done) => ((stderr += chunk.toString()), done()) }), { isTTY: true, columns: 120 });
+    const code = await main(['pull', 'org/model', 'other.bin', '--swarm', mirror.url, '--cache-dir', join(work, 'pull-progress')], { stdout: new Writable({ write: (_chunk, _encoding, done) => done() }), stderr: terminal, env: {} });
+    expect(code, stderr).toBe(0);
+    // The file came through the swarm (no fallback line), so every frame is the swarm's.
+    expect(stderr).not.toMatch(/over HTTP/);
+    const frames = stderr.split('\r').filter((frame) => frame.startsWith('['));
+    expect(frames.length).toBeGreaterThan(0);
+    for (const frame of frames) expect(frame).toMatch(/^\[[#.]+\] \d+% \S+ \S+\/4\.0 MiB \S+ \S+\/s \d+ conn/);
+    expect(frames.at(-1)).toMatch(/^\[#+\] 100% 4\.0 MiB\/4\.0 MiB /);
+    expect(want.length).toBe(PIECE_SIZE + 777);
+  });
+
+  it('pull --swarm --seed-time S keeps seeding after the pull: another node gets the file from it then, and it exits afterwards', async () => {
+    const want = await expected('seeded.bin');
+    const commit = hub.commitOf('org/model');
+    const cacheDir = join(work, 'pull-seed-time');
+    const port = await freePort();
+    const pulling = runCli(['pull', 'org/model', 'seeded.bin', '--swarm', mirror.url, '--cache-dir', cacheDir, '--swarm-port', String(port), '--seed-time', '25']);
+    // The pull is over once the file is in its snapshot; from then on the process only seeds.
+    const snapshotFile = join(cacheDir, 'models--org--model', 'snapshots', commit, 'seeded.bin');
+    let pulled = false;
+    for (let tries = 0; tries < 1200 && !pulled; tries++) {
+      pulled = await access(snapshotFile).then(() => true, () => false);
+      if (!pulled) await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    expect(pulled).toBe(true);
+    await waitForSeeder(mirror, `${mirror.url}/api/swarm/models/org/model/${commit}/seeded.bin.torrent`, port);
+    // No web seed for this node: the seeding pull is the only source of the bytes.
+    const front = await startFront(mirror.url);
+    onTestFinished(() => front.close());
+    front.blockWebSeed = true;
+    const node = await agent('agent-seed-time', front.url);
+    const body = Buffer.from(await (await fetch(`${node.url}/org/model/resolve/main/seeded.bin`)).arrayBuffer());
+    expect(sha256(body)).toBe(sha256(want));
+    expect((await swarmOf(node)).fromPeers).toBeGreaterThanOrEqual(want.length);
+    const run = await pulling;
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stderr).toContain('modelfetch: seeding for 25 s');
+  });
+
+  it('reports a connected peer in modelfetch_swarm_peers_connected (its value)', async () => {
+    const want = await expected('other.bin');
+    const node = await agent('agent-peers', mirror.url);
+    expect(sha256(Buffer.from(await (await fetch(`${node.url}/org/model/resolve/main/other.bin`)).arrayBuffer()))).toBe(sha256(want));
+    const status = await swarmOf(node);
+    expect(status.seeding).toBe(1);
+    expect(await metric(node, 'modelfetch_swarm_peers_connected')).toBe(0);
+    // A peer of the test's own seeds the same file and dials the node.
+    const torrent = Buffer.from(await (await fetch(`${mirror.url}/api/swarm/models/org/model/${hub.commitOf('org/model')}/other.bin.torrent`)).arrayBuffer());
+    const { info } = parseTorrentFile(torrent);
+    await mkdir(join(work, 'peer'), { recursive: true });
+    await writeFile(join(work, 'peer', info.name), want);
+    const peer = await createWebTorrentEngine();
+    let peerOpen = true;
+    onTestFinished(() => (peerOpen ? peer.close() : undefined));
+    await peer.seed({ torrent, path: join(work, 'peer', info.name), peers: [`127.0.0.1:${status.port!}`] });
+    const connected = async (want: number): Promise<number> => {
+      let value = -1;
+      for (let tries = 0; tries < 400 && value !== want; tries++) {
+        value = await metric(node, 'modelfetch_swarm_peers_connected');
+        if (value !== want) await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      return value;
+    };
+    expect(await connected(1)).toBe(1);
+    expect((await swarmOf(node)).peers).toBe(1);
+    peerOpen = false;
+    await peer.close();
+    expect(await connected(0)).toBe(0);
   });
 
   it('pull --swarm refuses an --endpoint that names another server, and --local-dir', async () => {

@@ -1,9 +1,14 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { once } from 'node:events';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
+import type { Torrent } from 'webtorrent';
 import { describe, expect, it, onTestFinished } from 'vitest';
 import { RepoPaths } from '../../src/cache/layout.js';
 import type { FileDigest } from '../../src/core/types.js';
+import { bencode } from '../../src/transfer/swarm/bencode.js';
 import type { SwarmEngine } from '../../src/transfer/swarm/engine.js';
 import { swarmFetchBlob } from '../../src/transfer/swarm/swarm-fetch.js';
 import { hashFileForTorrent, PIECE_SIZE, torrentFile, type TorrentInfo } from '../../src/transfer/swarm/torrent.js';
@@ -124,6 +129,85 @@ describe('swarm downloads and corrupt sources', () => {
     expect(await readdir(join(repo.stateDir, 'partial', 'swarm'))).toEqual([]);
   });
 
+  it('a peer dropped for a bad piece is refused when it comes back: dialled at its address, or dialling in from another port (its peer id)', async () => {
+    const { dir, info } = await setup();
+    const torrent = torrentFile(info, {});
+    // The liar seeds the true torrent over flipped bytes: every piece it sends fails SHA-1.
+    await mkdir(join(dir, 'liar'));
+    const corrupt = Buffer.from(content);
+    for (let at = 0; at < corrupt.length; at += 4096) corrupt[at]! ^= 0xff;
+    await writeFile(join(dir, 'liar', sha256), corrupt);
+    const liar = await engine();
+    const liarSeed = await liar.seed({ torrent, path: join(dir, 'liar', sha256) });
+    const ours = await engine();
+    const liarAddress = `127.0.0.1:${liar.port}`;
+
+    const dropped: string[] = [];
+    const first = ours.download({ torrent, targetPath: join(dir, 'first', sha256), peers: [liarAddress], onPeerDropped: (address) => dropped.push(address) });
+    first.done.catch(() => {});
+    await until(() => dropped.length > 0, 'the liar dropped');
+    expect(dropped).toEqual([liarAddress]);
+    await first.stop();
+
+    // Another transfer of the same engine dials the liar again at the address it was dropped at.
+    const refused: Array<{ address: string; by: string }> = [];
+    const second = ours.download({ torrent, targetPath: join(dir, 'second', sha256), peers: [liarAddress], onPeerRefused: (address, by) => refused.push({ address, by }) });
+    second.done.catch(() => {});
+    await until(() => refused.length > 0, 'the liar refused at its address');
+    expect(refused[0]).toEqual({ address: liarAddress, by: 'address' });
+
+    // The liar dials in: its connection comes from another port, and its peer id gives it away.
+    await liarSeed.stop();
+    const again = await liar.seed({ torrent, path: join(dir, 'liar', sha256), peers: [`127.0.0.1:${ours.port}`] });
+    await until(() => refused.some((r) => r.by === 'peer id'), 'the liar refused by its peer id');
+    const byId = refused.find((r) => r.by === 'peer id')!;
+    expect(byId.address).not.toBe(liarAddress);
+    expect(byId.address).toMatch(/^127\.0\.0\.1:\d+$/);
+    expect(second.progress().fromPeers).toBe(0);
+    expect(second.progress().piecesRejected).toBe(0);
+    await again.stop();
+    await second.stop();
+  });
+
+  it("a torrent's url-list (a private web seed's capability) reaches neither a peer (ut_metadata sends the info dictionary only) nor the tracker", async () => {
+    const { dir, info } = await setup();
+    const capability = 'Q2FwYWJpbGl0eU5ldmVyU2hhcmVk';
+    const announces: string[] = [];
+    const tracker = createServer((req, res) => {
+      announces.push(req.url ?? '');
+      res.end(bencode({ interval: 60, peers: Buffer.alloc(0) }));
+    });
+    await new Promise<void>((resolve) => tracker.listen(0, '127.0.0.1', resolve));
+    onTestFinished(() => new Promise<void>((resolve) => tracker.close(() => resolve())));
+    const announce = `http://127.0.0.1:${(tracker.address() as AddressInfo).port}/announce`;
+    const torrent = torrentFile(info, { announce, webSeeds: [`http://127.0.0.1:9/api/swarm/blobs/models/org/p/${'c'.repeat(40)}/${sha256}?path=w.bin&expires=1&sig=${capability}`] });
+    await mkdir(join(dir, 'seed'));
+    await writeFile(join(dir, 'seed', sha256), content);
+    const seeder = await createWebTorrentEngine({ useTrackers: true });
+    onTestFinished(() => seeder.close());
+    await seeder.seed({ torrent, path: join(dir, 'seed', sha256) });
+    await until(() => announces.length > 0, 'the seeder announced');
+
+    // A peer that knows only the infohash asks the seeder for the metadata (BEP 9).
+    const { default: WebTorrent } = await import('webtorrent');
+    const peer = new WebTorrent({ dht: false, lsd: false, utp: false, tracker: false, torrentPort: 0 });
+    onTestFinished(() => new Promise<void>((resolve) => peer.destroy(() => resolve())));
+    const addByInfoHash = peer.add.bind(peer) as unknown as (id: string, options: { path: string }) => Torrent & { urlList: string[]; torrentFile: Buffer };
+    const fetched = addByInfoHash(info.infoHash, { path: join(dir, 'peer') });
+    const metadata = once(fetched, 'metadata');
+    fetched.addPeer(`127.0.0.1:${seeder.port}`);
+    await metadata;
+    expect(fetched.infoHash).toBe(info.infoHash);
+    expect(fetched.urlList).toEqual([]);
+    expect(fetched.torrentFile.includes(capability)).toBe(false);
+    // The announce names the torrent by its infohash, and nothing of the url-list.
+    for (const line of announces) {
+      expect(line).not.toContain(capability);
+      expect(line).not.toContain('sig');
+      expect([...new URL(line, 'http://x').searchParams.keys()].sort()).toEqual(expect.arrayContaining(['info_hash', 'peer_id', 'port']));
+    }
+  });
+
   it('refuses a torrent for another blob before joining any swarm', async () => {
     const { dir, info } = await setup();
     const repo = new RepoPaths(join(dir, 'cache'), 'model', 'org/name');
@@ -131,6 +215,15 @@ describe('swarm downloads and corrupt sources', () => {
     await expect(swarmFetchBlob(await engine(), repo, { digest: elsewhere, size: content.length }, torrentFile(info, {}))).rejects.toMatchObject({ code: 'ERR_BAD_RESPONSE' });
   });
 });
+
+/** Polls until `condition` holds; fails the test (saying what never happened) after ~20 s. */
+async function until(condition: () => boolean, what: string): Promise<void> {
+  for (let tries = 0; tries < 400; tries++) {
+    if (condition()) return;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  throw new Error(`never happened: ${what}`);
+}
 
 function coversOffset(range: string | undefined, offset: number): boolean {
   const match = /^bytes=(\d+)-(\d*)$/.exec(range ?? '');

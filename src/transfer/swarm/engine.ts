@@ -25,6 +25,9 @@ export interface SwarmProgress extends SwarmBytes {
   peersDropped: number;
 }
 
+/** How a dropped peer that came back was recognised: the address it was dropped at, or its peer id (from another port). */
+export type SwarmRefusal = 'address' | 'peer id';
+
 /** Where a block of bytes came from. */
 export type SwarmByteSource = 'peer' | 'webSeed';
 
@@ -44,6 +47,8 @@ export interface SwarmDownloadJob {
   onPieceRejected?: (pieceIndex: number) => void;
   /** Called for every peer dropped for a bad piece, with its address. */
   onPeerDropped?: (address: string) => void;
+  /** Called when a peer dropped before (in any transfer of the engine) connects again and is refused. */
+  onPeerRefused?: (address: string, by: SwarmRefusal) => void;
   /** Called as bytes arrive (before piece checks), so counters move during the transfer. */
   onReceived?: (from: SwarmByteSource, bytes: number) => void;
 }

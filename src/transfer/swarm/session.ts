@@ -7,7 +7,7 @@ import { assertRealFolders } from '../../cache/safe-path.js';
 import { writeCacheFile } from '../../cache/snapshot.js';
 import { isModelfetchError } from '../../core/errors.js';
 import type { FileDigest } from '../../core/types.js';
-import type { SwarmBytes, SwarmEngine, SwarmSeeding, SwarmTransfer } from './engine.js';
+import type { SwarmBytes, SwarmEngine, SwarmProgress, SwarmSeeding, SwarmTransfer } from './engine.js';
 import { swarmFetchBlob } from './swarm-fetch.js';
 import { parseTorrentFile, parseTorrentInfo, PIECE_SIZE, torrentFile, type TorrentInfo } from './torrent.js';
 
@@ -46,6 +46,8 @@ export interface SwarmBlobRequest {
   /** Names the file in log lines (`org/name/path`). */
   label: string;
   signal?: AbortSignal;
+  /** The download's progress while it runs (piece-verified bytes, bytes received, peers). */
+  onProgress?: (progress: SwarmProgress) => void;
 }
 
 export interface SwarmTotals extends SwarmBytes {
@@ -122,6 +124,7 @@ export class SwarmSession {
       const { progress } = await swarmFetchBlob(engine, blob.repo, blob.file, torrent, {
         stallMs: this.options.stallMs ?? 30_000,
         ...(blob.signal && { signal: blob.signal }),
+        ...(blob.onProgress && { onProgress: blob.onProgress }),
         onTransfer: (started) => this.downloads.add((transfer = started)),
         onReceived: (from, n) => void (this.totals[from === 'peer' ? 'fromPeers' : 'fromWebSeeds'] += n),
         onPieceRejected: () => void (this.totals.piecesRejected += 1),
@@ -149,6 +152,11 @@ export class SwarmSession {
     const peers = seeds.reduce((sum, seed) => sum + seed.peers(), 0) + [...this.downloads].reduce((sum, transfer) => sum + transfer.progress().peers, 0);
     const uploaded = seeds.reduce((sum, seed) => sum + seed.uploaded(), 0);
     return { ...this.totals, uploaded, peers, downloading: this.downloads.size, seeding: seeds.length, port: this.port };
+  }
+
+  /** Blobs seeded now or about to be (a seed starts in the background once its blob is committed). */
+  seedCount(): number {
+    return this.seeds.size;
   }
 
   /** Leaves every swarm and closes the BitTorrent port. */

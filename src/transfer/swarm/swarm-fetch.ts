@@ -15,7 +15,12 @@ export interface SwarmFetchOptions extends Pick<SwarmDownloadJob, 'webSeeds' | '
   signal?: AbortSignal;
   /** Told the transfer once it starts (for live peer counts). */
   onTransfer?: (transfer: SwarmTransfer) => void;
+  /** The transfer's progress a few times a second while it runs, and once when every piece is in. */
+  onProgress?: (progress: SwarmProgress) => void;
 }
+
+/** How often a running transfer's progress is told (a progress line redraws at most ten times a second). */
+const PROGRESS_EVERY_MS = 200;
 
 /** Resolves when the transfer is done; rejects when it stalls for `stallMs` or `signal` aborts. */
 function watch(transfer: SwarmTransfer, name: string, options: SwarmFetchOptions): Promise<void> {
@@ -74,12 +79,17 @@ export async function swarmFetchBlob(
     const { webSeeds, peers, onPieceRejected, onPeerDropped, onReceived } = options;
     const transfer = engine.download({ torrent, targetPath: target, webSeeds, peers, onPieceRejected, onPeerDropped, onReceived });
     options.onTransfer?.(transfer);
+    const { onProgress } = options;
+    const ticker = onProgress && setInterval(() => onProgress(transfer.progress()), PROGRESS_EVERY_MS);
+    ticker?.unref();
     try {
       await watch(transfer, file.digest.hex, options);
     } finally {
+      clearInterval(ticker);
       await transfer.stop();
     }
     const progress = transfer.progress();
+    onProgress?.(progress);
     const actual = await hashFile(target, file.digest.algorithm);
     if (!matchesDigest(actual, file.digest, file.size)) {
       throw new ModelfetchError('ERR_INTEGRITY', `The file assembled from the swarm for blob ${file.digest.hex} has digest ${actual.hex}; it was discarded`, {

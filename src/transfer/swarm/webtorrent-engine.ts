@@ -2,7 +2,7 @@ import { once } from 'node:events';
 import { basename, dirname } from 'node:path';
 import type { Torrent, Wire } from 'webtorrent';
 import { ModelfetchError } from '../../core/errors.js';
-import type { SwarmDownloadJob, SwarmEngine, SwarmProgress, SwarmSeedJob, SwarmSeeding, SwarmTransfer } from './engine.js';
+import type { SwarmDownloadJob, SwarmEngine, SwarmProgress, SwarmRefusal, SwarmSeedJob, SwarmSeeding, SwarmTransfer } from './engine.js';
 import { parseTorrentFile } from './torrent.js';
 
 /**
@@ -27,6 +27,11 @@ function checkName(path: string, name: string, what: string): void {
   }
 }
 
+/** `host:port` of a wire; an IPv4 peer that dialled in is named as one dialled out (not `::ffff:a.b.c.d`). */
+function addressOf(wire: Wire): string {
+  return `${(wire.remoteAddress ?? '?').replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/, '')}:${wire.remotePort ?? '?'}`;
+}
+
 /**
  * Peers that sent a bad piece, refused engine-wide from then on (for every torrent): by the address
  * we reached them at, and by their peer id (a peer that connects to us comes from another port).
@@ -36,18 +41,18 @@ class DroppedPeers {
   private readonly ids = new Set<string>();
 
   drop(wire: Wire): string {
-    const address = `${wire.remoteAddress ?? '?'}:${wire.remotePort ?? '?'}`;
+    const address = addressOf(wire);
     this.addresses.add(address);
     if (wire.peerId) this.ids.add(wire.peerId);
     wire.destroy();
     return address;
   }
 
-  /** Destroys a new wire of a dropped peer; true when it did. */
-  refuse(wire: Wire): boolean {
-    const known = this.addresses.has(`${wire.remoteAddress ?? '?'}:${wire.remotePort ?? '?'}`) || (!!wire.peerId && this.ids.has(wire.peerId));
-    if (known) wire.destroy();
-    return known;
+  /** Destroys a new wire of a dropped peer, and says what it was known by; `undefined`: not a dropped peer. */
+  refuse(wire: Wire): SwarmRefusal | undefined {
+    const by = this.addresses.has(addressOf(wire)) ? 'address' : wire.peerId && this.ids.has(wire.peerId) ? 'peer id' : undefined;
+    if (by) wire.destroy();
+    return by;
   }
 }
 
@@ -91,7 +96,11 @@ export async function createWebTorrentEngine(options: WebTorrentEngineOptions = 
       // Which peer wires sent blocks of each piece being assembled: a piece failing SHA-1 names them.
       const senders = new Map<number, Set<Wire>>();
       torrent.on('wire', (wire: Wire) => {
-        if (dropped.refuse(wire)) return;
+        const refusedBy = dropped.refuse(wire);
+        if (refusedBy) {
+          job.onPeerRefused?.(addressOf(wire), refusedBy);
+          return;
+        }
         const webSeed = wire.type === 'webSeed';
         wire.on('download', (bytes: number) => {
           if (webSeed) counts.fromWebSeeds += bytes;
