@@ -3,7 +3,8 @@ import { basename, dirname } from 'node:path';
 import type { Torrent, Wire } from 'webtorrent';
 import { ModelfetchError } from '../../core/errors.js';
 import type { SwarmDownloadJob, SwarmEngine, SwarmProgress, SwarmRefusal, SwarmSeedJob, SwarmSeeding, SwarmTransfer } from './engine.js';
-import { parseTorrentFile } from './torrent.js';
+import { parseTorrentFile, pieceCount } from './torrent.js';
+import { WebSeedGate } from './web-seed-gate.js';
 
 /**
  * SwarmEngine on webtorrent 1.9 (in-process, TCP only: no DHT, no local peer discovery, no uTP, so
@@ -92,6 +93,12 @@ export async function createWebTorrentEngine(options: WebTorrentEngineOptions = 
       // is four): nodes starting together ask the mirror for different pieces and trade them, where
       // in order every node fetched the same pieces from the mirror.
       const torrent = client.add(job.torrent, { path: dirname(job.targetPath), strategy: 'rarest', maxWebConns: 1 });
+      // The mirror (web seed) sends only what no peer can: see web-seed-gate.ts.
+      const gate = new WebSeedGate(torrent, pieceCount(info.length, info.pieceLength));
+      // What is left to receive, in pieces, decides the end game (bytes received, counted cheaply per block;
+      // a rejected piece counted twice only starts it a little early).
+      let received = 0;
+      torrent.on('download', (bytes: number) => gate.remaining(Math.ceil((info.length - (received += bytes)) / info.pieceLength)));
       const counts = { fromPeers: 0, fromWebSeeds: 0, piecesRejected: 0, peersDropped: 0 };
       // Which peer wires sent blocks of each piece being assembled: a piece failing SHA-1 names them.
       const senders = new Map<number, Set<Wire>>();
@@ -101,6 +108,7 @@ export async function createWebTorrentEngine(options: WebTorrentEngineOptions = 
           job.onPeerRefused?.(addressOf(wire), refusedBy);
           return;
         }
+        gate.add(wire);
         const webSeed = wire.type === 'webSeed';
         wire.on('download', (bytes: number) => {
           if (webSeed) counts.fromWebSeeds += bytes;

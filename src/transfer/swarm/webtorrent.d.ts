@@ -32,6 +32,10 @@ declare module 'webtorrent' {
     remotePort?: number;
     /** The remote peer id, hex, after the handshake. */
     peerId?: string | null;
+    /** Whether the remote side chokes us (we may not request from it). */
+    peerChoking: boolean;
+    /** The pieces the remote side has (a web seed: every piece, unless we say otherwise). */
+    peerPieces: { get(index: number): boolean; set(index: number, value: boolean): void };
     destroy(): void;
   }
 
@@ -42,6 +46,7 @@ declare module 'webtorrent' {
     downloaded: number;
     uploaded: number;
     done: boolean;
+    destroyed: boolean;
     numPeers: number;
     wires: Wire[];
     addPeer(peer: string): boolean;
