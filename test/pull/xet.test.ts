@@ -242,7 +242,7 @@ describe('the dedup chunk cache', () => {
   });
 
   it('never writes index entries through a symlinked xorb folder inside the chunk index', async () => {
-    const elsewhere = await mkdtemp(join(tmpdir(), 'mf-xet-elsewhere-'));
+    const elsewhere = await testTempDir('mf-xet-elsewhere-');
     try {
       const xorbs = [...new Set(cas.files.get(hub.file('org/xet', 'w.bin').xetHash ?? '')?.terms.map((t) => t.xorbHash) ?? [])];
       expect(xorbs.length).toBeGreaterThan(1);
