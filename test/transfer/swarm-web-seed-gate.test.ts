@@ -1,4 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
+import { EventEmitter } from 'node:events';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it, onTestFinished } from 'vitest';
@@ -6,7 +7,9 @@ import { RepoPaths } from '../../src/cache/layout.js';
 import type { SwarmEngine } from '../../src/transfer/swarm/engine.js';
 import { swarmFetchBlob } from '../../src/transfer/swarm/swarm-fetch.js';
 import { hashFileForTorrent, PIECE_SIZE, torrentFile } from '../../src/transfer/swarm/torrent.js';
+import { WebSeedGate } from '../../src/transfer/swarm/web-seed-gate.js';
 import { createWebTorrentEngine } from '../../src/transfer/swarm/webtorrent-engine.js';
+import type { Torrent, Wire } from 'webtorrent';
 import { startFixtureServer } from '../support/fixture-server.js';
 import { testTempDir } from '../support/temp.js';
 
@@ -48,5 +51,37 @@ describe('web seed gate', () => {
     expect(progress.fromPeers).toBeGreaterThanOrEqual(content.length - 3 * PIECE_SIZE);
     const served = webSeed.requests.reduce((sum, r) => sum + r.bodyBytes, 0);
     expect(served).toBeLessThanOrEqual(3 * PIECE_SIZE);
+  });
+
+  it('opens every piece to the web seed when a peer that claims them sends nothing (stalled), and near the end', () => {
+    // Stand-ins for webtorrent's wires: what the gate reads and sets.
+    const bits = (count: number, value: boolean): { get(i: number): boolean; set(i: number, v: boolean): void; all: boolean[] } => {
+      const all = new Array<boolean>(count).fill(value);
+      return { all, get: (i) => all[i] === true, set: (i, v) => void (all[i] = v) };
+    };
+    const wire = (type: string, pieces: ReturnType<typeof bits>, peerChoking: boolean): Wire => Object.assign(new EventEmitter(), { type, peerPieces: pieces, peerChoking, destroy: () => undefined }) as unknown as Wire;
+    let updates = 0;
+    const torrent = Object.assign(new EventEmitter(), { destroyed: false, _update: () => void (updates += 1) }) as unknown as Torrent;
+    const webPieces = bits(4, true);
+    const gate = new WebSeedGate(torrent, 4);
+    gate.add(wire('webSeed', webPieces, false));
+    const peer = wire('tcpOutgoing', bits(4, true), false);
+    gate.add(peer);
+    expect(webPieces.all).toEqual([false, false, false, false]);
+    // The peer chokes us: its pieces no longer count, and the web seed may send them again.
+    peer.emit('choke');
+    expect(webPieces.all).toEqual([true, true, true, true]);
+    (peer as unknown as { peerChoking: boolean }).peerChoking = false;
+    peer.emit('unchoke');
+    expect(webPieces.all).toEqual([false, false, false, false]);
+    gate.remaining(3);
+    expect(webPieces.all).toEqual([false, false, false, false]);
+    const before = updates;
+    gate.stalled();
+    expect(webPieces.all).toEqual([true, true, true, true]);
+    expect(updates).toBeGreaterThan(before);
+    // For good: a peer's new pieces no longer close them.
+    peer.emit('have', 2);
+    expect(webPieces.all).toEqual([true, true, true, true]);
   });
 });

@@ -6,7 +6,8 @@ import type { Torrent, Wire } from 'webtorrent';
  * idle, so in a cluster every node pulled a share of the model from the mirror all the way through,
  * and the mirror's link (shared by all nodes) stayed the bottleneck. Here a web seed offers a piece
  * only while no connected peer that lets us download (not choking us) has it, and every piece once
- * the download is down to its last ENDGAME_PIECES (so a slow peer cannot hold up the end).
+ * the download is down to its last ENDGAME_PIECES (so a slow peer cannot hold up the end) or nothing
+ * has arrived for a few seconds (the engine calls `stalled`).
  *
  * This works through what webtorrent 1.9.7 (pinned) decides with: a wire's `peerPieces` bitfield,
  * the torrent's rarity counts (`_rarityMap._pieces`, kept in step with each bit changed) and
@@ -81,7 +82,19 @@ export class WebSeedGate {
 
   /** How many pieces the download still lacks: near the end every piece opens up again. */
   remaining(missing: number): void {
-    if (this.endgame || missing > ENDGAME_PIECES) return;
+    if (missing <= ENDGAME_PIECES) this.openAll();
+  }
+
+  /**
+   * Nothing arrived for a while: every piece opens up again for good, so peers that claim pieces but
+   * do not send them cannot hold the download until the swarm's stall limit sends it to HTTP.
+   */
+  stalled(): void {
+    this.openAll();
+  }
+
+  private openAll(): void {
+    if (this.endgame) return;
     this.endgame = true;
     for (const wire of this.webSeeds) for (let index = 0; index < this.held.length; index++) this.apply(wire, index);
     this.reopen();

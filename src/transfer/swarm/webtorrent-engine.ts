@@ -20,6 +20,8 @@ export interface WebTorrentEngineOptions {
 }
 
 /** webtorrent's only signal for a failed piece is this warning; its text is pinned with the version. */
+/** A download that receives nothing for this long lets its web seeds send every piece (web-seed-gate.ts). */
+const GATE_STALL_MS = 5000;
 const PIECE_FAILED = /^Piece (\d+) failed verification$/;
 
 function checkName(path: string, name: string, what: string): void {
@@ -98,7 +100,18 @@ export async function createWebTorrentEngine(options: WebTorrentEngineOptions = 
       // What is left to receive, in pieces, decides the end game (bytes received, counted cheaply per block;
       // a rejected piece counted twice only starts it a little early).
       let received = 0;
-      torrent.on('download', (bytes: number) => gate.remaining(Math.ceil((info.length - (received += bytes)) / info.pieceLength)));
+      let lastReceivedAt = performance.now();
+      torrent.on('download', (bytes: number) => {
+        lastReceivedAt = performance.now();
+        gate.remaining(Math.ceil((info.length - (received += bytes)) / info.pieceLength));
+      });
+      // Nothing for GATE_STALL_MS (well inside the session's 30 s stall limit): let the web seed send anything.
+      const stallCheck = setInterval(() => {
+        if (performance.now() - lastReceivedAt > GATE_STALL_MS) gate.stalled();
+      }, 1000);
+      stallCheck.unref();
+      torrent.once('close', () => clearInterval(stallCheck));
+      torrent.once('done', () => clearInterval(stallCheck));
       const counts = { fromPeers: 0, fromWebSeeds: 0, piecesRejected: 0, peersDropped: 0 };
       // Which peer wires sent blocks of each piece being assembled: a piece failing SHA-1 names them.
       const senders = new Map<number, Set<Wire>>();
