@@ -189,11 +189,12 @@ export class ChunkCache {
 
   /**
    * A recorder for chunks [chunkStart, chunkEnd) of a xorb that a download writes at `offset` of
-   * the file that becomes `home.blobPath`; undefined when the cache is off, the blob lies outside
-   * the cache root, or an entry for this range and blob exists.
+   * the file that becomes `home.blobPath`; undefined when the cache is off, the xorb hash is not one
+   * or the blob lies outside the cache root. Nothing is read or written here: `writeEntries` writes the finished entries (over
+   * an older one for the same range and blob).
    */
-  async recorder(xorbHash: string, chunkStart: number, chunkEnd: number, home: ChunkHome, offset: number): Promise<ChunkRecorder | undefined> {
-    if (this.limit <= 0 || chunkEnd <= chunkStart || offset < 0) return undefined;
+  recorder(xorbHash: string, chunkStart: number, chunkEnd: number, home: ChunkHome, offset: number): ChunkRecorder | undefined {
+    if (this.limit <= 0 || chunkEnd <= chunkStart || offset < 0 || !isXetHashHex(xorbHash)) return undefined;
     const blob = this.relativeToBase(home.blobPath);
     const temp = this.relativeToBase(home.tempPath);
     if (blob === undefined || temp === undefined) return undefined;

@@ -119,13 +119,25 @@ async function loadWasmChunkHasher(): Promise<ChunkHasher> {
   };
 }
 
+/** The loaders, fastest first; the JavaScript hasher needs none. */
+const CHUNK_HASHER_LOADERS = [loadNativeChunkHasher, loadWasmChunkHasher];
+
 /**
  * Every chunk hasher that loads on this machine, fastest first (the JavaScript one always does).
  * Exported so that tests can hold each one to the same reference values.
  */
 export async function loadChunkHashers(): Promise<ChunkHasher[]> {
-  const loaded = await Promise.all([loadNativeChunkHasher(), loadWasmChunkHasher()].map((loading) => loading.catch(() => undefined)));
+  const loaded = await Promise.all(CHUNK_HASHER_LOADERS.map((load) => load().catch(() => undefined)));
   return [...loaded.filter((hasher): hasher is ChunkHasher => hasher !== undefined), javascriptChunkHasher];
+}
+
+/** The fastest hasher that loads: each loader is tried only when the faster ones failed. */
+async function loadFastestChunkHasher(): Promise<ChunkHasher> {
+  for (const load of CHUNK_HASHER_LOADERS) {
+    const hasher = await load().catch(() => undefined);
+    if (hasher) return hasher;
+  }
+  return javascriptChunkHasher;
 }
 
 /**
@@ -136,8 +148,8 @@ export async function loadChunkHashers(): Promise<ChunkHasher[]> {
  * in use.
  */
 export async function prepareChunkHashing(): Promise<ChunkHasherKind> {
-  loadingChunkHasher ??= loadChunkHashers().then(([fastest]) => {
-    chunkHasher = fastest ?? javascriptChunkHasher;
+  loadingChunkHasher ??= loadFastestChunkHasher().then((fastest) => {
+    chunkHasher = fastest;
     return chunkHasher.kind;
   });
   return loadingChunkHasher;

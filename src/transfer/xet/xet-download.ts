@@ -303,7 +303,7 @@ class XetDownload {
       try {
         const chunks = await cache.read(xorbHash, term.chunkStart, term.chunkEnd);
         if (!chunks) continue;
-        const recorder = (await this.recorders(xorbHash, [term]))[0]?.recorder;
+        const recorder = this.recorders(xorbHash, [term])[0]?.recorder;
         const writer = this.termWriter([term], cache.root);
         let chunkIndex = term.chunkStart;
         const before = this.progress.bytesDone;
@@ -327,7 +327,7 @@ class XetDownload {
   }
 
   /** Recorders indexing the chunks of `terms` (of one xorb) in this file: one per distinct chunk range, none for a term not wholly inside it. */
-  private async recorders(xorbHash: string, terms: TermSlot[]): Promise<Array<{ term: TermSlot; recorder: ChunkRecorder }>> {
+  private recorders(xorbHash: string, terms: TermSlot[]): Array<{ term: TermSlot; recorder: ChunkRecorder }> {
     const cache = this.job.chunkCache;
     const storedAt = this.job.storedAt;
     const out: Array<{ term: TermSlot; recorder: ChunkRecorder }> = [];
@@ -336,7 +336,7 @@ class XetDownload {
       const key = `${term.chunkStart}-${term.chunkEnd}`;
       if (seen.has(key) || term.fileOffset < 0 || term.fileOffset + term.length > this.job.size) continue;
       seen.add(key);
-      const recorder = await cache?.recorder(xorbHash, term.chunkStart, term.chunkEnd, { blobPath: storedAt as string, tempPath: this.job.tempPath }, term.fileOffset).catch(() => undefined);
+      const recorder = cache?.recorder(xorbHash, term.chunkStart, term.chunkEnd, { blobPath: storedAt as string, tempPath: this.job.tempPath }, term.fileOffset);
       if (recorder) out.push({ term, recorder });
     }
     return out;
@@ -345,7 +345,7 @@ class XetDownload {
   /** Fetches one xorb range and writes each decoded chunk into every term that uses it (and indexes the terms in the chunk cache). */
   private async fetchOnce(terms: TermSlot[], fetch: XorbRangeFetch): Promise<void> {
     let usedBytes = 0;
-    const recorders = await this.recorders(fetch.xorbHash, terms);
+    const recorders = this.recorders(fetch.xorbHash, terms);
     const writer = this.termWriter(terms, fetch.url);
     try {
       await fetchXorbRange(fetch, this.options, {
