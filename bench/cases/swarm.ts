@@ -1,6 +1,6 @@
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { builtCli, fetchInside, HTTP_PORT, sha256Of, snapshotFile, startCliIn, startClusterHub, startServeIn } from '../../test/cluster/cluster.js';
+import { builtCli, fetchInside, HTTP_PORT, metricValue, sha256Of, snapshotFile, startCliIn, startClusterHub, startServeIn } from '../../test/cluster/cluster.js';
 import type { HubProcessFile } from '../../test/cluster/hub-process.js';
 import { createNetns, netnsUnavailable, type Netns, type NetnsProcess } from '../../test/cluster/netns.js';
 import { FeatureMissing, MiB, missingCommands, ratioCheck, seconds, type BenchCase, type BenchContext, type CaseReport } from '../lib/bench-case.js';
@@ -28,6 +28,33 @@ interface Round {
   times: number[];
   /** Bytes the mirror sent on its link (kernel counter, headers included). */
   mirrorOut: number;
+  /** Swarm rounds: where each node's agent took its bytes, and why it left the swarm (if it did). */
+  agents?: AgentReport[];
+}
+
+interface AgentReport {
+  node: string;
+  fromWebSeeds: number;
+  fromPeers: number;
+  /** Bytes the agent fetched over HTTP from the mirror (a file that fell back, or the config). */
+  overHttp: number;
+  /** The agent's own lines saying why a file left the swarm for HTTP. */
+  fallbacks: string[];
+}
+
+/** Reads an agent's counters from its /metrics and its fallback lines from its output. */
+async function agentReport(net: Netns, node: string, agent: NetnsProcess): Promise<AgentReport> {
+  const metrics = await fetchInside(net, node, `http://127.0.0.1:${HTTP_PORT}/metrics`);
+  return {
+    node,
+    fromWebSeeds: metricValue(metrics, 'modelfetch_swarm_webseed_bytes_total'),
+    fromPeers: metricValue(metrics, 'modelfetch_swarm_peer_bytes_total'),
+    overHttp: metricValue(metrics, 'modelfetch_upstream_bytes_total'),
+    fallbacks: agent
+      .output()
+      .split('\n')
+      .filter((line) => line.includes('downloading it over HTTP')),
+  };
 }
 
 async function verifyNodes(dirs: string[], file: HubProcessFile): Promise<void> {
@@ -62,12 +89,13 @@ async function round(ctx: BenchContext, net: Netns, file: HubProcessFile, n: num
     const before = (await net.linkBytes('mirror')).tx;
     const times = await pullOnAll(net, nodes, () => (swarm ? `http://127.0.0.1:${HTTP_PORT}` : mirrorUrl), file.repoId, (node) => dir(node, 'hf'));
     const mirrorOut = (await net.linkBytes('mirror')).tx - before;
+    const reports = swarm ? await Promise.all(nodes.map((node, i) => agentReport(net, node, agents[i]!))) : undefined;
     await verifyNodes(
       nodes.map((node) => dir(node, 'hf')),
       file,
     );
     ctx.log(`${swarm ? 'swarm' : 'http '} N=${n}: nodes ${times.map((t) => t.toFixed(1)).join(' ')} s; mirror out ${(mirrorOut / file.size).toFixed(2)} × model`);
-    return { times, mirrorOut };
+    return { times, mirrorOut, ...(reports && { agents: reports }) };
   } finally {
     for (const agent of agents) agent.child.kill('SIGKILL');
     await Promise.all(agents.map((agent) => agent.exited));
@@ -80,6 +108,11 @@ function record(report: CaseReport, label: string, n: number, result: Round, siz
   report.measurements.push({ label: `${label} N=${n}: median node`, value: seconds(median(result.times) * 1000), unit: 's' });
   report.measurements.push({ label: `${label} N=${n}: bytes out of the mirror`, value: result.mirrorOut / 1e6, unit: 'MB' });
   report.notes.push(`${label} N=${n}: per-node times ${result.times.map((t) => t.toFixed(1)).join(', ')} s; mirror out ${(result.mirrorOut / size).toFixed(2)} × model`);
+  if (!result.agents) return;
+  const mb = (bytes: number): string => (bytes / 1e6).toFixed(0);
+  // So a slow node names its reason: how much came from the mirror (web seed, HTTP) and from peers.
+  report.notes.push(`${label} N=${n}: per-node MB from web seed / peers / HTTP: ${result.agents.map((a) => `${a.node} ${mb(a.fromWebSeeds)}/${mb(a.fromPeers)}/${mb(a.overHttp)}`).join(', ')}`);
+  for (const agent of result.agents) for (const line of agent.fallbacks) report.notes.push(`${label} N=${n}: ${agent.node}: ${line.trim()}`);
 }
 
 export const swarmCase: BenchCase = {
@@ -113,9 +146,13 @@ export const swarmCase: BenchCase = {
         report.notes.push(`baseline: pull with HF_ENDPOINT=mirror on each node; swarm: serve --upstream mirror --swarm --swarm-port 6881 on each node, pull with HF_ENDPOINT=http://127.0.0.1:${HTTP_PORT}; times from a common start to each pull's exit`);
         const baseline = new Map<number, Round>();
         const swarm = new Map<number, Round>();
+        // BENCH_SWARM_BASELINE=0 skips the HTTP rounds (most of the run's time) when only the swarm is studied.
+        const withBaseline = process.env.BENCH_SWARM_BASELINE !== '0';
         for (const n of counts) {
-          baseline.set(n, await round(ctx, net, file, n, false));
-          record(report, 'http', n, baseline.get(n)!, size);
+          if (withBaseline) {
+            baseline.set(n, await round(ctx, net, file, n, false));
+            record(report, 'http', n, baseline.get(n)!, size);
+          }
           if (agentBuilt) {
             swarm.set(n, await round(ctx, net, file, n, true));
             record(report, 'swarm', n, swarm.get(n)!, size);
@@ -127,7 +164,9 @@ export const swarmCase: BenchCase = {
         report.checks.push(ratioCheck(`N=${top} bytes out of the mirror / model size`, swarm.get(top)!.mirrorOut / size, '≤', 1.5));
         const single = swarm.get(1);
         if (single) report.checks.push(ratioCheck(`N=${top} slowest node / N=1 time (swarm)`, slowest(swarm.get(top)!) / slowest(single), '≤', 1.5));
-        report.checks.push(ratioCheck(`N=${top} baseline slowest / swarm slowest`, slowest(baseline.get(top)!) / slowest(swarm.get(top)!), '≥', 3));
+        const http = baseline.get(top);
+        if (http) report.checks.push(ratioCheck(`N=${top} baseline slowest / swarm slowest`, slowest(http) / slowest(swarm.get(top)!), '≥', 3));
+        else report.notes.push('BENCH_SWARM_BASELINE=0: no baseline rounds, so no baseline check');
       } finally {
         await hub.close();
       }

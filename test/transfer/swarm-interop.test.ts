@@ -9,13 +9,11 @@ import { describe, expect, it, onTestFinished } from 'vitest';
 import { RepoPaths } from '../../src/cache/layout.js';
 import type { FileDigest } from '../../src/core/types.js';
 import { bencode } from '../../src/transfer/swarm/bencode.js';
-import type { SwarmEngine } from '../../src/transfer/swarm/engine.js';
 import { swarmFetchBlob } from '../../src/transfer/swarm/swarm-fetch.js';
 import { hashFileForTorrent, PIECE_SIZE, torrentFile, type TorrentInfo } from '../../src/transfer/swarm/torrent.js';
 import { createWebTorrentEngine } from '../../src/transfer/swarm/webtorrent-engine.js';
 import { freePort, startAria2c } from '../support/aria2c.js';
-import { startFixtureServer, type FixtureServer } from '../support/fixture-server.js';
-import { testTempDir } from '../support/temp.js';
+import { swarmBlob, swarmEngine, type SwarmBlob } from '../support/swarm.js';
 import { hasTool } from '../support/tools.js';
 
 /**
@@ -28,30 +26,11 @@ const content = randomBytes(PIECE_SIZE * 2 + 12_345);
 const sha256 = createHash('sha256').update(content).digest('hex');
 const digest: FileDigest = { algorithm: 'sha256', hex: sha256 };
 
-interface Setup {
-  dir: string;
-  info: TorrentInfo;
-  webSeed: FixtureServer;
-  webSeedUrl: string;
+async function setup(): Promise<SwarmBlob> {
+  return swarmBlob(content);
 }
 
-async function setup(): Promise<Setup> {
-  const dir = await testTempDir('mf-swarm-');
-  const source = join(dir, 'source', sha256);
-  await mkdir(join(dir, 'source'));
-  await writeFile(source, content);
-  const { info } = await hashFileForTorrent(source, sha256);
-  const webSeed = await startFixtureServer();
-  onTestFinished(() => webSeed.close());
-  webSeed.setFile(`/blobs/${sha256}`, { source: { data: content }, size: content.length, etag: `"${sha256}"`, sha256 });
-  return { dir, info, webSeed, webSeedUrl: `${webSeed.origin}/blobs/${sha256}` };
-}
-
-async function engine(): Promise<SwarmEngine> {
-  const started = await createWebTorrentEngine();
-  onTestFinished(() => started.close());
-  return started;
-}
+const engine = swarmEngine;
 
 async function writeTorrent(dir: string, info: TorrentInfo, webSeeds: string[]): Promise<string> {
   const path = join(dir, `${info.infoHash}-${webSeeds.length}.torrent`);

@@ -67,6 +67,13 @@ export interface SwarmTransfer {
   progress(): SwarmProgress;
   /** Leaves the swarm; the file stays where it is. */
   stop(): Promise<void>;
+  /**
+   * After `done`: the transfer stays in the swarm as the file's seed, with its peers, instead of
+   * leaving it (peers still missing pieces only it has would have to take them from the web seed)
+   * and coming back as a new seed. The engine keeps reading through the handle it wrote with, so the
+   * file may be renamed (committed) meanwhile.
+   */
+  keepSeeding(): SwarmSeeding;
 }
 
 export interface SwarmSeeding {

@@ -121,7 +121,11 @@ export class SwarmSession {
     if (!engine) return undefined;
     let transfer: SwarmTransfer | undefined;
     try {
-      const { progress } = await swarmFetchBlob(engine, blob.repo, blob.file, torrent, {
+      const infoHash = parseTorrentFile(torrent).info.infoHash;
+      // Once committed, the download stays in the swarm as the blob's seed (unless it is seeded already).
+      const keepSeeding = !this.closed && !this.seeds.has(infoHash);
+      const { progress, seeding } = await swarmFetchBlob(engine, blob.repo, blob.file, torrent, {
+        keepSeeding,
         stallMs: this.options.stallMs ?? 30_000,
         ...(blob.signal && { signal: blob.signal }),
         ...(blob.onProgress && { onProgress: blob.onProgress }),
@@ -136,7 +140,8 @@ export class SwarmSession {
       // The info came with bytes that matched both its piece hashes and the SHA-256: stamp it for reuse.
       const { info } = parseTorrentFile(torrent);
       if (info.pieceLength === PIECE_SIZE) await writeCacheFile(blob.repo.root, blob.repo.torrentInfo(blob.file.digest), info.encoded).catch(() => undefined);
-      this.seed(torrent, blob.repo.blob(blob.file.digest), blob.label);
+      if (seeding) this.keep(infoHash, seeding);
+      else this.seed(torrent, blob.repo.blob(blob.file.digest), blob.label);
       return { fromPeers: progress.fromPeers, fromWebSeeds: progress.fromWebSeeds };
     } catch (error) {
       if (blob.signal?.aborted) throw error;
@@ -270,6 +275,16 @@ export class SwarmSession {
     for (const { repo, digest, info } of found) this.seed(torrentFile(info, { announce: `${mirror}/api/swarm/announce` }), repo.blob(digest), `${repo.repoId} blob ${digest.hex.slice(0, 12)}`);
     this.options.log?.(`swarm: seeding ${found.length} blob${found.length === 1 ? '' : 's'} already in the cache`);
     return found.length;
+  }
+
+  /** Keeps a finished download as the blob's seed until the session closes (it left the swarm if the session closed meanwhile). */
+  private keep(infoHash: string, seeding: SwarmSeeding): void {
+    if (this.closed || this.seeds.has(infoHash)) {
+      void seeding.stop();
+      return;
+    }
+    this.seeds.add(infoHash);
+    this.seeding.set(infoHash, seeding);
   }
 
   /** Seeds a verified blob (once per infohash) until the session closes. */

@@ -6,7 +6,7 @@ import { makeRealFolders, removeUnder } from '../../cache/safe-path.js';
 import { ModelfetchError } from '../../core/errors.js';
 import { hashFile, matchesDigest } from '../../core/hash/file-digest.js';
 import type { FileDigest } from '../../core/types.js';
-import type { SwarmDownloadJob, SwarmEngine, SwarmProgress, SwarmTransfer } from './engine.js';
+import type { SwarmDownloadJob, SwarmEngine, SwarmProgress, SwarmSeeding, SwarmTransfer } from './engine.js';
 import { parseTorrentFile } from './torrent.js';
 
 export interface SwarmFetchOptions extends Pick<SwarmDownloadJob, 'webSeeds' | 'peers' | 'onPieceRejected' | 'onPeerDropped' | 'onReceived'> {
@@ -17,6 +17,8 @@ export interface SwarmFetchOptions extends Pick<SwarmDownloadJob, 'webSeeds' | '
   onTransfer?: (transfer: SwarmTransfer) => void;
   /** The transfer's progress a few times a second while it runs, and once when every piece is in. */
   onProgress?: (progress: SwarmProgress) => void;
+  /** Once the blob is committed, keep the transfer in the swarm as its seed (returned) instead of leaving. */
+  keepSeeding?: boolean;
 }
 
 /** How often a running transfer's progress is told (a progress line redraws at most ten times a second). */
@@ -65,7 +67,7 @@ export async function swarmFetchBlob(
   file: { digest: FileDigest; size: number },
   torrent: Buffer,
   options: SwarmFetchOptions = {},
-): Promise<{ outcome: CommitOutcome; progress: SwarmProgress }> {
+): Promise<{ outcome: CommitOutcome; progress: SwarmProgress; seeding?: SwarmSeeding }> {
   const { info } = parseTorrentFile(torrent);
   if (info.name !== file.digest.hex || info.length !== file.size) {
     throw new ModelfetchError('ERR_BAD_RESPONSE', `The torrent offered for blob ${file.digest.hex} (${file.size} bytes) describes ${info.name.slice(0, 80)} (${info.length} bytes)`, {
@@ -75,6 +77,7 @@ export async function swarmFetchBlob(
   const folder = repo.swarmPartialDir(file.digest);
   const target = join(folder, file.digest.hex);
   await makeRealFolders(repo.root, folder);
+  let kept = false;
   try {
     const { webSeeds, peers, onPieceRejected, onPeerDropped, onReceived } = options;
     const transfer = engine.download({ torrent, targetPath: target, webSeeds, peers, onPieceRejected, onPeerDropped, onReceived });
@@ -83,20 +86,27 @@ export async function swarmFetchBlob(
     const ticker = onProgress && setInterval(() => onProgress(transfer.progress()), PROGRESS_EVERY_MS);
     ticker?.unref();
     try {
-      await watch(transfer, file.digest.hex, options);
+      try {
+        await watch(transfer, file.digest.hex, options);
+      } finally {
+        clearInterval(ticker);
+      }
+      const progress = transfer.progress();
+      onProgress?.(progress);
+      // Peers go on taking pieces from the finished transfer while the file is hashed and committed.
+      const actual = await hashFile(target, file.digest.algorithm);
+      if (!matchesDigest(actual, file.digest, file.size)) {
+        throw new ModelfetchError('ERR_INTEGRITY', `The file assembled from the swarm for blob ${file.digest.hex} has digest ${actual.hex}; it was discarded`, {
+          hint: 'A peer or web seed sent consistent but wrong data; download the file over HTTP instead.',
+        });
+      }
+      const outcome = await commitBlob(repo, file.digest, target);
+      if (!options.keepSeeding) return { outcome, progress };
+      kept = true;
+      return { outcome, progress, seeding: transfer.keepSeeding() };
     } finally {
-      clearInterval(ticker);
-      await transfer.stop();
+      if (!kept) await transfer.stop();
     }
-    const progress = transfer.progress();
-    onProgress?.(progress);
-    const actual = await hashFile(target, file.digest.algorithm);
-    if (!matchesDigest(actual, file.digest, file.size)) {
-      throw new ModelfetchError('ERR_INTEGRITY', `The file assembled from the swarm for blob ${file.digest.hex} has digest ${actual.hex}; it was discarded`, {
-        hint: 'A peer or web seed sent consistent but wrong data; download the file over HTTP instead.',
-      });
-    }
-    return { outcome: await commitBlob(repo, file.digest, target), progress };
   } finally {
     await removeUnder(repo.root, folder, { folder: true });
   }

@@ -4,7 +4,7 @@ import type { Torrent, Wire } from 'webtorrent';
 import { ModelfetchError } from '../../core/errors.js';
 import type { SwarmDownloadJob, SwarmEngine, SwarmProgress, SwarmRefusal, SwarmSeedJob, SwarmSeeding, SwarmTransfer } from './engine.js';
 import { parseTorrentFile, pieceCount } from './torrent.js';
-import { WebSeedGate } from './web-seed-gate.js';
+import { ENDGAME_PIECES, WebSeedGate } from './web-seed-gate.js';
 
 /**
  * SwarmEngine on webtorrent 1.9 (in-process, TCP only: no DHT, no local peer discovery, no uTP, so
@@ -19,9 +19,15 @@ export interface WebTorrentEngineOptions {
   useTrackers?: boolean;
 }
 
-/** webtorrent's only signal for a failed piece is this warning; its text is pinned with the version. */
 /** A download that receives nothing for this long lets its web seeds send every piece (web-seed-gate.ts). */
 const GATE_STALL_MS = 5000;
+/**
+ * A download down to its last pieces that verifies none for this long does the same. Long enough for
+ * a piece's fetcher to take it from a busy mirror (a 4 MiB piece on a mirror link shared by eight
+ * nodes at 32 Mbit/s takes about 8 s) and pass it on; short against the 30 s fallback to HTTP.
+ */
+const ENDGAME_WAIT_MS = 10_000;
+/** webtorrent's only signal for a failed piece is this warning; its text is pinned with the version. */
 const PIECE_FAILED = /^Piece (\d+) failed verification$/;
 
 function checkName(path: string, name: string, what: string): void {
@@ -67,6 +73,10 @@ function destroyTorrent(torrent: Torrent): Promise<void> {
   return new Promise((resolve) => torrent.destroy({ destroyStore: false }, () => resolve()));
 }
 
+function seedingOf(torrent: Torrent): SwarmSeeding {
+  return { infoHash: torrent.infoHash, uploaded: () => torrent.uploaded, peers: () => peerWires(torrent).length, stop: () => destroyTorrent(torrent) };
+}
+
 export async function createWebTorrentEngine(options: WebTorrentEngineOptions = {}): Promise<SwarmEngine> {
   const { default: WebTorrent } = await import('webtorrent');
   const client = new WebTorrent({ dht: false, lsd: false, utp: false, webSeeds: true, tracker: options.useTrackers ? {} : false, torrentPort: options.port ?? 0 });
@@ -95,19 +105,23 @@ export async function createWebTorrentEngine(options: WebTorrentEngineOptions = 
       // is four): nodes starting together ask the mirror for different pieces and trade them, where
       // in order every node fetched the same pieces from the mirror.
       const torrent = client.add(job.torrent, { path: dirname(job.targetPath), strategy: 'rarest', maxWebConns: 1 });
-      // The mirror (web seed) sends only what no peer can: see web-seed-gate.ts.
-      const gate = new WebSeedGate(torrent, pieceCount(info.length, info.pieceLength));
-      // What is left to receive, in pieces, decides the end game (bytes received, counted cheaply per block;
-      // a rejected piece counted twice only starts it a little early).
-      let received = 0;
+      // The mirror (web seed) sends only what no peer can, each piece to one node: see web-seed-gate.ts.
+      const pieces = pieceCount(info.length, info.pieceLength);
+      const gate = new WebSeedGate(torrent, pieces, client.peerId);
       let lastReceivedAt = performance.now();
-      torrent.on('download', (bytes: number) => {
-        lastReceivedAt = performance.now();
-        gate.remaining(Math.ceil((info.length - (received += bytes)) / info.pieceLength));
-      });
-      // Nothing for GATE_STALL_MS (well inside the session's 30 s stall limit): let the web seed send anything.
+      let lastVerifiedAt = lastReceivedAt;
+      let verified = 0;
+      torrent.on('download', () => void (lastReceivedAt = performance.now()));
+      // Nothing received for GATE_STALL_MS, or the last pieces verifying nothing for ENDGAME_WAIT_MS (both
+      // well inside the session's 30 s stall limit): let the web seed send anything.
       const stallCheck = setInterval(() => {
-        if (performance.now() - lastReceivedAt > GATE_STALL_MS) gate.stalled();
+        const now = performance.now();
+        if (torrent.downloaded !== verified) {
+          verified = torrent.downloaded;
+          lastVerifiedAt = now;
+        }
+        const missing = Math.ceil((info.length - verified) / info.pieceLength);
+        if (now - lastReceivedAt > GATE_STALL_MS || (missing <= ENDGAME_PIECES && now - lastVerifiedAt > ENDGAME_WAIT_MS)) gate.stalled();
       }, 1000);
       stallCheck.unref();
       torrent.once('close', () => clearInterval(stallCheck));
@@ -168,6 +182,8 @@ export async function createWebTorrentEngine(options: WebTorrentEngineOptions = 
           return { ...counts, length: info.length, verified: torrent.downloaded, peers: peerWires(torrent).length };
         },
         stop: () => destroyTorrent(torrent),
+        // webtorrent keeps a finished torrent in the swarm, serving pieces from the file handle its store opened.
+        keepSeeding: () => seedingOf(torrent),
       };
     },
 
@@ -184,7 +200,7 @@ export async function createWebTorrentEngine(options: WebTorrentEngineOptions = 
         }),
       ]);
       for (const peer of job.peers ?? []) torrent.addPeer(peer);
-      return { infoHash: torrent.infoHash, uploaded: () => torrent.uploaded, peers: () => peerWires(torrent).length, stop: () => destroyTorrent(torrent) };
+      return seedingOf(torrent);
     },
 
     close: () => new Promise<void>((resolve) => client.destroy(() => resolve())),

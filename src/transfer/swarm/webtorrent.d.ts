@@ -56,6 +56,8 @@ declare module 'webtorrent' {
 
   export default class WebTorrent extends EventEmitter {
     constructor(options?: ClientOptions);
+    /** This client's peer id, hex (as peers see it in the handshake). */
+    peerId: string;
     torrentPort: number;
     listening: boolean;
     add(torrent: Buffer, options: AddOptions, onTorrent?: (torrent: Torrent) => void): Torrent;
