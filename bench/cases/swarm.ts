@@ -1,4 +1,4 @@
-import { rm } from 'node:fs/promises';
+import { readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { builtCli, fetchInside, HTTP_PORT, metricValue, sha256Of, snapshotFile, startCliIn, startClusterHub, startServeIn } from '../../test/cluster/cluster.js';
 import type { HubProcessFile } from '../../test/cluster/hub-process.js';
@@ -28,12 +28,16 @@ interface Round {
   times: number[];
   /** Bytes the mirror sent on its link (kernel counter, headers included). */
   mirrorOut: number;
+  /** The machine's CPU busy share over the round (all cores). */
+  cpuBusy: number;
   /** Swarm rounds: where each node's agent took its bytes, and why it left the swarm (if it did). */
   agents?: AgentReport[];
 }
 
 interface AgentReport {
   node: string;
+  /** Seconds from the common start until the agent's blob was last written (its swarm download's end). */
+  swarmDone: number | undefined;
   fromWebSeeds: number;
   fromPeers: number;
   /** Bytes the agent fetched over HTTP from the mirror (a file that fell back, or the config). */
@@ -42,11 +46,13 @@ interface AgentReport {
   fallbacks: string[];
 }
 
-/** Reads an agent's counters from its /metrics and its fallback lines from its output. */
-async function agentReport(net: Netns, node: string, agent: NetnsProcess): Promise<AgentReport> {
+/** Reads an agent's counters from its /metrics, its fallback lines from its output and when its blob was done. */
+async function agentReport(net: Netns, node: string, agent: NetnsProcess, blob: string, start: number): Promise<AgentReport> {
   const metrics = await fetchInside(net, node, `http://127.0.0.1:${HTTP_PORT}/metrics`);
+  const written = await stat(blob).then((s) => s.mtimeMs, () => undefined);
   return {
     node,
+    swarmDone: written === undefined ? undefined : (written - start) / 1000,
     fromWebSeeds: metricValue(metrics, 'modelfetch_swarm_webseed_bytes_total'),
     fromPeers: metricValue(metrics, 'modelfetch_swarm_peer_bytes_total'),
     overHttp: metricValue(metrics, 'modelfetch_upstream_bytes_total'),
@@ -64,9 +70,16 @@ async function verifyNodes(dirs: string[], file: HubProcessFile): Promise<void> 
   }
 }
 
+/** The machine's CPU counters (busy and all jiffies, from /proc/stat), to tell a round bound by the links from one bound by the 2 cores. */
+async function cpuTicks(): Promise<{ busy: number; total: number }> {
+  const fields = (await readFile('/proc/stat', 'utf8')).split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  const total = fields.reduce((sum, n) => sum + n, 0);
+  // idle and iowait
+  return { busy: total - (fields[3] ?? 0) - (fields[4] ?? 0), total };
+}
+
 /** Starts one pull per node at the same moment and times each. */
-async function pullOnAll(net: Netns, nodes: string[], endpoint: (node: string) => string, repoId: string, cacheDir: (node: string) => string): Promise<number[]> {
-  const start = Date.now();
+async function pullOnAll(net: Netns, nodes: string[], endpoint: (node: string) => string, repoId: string, cacheDir: (node: string) => string, start: number): Promise<number[]> {
   const pulls = nodes.map((node) => startCliIn(net, node, builtCli, ['pull', repoId, '--cache-dir', cacheDir(node), '--quiet'], { HF_ENDPOINT: endpoint(node) }));
   return Promise.all(
     pulls.map(async (pull, i) => {
@@ -87,15 +100,20 @@ async function round(ctx: BenchContext, net: Netns, file: HubProcessFile, n: num
       for (const node of nodes) agents.push(await startServeIn(net, node, builtCli, ['--upstream', mirrorUrl, '--swarm', '--swarm-port', '6881', '--cache-dir', dir(node, 'agent')]));
     }
     const before = (await net.linkBytes('mirror')).tx;
-    const times = await pullOnAll(net, nodes, () => (swarm ? `http://127.0.0.1:${HTTP_PORT}` : mirrorUrl), file.repoId, (node) => dir(node, 'hf'));
+    const cpuBefore = await cpuTicks();
+    const start = Date.now();
+    const times = await pullOnAll(net, nodes, () => (swarm ? `http://127.0.0.1:${HTTP_PORT}` : mirrorUrl), file.repoId, (node) => dir(node, 'hf'), start);
+    const cpuAfter = await cpuTicks();
+    const cpuBusy = (cpuAfter.busy - cpuBefore.busy) / Math.max(1, cpuAfter.total - cpuBefore.total);
     const mirrorOut = (await net.linkBytes('mirror')).tx - before;
-    const reports = swarm ? await Promise.all(nodes.map((node, i) => agentReport(net, node, agents[i]!))) : undefined;
+    const blob = (node: string): string => join(dir(node, 'agent'), `models--${file.repoId.replace('/', '--')}`, 'blobs', file.sha256);
+    const reports = swarm ? await Promise.all(nodes.map((node, i) => agentReport(net, node, agents[i]!, blob(node), start))) : undefined;
     await verifyNodes(
       nodes.map((node) => dir(node, 'hf')),
       file,
     );
-    ctx.log(`${swarm ? 'swarm' : 'http '} N=${n}: nodes ${times.map((t) => t.toFixed(1)).join(' ')} s; mirror out ${(mirrorOut / file.size).toFixed(2)} × model`);
-    return { times, mirrorOut, ...(reports && { agents: reports }) };
+    ctx.log(`${swarm ? 'swarm' : 'http '} N=${n}: nodes ${times.map((t) => t.toFixed(1)).join(' ')} s; mirror out ${(mirrorOut / file.size).toFixed(2)} × model; CPU busy ${(cpuBusy * 100).toFixed(0)} %`);
+    return { times, mirrorOut, cpuBusy, ...(reports && { agents: reports }) };
   } finally {
     for (const agent of agents) agent.child.kill('SIGKILL');
     await Promise.all(agents.map((agent) => agent.exited));
@@ -107,8 +125,10 @@ function record(report: CaseReport, label: string, n: number, result: Round, siz
   report.measurements.push({ label: `${label} N=${n}: slowest node`, value: seconds(Math.max(...result.times) * 1000), unit: 's' });
   report.measurements.push({ label: `${label} N=${n}: median node`, value: seconds(median(result.times) * 1000), unit: 's' });
   report.measurements.push({ label: `${label} N=${n}: bytes out of the mirror`, value: result.mirrorOut / 1e6, unit: 'MB' });
-  report.notes.push(`${label} N=${n}: per-node times ${result.times.map((t) => t.toFixed(1)).join(', ')} s; mirror out ${(result.mirrorOut / size).toFixed(2)} × model`);
+  report.notes.push(`${label} N=${n}: per-node times ${result.times.map((t) => t.toFixed(1)).join(', ')} s; mirror out ${(result.mirrorOut / size).toFixed(2)} × model; machine CPU busy ${(result.cpuBusy * 100).toFixed(0)} % over the round`);
   if (!result.agents) return;
+  // The swarm's part of each node's time, and the rest (the agent's SHA-256 and commit, then the local pull's copy).
+  report.notes.push(`${label} N=${n}: per-node swarm download done at (agent blob written): ${result.agents.map((a) => (a.swarmDone === undefined ? '?' : a.swarmDone.toFixed(1))).join(', ')} s`);
   const mb = (bytes: number): string => (bytes / 1e6).toFixed(0);
   // So a slow node names its reason: how much came from the mirror (web seed, HTTP) and from peers.
   report.notes.push(`${label} N=${n}: per-node MB from web seed / peers / HTTP: ${result.agents.map((a) => `${a.node} ${mb(a.fromWebSeeds)}/${mb(a.fromPeers)}/${mb(a.overHttp)}`).join(', ')}`);

@@ -50,7 +50,7 @@ function recordingEngine(jobs: SwarmDownloadJob[]): () => Promise<SwarmEngine> {
       jobs.push(job);
       const done = Promise.reject(new Error('no peer has it'));
       done.catch(() => {});
-      return { done, progress: () => ({ fromPeers: 0, fromWebSeeds: 0, length: 10, verified: 0, piecesRejected: 0, peers: 0, peersDropped: 0 }), stop: async () => {}, keepSeeding: () => {
+      return { done, progress: () => ({ fromPeers: 0, fromWebSeeds: 0, length: 10, verified: 0, piecesRejected: 0, peers: 0, peersDropped: 0 }), stop: async () => {}, missingPieces: () => [0], keepSeeding: () => {
           throw new Error('never done');
         } };
     },

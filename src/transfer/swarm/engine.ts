@@ -67,6 +67,8 @@ export interface SwarmTransfer {
   progress(): SwarmProgress;
   /** Leaves the swarm; the file stays where it is. */
   stop(): Promise<void>;
+  /** The pieces not yet verified on disk, in order (those on disk passed their SHA-1 check). */
+  missingPieces(): number[];
   /**
    * After `done`: the transfer stays in the swarm as the file's seed, with its peers, instead of
    * leaving it (peers still missing pieces only it has would have to take them from the web seed)

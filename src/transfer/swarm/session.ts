@@ -6,17 +6,21 @@ import type { RepoPaths } from '../../cache/layout.js';
 import { assertRealFolders } from '../../cache/safe-path.js';
 import { writeCacheFile } from '../../cache/snapshot.js';
 import { isModelfetchError } from '../../core/errors.js';
+import { formatBytes } from '../../core/format-bytes.js';
 import type { FileDigest } from '../../core/types.js';
 import type { SwarmBytes, SwarmEngine, SwarmProgress, SwarmSeeding, SwarmTransfer } from './engine.js';
+import { createRangeReader } from '../range-read.js';
 import { swarmFetchBlob } from './swarm-fetch.js';
 import { parseTorrentFile, parseTorrentInfo, PIECE_SIZE, torrentFile, type TorrentInfo } from './torrent.js';
 
 /**
  * One process's part in a swarm (a node agent, or `pull --swarm`): it asks the mirror for a blob's
  * torrent, downloads it through the engine into the cache (swarm-fetch.ts: SHA-256 is the final
- * gate), then seeds it from the cache while the session lives. Whatever goes wrong on the swarm
- * side (no torrent, a bad one, a stall) is one log line and `undefined`: the caller fetches the
- * file over HTTP. The engine (webtorrent) is loaded on the first torrent, never for a cache hit.
+ * gate), and stays in the swarm as its seed while the session lives. A stall keeps the verified
+ * pieces and fetches the rest from the mirror's web seed over HTTP (finish-over-http.ts), with one
+ * log line. Whatever else goes wrong on the swarm side (no torrent, a bad one, a failed finish) is
+ * one log line and `undefined`: the caller fetches the file over HTTP. The engine (webtorrent) is
+ * loaded on the first torrent, never for a cache hit.
  *
  * Credentials: the mirror's own headers go only to the torrent request (the mirror's origin). The
  * engine gets a torrent rebuilt from the verified info and the mirror's URLs without any userinfo,
@@ -127,6 +131,10 @@ export class SwarmSession {
       const { progress, seeding } = await swarmFetchBlob(engine, blob.repo, blob.file, torrent, {
         keepSeeding,
         stallMs: this.options.stallMs ?? 30_000,
+        finish: {
+          read: createRangeReader({ ...(this.options.dispatcher && { dispatcher: this.options.dispatcher }), ...(blob.signal && { signal: blob.signal }) }),
+          onStart: (why, pieces, bytes) => log(`swarm: ${blob.label}: ${why.message}; fetching the ${pieces} piece${pieces === 1 ? '' : 's'} still missing (${formatBytes(bytes)}) from the mirror over HTTP, keeping the rest`),
+        },
         ...(blob.signal && { signal: blob.signal }),
         ...(blob.onProgress && { onProgress: blob.onProgress }),
         onTransfer: (started) => this.downloads.add((transfer = started)),

@@ -3,10 +3,12 @@ import { commitBlob } from '../../cache/blob-store.js';
 import type { CommitOutcome } from '../../cache/atomic.js';
 import type { RepoPaths } from '../../cache/layout.js';
 import { makeRealFolders, removeUnder } from '../../cache/safe-path.js';
-import { ModelfetchError } from '../../core/errors.js';
+import { isModelfetchError, ModelfetchError } from '../../core/errors.js';
 import { hashFile, matchesDigest } from '../../core/hash/file-digest.js';
 import type { FileDigest } from '../../core/types.js';
 import type { SwarmDownloadJob, SwarmEngine, SwarmProgress, SwarmSeeding, SwarmTransfer } from './engine.js';
+import type { RangeReader } from '../range-read.js';
+import { finishOverHttp } from './finish-over-http.js';
 import { parseTorrentFile } from './torrent.js';
 
 export interface SwarmFetchOptions extends Pick<SwarmDownloadJob, 'webSeeds' | 'peers' | 'onPieceRejected' | 'onPeerDropped' | 'onReceived'> {
@@ -19,6 +21,12 @@ export interface SwarmFetchOptions extends Pick<SwarmDownloadJob, 'webSeeds' | '
   onProgress?: (progress: SwarmProgress) => void;
   /** Once the blob is committed, keep the transfer in the swarm as its seed (returned) instead of leaving. */
   keepSeeding?: boolean;
+  /**
+   * When the swarm stalls (`stallMs`), fetch the pieces still missing from the web seeds over HTTP
+   * with `read` (their bytes count as from web seeds), keeping the verified ones; `onStart` is told
+   * why and how much. Without it a stall rejects (ERR_STALL) and the partial file is removed.
+   */
+  finish?: { read: RangeReader; onStart?: (why: ModelfetchError, pieces: number, bytes: number) => void };
 }
 
 /** How often a running transfer's progress is told (a progress line redraws at most ten times a second). */
@@ -85,13 +93,26 @@ export async function swarmFetchBlob(
     const { onProgress } = options;
     const ticker = onProgress && setInterval(() => onProgress(transfer.progress()), PROGRESS_EVERY_MS);
     ticker?.unref();
+    let stopped = false;
     try {
+      let overHttp = 0;
       try {
         await watch(transfer, file.digest.hex, options);
+      } catch (error) {
+        const { finish } = options;
+        if (!finish || !isModelfetchError(error) || error.code !== 'ERR_STALL') throw error;
+        // The verified pieces stay; the rest comes from the web seeds over HTTP (finish-over-http.ts).
+        const missing = transfer.missingPieces();
+        await transfer.stop();
+        stopped = true;
+        const seeds = [...new Set([...(webSeeds ?? []), ...(parseTorrentFile(torrent).webSeeds ?? [])])];
+        finish.onStart?.(error, missing.length, missing.reduce((sum, index) => sum + Math.min(info.pieceLength, info.length - index * info.pieceLength), 0));
+        overHttp = await finishOverHttp(target, info, missing, seeds, finish.read, (bytes) => onReceived?.('webSeed', bytes));
       } finally {
         clearInterval(ticker);
       }
-      const progress = transfer.progress();
+      const progress = stopped ? { ...transfer.progress(), verified: info.length } : transfer.progress();
+      progress.fromWebSeeds += overHttp;
       onProgress?.(progress);
       // Peers go on taking pieces from the finished transfer while the file is hashed and committed.
       const actual = await hashFile(target, file.digest.algorithm);
@@ -101,11 +122,11 @@ export async function swarmFetchBlob(
         });
       }
       const outcome = await commitBlob(repo, file.digest, target);
-      if (!options.keepSeeding) return { outcome, progress };
+      if (!options.keepSeeding || stopped) return { outcome, progress };
       kept = true;
       return { outcome, progress, seeding: transfer.keepSeeding() };
     } finally {
-      if (!kept) await transfer.stop();
+      if (!kept && !stopped) await transfer.stop();
     }
   } finally {
     await removeUnder(repo.root, folder, { folder: true });

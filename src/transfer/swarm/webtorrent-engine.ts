@@ -182,6 +182,8 @@ export async function createWebTorrentEngine(options: WebTorrentEngineOptions = 
           return { ...counts, length: info.length, verified: torrent.downloaded, peers: peerWires(torrent).length };
         },
         stop: () => destroyTorrent(torrent),
+        // webtorrent writes a piece to the file only after its SHA-1 check, then sets its bit.
+        missingPieces: () => Array.from({ length: pieces }, (_, index) => index).filter((index) => !torrent.bitfield.get(index)),
         // webtorrent keeps a finished torrent in the swarm, serving pieces from the file handle its store opened.
         keepSeeding: () => seedingOf(torrent),
       };

@@ -49,6 +49,8 @@ declare module 'webtorrent' {
     destroyed: boolean;
     numPeers: number;
     wires: Wire[];
+    /** Pieces verified and written (set only after a piece's SHA-1 check). */
+    bitfield: { get(index: number): boolean };
     addPeer(peer: string): boolean;
     addWebSeed(url: string): void;
     destroy(options: { destroyStore?: boolean }, callback?: (error?: Error | null) => void): void;
