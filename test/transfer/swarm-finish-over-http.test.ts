@@ -51,6 +51,24 @@ describe('a stalled swarm download finishes over HTTP', () => {
     expect(progress.verified).toBe(content.length);
   });
 
+  it('fetches the last two pieces over HTTP when they stop verifying for the end-game wait, long before the stall limit', async () => {
+    const content = randomBytes(PIECE_SIZE * (PIECES - 1) + 777);
+    const { dir, file, info, webSeed, webSeedUrl } = await swarmBlob(content, 'mf-swarm-finish-');
+    stallWebTorrentAfter(webSeed, PIECES - 2);
+    const repo = new RepoPaths(join(dir, 'cache'), 'model', 'org/name');
+    const started: string[] = [];
+    const { outcome } = await swarmFetchBlob(await swarmEngine(), repo, file, torrentFile(info, { webSeeds: [webSeedUrl] }), {
+      // The stall limit is beyond the test's timeout: only the end game can finish it in time.
+      stallMs: 120_000,
+      endgameMs: 1500,
+      finish: { read: createRangeReader({ maxAttempts: 1 }), onStart: (why, pieces) => started.push(`${pieces}: ${why.message}`) },
+    });
+    expect(outcome).toBe('committed');
+    expect((await readFile(repo.blob(file.digest))).equals(content)).toBe(true);
+    expect(started).toEqual([`2: The last 2 pieces of the swarm download of ${file.digest.hex} made no progress for 2 s`]);
+    expect(webSeed.requests.filter((r) => !isWebTorrent(r.headers['user-agent']))).toHaveLength(2);
+  });
+
   it('refuses a piece from the web seed that fails its SHA-1, and leaves nothing behind', async () => {
     const content = randomBytes(PIECE_SIZE * (PIECES - 1) + 777);
     const { dir, file, info, webSeed, webSeedUrl } = await swarmBlob(content, 'mf-swarm-finish-');

@@ -30,8 +30,10 @@ import { parseTorrentFile, parseTorrentInfo, PIECE_SIZE, torrentFile, type Torre
 export interface SwarmSessionOptions {
   /** TCP port peers reach this process on (`--swarm-port`); 0 picks a free one. Default 0. */
   port?: number;
-  /** No piece verified for this long: the swarm is given up and the file comes over HTTP. Default 30 s. */
+  /** No piece verified for this long: the swarm is given up and the missing pieces come over HTTP. Default 30 s. */
   stallMs?: number;
+  /** The last two pieces not verifying for this long: they come over HTTP. Default ENDGAME_WAIT_MS. */
+  endgameMs?: number;
   /** HTTP dispatcher for the torrent requests. */
   dispatcher?: Dispatcher;
   /** One line per fallback. Default: none. */
@@ -69,6 +71,15 @@ export interface SwarmStatus extends SwarmTotals {
   /** The BitTorrent port, once the engine runs. */
   port: number | undefined;
 }
+
+/**
+ * How long the last two pieces may go without one verifying before they come from the mirror over
+ * HTTP. webtorrent 1.9 has no end game of its own: a slow peer holding the last blocks holds the
+ * download (in a cluster bench one node ended its swarm download 20 s after all its peers had,
+ * though they all seeded). Long enough for a piece's fetcher to take it from a busy mirror (4 MiB on
+ * a link shared by eight nodes at 32 Mbit/s is about 8 s) and pass it on.
+ */
+const ENDGAME_WAIT_MS = 8000;
 
 /** Blobs seeded from the cache at start at most (each is one torrent in the engine). */
 const MAX_SEEDED_AT_START = 2000;
@@ -131,6 +142,7 @@ export class SwarmSession {
       const { progress, seeding } = await swarmFetchBlob(engine, blob.repo, blob.file, torrent, {
         keepSeeding,
         stallMs: this.options.stallMs ?? 30_000,
+        endgameMs: this.options.endgameMs ?? ENDGAME_WAIT_MS,
         finish: {
           read: createRangeReader({ ...(this.options.dispatcher && { dispatcher: this.options.dispatcher }), ...(blob.signal && { signal: blob.signal }) }),
           onStart: (why, pieces, bytes) => log(`swarm: ${blob.label}: ${why.message}; fetching the ${pieces} piece${pieces === 1 ? '' : 's'} still missing (${formatBytes(bytes)}) from the mirror over HTTP, keeping the rest`),

@@ -14,6 +14,12 @@ import { parseTorrentFile } from './torrent.js';
 export interface SwarmFetchOptions extends Pick<SwarmDownloadJob, 'webSeeds' | 'peers' | 'onPieceRejected' | 'onPeerDropped' | 'onReceived'> {
   /** Give up (ERR_STALL) when no piece was verified for this long. Default: never. */
   stallMs?: number;
+  /**
+   * The end game: give up (ERR_STALL) sooner, after this long, when only the last ENDGAME_PIECES are
+   * missing and none of them verifies (a slow or starved peer holding them; webtorrent 1.9 has no end
+   * game of its own). With `finish` they then come over HTTP. Default: no end game.
+   */
+  endgameMs?: number;
   signal?: AbortSignal;
   /** Told the transfer once it starts (for live peer counts). */
   onTransfer?: (transfer: SwarmTransfer) => void;
@@ -29,13 +35,16 @@ export interface SwarmFetchOptions extends Pick<SwarmDownloadJob, 'webSeeds' | '
   finish?: { read: RangeReader; onStart?: (why: ModelfetchError, pieces: number, bytes: number) => void };
 }
 
+/** Pieces left at which a download whose pieces stop verifying for `endgameMs` is in its end game. */
+export const ENDGAME_PIECES = 2;
+
 /** How often a running transfer's progress is told (a progress line redraws at most ten times a second). */
 const PROGRESS_EVERY_MS = 200;
 
-/** Resolves when the transfer is done; rejects when it stalls for `stallMs` or `signal` aborts. */
-function watch(transfer: SwarmTransfer, name: string, options: SwarmFetchOptions): Promise<void> {
-  const { stallMs, signal } = options;
-  if (stallMs === undefined && !signal) return transfer.done;
+/** Resolves when the transfer is done; rejects when it stalls for `stallMs` (or `endgameMs` near the end) or `signal` aborts. */
+function watch(transfer: SwarmTransfer, name: string, pieceLength: number, options: SwarmFetchOptions): Promise<void> {
+  const { stallMs, endgameMs, signal } = options;
+  if (stallMs === undefined && endgameMs === undefined && !signal) return transfer.done;
   let timer: NodeJS.Timeout | undefined;
   let onAbort: (() => void) | undefined;
   const stopped = new Promise<never>((_, reject) => {
@@ -44,18 +53,23 @@ function watch(transfer: SwarmTransfer, name: string, options: SwarmFetchOptions
       if (signal.aborted) onAbort();
       else signal.addEventListener('abort', onAbort, { once: true });
     }
-    if (stallMs === undefined) return;
+    const limits = [stallMs, endgameMs].filter((ms): ms is number => ms !== undefined);
+    if (limits.length === 0) return;
     let verified = -1;
     let since = Date.now();
     timer = setInterval(() => {
-      const now = transfer.progress().verified;
+      const { verified: now, length } = transfer.progress();
+      const quiet = Date.now() - since;
+      const left = Math.ceil((length - now) / pieceLength);
       if (now !== verified) {
         verified = now;
         since = Date.now();
-      } else if (Date.now() - since >= stallMs) {
+      } else if (stallMs !== undefined && quiet >= stallMs) {
         reject(new ModelfetchError('ERR_STALL', `The swarm download of ${name} made no progress for ${Math.round(stallMs / 1000)} s`));
+      } else if (endgameMs !== undefined && left <= ENDGAME_PIECES && quiet >= endgameMs) {
+        reject(new ModelfetchError('ERR_STALL', `The last ${left} piece${left === 1 ? '' : 's'} of the swarm download of ${name} made no progress for ${Math.round(endgameMs / 1000)} s`));
       }
-    }, Math.max(10, Math.min(1000, stallMs / 4)));
+    }, Math.max(10, Math.min(1000, Math.min(...limits) / 4)));
   });
   return Promise.race([transfer.done, stopped]).finally(() => {
     clearInterval(timer);
@@ -97,7 +111,7 @@ export async function swarmFetchBlob(
     try {
       let overHttp = 0;
       try {
-        await watch(transfer, file.digest.hex, options);
+        await watch(transfer, file.digest.hex, info.pieceLength, options);
       } catch (error) {
         const { finish } = options;
         if (!finish || !isModelfetchError(error) || error.code !== 'ERR_STALL') throw error;

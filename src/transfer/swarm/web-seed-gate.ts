@@ -15,18 +15,15 @@ import type { Torrent, Wire } from 'webtorrent';
  *   random picks (before) two nodes often took the same piece from the mirror at once, because a
  *   piece in flight is invisible to the others.
  *
- * Every piece opens up again, for good, when nothing has arrived for a few seconds or the download is
- * down to its last ENDGAME_PIECES and none was verified for a while (the engine calls `stalled`), so
- * a peer that claims pieces but does not send them, a slow one, or a fetcher that left cannot hold the
- * download. A peer leaving, or one getting a piece, passes its share on at once.
+ * Every piece opens up again, for good, when nothing has arrived for a few seconds (the engine calls
+ * `stalled`), so peers that claim pieces but send nothing, or fetchers that do not fetch (a client
+ * that does not take part, such as aria2c), cannot hold the download. A peer leaving passes its share
+ * on at once. The last pieces have their own end game over HTTP (swarm-fetch.ts).
  *
  * This works through what webtorrent 1.9.7 (pinned) decides with: a wire's `peerPieces` bitfield,
  * the torrent's rarity counts (`_rarityMap._pieces`, kept in step with each bit changed) and
  * `_update()`, which makes every wire ask for more after a piece opens up again.
  */
-
-/** Pieces left at which a download that verifies nothing for a while opens every piece to its web seeds. */
-export const ENDGAME_PIECES = 2;
 
 interface RarityCounts {
   _pieces: number[] | null;
@@ -135,9 +132,8 @@ export class WebSeedGate {
   }
 
   /**
-   * Nothing arrived for a while, or the last pieces are slow: every piece opens up again for good, so
-   * peers that claim pieces but do not send them (or fetch them slowly) cannot hold the download until
-   * the swarm's stall limit sends it to HTTP.
+   * Nothing arrived for a while: every piece opens up again for good, so peers that claim pieces but
+   * do not send them cannot hold the download until the swarm's stall limit sends it to HTTP.
    */
   stalled(): void {
     if (this.endgame) return;

@@ -4,7 +4,7 @@ import type { Torrent, Wire } from 'webtorrent';
 import { ModelfetchError } from '../../core/errors.js';
 import type { SwarmDownloadJob, SwarmEngine, SwarmProgress, SwarmRefusal, SwarmSeedJob, SwarmSeeding, SwarmTransfer } from './engine.js';
 import { parseTorrentFile, pieceCount } from './torrent.js';
-import { ENDGAME_PIECES, WebSeedGate } from './web-seed-gate.js';
+import { WebSeedGate } from './web-seed-gate.js';
 
 /**
  * SwarmEngine on webtorrent 1.9 (in-process, TCP only: no DHT, no local peer discovery, no uTP, so
@@ -21,12 +21,6 @@ export interface WebTorrentEngineOptions {
 
 /** A download that receives nothing for this long lets its web seeds send every piece (web-seed-gate.ts). */
 const GATE_STALL_MS = 5000;
-/**
- * A download down to its last pieces that verifies none for this long does the same. Long enough for
- * a piece's fetcher to take it from a busy mirror (a 4 MiB piece on a mirror link shared by eight
- * nodes at 32 Mbit/s takes about 8 s) and pass it on; short against the 30 s fallback to HTTP.
- */
-const ENDGAME_WAIT_MS = 10_000;
 /** webtorrent's only signal for a failed piece is this warning; its text is pinned with the version. */
 const PIECE_FAILED = /^Piece (\d+) failed verification$/;
 
@@ -109,19 +103,10 @@ export async function createWebTorrentEngine(options: WebTorrentEngineOptions = 
       const pieces = pieceCount(info.length, info.pieceLength);
       const gate = new WebSeedGate(torrent, pieces, client.peerId);
       let lastReceivedAt = performance.now();
-      let lastVerifiedAt = lastReceivedAt;
-      let verified = 0;
       torrent.on('download', () => void (lastReceivedAt = performance.now()));
-      // Nothing received for GATE_STALL_MS, or the last pieces verifying nothing for ENDGAME_WAIT_MS (both
-      // well inside the session's 30 s stall limit): let the web seed send anything.
+      // Nothing received for GATE_STALL_MS (well inside the session's 30 s stall limit): let the web seed send anything.
       const stallCheck = setInterval(() => {
-        const now = performance.now();
-        if (torrent.downloaded !== verified) {
-          verified = torrent.downloaded;
-          lastVerifiedAt = now;
-        }
-        const missing = Math.ceil((info.length - verified) / info.pieceLength);
-        if (now - lastReceivedAt > GATE_STALL_MS || (missing <= ENDGAME_PIECES && now - lastVerifiedAt > ENDGAME_WAIT_MS)) gate.stalled();
+        if (performance.now() - lastReceivedAt > GATE_STALL_MS) gate.stalled();
       }, 1000);
       stallCheck.unref();
       torrent.once('close', () => clearInterval(stallCheck));
