@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
-import { readdir, readFile } from 'node:fs/promises';
+import { copyFile, mkdir, readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it, onTestFinished } from 'vitest';
+import { commitBlob } from '../../src/cache/blob-store.js';
 import { RepoPaths } from '../../src/cache/layout.js';
 import { swarmFetchBlob } from '../../src/transfer/swarm/swarm-fetch.js';
 import { PIECE_SIZE, torrentFile } from '../../src/transfer/swarm/torrent.js';
@@ -33,6 +34,20 @@ describe('keeping a finished swarm download as the seed', () => {
     expect(second.progress.fromPeers).toBeGreaterThanOrEqual(data.length);
     expect((await readFile(secondRepo.blob(file.digest))).equals(data)).toBe(true);
     expect(kept.seeding?.uploaded()).toBeGreaterThanOrEqual(data.length);
+  });
+
+  it('does not stay as the seed when another process committed the blob first (its own file is unlinked)', async () => {
+    const data = randomBytes(PIECE_SIZE + 33);
+    const { dir, file, info, source, webSeedUrl } = await swarmBlob(data, 'mf-swarm-keep-');
+    const repo = new RepoPaths(join(dir, 'first'), 'model', 'org/name');
+    await mkdir(join(dir, 'other'));
+    await copyFile(source, join(dir, 'other', 'blob'));
+    // Another process commits the blob while this one is in the swarm (the swarm fetch does not look first).
+    await commitBlob(repo, file.digest, join(dir, 'other', 'blob'));
+    const result = await swarmFetchBlob(await swarmEngine(), repo, file, torrentFile(info, { webSeeds: [webSeedUrl] }), { keepSeeding: true });
+    expect(result.outcome).toBe('exists');
+    expect(result.seeding).toBeUndefined();
+    expect((await readFile(repo.blob(file.digest))).equals(data)).toBe(true);
   });
 
   it('leaves the swarm once the blob is committed when not asked to stay', async () => {

@@ -136,7 +136,9 @@ export async function swarmFetchBlob(
         });
       }
       const outcome = await commitBlob(repo, file.digest, target);
-      if (!options.keepSeeding || stopped) return { outcome, progress };
+      // Kept only when its file became the blob: one committed meanwhile by another process leaves ours
+      // unlinked, and seeding from it would hold its disk space for as long as the seed runs.
+      if (!options.keepSeeding || stopped || outcome !== 'committed') return { outcome, progress };
       kept = true;
       return { outcome, progress, seeding: transfer.keepSeeding() };
     } finally {
