@@ -13,7 +13,7 @@ import { swarmFetchBlob } from '../../src/transfer/swarm/swarm-fetch.js';
 import { hashFileForTorrent, PIECE_SIZE, torrentFile, type TorrentInfo } from '../../src/transfer/swarm/torrent.js';
 import { createWebTorrentEngine } from '../../src/transfer/swarm/webtorrent-engine.js';
 import { freePort, startAria2c } from '../support/aria2c.js';
-import { swarmBlob, swarmEngine, type SwarmBlob } from '../support/swarm.js';
+import { swarmBlob, swarmEngine as engine, type SwarmBlob } from '../support/swarm.js';
 import { hasTool } from '../support/tools.js';
 
 /**
@@ -29,8 +29,6 @@ const digest: FileDigest = { algorithm: 'sha256', hex: sha256 };
 async function setup(): Promise<SwarmBlob> {
   return swarmBlob(content);
 }
-
-const engine = swarmEngine;
 
 async function writeTorrent(dir: string, info: TorrentInfo, webSeeds: string[]): Promise<string> {
   const path = join(dir, `${info.infoHash}-${webSeeds.length}.torrent`);

@@ -1,9 +1,8 @@
-import { createHash } from 'node:crypto';
 import { constants } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { isModelfetchError, ModelfetchError } from '../../core/errors.js';
 import type { RangeReader } from '../range-read.js';
-import type { TorrentInfo } from './torrent.js';
+import { isPiece, pieceRange, type TorrentInfo } from './torrent.js';
 
 /**
  * A stalled swarm download keeps what it verified: the pieces still missing are read from the
@@ -35,10 +34,8 @@ export async function finishOverHttp(
     const worker = async (): Promise<void> => {
       while (next < missing.length) {
         const index = missing[next++] as number;
-        const start = index * info.pieceLength;
-        const end = Math.min(info.length, start + info.pieceLength);
-        const bytes = await readPiece(info, index, start, end, webSeeds, read);
-        await handle.write(bytes, 0, bytes.length, start);
+        const bytes = await readPiece(info, index, webSeeds, read);
+        await handle.write(bytes, 0, bytes.length, pieceRange(info, index).start);
         fetched += bytes.length;
         onBytes(bytes.length);
       }
@@ -52,21 +49,14 @@ export async function finishOverHttp(
 }
 
 /** One piece from the first web seed that sends it whole and with the right SHA-1. */
-async function readPiece(info: TorrentInfo, index: number, start: number, end: number, webSeeds: readonly string[], read: RangeReader): Promise<Buffer> {
-  const expected = info.pieces.subarray(index * 20, index * 20 + 20);
+async function readPiece(info: TorrentInfo, index: number, webSeeds: readonly string[], read: RangeReader): Promise<Buffer> {
+  const { start, end } = pieceRange(info, index);
   let why = '';
   for (const url of webSeeds) {
     try {
       const { bytes } = await read({ url, start, end });
-      if (bytes.length !== end - start) {
-        why = `sent ${bytes.length} bytes of its ${end - start}`;
-        continue;
-      }
-      if (!createHash('sha1').update(bytes).digest().equals(expected)) {
-        why = 'sent bytes that fail its SHA-1 check';
-        continue;
-      }
-      return bytes;
+      if (isPiece(info, index, bytes)) return bytes;
+      why = bytes.length === end - start ? 'sent bytes that fail its SHA-1 check' : `sent ${bytes.length} bytes of its ${end - start}`;
     } catch (error) {
       // The web seed URL may carry a capability: the reason names the error's code, never the URL.
       why = `failed (${isModelfetchError(error) ? error.code : 'network error'})`;

@@ -75,7 +75,7 @@ export interface SwarmStatus extends SwarmTotals {
 /**
  * How long the last two pieces may go without one verifying before they come from the mirror over
  * HTTP. webtorrent 1.9 has no end game of its own: a slow peer holding the last blocks holds the
- * download (in a cluster bench one node ended its swarm download 20 s after all its peers had,
+ * download (in a cluster bench one node ended its swarm download 19 s after all its peers had,
  * though they all seeded). Long enough for a piece's fetcher to take it from a busy mirror (4 MiB on
  * a link shared by eight nodes at 32 Mbit/s is about 8 s) and pass it on.
  */
@@ -136,7 +136,8 @@ export class SwarmSession {
     if (!engine) return undefined;
     let transfer: SwarmTransfer | undefined;
     try {
-      const infoHash = parseTorrentFile(torrent).info.infoHash;
+      const { info } = parseTorrentFile(torrent);
+      const { infoHash } = info;
       // Once committed, the download stays in the swarm as the blob's seed (unless it is seeded already).
       const keepSeeding = !this.closed && !this.seeds.has(infoHash);
       const { progress, seeding } = await swarmFetchBlob(engine, blob.repo, blob.file, torrent, {
@@ -158,7 +159,6 @@ export class SwarmSession {
         },
       });
       // The info came with bytes that matched both its piece hashes and the SHA-256: stamp it for reuse.
-      const { info } = parseTorrentFile(torrent);
       if (info.pieceLength === PIECE_SIZE) await writeCacheFile(blob.repo.root, blob.repo.torrentInfo(blob.file.digest), info.encoded).catch(() => undefined);
       if (seeding) this.keep(infoHash, seeding);
       else this.seed(torrent, blob.repo.blob(blob.file.digest), blob.label);

@@ -9,7 +9,7 @@ import type { FileDigest } from '../../core/types.js';
 import type { SwarmDownloadJob, SwarmEngine, SwarmProgress, SwarmSeeding, SwarmTransfer } from './engine.js';
 import type { RangeReader } from '../range-read.js';
 import { finishOverHttp } from './finish-over-http.js';
-import { parseTorrentFile } from './torrent.js';
+import { parseTorrentFile, pieceRange } from './torrent.js';
 
 export interface SwarmFetchOptions extends Pick<SwarmDownloadJob, 'webSeeds' | 'peers' | 'onPieceRejected' | 'onPeerDropped' | 'onReceived'> {
   /** Give up (ERR_STALL) when no piece was verified for this long. Default: never. */
@@ -36,7 +36,7 @@ export interface SwarmFetchOptions extends Pick<SwarmDownloadJob, 'webSeeds' | '
 }
 
 /** Pieces left at which a download whose pieces stop verifying for `endgameMs` is in its end game. */
-export const ENDGAME_PIECES = 2;
+const ENDGAME_PIECES = 2;
 
 /** How often a running transfer's progress is told (a progress line redraws at most ten times a second). */
 const PROGRESS_EVERY_MS = 200;
@@ -90,7 +90,7 @@ export async function swarmFetchBlob(
   torrent: Buffer,
   options: SwarmFetchOptions = {},
 ): Promise<{ outcome: CommitOutcome; progress: SwarmProgress; seeding?: SwarmSeeding }> {
-  const { info } = parseTorrentFile(torrent);
+  const { info, webSeeds: torrentWebSeeds } = parseTorrentFile(torrent);
   if (info.name !== file.digest.hex || info.length !== file.size) {
     throw new ModelfetchError('ERR_BAD_RESPONSE', `The torrent offered for blob ${file.digest.hex} (${file.size} bytes) describes ${info.name.slice(0, 80)} (${info.length} bytes)`, {
       hint: 'The mirror served a torrent for another file; download the file over HTTP instead.',
@@ -119,8 +119,12 @@ export async function swarmFetchBlob(
         const missing = transfer.missingPieces();
         await transfer.stop();
         stopped = true;
-        const seeds = [...new Set([...(webSeeds ?? []), ...(parseTorrentFile(torrent).webSeeds ?? [])])];
-        finish.onStart?.(error, missing.length, missing.reduce((sum, index) => sum + Math.min(info.pieceLength, info.length - index * info.pieceLength), 0));
+        const seeds = [...new Set([...(webSeeds ?? []), ...(torrentWebSeeds ?? [])])];
+        const bytes = missing.reduce((sum, index) => {
+          const { start, end } = pieceRange(info, index);
+          return sum + end - start;
+        }, 0);
+        finish.onStart?.(error, missing.length, bytes);
         overHttp = await finishOverHttp(target, info, missing, seeds, finish.read, (bytes) => onReceived?.('webSeed', bytes));
       } finally {
         clearInterval(ticker);

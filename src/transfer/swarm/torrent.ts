@@ -37,6 +37,18 @@ export function pieceCount(length: number, pieceLength: number = PIECE_SIZE): nu
   return Math.ceil(length / pieceLength);
 }
 
+/** The bytes [start, end) of piece `index` in the file (the last piece is shorter). */
+export function pieceRange(info: TorrentInfo, index: number): { start: number; end: number } {
+  const start = index * info.pieceLength;
+  return { start, end: Math.min(info.length, start + info.pieceLength) };
+}
+
+/** Whether `bytes` are piece `index`: its length and its SHA-1 as the info lists it. */
+export function isPiece(info: TorrentInfo, index: number, bytes: Buffer): boolean {
+  const { start, end } = pieceRange(info, index);
+  return bytes.length === end - start && createHash('sha1').update(bytes).digest().equals(info.pieces.subarray(index * 20, index * 20 + 20));
+}
+
 /** Builds the info dictionary from its parts (the piece hashes already computed). */
 export function torrentInfoOf(name: string, length: number, pieces: Buffer, pieceLength: number = PIECE_SIZE): TorrentInfo {
   if (pieces.length !== 20 * pieceCount(length, pieceLength)) {
